@@ -1,0 +1,2 @@
+//! End-to-end acceptance tests (terraform → provider → server → proxy →
+//! broker) live here once the data plane and provider exist.

@@ -1,0 +1,155 @@
+//! The `sluice.admin.v1.AdminService` gRPC service: authenticates each call
+//! and maps it onto the store.
+
+use sluice_proto::admin::v1::{
+    CreateEntityRequest, DeleteEntityRequest, DeleteEntityResponse, Entity, GetEntityRequest,
+    Kind, ListEntitiesRequest, ListEntitiesResponse, ListRevisionsRequest, ListRevisionsResponse,
+    UpdateEntityRequest, ValidateRequest, ValidateResponse, admin_service_server::AdminService,
+    validate_request::Operation,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::ApiError,
+    store::{ListFilter, Mode, Store},
+};
+
+/// The admin service over a store.
+#[derive(Clone)]
+pub struct AdminApi {
+    store: Store,
+}
+
+impl AdminApi {
+    /// Serves the admin API from `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Accepts the call only with `authorization: Bearer <valid token>`.
+    async fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        if token.is_empty() {
+            return Err(ApiError::Unauthenticated(
+                "missing `authorization: Bearer <token>` metadata; create a token with \
+                 `sluice-server token create --name NAME`"
+                    .into(),
+            )
+            .into());
+        }
+        match self.store.check_token(token).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ApiError::Unauthenticated("unknown admin token".into()).into()),
+            Err(e) => Err(ApiError::Internal(e).into()),
+        }
+    }
+}
+
+fn kind_of(value: i32) -> Result<Kind, ApiError> {
+    match Kind::try_from(value) {
+        Ok(Kind::Unspecified) | Err(_) => Err(ApiError::invalid(
+            "request",
+            "kind",
+            "must be one of the entity kinds",
+        )),
+        Ok(kind) => Ok(kind),
+    }
+}
+
+fn entity_of(entity: Option<Entity>) -> Result<Entity, ApiError> {
+    entity.ok_or_else(|| ApiError::invalid("request", "entity", "must be set"))
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn create_entity(&self, request: Request<CreateEntityRequest>) -> Reply<Entity> {
+        self.authorize(&request).await?;
+        let entity = entity_of(request.into_inner().entity)?;
+        let created = self.store.create(entity, Mode::Commit).await?;
+        tracing::info!(kind = created.kind().slug(), id = %created.id, revision = created.revision, "created");
+        Ok(Response::new(created))
+    }
+
+    async fn get_entity(&self, request: Request<GetEntityRequest>) -> Reply<Entity> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        Ok(Response::new(self.store.get(kind_of(r.kind)?, &r.id).await?))
+    }
+
+    async fn list_entities(&self, request: Request<ListEntitiesRequest>) -> Reply<ListEntitiesResponse> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        let filter = ListFilter {
+            kind: Some(kind_of(r.kind)?),
+            gateway_id: r.gateway_id,
+            parent_id: r.parent_id,
+            name: r.name,
+            page_size: r.page_size,
+            page_token: r.page_token,
+        };
+        let (entities, next_page_token) = self.store.list(&filter).await?;
+        Ok(Response::new(ListEntitiesResponse { entities, next_page_token }))
+    }
+
+    async fn update_entity(&self, request: Request<UpdateEntityRequest>) -> Reply<Entity> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        let updated = self
+            .store
+            .update(entity_of(r.entity)?, r.expected_revision, Mode::Commit)
+            .await?;
+        tracing::info!(kind = updated.kind().slug(), id = %updated.id, revision = updated.revision, "updated");
+        Ok(Response::new(updated))
+    }
+
+    async fn delete_entity(&self, request: Request<DeleteEntityRequest>) -> Reply<DeleteEntityResponse> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        let kind = kind_of(r.kind)?;
+        let revision = self.store.delete(kind, &r.id, r.expected_revision, Mode::Commit).await?;
+        tracing::info!(kind = kind.slug(), id = %r.id, revision, "deleted");
+        Ok(Response::new(DeleteEntityResponse { revision }))
+    }
+
+    async fn validate(&self, request: Request<ValidateRequest>) -> Reply<ValidateResponse> {
+        self.authorize(&request).await?;
+        match request.into_inner().operation {
+            Some(Operation::Create(c)) => {
+                self.store.create(entity_of(c.entity)?, Mode::DryRun).await?;
+            }
+            Some(Operation::Update(u)) => {
+                self.store
+                    .update(entity_of(u.entity)?, u.expected_revision, Mode::DryRun)
+                    .await?;
+            }
+            None => {
+                return Err(ApiError::invalid("validate request", "operation", "set create or update").into());
+            }
+        }
+        Ok(Response::new(ValidateResponse {}))
+    }
+
+    async fn list_revisions(&self, request: Request<ListRevisionsRequest>) -> Reply<ListRevisionsResponse> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        if r.gateway_id.is_empty() {
+            return Err(ApiError::invalid("list request", "gateway_id", "must be set").into());
+        }
+        let (revisions, latest_revision) = self
+            .store
+            .revisions(&r.gateway_id, r.after_revision, r.page_size)
+            .await?;
+        Ok(Response::new(ListRevisionsResponse { revisions, latest_revision }))
+    }
+}

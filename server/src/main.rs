@@ -1,0 +1,115 @@
+//! `sluice-server`: the Sluice control plane.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use sluice_server::serve::{self, ServeConfig};
+
+/// The Sluice control plane: stores gateway configuration and serves the admin API.
+#[derive(Parser)]
+#[command(name = "sluice-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info,sluice_server=debug`).
+    #[arg(long, global = true, env = "SLUICE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the admin gRPC API.
+    Serve(ServeArgs),
+    /// Manage admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args)]
+struct DataDir {
+    /// Directory for the SQLite database and the master key.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    data_dir: PathBuf,
+    /// File holding the 32-byte key secrets are encrypted with (created 0600 if absent).
+    #[arg(long, env = "SLUICE_MASTER_KEY_FILE", default_value = "<data-dir>/master.key")]
+    master_key_file: String,
+}
+
+impl DataDir {
+    fn key_file(&self) -> Option<PathBuf> {
+        (self.master_key_file != "<data-dir>/master.key").then(|| PathBuf::from(&self.master_key_file))
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Address of the admin gRPC API (port 0 picks a free port; the log says which).
+    #[arg(long, env = "SLUICE_ADMIN_LISTEN", default_value = "127.0.0.1:7600")]
+    admin_listen: SocketAddr,
+    /// Address reserved for the data-plane sync API (mTLS); not served by this version.
+    #[arg(long, env = "SLUICE_SYNC_LISTEN", default_value = "127.0.0.1:7601")]
+    sync_listen: SocketAddr,
+    /// PEM certificate chain: serve the admin API over TLS (needs --tls-key).
+    #[arg(long, env = "SLUICE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "SLUICE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an admin token and print it (only the token) on stdout.
+    Create {
+        /// A name to recognise the token by.
+        #[arg(long, env = "SLUICE_TOKEN_NAME")]
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            let _ = args.sync_listen;
+            serve::run(ServeConfig {
+                master_key_file: args.data.key_file(),
+                data_dir: args.data.data_dir,
+                admin_listen: args.admin_listen,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+            })
+            .await
+        }
+        Command::Token(TokenCommand::Create { name, data }) => create_token(&name, &data).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn create_token(name: &str, data: &DataDir) -> anyhow::Result<()> {
+    if name.trim().is_empty() {
+        anyhow::bail!("--name must not be empty");
+    }
+    let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await?;
+    let token = store.create_token(name).await?;
+    store.close().await;
+    println!("{}", token.token);
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! The SQLite store: entities, their references, the revision log and admin
+//! tokens. Every write is one transaction that also appends to the log.
+
+mod read;
+mod tokens;
+mod write;
+
+pub use write::Mode;
+
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use tokio::sync::{Mutex, watch};
+
+pub use read::ListFilter;
+pub use tokens::NewToken;
+
+use crate::secrets::MasterKey;
+
+/// The embedded migrations (`server/migrations`).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "sluice.db";
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    key: MasterKey,
+    /// Serialises writers so that revision order is commit order and no
+    /// transaction ever has to retry on a busy database.
+    write_lock: Arc<Mutex<()>>,
+    /// The newest committed revision, for whoever waits on changes.
+    committed: Arc<watch::Sender<i64>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and runs the
+    /// migrations.
+    pub async fn open(data_dir: &Path, key: MasterKey) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let path = data_dir.join(DATABASE_FILE);
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening database {}", path.display()))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating database {}", path.display()))?;
+        let latest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM revisions")
+            .fetch_one(&pool)
+            .await?;
+        Ok(Self {
+            pool,
+            key,
+            write_lock: Arc::default(),
+            committed: Arc::new(watch::channel(latest).0),
+        })
+    }
+
+    /// A receiver that sees the newest committed revision change.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,466 @@
+//! Field checks for each kind's spec: everything that needs no database.
+
+use sluice_proto::admin::v1::{
+    AclAction, AclOperation, AclResourceType, BackendAuthentication, BackendCluster,
+    BackendTls, BootstrapPort, BrokerHostFormat, CertificateAndKey, ClientAuthenticationMode,
+    EventHandler, EventHook, EventSource, FailureMode, HeaderAction, Listener,
+    ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Mediation, NameSelector,
+    NamespaceMode, RecordPart, ScramAlgorithm, Secret, TlsVersion, VirtualCluster,
+    backend_authentication, entity::Spec, header_action, listener_policy_forward_to_virtual_cluster,
+    name_selector, virtual_cluster_authentication,
+};
+
+use super::rules::{self, MAX_CONDITION};
+use crate::error::Violations;
+
+const SCRAM: &str = "sha256, sha512";
+const TLS_VERSIONS: &str = "tls12, tls13";
+
+/// Checks the fields of a spec; `v` collects what is wrong.
+pub fn check(v: &mut Violations, spec: &Spec) {
+    if let Some(policy) = spec.policy() {
+        rules::required(v, "virtual_cluster_id", policy.virtual_cluster_id, 64);
+        rules::max_len(v, "condition", policy.condition, MAX_CONDITION);
+    }
+    match spec {
+        Spec::Gateway(_) => {}
+        Spec::BackendCluster(b) => backend_cluster(v, b),
+        Spec::VirtualCluster(vc) => virtual_cluster(v, vc),
+        Spec::Listener(l) => listener(v, l),
+        Spec::ListenerPolicyTlsServer(t) => tls_server(v, t),
+        Spec::ListenerPolicyForwardToVirtualCluster(f) => forward(v, f),
+        Spec::ClusterPolicyAcls(p) => {
+            if p.rules.is_empty() {
+                v.add("rules", "at least one rule is required");
+            }
+            for (i, rule) in p.rules.iter().enumerate() {
+                let at = format!("rules[{i}]");
+                rules::enum_set::<AclResourceType>(
+                    v,
+                    &format!("{at}.resource_type"),
+                    rule.resource_type,
+                    "topic, group, transactional_id, cluster",
+                );
+                rules::enum_set::<AclAction>(v, &format!("{at}.action"), rule.action, "allow, deny");
+                if rule.operations.is_empty() {
+                    v.add(format!("{at}.operations"), "at least one operation is required");
+                }
+                for (j, op) in rule.operations.iter().enumerate() {
+                    rules::enum_set::<AclOperation>(
+                        v,
+                        &format!("{at}.operations[{j}]"),
+                        *op,
+                        "all, alter, alter_configs, create, delete, describe, describe_configs, \
+                         idempotent_write, read, write",
+                    );
+                }
+                if rule.resource_names.is_empty() {
+                    v.add(format!("{at}.resource_names"), "at least one name or glob is required");
+                }
+                for (j, name) in rule.resource_names.iter().enumerate() {
+                    rules::required(v, &format!("{at}.resource_names[{j}]"), name, 249);
+                }
+            }
+        }
+        Spec::ProducePolicyModifyHeaders(p) => header_actions(v, &p.actions),
+        Spec::ConsumePolicyModifyHeaders(p) => header_actions(v, &p.actions),
+        Spec::ProducePolicySchemaValidation(p) => {
+            schema(v, p.r#type, &p.schema);
+            rules::enum_in(
+                v,
+                "failure_mode",
+                p.failure_mode,
+                &[
+                    (FailureMode::Reject as i32, "reject"),
+                    (FailureMode::Passthrough as i32, "passthrough"),
+                    (FailureMode::Mark as i32, "mark"),
+                ],
+            );
+        }
+        Spec::ConsumePolicySchemaValidation(p) => {
+            schema(v, p.r#type, &p.schema);
+            rules::enum_in(
+                v,
+                "failure_mode",
+                p.failure_mode,
+                &[
+                    (FailureMode::Error as i32, "error"),
+                    (FailureMode::Skip as i32, "skip"),
+                    (FailureMode::Passthrough as i32, "passthrough"),
+                    (FailureMode::Mark as i32, "mark"),
+                ],
+            );
+        }
+        Spec::ProducePolicyEncrypt(p) => {
+            rules::required(v, "static_key_id", &p.static_key_id, 64);
+            record_parts(v, &p.part_of_record);
+            rules::enum_in(
+                v,
+                "failure_mode",
+                p.failure_mode,
+                &[
+                    (FailureMode::Reject as i32, "reject"),
+                    (FailureMode::Passthrough as i32, "passthrough"),
+                ],
+            );
+        }
+        Spec::ConsumePolicyDecrypt(p) => {
+            if p.key_sources.is_empty() {
+                v.add("key_sources", "at least one key source is required");
+            }
+            for (i, source) in p.key_sources.iter().enumerate() {
+                rules::required(v, &format!("key_sources[{i}].static_key_id"), &source.static_key_id, 64);
+            }
+            record_parts(v, &p.part_of_record);
+            rules::enum_in(
+                v,
+                "failure_mode",
+                p.failure_mode,
+                &[
+                    (FailureMode::Error as i32, "error"),
+                    (FailureMode::Skip as i32, "skip"),
+                    (FailureMode::Passthrough as i32, "passthrough"),
+                ],
+            );
+        }
+        Spec::ConsumePolicySkipRecord(p) => {
+            rules::required(v, "skip_condition", &p.skip_condition, MAX_CONDITION)
+        }
+        Spec::StaticKey(k) => {
+            if secret_missing(v, "value", k.value.as_ref()) {
+                return;
+            }
+            let value = k.value.as_ref().map(|s| s.value.trim()).unwrap_or_default();
+            if !value.is_empty() && decode_key(value).is_none() {
+                v.add("value", "must be 32 bytes, base64 or hex encoded");
+            }
+        }
+        Spec::TlsTrustBundle(t) => rules::pem(v, "trusted_ca", &t.trusted_ca, "CERTIFICATE"),
+        Spec::DataPlaneCertificate(c) => {
+            let cert = c.certificate.trim();
+            match (c.generated, cert.is_empty()) {
+                (true, false) => v.add(
+                    "certificate",
+                    "set either certificate (a PEM certificate or CSR) or generated = true, not both",
+                ),
+                (false, true) => v.add(
+                    "certificate",
+                    "set a PEM certificate or CSR, or generated = true",
+                ),
+                (false, false) if !cert.contains("-----BEGIN ") => {
+                    v.add("certificate", "must be a PEM certificate or certificate request")
+                }
+                _ => {}
+            }
+        }
+        Spec::EventHook(h) => event_hook(v, h),
+    }
+}
+
+/// Decodes a 32-byte key from base64 or hex.
+pub fn decode_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let bytes = hex::decode(text)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(text).ok())?;
+    (bytes.len() == 32).then_some(bytes)
+}
+
+/// Records a violation when a required secret has neither a value nor a
+/// stored fingerprint; returns whether it did.
+fn secret_missing(v: &mut Violations, field: &str, secret: Option<&Secret>) -> bool {
+    let present = secret.is_some_and(|s| !s.value.is_empty() || !s.fingerprint.is_empty());
+    if !present {
+        v.add(field, "must be set (write-only secret)");
+    }
+    !present
+}
+
+fn backend_cluster(v: &mut Violations, b: &BackendCluster) {
+    if b.bootstrap_servers.is_empty() {
+        v.add("bootstrap_servers", "at least one host:port is required");
+    }
+    for (i, server) in b.bootstrap_servers.iter().enumerate() {
+        rules::host_port(v, &format!("bootstrap_servers[{i}]"), server);
+    }
+    if !(1..=43200).contains(&b.metadata_update_interval_seconds) {
+        v.add("metadata_update_interval_seconds", "must be 1-43200");
+    }
+    backend_authentication(v, b.authentication.as_ref());
+    if let Some(tls) = &b.tls {
+        backend_tls(v, tls);
+    }
+}
+
+fn backend_authentication(v: &mut Violations, auth: Option<&BackendAuthentication>) {
+    use backend_authentication::Method;
+    match auth.and_then(|a| a.method.as_ref()) {
+        None => v.add("authentication", "set one of anonymous, sasl_plain, sasl_scram"),
+        Some(Method::Anonymous(_)) => {}
+        Some(Method::SaslPlain(p)) => {
+            rules::required(v, "authentication.sasl_plain.username", &p.username, 255);
+            secret_missing(v, "authentication.sasl_plain.password", p.password.as_ref());
+        }
+        Some(Method::SaslScram(s)) => {
+            rules::enum_set::<ScramAlgorithm>(v, "authentication.sasl_scram.algorithm", s.algorithm, SCRAM);
+            rules::required(v, "authentication.sasl_scram.username", &s.username, 255);
+            secret_missing(v, "authentication.sasl_scram.password", s.password.as_ref());
+        }
+    }
+}
+
+fn backend_tls(v: &mut Violations, tls: &BackendTls) {
+    for (i, version) in tls.versions.iter().enumerate() {
+        rules::enum_set::<TlsVersion>(v, &format!("tls.versions[{i}]"), *version, TLS_VERSIONS);
+    }
+    if !tls.ca_bundle.is_empty() {
+        rules::pem(v, "tls.ca_bundle", &tls.ca_bundle, "CERTIFICATE");
+    }
+    if let Some(identity) = &tls.client_identity {
+        certificate_and_key(v, "tls.client_identity", identity);
+    }
+}
+
+fn certificate_and_key(v: &mut Violations, at: &str, pair: &CertificateAndKey) {
+    rules::pem(v, &format!("{at}.certificate"), &pair.certificate, "CERTIFICATE");
+    if !secret_missing(v, &format!("{at}.key"), pair.key.as_ref()) {
+        let key = pair.key.as_ref().map(|k| k.value.as_str()).unwrap_or_default();
+        if !key.is_empty() && !(key.contains("-----BEGIN ") && key.contains("PRIVATE KEY-----")) {
+            v.add(format!("{at}.key"), "must be a PEM private key");
+        }
+    }
+}
+
+fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
+    use virtual_cluster_authentication::Method;
+    rules::required(v, "destination_id", &vc.destination_id, 64);
+    rules::dns_label(v, "dns_label", &vc.dns_label);
+    for (i, rule) in vc.authentication.iter().enumerate() {
+        let at = format!("authentication[{i}]");
+        match &rule.method {
+            None => v.add(
+                at,
+                "set one of anonymous, sasl_plain, sasl_scram, oauth_bearer, client_certificate",
+            ),
+            Some(Method::Anonymous(_)) | Some(Method::ClientCertificate(_)) => {}
+            Some(Method::SaslPlain(p)) => {
+                let mediation = format!("{at}.sasl_plain.mediation");
+                rules::enum_in(
+                    v,
+                    &mediation,
+                    p.mediation,
+                    &[
+                        (Mediation::Passthrough as i32, "passthrough"),
+                        (Mediation::Terminate as i32, "terminate"),
+                    ],
+                );
+                if p.mediation == Mediation::Terminate as i32 && p.principals.is_empty() {
+                    v.add(format!("{at}.sasl_plain.principals"), "terminate needs at least one principal");
+                }
+                for (j, principal) in p.principals.iter().enumerate() {
+                    let pat = format!("{at}.sasl_plain.principals[{j}]");
+                    rules::required(v, &format!("{pat}.username"), &principal.username, 255);
+                    secret_missing(v, &format!("{pat}.password"), principal.password.as_ref());
+                }
+            }
+            Some(Method::SaslScram(s)) => {
+                rules::enum_set::<ScramAlgorithm>(v, &format!("{at}.sasl_scram.algorithm"), s.algorithm, SCRAM)
+            }
+            Some(Method::OauthBearer(o)) => {
+                rules::enum_set::<Mediation>(
+                    v,
+                    &format!("{at}.oauth_bearer.mediation"),
+                    o.mediation,
+                    "passthrough, validate_forward, terminate",
+                );
+                if o.mediation != Mediation::Passthrough as i32 {
+                    match &o.jwks {
+                        Some(jwks) => rules::url(v, &format!("{at}.oauth_bearer.jwks.endpoint"), &jwks.endpoint),
+                        None => v.add(format!("{at}.oauth_bearer.jwks"), "required unless mediation is passthrough"),
+                    }
+                }
+            }
+        }
+    }
+    rules::enum_set::<sluice_proto::admin::v1::AclMode>(
+        v,
+        "acl_mode",
+        vc.acl_mode,
+        "enforce_on_gateway, passthrough",
+    );
+    if let Some(ns) = &vc.namespace {
+        rules::enum_set::<NamespaceMode>(v, "namespace.mode", ns.mode, "hide_prefix, enforce_prefix");
+        rules::required(v, "namespace.prefix", &ns.prefix, 200);
+        if let Some(additional) = &ns.additional {
+            name_selector(v, "namespace.additional.topics", additional.topics.as_ref());
+            name_selector(v, "namespace.additional.consumer_groups", additional.consumer_groups.as_ref());
+        }
+    }
+    for (i, alias) in vc.topic_aliases.iter().enumerate() {
+        rules::required(v, &format!("topic_aliases[{i}].alias"), &alias.alias, 249);
+        rules::required(v, &format!("topic_aliases[{i}].topic"), &alias.topic, 249);
+        if vc.topic_aliases[..i].iter().any(|a| a.alias == alias.alias) {
+            v.add(format!("topic_aliases[{i}].alias"), format!("alias {:?} is listed twice", alias.alias));
+        }
+    }
+}
+
+fn name_selector(v: &mut Violations, at: &str, selector: Option<&NameSelector>) {
+    match selector.and_then(|s| s.selector.as_ref()) {
+        None => {}
+        Some(name_selector::Selector::Glob(g)) => rules::required(v, &format!("{at}.glob"), g, 249),
+        Some(name_selector::Selector::ExactList(list)) => {
+            for (i, name) in list.names.iter().enumerate() {
+                rules::required(v, &format!("{at}.exact_list.names[{i}]"), name, 249);
+            }
+        }
+    }
+}
+
+fn listener(v: &mut Violations, l: &Listener) {
+    if l.addresses.is_empty() {
+        v.add("addresses", "at least one address is required");
+    }
+    let wildcard = l.addresses.iter().any(|a| a == "0.0.0.0" || a == "::");
+    for (i, address) in l.addresses.iter().enumerate() {
+        let field = format!("addresses[{i}]");
+        if !rules::is_host(address) {
+            v.add(&field, format!("{address:?} is not an IP address or host name"));
+        } else if wildcard && l.addresses.len() > 1 && (address == "0.0.0.0" || address == "::") {
+            v.add(&field, format!("{address} listens everywhere and must stand alone"));
+        }
+    }
+    if l.ports.is_empty() {
+        v.add("ports", "at least one port or range is required");
+    }
+    let mut seen: Vec<(u16, u16)> = Vec::new();
+    for (i, port) in l.ports.iter().enumerate() {
+        let field = format!("ports[{i}]");
+        match rules::parse_port_spec(port) {
+            None => rules::port_spec(v, &field, port),
+            Some((a, b)) => {
+                if seen.iter().any(|(x, y)| a <= *y && *x <= b) {
+                    v.add(field, format!("{port} overlaps another entry"));
+                }
+                seen.push((a, b));
+            }
+        }
+    }
+}
+
+fn tls_server(v: &mut Violations, t: &ListenerPolicyTlsServer) {
+    rules::required(v, "listener_id", &t.listener_id, 64);
+    if t.certificates.is_empty() {
+        v.add("certificates", "at least one certificate is required");
+    }
+    for (i, pair) in t.certificates.iter().enumerate() {
+        certificate_and_key(v, &format!("certificates[{i}]"), pair);
+    }
+    if let Some(range) = &t.versions {
+        rules::enum_set::<TlsVersion>(v, "versions.min", range.min, TLS_VERSIONS);
+        rules::enum_set::<TlsVersion>(v, "versions.max", range.max, TLS_VERSIONS);
+        if range.min > range.max {
+            v.add("versions.min", "must not be above versions.max");
+        }
+    }
+    if let Some(ca) = &t.client_authentication {
+        rules::enum_set::<ClientAuthenticationMode>(
+            v,
+            "client_authentication.mode",
+            ca.mode,
+            "required, requested",
+        );
+        if ca.trust_bundle_ids.is_empty() {
+            v.add("client_authentication.trust_bundle_ids", "at least one trust bundle is required");
+        }
+    }
+}
+
+fn forward(v: &mut Violations, f: &ListenerPolicyForwardToVirtualCluster) {
+    use listener_policy_forward_to_virtual_cluster::Config;
+    rules::required(v, "listener_id", &f.listener_id, 64);
+    match &f.config {
+        None => v.add("port_mapping", "set one of port_mapping, sni"),
+        Some(Config::PortMapping(p)) => {
+            rules::required(v, "port_mapping.destination_id", &p.destination_id, 64);
+            if !rules::is_host(&p.advertised_host) {
+                v.add(
+                    "port_mapping.advertised_host",
+                    format!("{:?} is not a host name or IP address", p.advertised_host),
+                );
+            }
+            rules::enum_set::<BootstrapPort>(v, "port_mapping.bootstrap_port", p.bootstrap_port, "none, at_start");
+            if p.min_broker_id < 0 {
+                v.add("port_mapping.min_broker_id", "must be 0 or more");
+            }
+        }
+        Some(Config::Sni(s)) => {
+            let suffix = &s.sni_suffix;
+            let body = suffix.get(1..).unwrap_or_default();
+            if !(suffix.starts_with('.') || suffix.starts_with('-')) || !rules::is_host(body) {
+                v.add(
+                    "sni.sni_suffix",
+                    format!("{suffix:?} must start with '.' or '-' followed by a host name"),
+                );
+            }
+            if s.advertised_port != 0 {
+                rules::port(v, "sni.advertised_port", s.advertised_port);
+            }
+            rules::enum_set::<BrokerHostFormat>(
+                v,
+                "sni.broker_host_format",
+                s.broker_host_format,
+                "per_cluster_suffix, shared_suffix",
+            );
+        }
+    }
+}
+
+fn header_actions(v: &mut Violations, actions: &[HeaderAction]) {
+    if actions.is_empty() {
+        v.add("actions", "at least one action is required");
+    }
+    for (i, action) in actions.iter().enumerate() {
+        match &action.action {
+            None => v.add(format!("actions[{i}]"), "set one of set, remove"),
+            Some(header_action::Action::Set(s)) => {
+                rules::required(v, &format!("actions[{i}].set.key"), &s.key, 255)
+            }
+            Some(header_action::Action::Remove(r)) => {
+                rules::required(v, &format!("actions[{i}].remove.key"), &r.key, 255)
+            }
+        }
+    }
+}
+
+fn schema(v: &mut Violations, kind: i32, schema: &str) {
+    rules::enum_in(v, "type", kind, &[(sluice_proto::admin::v1::SchemaType::Json as i32, "json")]);
+    if schema.trim().is_empty() {
+        v.add("schema", "must be set");
+    } else if serde_json::from_str::<serde_json::Value>(schema).is_err() {
+        v.add("schema", "must be a JSON document (a JSON Schema)");
+    }
+}
+
+fn record_parts(v: &mut Violations, parts: &[i32]) {
+    for (i, part) in parts.iter().enumerate() {
+        rules::enum_set::<RecordPart>(v, &format!("part_of_record[{i}]"), *part, "key, value");
+    }
+}
+
+fn event_hook(v: &mut Violations, h: &EventHook) {
+    rules::enum_set::<EventSource>(v, "source", h.source, "crud, dataplane");
+    rules::max_len(v, "event", &h.event, 64);
+    rules::enum_set::<EventHandler>(v, "handler", h.handler, "webhook, log");
+    if h.handler == EventHandler::Webhook as i32 {
+        match &h.config {
+            Some(config) => rules::url(v, "config.url", &config.url),
+            None => v.add("config.url", "a webhook needs a url"),
+        }
+    }
+    if let Some(config) = &h.config {
+        if !(1..=300).contains(&config.timeout) {
+            v.add("config.timeout", "must be 1-300 seconds");
+        }
+    }
+}
