@@ -138,11 +138,9 @@ impl Spec {
     /// Sets `enabled` to its default (true) on a policy that left it unset.
     pub fn default_policy_enabled(&mut self) {
         macro_rules! default {
-            ($p:expr) => {
-                {
-                    $p.enabled.get_or_insert(true);
-                }
-            };
+            ($p:expr) => {{
+                $p.enabled.get_or_insert(true);
+            }};
         }
         match self {
             Spec::ClusterPolicyAcls(p) => default!(p),

@@ -18,8 +18,9 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
     static POOL: std::sync::OnceLock<prost_reflect::DescriptorPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
-        prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET)
-            .unwrap_or_else(|e| panic!("the descriptor set compiled into this binary is invalid: {e}"))
+        prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap_or_else(|e| {
+            panic!("the descriptor set compiled into this binary is invalid: {e}")
+        })
     })
 }
 

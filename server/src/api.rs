@@ -2,8 +2,8 @@
 //! and maps it onto the store.
 
 use sluice_proto::admin::v1::{
-    CreateEntityRequest, DeleteEntityRequest, DeleteEntityResponse, Entity, GetEntityRequest,
-    Kind, ListEntitiesRequest, ListEntitiesResponse, ListRevisionsRequest, ListRevisionsResponse,
+    CreateEntityRequest, DeleteEntityRequest, DeleteEntityResponse, Entity, GetEntityRequest, Kind,
+    ListEntitiesRequest, ListEntitiesResponse, ListRevisionsRequest, ListRevisionsResponse,
     UpdateEntityRequest, ValidateRequest, ValidateResponse, admin_service_server::AdminService,
     validate_request::Operation,
 };
@@ -84,10 +84,15 @@ impl AdminService for AdminApi {
     async fn get_entity(&self, request: Request<GetEntityRequest>) -> Reply<Entity> {
         self.authorize(&request).await?;
         let r = request.into_inner();
-        Ok(Response::new(self.store.get(kind_of(r.kind)?, &r.id).await?))
+        Ok(Response::new(
+            self.store.get(kind_of(r.kind)?, &r.id).await?,
+        ))
     }
 
-    async fn list_entities(&self, request: Request<ListEntitiesRequest>) -> Reply<ListEntitiesResponse> {
+    async fn list_entities(
+        &self,
+        request: Request<ListEntitiesRequest>,
+    ) -> Reply<ListEntitiesResponse> {
         self.authorize(&request).await?;
         let r = request.into_inner();
         let filter = ListFilter {
@@ -99,7 +104,10 @@ impl AdminService for AdminApi {
             page_token: r.page_token,
         };
         let (entities, next_page_token) = self.store.list(&filter).await?;
-        Ok(Response::new(ListEntitiesResponse { entities, next_page_token }))
+        Ok(Response::new(ListEntitiesResponse {
+            entities,
+            next_page_token,
+        }))
     }
 
     async fn update_entity(&self, request: Request<UpdateEntityRequest>) -> Reply<Entity> {
@@ -113,11 +121,17 @@ impl AdminService for AdminApi {
         Ok(Response::new(updated))
     }
 
-    async fn delete_entity(&self, request: Request<DeleteEntityRequest>) -> Reply<DeleteEntityResponse> {
+    async fn delete_entity(
+        &self,
+        request: Request<DeleteEntityRequest>,
+    ) -> Reply<DeleteEntityResponse> {
         self.authorize(&request).await?;
         let r = request.into_inner();
         let kind = kind_of(r.kind)?;
-        let revision = self.store.delete(kind, &r.id, r.expected_revision, Mode::Commit).await?;
+        let revision = self
+            .store
+            .delete(kind, &r.id, r.expected_revision, Mode::Commit)
+            .await?;
         tracing::info!(kind = kind.slug(), id = %r.id, revision, "deleted");
         Ok(Response::new(DeleteEntityResponse { revision }))
     }
@@ -126,7 +140,9 @@ impl AdminService for AdminApi {
         self.authorize(&request).await?;
         match request.into_inner().operation {
             Some(Operation::Create(c)) => {
-                self.store.create(entity_of(c.entity)?, Mode::DryRun).await?;
+                self.store
+                    .create(entity_of(c.entity)?, Mode::DryRun)
+                    .await?;
             }
             Some(Operation::Update(u)) => {
                 self.store
@@ -134,13 +150,21 @@ impl AdminService for AdminApi {
                     .await?;
             }
             None => {
-                return Err(ApiError::invalid("validate request", "operation", "set create or update").into());
+                return Err(ApiError::invalid(
+                    "validate request",
+                    "operation",
+                    "set create or update",
+                )
+                .into());
             }
         }
         Ok(Response::new(ValidateResponse {}))
     }
 
-    async fn list_revisions(&self, request: Request<ListRevisionsRequest>) -> Reply<ListRevisionsResponse> {
+    async fn list_revisions(
+        &self,
+        request: Request<ListRevisionsRequest>,
+    ) -> Reply<ListRevisionsResponse> {
         self.authorize(&request).await?;
         let r = request.into_inner();
         if r.gateway_id.is_empty() {
@@ -150,6 +174,9 @@ impl AdminService for AdminApi {
             .store
             .revisions(&r.gateway_id, r.after_revision, r.page_size)
             .await?;
-        Ok(Response::new(ListRevisionsResponse { revisions, latest_revision }))
+        Ok(Response::new(ListRevisionsResponse {
+            revisions,
+            latest_revision,
+        }))
     }
 }

@@ -31,13 +31,18 @@ struct DataDir {
     #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
     data_dir: PathBuf,
     /// File holding the 32-byte key secrets are encrypted with (created 0600 if absent).
-    #[arg(long, env = "SLUICE_MASTER_KEY_FILE", default_value = "<data-dir>/master.key")]
+    #[arg(
+        long,
+        env = "SLUICE_MASTER_KEY_FILE",
+        default_value = "<data-dir>/master.key"
+    )]
     master_key_file: String,
 }
 
 impl DataDir {
     fn key_file(&self) -> Option<PathBuf> {
-        (self.master_key_file != "<data-dir>/master.key").then(|| PathBuf::from(&self.master_key_file))
+        (self.master_key_file != "<data-dir>/master.key")
+            .then(|| PathBuf::from(&self.master_key_file))
     }
 }
 
@@ -79,6 +84,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Serve(args) => {

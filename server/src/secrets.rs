@@ -134,11 +134,7 @@ pub fn for_each_secret(
     Ok(())
 }
 
-fn walk(
-    value: &mut Value,
-    path: &str,
-    f: &mut dyn FnMut(&str, &mut Secret),
-) -> anyhow::Result<()> {
+fn walk(value: &mut Value, path: &str, f: &mut dyn FnMut(&str, &mut Secret)) -> anyhow::Result<()> {
     match value {
         Value::Message(message) if message.descriptor().full_name() == SECRET_TYPE => {
             let mut secret: Secret = message.transcode_to()?;
@@ -184,10 +180,10 @@ fn join(path: &str, name: &str) -> String {
 pub fn carry_over(entity: &mut Entity, stored: &SealedSecrets) -> anyhow::Result<()> {
     for_each_secret(entity, |path, secret| {
         secret.fingerprint.clear();
-        if secret.value.is_empty() {
-            if let Some(old) = stored.get(path) {
-                secret.fingerprint = old.fingerprint.clone();
-            }
+        if secret.value.is_empty()
+            && let Some(old) = stored.get(path)
+        {
+            secret.fingerprint = old.fingerprint.clone();
         }
     })
 }
@@ -261,7 +257,9 @@ mod tests {
     }
 
     fn password(e: &Entity) -> Secret {
-        let Some(Spec::BackendCluster(b)) = &e.spec else { panic!("not a backend") };
+        let Some(Spec::BackendCluster(b)) = &e.spec else {
+            panic!("not a backend")
+        };
         let Some(Method::SaslPlain(p)) = b.authentication.as_ref().and_then(|a| a.method.clone())
         else {
             panic!("not sasl_plain")

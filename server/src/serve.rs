@@ -5,11 +5,14 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use sluice_proto::admin::v1::admin_service_server::AdminServiceServer;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{api::AdminApi, secrets::MasterKey, store::Store};
+
+/// How long shutdown waits for in-flight admin calls.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything `serve` needs, from flags or `SLUICE_*` variables.
 #[derive(Debug, Clone)]
@@ -28,7 +31,10 @@ pub struct ServeConfig {
 
 /// Opens the store of `data_dir`, creating the directory and master key
 /// when missing.
-pub async fn open_store(data_dir: &std::path::Path, key_file: Option<&std::path::Path>) -> anyhow::Result<Store> {
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let key_path = key_file.map_or_else(|| data_dir.join("master.key"), PathBuf::from);
@@ -40,9 +46,13 @@ fn tls_config(config: &ServeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
     match (&config.tls_cert, &config.tls_key) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => {
-            let cert = std::fs::read(cert).with_context(|| format!("reading --tls-cert {}", cert.display()))?;
-            let key = std::fs::read(key).with_context(|| format!("reading --tls-key {}", key.display()))?;
-            Ok(Some(ServerTlsConfig::new().identity(Identity::from_pem(cert, key))))
+            let cert = std::fs::read(cert)
+                .with_context(|| format!("reading --tls-cert {}", cert.display()))?;
+            let key = std::fs::read(key)
+                .with_context(|| format!("reading --tls-key {}", key.display()))?;
+            Ok(Some(
+                ServerTlsConfig::new().identity(Identity::from_pem(cert, key)),
+            ))
         }
         _ => anyhow::bail!("--tls-cert and --tls-key go together: set both or neither"),
     }
@@ -79,15 +89,35 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
 
     let mut builder = Server::builder();
     if let Some(tls) = tls {
-        builder = builder.tls_config(tls).context("configuring TLS for the admin API")?;
+        builder = builder
+            .tls_config(tls)
+            .context("configuring TLS for the admin API")?;
     }
-    builder
+    // On SIGINT/SIGTERM: stop accepting, let in-flight calls finish, but
+    // do not wait on idle client connections longer than the drain bound.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stopping = stop_rx.clone();
+    let serve = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(AdminServiceServer::new(AdminApi::new(store.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        });
+    let mut draining = stop_rx;
+    let drain_deadline = async move {
+        let _ = draining.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = drain_deadline => tracing::warn!("connections still open after {DRAIN:?}; closing them"),
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

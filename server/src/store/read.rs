@@ -39,7 +39,8 @@ pub fn page_size(requested: u32) -> u32 {
 
 /// Decodes a stored entity body.
 pub(super) fn decode(body: &[u8]) -> Result<Entity, ApiError> {
-    Entity::decode(body).map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt entity body: {e}")))
+    Entity::decode(body)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt entity body: {e}")))
 }
 
 impl Store {
@@ -51,7 +52,10 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?;
         let Some(row) = row else {
-            return Err(ApiError::NotFound(format!("no {} with id {id:?}", kind.slug())));
+            return Err(ApiError::NotFound(format!(
+                "no {} with id {id:?}",
+                kind.slug()
+            )));
         };
         let stored: String = row.get("kind");
         if stored != kind.slug() {
@@ -84,7 +88,8 @@ impl Store {
         };
         v.into_result("list request")?;
         let limit = page_size(filter.page_size);
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT seq, body FROM entities WHERE kind = ");
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT seq, body FROM entities WHERE kind = ");
         q.push_bind(kind.slug());
         if !filter.gateway_id.is_empty() {
             if kind == Kind::Gateway {
@@ -100,7 +105,8 @@ impl Store {
             q.push(" AND name = ").push_bind(&filter.name);
         }
         q.push(" AND seq > ").push_bind(after);
-        q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit) + 1);
+        q.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(limit) + 1);
         let mut conn = self.pool.acquire().await?;
         let rows = q.build().fetch_all(&mut *conn).await?;
         let more = rows.len() > limit as usize;
@@ -112,7 +118,11 @@ impl Store {
             decorate(&mut conn, &mut entity).await?;
             entities.push(entity);
         }
-        let next = if more { last.to_string() } else { String::new() };
+        let next = if more {
+            last.to_string()
+        } else {
+            String::new()
+        };
         Ok((entities, next))
     }
 
@@ -161,17 +171,20 @@ async fn latest_revision<'e, E>(executor: E, gateway_id: &str) -> Result<i64, Ap
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
-    Ok(sqlx::query_scalar(
-        "SELECT COALESCE(MAX(revision), 0) FROM revisions WHERE gateway_id = ?",
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM revisions WHERE gateway_id = ?")
+            .bind(gateway_id)
+            .fetch_one(executor)
+            .await?,
     )
-    .bind(gateway_id)
-    .fetch_one(executor)
-    .await?)
 }
 
 /// Fills in the read-only fields computed at read time (a gateway's
 /// revision and totals).
-pub(super) async fn decorate(conn: &mut SqliteConnection, entity: &mut Entity) -> Result<(), ApiError> {
+pub(super) async fn decorate(
+    conn: &mut SqliteConnection,
+    entity: &mut Entity,
+) -> Result<(), ApiError> {
     if let Some(Spec::Gateway(g)) = entity.spec.as_mut() {
         g.revision = latest_revision(&mut *conn, &entity.id).await?;
         g.virtual_clusters_total = sqlx::query_scalar(

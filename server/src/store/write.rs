@@ -66,7 +66,12 @@ async fn load_expected(
                 s.kind
             )));
         }
-        None => return Err(ApiError::NotFound(format!("no {} with id {id:?}", kind.slug()))),
+        None => {
+            return Err(ApiError::NotFound(format!(
+                "no {} with id {id:?}",
+                kind.slug()
+            )));
+        }
     };
     if expected_revision != 0 && expected_revision != stored.revision {
         return Err(ApiError::Aborted(format!(
@@ -112,7 +117,11 @@ async fn append_revision(
     Ok(revision)
 }
 
-async fn set_revision_body(conn: &mut SqliteConnection, revision: i64, entity: &Entity) -> Result<(), ApiError> {
+async fn set_revision_body(
+    conn: &mut SqliteConnection,
+    revision: i64,
+    entity: &Entity,
+) -> Result<(), ApiError> {
     sqlx::query("UPDATE revisions SET body = ? WHERE revision = ?")
         .bind(entity.encode_to_vec())
         .bind(revision)
@@ -121,7 +130,11 @@ async fn set_revision_body(conn: &mut SqliteConnection, revision: i64, entity: &
     Ok(())
 }
 
-async fn write_refs(conn: &mut SqliteConnection, id: &str, refs: &[Reference]) -> Result<(), ApiError> {
+async fn write_refs(
+    conn: &mut SqliteConnection,
+    id: &str,
+    refs: &[Reference],
+) -> Result<(), ApiError> {
     sqlx::query("DELETE FROM entity_refs WHERE from_id = ?")
         .bind(id)
         .execute(&mut *conn)
@@ -144,8 +157,8 @@ async fn check_against_store(
     conn: &mut SqliteConnection,
     entity: &Entity,
     kind: Kind,
+    mut v: Violations,
 ) -> Result<Vec<Reference>, ApiError> {
-    let mut v = Violations::default();
     let refs = references::references(entity);
     for r in &refs {
         if r.target == entity.id {
@@ -156,7 +169,12 @@ async fn check_against_store(
             .bind(&r.target)
             .fetch_optional(&mut *conn)
             .await?;
-        let wanted = r.kinds.iter().map(|k| k.slug()).collect::<Vec<_>>().join(" or ");
+        let wanted = r
+            .kinds
+            .iter()
+            .map(|k| k.slug())
+            .collect::<Vec<_>>()
+            .join(" or ");
         let Some(row) = row else {
             v.add(&r.field, format!("no {wanted} with id {:?}", r.target));
             continue;
@@ -164,14 +182,28 @@ async fn check_against_store(
         let target_kind: String = row.get("kind");
         let target_gateway: Option<String> = row.get("gateway_id");
         if !r.kinds.iter().any(|k| k.slug() == target_kind) {
-            v.add(&r.field, format!("{:?} is a {target_kind}, not a {wanted}", r.target));
-        } else if target_kind != "gateway" && target_gateway.as_deref() != Some(&entity.gateway_id) {
-            v.add(&r.field, format!("{wanted} {:?} belongs to another gateway", r.target));
+            v.add(
+                &r.field,
+                format!("{:?} is a {target_kind}, not a {wanted}", r.target),
+            );
+        } else if target_kind != "gateway" && target_gateway.as_deref() != Some(&entity.gateway_id)
+        {
+            v.add(
+                &r.field,
+                format!("{wanted} {:?} belongs to another gateway", r.target),
+            );
         } else if r.field == "parent_policy_id" {
             let scope: String = row.get("scope_id");
-            let own = entity.spec.as_ref().and_then(Spec::policy).map(|p| p.virtual_cluster_id);
+            let own = entity
+                .spec
+                .as_ref()
+                .and_then(Spec::policy)
+                .map(|p| p.virtual_cluster_id);
             if Some(scope.as_str()) != own {
-                v.add(&r.field, "the parent policy belongs to another virtual cluster");
+                v.add(
+                    &r.field,
+                    "the parent policy belongs to another virtual cluster",
+                );
             }
         }
     }
@@ -186,7 +218,10 @@ async fn check_against_store(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some((id, other)) = clash {
-        v.add("name", format!("{other} {id:?} already has the name {:?} here", entity.name));
+        v.add(
+            "name",
+            format!("{other} {id:?} already has the name {:?} here", entity.name),
+        );
     }
     if let Some(Spec::ListenerPolicyTlsServer(t)) = &entity.spec {
         let other: Option<String> = sqlx::query_scalar(
@@ -197,7 +232,12 @@ async fn check_against_store(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(other) = other {
-            v.add("listener_id", format!("listener already has a tls_server policy ({other:?}); at most one is allowed"));
+            v.add(
+                "listener_id",
+                format!(
+                    "listener already has a tls_server policy ({other:?}); at most one is allowed"
+                ),
+            );
         }
     }
     v.into_result(kind.slug())?;
@@ -207,25 +247,40 @@ async fn check_against_store(
 /// Fields that identify where an entity lives; they cannot change.
 fn immutable_fields(old: &Entity, new: &Entity, v: &mut Violations) {
     if old.gateway_id != new.gateway_id {
-        v.add("gateway_id", "cannot change; create the entity in the other gateway instead");
+        v.add(
+            "gateway_id",
+            "cannot change; create the entity in the other gateway instead",
+        );
     }
     let (old_scope, family) = references::name_scope(old);
     let (new_scope, _) = references::name_scope(new);
     if family != old.kind().slug() && family != "gateway" && old_scope != new_scope {
-        let field = if old.kind().is_listener_policy() { "listener_id" } else { "virtual_cluster_id" };
+        let field = if old.kind().is_listener_policy() {
+            "listener_id"
+        } else {
+            "virtual_cluster_id"
+        };
         v.add(field, "cannot change; create a new policy instead");
     }
     match (&old.spec, &new.spec) {
         (Some(Spec::StaticKey(a)), Some(Spec::StaticKey(b))) => {
-            let print = |k: &sluice_proto::admin::v1::StaticKey| k.value.as_ref().map(|s| s.fingerprint.clone());
+            let print = |k: &sluice_proto::admin::v1::StaticKey| {
+                k.value.as_ref().map(|s| s.fingerprint.clone())
+            };
             if print(a) != print(b) {
-                v.add("value", "a static_key's value cannot change; create a new key");
+                v.add(
+                    "value",
+                    "a static_key's value cannot change; create a new key",
+                );
             }
         }
-        (Some(Spec::DataPlaneCertificate(a)), Some(Spec::DataPlaneCertificate(b))) => {
-            if a.certificate != b.certificate || a.generated != b.generated {
-                v.add("certificate", "cannot change; issue a new data_plane_certificate");
-            }
+        (Some(Spec::DataPlaneCertificate(a)), Some(Spec::DataPlaneCertificate(b)))
+            if a.certificate != b.certificate || a.generated != b.generated =>
+        {
+            v.add(
+                "certificate",
+                "cannot change; issue a new data_plane_certificate",
+            );
         }
         _ => {}
     }
@@ -237,10 +292,11 @@ impl Store {
         entity.id = uuid::Uuid::new_v4().to_string();
         defaults::apply(&mut entity);
         secrets::carry_over(&mut entity, &SealedSecrets::new())?;
-        let kind = validate::check(&entity)?;
+        let mut v = Violations::default();
+        let kind = validate::check(&entity, &mut v)?;
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
-        let refs = check_against_store(&mut tx, &entity, kind).await?;
+        let refs = check_against_store(&mut tx, &entity, kind, v).await?;
         let sealed = secrets::seal(&mut entity, &SealedSecrets::new(), &self.key)?;
         let now = prost_types::Timestamp::from(std::time::SystemTime::now());
         entity.created_at = Some(now);
@@ -280,7 +336,7 @@ impl Store {
     ) -> Result<Entity, ApiError> {
         let kind = entity.kind();
         if kind == Kind::Unspecified {
-            validate::check(&entity)?;
+            validate::check(&entity, &mut Violations::default())?;
         }
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -292,9 +348,8 @@ impl Store {
         secrets::carry_over(&mut entity, &stored.secrets)?;
         let mut v = Violations::default();
         immutable_fields(&stored.entity, &entity, &mut v);
-        v.into_result(kind.slug())?;
-        validate::check(&entity)?;
-        let refs = check_against_store(&mut tx, &entity, kind).await?;
+        validate::check(&entity, &mut v)?;
+        let refs = check_against_store(&mut tx, &entity, kind, v).await?;
         let sealed = secrets::seal(&mut entity, &stored.secrets, &self.key)?;
         entity.created_at = stored.entity.created_at;
         entity.updated_at = Some(prost_types::Timestamp::from(std::time::SystemTime::now()));

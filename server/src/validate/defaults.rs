@@ -37,21 +37,28 @@ pub fn apply(entity: &mut Entity) {
     spec.default_policy_enabled();
     match spec {
         Spec::BackendCluster(b) => {
-            default_u32(&mut b.metadata_update_interval_seconds, METADATA_UPDATE_INTERVAL);
-            let auth = b.authentication.get_or_insert_with(BackendAuthentication::default);
+            default_u32(
+                &mut b.metadata_update_interval_seconds,
+                METADATA_UPDATE_INTERVAL,
+            );
+            let auth = b
+                .authentication
+                .get_or_insert_with(BackendAuthentication::default);
             auth.method
                 .get_or_insert(backend_authentication::Method::Anonymous(Anonymous {}));
-            if let Some(tls) = b.tls.as_mut() {
-                if tls.versions.is_empty() {
-                    tls.versions = vec![TlsVersion::Tls12 as i32, TlsVersion::Tls13 as i32];
-                }
+            if let Some(tls) = b.tls.as_mut()
+                && tls.versions.is_empty()
+            {
+                tls.versions = vec![TlsVersion::Tls12 as i32, TlsVersion::Tls13 as i32];
             }
         }
         Spec::VirtualCluster(vc) => {
             default_enum(&mut vc.acl_mode, AclMode::Passthrough as i32);
             if vc.authentication.is_empty() {
                 vc.authentication.push(VirtualClusterAuthentication {
-                    method: Some(virtual_cluster_authentication::Method::Anonymous(Anonymous {})),
+                    method: Some(virtual_cluster_authentication::Method::Anonymous(
+                        Anonymous {},
+                    )),
                 });
             }
             for rule in &mut vc.authentication {

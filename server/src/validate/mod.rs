@@ -12,22 +12,30 @@ use crate::error::{ApiError, Violations};
 
 /// Checks everything about an entity that needs no database: a spec is set,
 /// the common fields are well formed, and the kind's own rules hold.
-/// Defaults must have been applied first.
-pub fn check(entity: &Entity) -> Result<Kind, ApiError> {
-    let mut v = Violations::default();
+/// Defaults must have been applied first. Fails at once without a spec;
+/// otherwise returns the kind and leaves what is wrong in `v`.
+pub fn check(entity: &Entity, v: &mut Violations) -> Result<Kind, ApiError> {
     let Some(spec) = &entity.spec else {
-        v.add("spec", "exactly one entity kind must be set");
-        return v.into_result("entity").map(|_| Kind::Unspecified);
+        return Err(ApiError::invalid(
+            "entity",
+            "spec",
+            "exactly one entity kind must be set",
+        ));
     };
     let kind = spec.kind();
-    rules::name(&mut v, "name", &entity.name);
-    rules::max_len(&mut v, "description", &entity.description, rules::MAX_DESCRIPTION);
-    rules::labels(&mut v, "labels", entity.labels.iter());
+    rules::name(v, "name", &entity.name);
+    rules::max_len(
+        v,
+        "description",
+        &entity.description,
+        rules::MAX_DESCRIPTION,
+    );
+    rules::labels(v, "labels", entity.labels.iter());
     match (kind, entity.gateway_id.is_empty()) {
         (Kind::Gateway, false) => v.add("gateway_id", "a gateway does not belong to a gateway"),
         (k, true) if k != Kind::Gateway => v.add("gateway_id", "must be set"),
         _ => {}
     }
-    spec::check(&mut v, spec);
-    v.into_result(kind.slug()).map(|_| kind)
+    spec::check(v, spec);
+    Ok(kind)
 }

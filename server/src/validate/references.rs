@@ -45,13 +45,26 @@ pub fn references(entity: &Entity) -> Vec<Reference> {
         return out;
     };
     if let Some(policy) = spec.policy() {
-        push(&mut out, "virtual_cluster_id", policy.virtual_cluster_id, &[Kind::VirtualCluster]);
-        push(&mut out, "parent_policy_id", policy.parent_policy_id, POLICY_KINDS);
+        push(
+            &mut out,
+            "virtual_cluster_id",
+            policy.virtual_cluster_id,
+            &[Kind::VirtualCluster],
+        );
+        push(
+            &mut out,
+            "parent_policy_id",
+            policy.parent_policy_id,
+            POLICY_KINDS,
+        );
     }
     match spec {
-        Spec::VirtualCluster(vc) => {
-            push(&mut out, "destination_id", &vc.destination_id, &[Kind::BackendCluster])
-        }
+        Spec::VirtualCluster(vc) => push(
+            &mut out,
+            "destination_id",
+            &vc.destination_id,
+            &[Kind::BackendCluster],
+        ),
         Spec::ListenerPolicyTlsServer(t) => {
             push(&mut out, "listener_id", &t.listener_id, &[Kind::Listener]);
             if let Some(ca) = &t.client_authentication {
@@ -76,9 +89,12 @@ pub fn references(entity: &Entity) -> Vec<Reference> {
                 );
             }
         }
-        Spec::ProducePolicyEncrypt(p) => {
-            push(&mut out, "static_key_id", &p.static_key_id, &[Kind::StaticKey])
-        }
+        Spec::ProducePolicyEncrypt(p) => push(
+            &mut out,
+            "static_key_id",
+            &p.static_key_id,
+            &[Kind::StaticKey],
+        ),
         Spec::ConsumePolicyDecrypt(p) => {
             for (i, source) in p.key_sources.iter().enumerate() {
                 push(

@@ -183,7 +183,10 @@ pub fn pem(v: &mut Violations, field: &str, value: &str, label: &str) {
     if value.trim().is_empty() {
         v.add(field, "must be set");
     } else if !(value.contains(&begin) && value.contains(&end)) {
-        v.add(field, format!("must be PEM with at least one {label} block"));
+        v.add(
+            field,
+            format!("must be PEM with at least one {label} block"),
+        );
     }
 }
 
@@ -200,7 +203,10 @@ pub fn url(v: &mut Violations, field: &str, value: &str) {
         _ => false,
     };
     if !ok {
-        v.add(field, format!("{value:?} is not an http:// or https:// URL"));
+        v.add(
+            field,
+            format!("{value:?} is not an http:// or https:// URL"),
+        );
     }
 }
 
@@ -235,10 +241,23 @@ mod tests {
 
     #[test]
     fn host_ports() {
-        for good in ["127.0.0.1:9092", "broker-1.example:9092", "[::1]:9092", "localhost:1"] {
+        for good in [
+            "127.0.0.1:9092",
+            "broker-1.example:9092",
+            "[::1]:9092",
+            "localhost:1",
+        ] {
             assert!(parse_host_port(good).is_some(), "{good}");
         }
-        for bad in ["127.0.0.1", "::1:9092", "[::1]", "host:0", "host:99999", "bad host:1", ":9092"] {
+        for bad in [
+            "127.0.0.1",
+            "::1:9092",
+            "[::1]",
+            "host:0",
+            "host:99999",
+            "bad host:1",
+            ":9092",
+        ] {
             assert!(parse_host_port(bad).is_none(), "{bad}");
         }
     }

@@ -1,17 +1,26 @@
 //! Field checks for each kind's spec: everything that needs no database.
 
 use sluice_proto::admin::v1::{
-    AclAction, AclOperation, AclResourceType, BackendAuthentication, BackendCluster,
-    BackendTls, BootstrapPort, BrokerHostFormat, CertificateAndKey, ClientAuthenticationMode,
-    EventHandler, EventHook, EventSource, FailureMode, HeaderAction, Listener,
+    AclAction, AclOperation, AclResourceType, BackendAuthentication, BackendCluster, BackendTls,
+    BootstrapPort, BrokerHostFormat, CertificateAndKey, ClientAuthenticationMode, EventHandler,
+    EventHook, EventSource, FailureMode, HeaderAction, Listener,
     ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Mediation, NameSelector,
     NamespaceMode, RecordPart, ScramAlgorithm, Secret, TlsVersion, VirtualCluster,
-    backend_authentication, entity::Spec, header_action, listener_policy_forward_to_virtual_cluster,
-    name_selector, virtual_cluster_authentication,
+    backend_authentication, entity::Spec, header_action,
+    listener_policy_forward_to_virtual_cluster, name_selector, virtual_cluster_authentication,
 };
 
 use super::rules::{self, MAX_CONDITION};
 use crate::error::Violations;
+
+/// Events a data plane reports.
+pub const DATAPLANE_EVENTS: &[&str] = &[
+    "acl_denied",
+    "auth_failed",
+    "node_connected",
+    "node_disconnected",
+    "config_rejected",
+];
 
 const SCRAM: &str = "sha256, sha512";
 const TLS_VERSIONS: &str = "tls12, tls13";
@@ -41,9 +50,17 @@ pub fn check(v: &mut Violations, spec: &Spec) {
                     rule.resource_type,
                     "topic, group, transactional_id, cluster",
                 );
-                rules::enum_set::<AclAction>(v, &format!("{at}.action"), rule.action, "allow, deny");
+                rules::enum_set::<AclAction>(
+                    v,
+                    &format!("{at}.action"),
+                    rule.action,
+                    "allow, deny",
+                );
                 if rule.operations.is_empty() {
-                    v.add(format!("{at}.operations"), "at least one operation is required");
+                    v.add(
+                        format!("{at}.operations"),
+                        "at least one operation is required",
+                    );
                 }
                 for (j, op) in rule.operations.iter().enumerate() {
                     rules::enum_set::<AclOperation>(
@@ -55,7 +72,10 @@ pub fn check(v: &mut Violations, spec: &Spec) {
                     );
                 }
                 if rule.resource_names.is_empty() {
-                    v.add(format!("{at}.resource_names"), "at least one name or glob is required");
+                    v.add(
+                        format!("{at}.resource_names"),
+                        "at least one name or glob is required",
+                    );
                 }
                 for (j, name) in rule.resource_names.iter().enumerate() {
                     rules::required(v, &format!("{at}.resource_names[{j}]"), name, 249);
@@ -109,7 +129,12 @@ pub fn check(v: &mut Violations, spec: &Spec) {
                 v.add("key_sources", "at least one key source is required");
             }
             for (i, source) in p.key_sources.iter().enumerate() {
-                rules::required(v, &format!("key_sources[{i}].static_key_id"), &source.static_key_id, 64);
+                rules::required(
+                    v,
+                    &format!("key_sources[{i}].static_key_id"),
+                    &source.static_key_id,
+                    64,
+                );
             }
             record_parts(v, &p.part_of_record);
             rules::enum_in(
@@ -195,14 +220,22 @@ fn backend_cluster(v: &mut Violations, b: &BackendCluster) {
 fn backend_authentication(v: &mut Violations, auth: Option<&BackendAuthentication>) {
     use backend_authentication::Method;
     match auth.and_then(|a| a.method.as_ref()) {
-        None => v.add("authentication", "set one of anonymous, sasl_plain, sasl_scram"),
+        None => v.add(
+            "authentication",
+            "set one of anonymous, sasl_plain, sasl_scram",
+        ),
         Some(Method::Anonymous(_)) => {}
         Some(Method::SaslPlain(p)) => {
             rules::required(v, "authentication.sasl_plain.username", &p.username, 255);
             secret_missing(v, "authentication.sasl_plain.password", p.password.as_ref());
         }
         Some(Method::SaslScram(s)) => {
-            rules::enum_set::<ScramAlgorithm>(v, "authentication.sasl_scram.algorithm", s.algorithm, SCRAM);
+            rules::enum_set::<ScramAlgorithm>(
+                v,
+                "authentication.sasl_scram.algorithm",
+                s.algorithm,
+                SCRAM,
+            );
             rules::required(v, "authentication.sasl_scram.username", &s.username, 255);
             secret_missing(v, "authentication.sasl_scram.password", s.password.as_ref());
         }
@@ -222,10 +255,20 @@ fn backend_tls(v: &mut Violations, tls: &BackendTls) {
 }
 
 fn certificate_and_key(v: &mut Violations, at: &str, pair: &CertificateAndKey) {
-    rules::pem(v, &format!("{at}.certificate"), &pair.certificate, "CERTIFICATE");
+    rules::pem(
+        v,
+        &format!("{at}.certificate"),
+        &pair.certificate,
+        "CERTIFICATE",
+    );
     if !secret_missing(v, &format!("{at}.key"), pair.key.as_ref()) {
-        let key = pair.key.as_ref().map(|k| k.value.as_str()).unwrap_or_default();
-        if !key.is_empty() && !(key.contains("-----BEGIN ") && key.contains("PRIVATE KEY-----")) {
+        let key = pair
+            .key
+            .as_ref()
+            .map(|k| k.value.as_str())
+            .unwrap_or_default();
+        let looks_like_pem = key.contains("-----BEGIN ") && key.contains("PRIVATE KEY-----");
+        if !key.is_empty() && !looks_like_pem {
             v.add(format!("{at}.key"), "must be a PEM private key");
         }
     }
@@ -255,7 +298,10 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                     ],
                 );
                 if p.mediation == Mediation::Terminate as i32 && p.principals.is_empty() {
-                    v.add(format!("{at}.sasl_plain.principals"), "terminate needs at least one principal");
+                    v.add(
+                        format!("{at}.sasl_plain.principals"),
+                        "terminate needs at least one principal",
+                    );
                 }
                 for (j, principal) in p.principals.iter().enumerate() {
                     let pat = format!("{at}.sasl_plain.principals[{j}]");
@@ -263,9 +309,12 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                     secret_missing(v, &format!("{pat}.password"), principal.password.as_ref());
                 }
             }
-            Some(Method::SaslScram(s)) => {
-                rules::enum_set::<ScramAlgorithm>(v, &format!("{at}.sasl_scram.algorithm"), s.algorithm, SCRAM)
-            }
+            Some(Method::SaslScram(s)) => rules::enum_set::<ScramAlgorithm>(
+                v,
+                &format!("{at}.sasl_scram.algorithm"),
+                s.algorithm,
+                SCRAM,
+            ),
             Some(Method::OauthBearer(o)) => {
                 rules::enum_set::<Mediation>(
                     v,
@@ -275,8 +324,15 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                 );
                 if o.mediation != Mediation::Passthrough as i32 {
                     match &o.jwks {
-                        Some(jwks) => rules::url(v, &format!("{at}.oauth_bearer.jwks.endpoint"), &jwks.endpoint),
-                        None => v.add(format!("{at}.oauth_bearer.jwks"), "required unless mediation is passthrough"),
+                        Some(jwks) => rules::url(
+                            v,
+                            &format!("{at}.oauth_bearer.jwks.endpoint"),
+                            &jwks.endpoint,
+                        ),
+                        None => v.add(
+                            format!("{at}.oauth_bearer.jwks"),
+                            "required unless mediation is passthrough",
+                        ),
                     }
                 }
             }
@@ -289,18 +345,30 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
         "enforce_on_gateway, passthrough",
     );
     if let Some(ns) = &vc.namespace {
-        rules::enum_set::<NamespaceMode>(v, "namespace.mode", ns.mode, "hide_prefix, enforce_prefix");
+        rules::enum_set::<NamespaceMode>(
+            v,
+            "namespace.mode",
+            ns.mode,
+            "hide_prefix, enforce_prefix",
+        );
         rules::required(v, "namespace.prefix", &ns.prefix, 200);
         if let Some(additional) = &ns.additional {
             name_selector(v, "namespace.additional.topics", additional.topics.as_ref());
-            name_selector(v, "namespace.additional.consumer_groups", additional.consumer_groups.as_ref());
+            name_selector(
+                v,
+                "namespace.additional.consumer_groups",
+                additional.consumer_groups.as_ref(),
+            );
         }
     }
     for (i, alias) in vc.topic_aliases.iter().enumerate() {
         rules::required(v, &format!("topic_aliases[{i}].alias"), &alias.alias, 249);
         rules::required(v, &format!("topic_aliases[{i}].topic"), &alias.topic, 249);
         if vc.topic_aliases[..i].iter().any(|a| a.alias == alias.alias) {
-            v.add(format!("topic_aliases[{i}].alias"), format!("alias {:?} is listed twice", alias.alias));
+            v.add(
+                format!("topic_aliases[{i}].alias"),
+                format!("alias {:?} is listed twice", alias.alias),
+            );
         }
     }
 }
@@ -325,9 +393,15 @@ fn listener(v: &mut Violations, l: &Listener) {
     for (i, address) in l.addresses.iter().enumerate() {
         let field = format!("addresses[{i}]");
         if !rules::is_host(address) {
-            v.add(&field, format!("{address:?} is not an IP address or host name"));
+            v.add(
+                &field,
+                format!("{address:?} is not an IP address or host name"),
+            );
         } else if wildcard && l.addresses.len() > 1 && (address == "0.0.0.0" || address == "::") {
-            v.add(&field, format!("{address} listens everywhere and must stand alone"));
+            v.add(
+                &field,
+                format!("{address} listens everywhere and must stand alone"),
+            );
         }
     }
     if l.ports.is_empty() {
@@ -371,7 +445,10 @@ fn tls_server(v: &mut Violations, t: &ListenerPolicyTlsServer) {
             "required, requested",
         );
         if ca.trust_bundle_ids.is_empty() {
-            v.add("client_authentication.trust_bundle_ids", "at least one trust bundle is required");
+            v.add(
+                "client_authentication.trust_bundle_ids",
+                "at least one trust bundle is required",
+            );
         }
     }
 }
@@ -389,7 +466,12 @@ fn forward(v: &mut Violations, f: &ListenerPolicyForwardToVirtualCluster) {
                     format!("{:?} is not a host name or IP address", p.advertised_host),
                 );
             }
-            rules::enum_set::<BootstrapPort>(v, "port_mapping.bootstrap_port", p.bootstrap_port, "none, at_start");
+            rules::enum_set::<BootstrapPort>(
+                v,
+                "port_mapping.bootstrap_port",
+                p.bootstrap_port,
+                "none, at_start",
+            );
             if p.min_broker_id < 0 {
                 v.add("port_mapping.min_broker_id", "must be 0 or more");
             }
@@ -434,7 +516,12 @@ fn header_actions(v: &mut Violations, actions: &[HeaderAction]) {
 }
 
 fn schema(v: &mut Violations, kind: i32, schema: &str) {
-    rules::enum_in(v, "type", kind, &[(sluice_proto::admin::v1::SchemaType::Json as i32, "json")]);
+    rules::enum_in(
+        v,
+        "type",
+        kind,
+        &[(sluice_proto::admin::v1::SchemaType::Json as i32, "json")],
+    );
     if schema.trim().is_empty() {
         v.add("schema", "must be set");
     } else if serde_json::from_str::<serde_json::Value>(schema).is_err() {
@@ -450,7 +537,27 @@ fn record_parts(v: &mut Violations, parts: &[i32]) {
 
 fn event_hook(v: &mut Violations, h: &EventHook) {
     rules::enum_set::<EventSource>(v, "source", h.source, "crud, dataplane");
-    rules::max_len(v, "event", &h.event, 64);
+    if !h.event.is_empty() {
+        let known = if h.source == EventSource::Dataplane as i32 {
+            DATAPLANE_EVENTS.contains(&h.event.as_str())
+        } else {
+            sluice_proto::admin::v1::Kind::from_slug(&h.event).is_some()
+        };
+        if !known {
+            let choices = if h.source == EventSource::Dataplane as i32 {
+                DATAPLANE_EVENTS.join(", ")
+            } else {
+                "an entity kind such as virtual_cluster".to_string()
+            };
+            v.add(
+                "event",
+                format!(
+                    "{:?} is not an event of this source: use {choices}, or leave it empty for all",
+                    h.event
+                ),
+            );
+        }
+    }
     rules::enum_set::<EventHandler>(v, "handler", h.handler, "webhook, log");
     if h.handler == EventHandler::Webhook as i32 {
         match &h.config {
@@ -458,9 +565,9 @@ fn event_hook(v: &mut Violations, h: &EventHook) {
             None => v.add("config.url", "a webhook needs a url"),
         }
     }
-    if let Some(config) = &h.config {
-        if !(1..=300).contains(&config.timeout) {
-            v.add("config.timeout", "must be 1-300 seconds");
-        }
+    if let Some(config) = &h.config
+        && !(1..=300).contains(&config.timeout)
+    {
+        v.add("config.timeout", "must be 1-300 seconds");
     }
 }

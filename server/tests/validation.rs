@@ -1,0 +1,297 @@
+//! Every validation rule is refused with INVALID_ARGUMENT naming the field;
+//! `Validate` returns the same errors and writes nothing.
+
+mod common;
+
+use common::fixtures;
+use sluice_proto::admin::v1::{
+    BackendAuthentication, BackendSaslPlain, CreateEntityRequest, Entity, Kind,
+    ListEntitiesRequest, ListRevisionsRequest, UpdateEntityRequest, ValidateRequest,
+    backend_authentication, entity::Spec, listener_policy_forward_to_virtual_cluster::Config,
+    validate_request::Operation,
+};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// The field paths a status's BadRequest details name.
+fn fields(status: &Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+async fn create_err(c: &mut common::Admin, e: Entity) -> Vec<String> {
+    let status = c
+        .create_entity(CreateEntityRequest { entity: Some(e) })
+        .await
+        .unwrap_err();
+    fields(&status)
+}
+
+async fn create(c: &mut common::Admin, e: Entity) -> Entity {
+    c.create_entity(CreateEntityRequest { entity: Some(e) })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn spec<T>(e: &mut Entity, f: impl FnOnce(&mut Spec) -> Option<&mut T>) -> &mut T {
+    f(e.spec.as_mut().unwrap()).unwrap()
+}
+
+macro_rules! as_variant {
+    ($v:path) => {
+        |s: &mut Spec| match s {
+            $v(x) => Some(x),
+            _ => None,
+        }
+    };
+}
+
+#[tokio::test]
+async fn each_rule_names_its_field() {
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("rules")).await;
+    let other_gw = create(&mut c, fixtures::gateway("other")).await;
+    let backend = create(&mut c, fixtures::backend(&gw.id, "kafka", "pw-123456")).await;
+    let foreign_backend = create(
+        &mut c,
+        fixtures::backend(&other_gw.id, "kafka", "pw-123456"),
+    )
+    .await;
+    let listener = create(&mut c, fixtures::listener(&gw.id, "edge", &["19092-19094"])).await;
+
+    // RFC 1035 dns_label.
+    for bad in ["Team-A", "1team", "team-", "a_b", &"a".repeat(64)] {
+        let vc = fixtures::virtual_cluster(&gw.id, "vc", &backend.id, bad);
+        assert_eq!(create_err(&mut c, vc).await, ["dns_label"], "{bad}");
+    }
+    // Ports and ranges.
+    for bad in ["0", "70000", "9095-9092", "x"] {
+        assert_eq!(
+            create_err(&mut c, fixtures::listener(&gw.id, "l", &[bad])).await,
+            ["ports[0]"],
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        create_err(
+            &mut c,
+            fixtures::listener(&gw.id, "l", &["9092", "9090-9095"])
+        )
+        .await,
+        ["ports[1]"]
+    );
+    let mut l = fixtures::listener(&gw.id, "l", &["9092"]);
+    spec(&mut l, as_variant!(Spec::Listener)).addresses =
+        vec!["0.0.0.0".into(), "127.0.0.1".into()];
+    assert_eq!(create_err(&mut c, l).await, ["addresses[0]"]);
+    // bootstrap_servers host:port.
+    let mut b = fixtures::backend(&gw.id, "b2", "pw-123456");
+    spec(&mut b, as_variant!(Spec::BackendCluster)).bootstrap_servers =
+        vec!["127.0.0.1:9092".into(), "no-port".into(), "[::1]:0".into()];
+    assert_eq!(
+        create_err(&mut c, b).await,
+        ["bootstrap_servers[1]", "bootstrap_servers[2]"]
+    );
+    // Nested paths: authentication.sasl_plain.username and a missing secret.
+    let mut b = fixtures::backend(&gw.id, "b3", "");
+    spec(&mut b, as_variant!(Spec::BackendCluster)).authentication = Some(BackendAuthentication {
+        method: Some(backend_authentication::Method::SaslPlain(
+            BackendSaslPlain {
+                username: String::new(),
+                password: None,
+            },
+        )),
+    });
+    assert_eq!(
+        create_err(&mut c, b).await,
+        [
+            "authentication.sasl_plain.username",
+            "authentication.sasl_plain.password"
+        ]
+    );
+    // Ranges of numbers.
+    let mut b = fixtures::backend(&gw.id, "b4", "pw-123456");
+    spec(&mut b, as_variant!(Spec::BackendCluster)).metadata_update_interval_seconds = 50_000;
+    assert_eq!(
+        create_err(&mut c, b).await,
+        ["metadata_update_interval_seconds"]
+    );
+    // Enums: an unknown value.
+    let mut vc = fixtures::virtual_cluster(&gw.id, "vc", &backend.id, "team-a");
+    spec(&mut vc, as_variant!(Spec::VirtualCluster)).acl_mode = 42;
+    assert_eq!(create_err(&mut c, vc).await, ["acl_mode"]);
+    // Lengths and common fields.
+    let mut b = fixtures::backend(&gw.id, "b5", "pw-123456");
+    b.description = "x".repeat(513);
+    b.labels = (0..51)
+        .map(|i| (format!("k{i}"), "v".to_string()))
+        .collect();
+    assert_eq!(create_err(&mut c, b).await, ["description", "labels"]);
+    let mut b = fixtures::backend(&gw.id, "", "pw-123456");
+    b.gateway_id.clear();
+    assert_eq!(create_err(&mut c, b).await, ["name", "gateway_id"]);
+    // A virtual cluster's destination: missing, the wrong kind, another gateway.
+    let vc = fixtures::virtual_cluster(
+        &gw.id,
+        "vc",
+        "00000000-0000-0000-0000-000000000000",
+        "team-a",
+    );
+    assert_eq!(create_err(&mut c, vc).await, ["destination_id"]);
+    let vc = fixtures::virtual_cluster(&gw.id, "vc", &listener.id, "team-a");
+    assert_eq!(create_err(&mut c, vc).await, ["destination_id"]);
+    let vc = fixtures::virtual_cluster(&gw.id, "vc", &foreign_backend.id, "team-a");
+    let status = c
+        .create_entity(CreateEntityRequest { entity: Some(vc) })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["destination_id"]);
+    assert!(
+        status.message().contains("another gateway"),
+        "{}",
+        status.message()
+    );
+    // A port mapping's destination must be a virtual cluster of the gateway.
+    let fwd = fixtures::forward(&gw.id, "fwd", &listener.id, &backend.id);
+    assert_eq!(
+        create_err(&mut c, fwd).await,
+        ["port_mapping.destination_id"]
+    );
+    // Unique names per parent (the same name in another gateway is fine).
+    let status = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(fixtures::backend(&gw.id, "kafka", "pw-123456")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["name"]);
+    assert!(
+        status.message().contains(&backend.id),
+        "{}",
+        status.message()
+    );
+    let status = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(fixtures::gateway("rules")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["name"]);
+    // No spec at all.
+    let status = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(Entity {
+                name: "x".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["spec"]);
+    // SNI suffix and an unset oneof.
+    let mut fwd = fixtures::forward(&gw.id, "fwd", &listener.id, "x");
+    spec(
+        &mut fwd,
+        as_variant!(Spec::ListenerPolicyForwardToVirtualCluster),
+    )
+    .config = Some(Config::Sni(sluice_proto::admin::v1::Sni {
+        sni_suffix: "example.com".into(),
+        ..Default::default()
+    }));
+    assert_eq!(create_err(&mut c, fwd).await, ["sni.sni_suffix"]);
+    // The gateway of an entity cannot change.
+    let mut moved = backend.clone();
+    moved.gateway_id = other_gw.id.clone();
+    moved.name = "kafka-moved".into();
+    let status = c
+        .update_entity(UpdateEntityRequest {
+            entity: Some(moved),
+            expected_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["gateway_id"]);
+}
+
+#[tokio::test]
+async fn validate_is_a_dry_run_with_the_same_errors() {
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("dry")).await;
+    let before = c
+        .list_revisions(ListRevisionsRequest {
+            gateway_id: gw.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .latest_revision;
+
+    let good = fixtures::backend(&gw.id, "kafka", "pw-123456");
+    c.validate(ValidateRequest {
+        operation: Some(Operation::Create(CreateEntityRequest {
+            entity: Some(good.clone()),
+        })),
+    })
+    .await
+    .unwrap();
+    let bad = fixtures::virtual_cluster(&gw.id, "vc", "missing", "Bad_Label");
+    let dry = c
+        .validate(ValidateRequest {
+            operation: Some(Operation::Create(CreateEntityRequest {
+                entity: Some(bad.clone()),
+            })),
+        })
+        .await
+        .unwrap_err();
+    let real = c
+        .create_entity(CreateEntityRequest { entity: Some(bad) })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&dry), fields(&real));
+    assert_eq!(fields(&dry), ["dns_label", "destination_id"]);
+
+    // Nothing was written: no entity, no revision.
+    let listed = c
+        .list_entities(ListEntitiesRequest {
+            kind: Kind::BackendCluster as i32,
+            gateway_id: gw.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.entities.is_empty());
+    let after = c
+        .list_revisions(ListRevisionsRequest {
+            gateway_id: gw.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .latest_revision;
+    assert_eq!(before, after);
+
+    // A dry-run update sees preconditions too.
+    let stored = create(&mut c, good).await;
+    let mut stale = stored.clone();
+    stale.description = "x".into();
+    let status = c
+        .validate(ValidateRequest {
+            operation: Some(Operation::Update(UpdateEntityRequest {
+                entity: Some(stale),
+                expected_revision: stored.revision - 1,
+            })),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+}
