@@ -6,6 +6,7 @@ use std::{env, fs, path::PathBuf};
 const PROTOS: &[&str] = &[
     "sluice/admin/v1/entities.proto",
     "sluice/admin/v1/admin.proto",
+    "sluice/dataplane/v1/sync.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

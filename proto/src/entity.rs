@@ -74,6 +74,16 @@ impl Kind {
         )
     }
 
+    /// Whether data planes receive entities of this kind (everything but
+    /// their own certificates and event hooks, which only the control plane
+    /// uses).
+    pub fn is_data_plane_config(self) -> bool {
+        !matches!(
+            self,
+            Kind::Unspecified | Kind::DataPlaneCertificate | Kind::EventHook
+        )
+    }
+
     /// Whether this kind is a listener policy.
     pub fn is_listener_policy(self) -> bool {
         matches!(

@@ -9,6 +9,15 @@ pub mod admin {
     }
 }
 
+/// The data-plane sync API (`sluice.dataplane.v1`): config deltas to nodes.
+pub mod dataplane {
+    /// Version 1 of the sync API.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("sluice.dataplane.v1");
+    }
+}
+
 /// Every Sluice proto as an encoded `FileDescriptorSet` (for gRPC reflection
 /// and for walking messages by their descriptors).
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -2,9 +2,11 @@
 //! and maps it onto the store.
 
 use sluice_proto::admin::v1::{
-    CreateEntityRequest, DeleteEntityRequest, DeleteEntityResponse, Entity, GetEntityRequest, Kind,
-    ListEntitiesRequest, ListEntitiesResponse, ListRevisionsRequest, ListRevisionsResponse,
-    UpdateEntityRequest, ValidateRequest, ValidateResponse, admin_service_server::AdminService,
+    CreateEntityRequest, DeleteDataPlaneNodeRequest, DeleteDataPlaneNodeResponse,
+    DeleteEntityRequest, DeleteEntityResponse, Entity, GetEntityRequest, Kind,
+    ListDataPlaneNodesRequest, ListDataPlaneNodesResponse, ListEntitiesRequest,
+    ListEntitiesResponse, ListRevisionsRequest, ListRevisionsResponse, UpdateEntityRequest,
+    ValidateRequest, ValidateResponse, admin_service_server::AdminService,
     validate_request::Operation,
 };
 use tonic::{Request, Response, Status};
@@ -12,18 +14,20 @@ use tonic::{Request, Response, Status};
 use crate::{
     error::ApiError,
     store::{ListFilter, Mode, Store},
+    sync::Registry,
 };
 
 /// The admin service over a store.
 #[derive(Clone)]
 pub struct AdminApi {
     store: Store,
+    nodes: Registry,
 }
 
 impl AdminApi {
-    /// Serves the admin API from `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Serves the admin API from `store`, with node status from `nodes`.
+    pub fn new(store: Store, nodes: Registry) -> Self {
+        Self { store, nodes }
     }
 
     /// Accepts the call only with `authorization: Bearer <valid token>`.
@@ -178,5 +182,45 @@ impl AdminService for AdminApi {
             revisions,
             latest_revision,
         }))
+    }
+
+    async fn list_data_plane_nodes(
+        &self,
+        request: Request<ListDataPlaneNodesRequest>,
+    ) -> Reply<ListDataPlaneNodesResponse> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        if r.gateway_id.is_empty() {
+            return Err(ApiError::invalid("list request", "gateway_id", "must be set").into());
+        }
+        let nodes = self.nodes.list(&r.gateway_id).await?;
+        Ok(Response::new(ListDataPlaneNodesResponse {
+            nodes: nodes.iter().map(|n| n.to_proto()).collect(),
+        }))
+    }
+
+    async fn delete_data_plane_node(
+        &self,
+        request: Request<DeleteDataPlaneNodeRequest>,
+    ) -> Reply<DeleteDataPlaneNodeResponse> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        let nodes = self.nodes.list(&r.gateway_id).await?;
+        match nodes.iter().find(|n| n.id == r.id) {
+            None => Err(ApiError::NotFound(format!(
+                "no data-plane node {:?} in gateway {:?}",
+                r.id, r.gateway_id
+            ))
+            .into()),
+            Some(n) if n.connected => Err(ApiError::FailedPrecondition(format!(
+                "data-plane node {:?} is connected; only disconnected nodes can be pruned",
+                r.id
+            ))
+            .into()),
+            Some(_) => {
+                self.store.delete_node(&r.gateway_id, &r.id).await?;
+                Ok(Response::new(DeleteDataPlaneNodeResponse {}))
+            }
+        }
     }
 }

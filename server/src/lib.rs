@@ -1,8 +1,12 @@
 //! Sluice's control plane: the admin API, the store and its revision log.
 
 pub mod api;
+pub mod cli;
 pub mod error;
+pub mod hub;
+pub mod pki;
 pub mod secrets;
 pub mod serve;
 pub mod store;
+pub mod sync;
 pub mod validate;

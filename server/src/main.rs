@@ -23,6 +23,28 @@ enum Command {
     /// Manage admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage data-plane node certificates.
+    #[command(subcommand, name = "dataplane-cert")]
+    DataplaneCert(DataplaneCertCommand),
+}
+
+#[derive(Subcommand)]
+enum DataplaneCertCommand {
+    /// Issue a node certificate for a gateway: writes ca.crt (to trust the
+    /// sync endpoint), tls.crt and tls.key (0600) into --out, prints its id.
+    Issue {
+        /// The gateway's name or id.
+        #[arg(long, env = "SLUICE_GATEWAY")]
+        gateway: String,
+        /// Directory to write the files into (created if missing).
+        #[arg(long, env = "SLUICE_CERT_OUT")]
+        out: PathBuf,
+        /// Name of the data_plane_certificate entity (default: node-<random>).
+        #[arg(long, env = "SLUICE_CERT_NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 #[derive(Args)]
@@ -53,9 +75,15 @@ struct ServeArgs {
     /// Address of the admin gRPC API (port 0 picks a free port; the log says which).
     #[arg(long, env = "SLUICE_ADMIN_LISTEN", default_value = "127.0.0.1:7600")]
     admin_listen: SocketAddr,
-    /// Address reserved for the data-plane sync API (mTLS); not served by this version.
+    /// Address of the data-plane sync endpoint (mTLS; nodes need a data_plane_certificate).
     #[arg(long, env = "SLUICE_SYNC_LISTEN", default_value = "127.0.0.1:7601")]
     sync_listen: SocketAddr,
+    /// Extra DNS names or IPs for the sync endpoint's certificate (loopback is always included).
+    #[arg(long, env = "SLUICE_SYNC_SERVER_NAMES", value_delimiter = ',')]
+    sync_server_name: Vec<String>,
+    /// Keep only the newest N revisions in the log; nodes resuming from older ones get a snapshot (0: keep all).
+    #[arg(long, env = "SLUICE_REVISION_LOG_KEEP", default_value_t = 0)]
+    revision_log_keep: i64,
     /// PEM certificate chain: serve the admin API over TLS (needs --tls-key).
     #[arg(long, env = "SLUICE_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -88,17 +116,37 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => {
-            let _ = args.sync_listen;
             serve::run(ServeConfig {
                 master_key_file: args.data.key_file(),
                 data_dir: args.data.data_dir,
                 admin_listen: args.admin_listen,
+                sync_listen: args.sync_listen,
+                sync_server_names: args.sync_server_name,
                 tls_cert: args.tls_cert,
                 tls_key: args.tls_key,
+                revision_log_keep: (args.revision_log_keep > 0).then_some(args.revision_log_keep),
             })
             .await
         }
         Command::Token(TokenCommand::Create { name, data }) => create_token(&name, &data).await,
+        Command::DataplaneCert(DataplaneCertCommand::Issue {
+            gateway,
+            out,
+            name,
+            data,
+        }) => {
+            let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await;
+            match store {
+                Ok(store) => {
+                    let issued =
+                        sluice_server::cli::issue_dataplane_cert(&store, &gateway, &out, name)
+                            .await;
+                    store.close().await;
+                    issued.map(|id| println!("{id}"))
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

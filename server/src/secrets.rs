@@ -66,7 +66,8 @@ impl MasterKey {
         Self(Aes256Gcm::generate_key(OsRng))
     }
 
-    fn seal(&self, plain: &str) -> String {
+    /// Seals a text: base64 of nonce || ciphertext.
+    pub(crate) fn seal(&self, plain: &str) -> String {
         let cipher = Aes256Gcm::new(&self.0);
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         // Encryption with a valid key and nonce cannot fail for in-memory input.
@@ -76,7 +77,8 @@ impl MasterKey {
         B64.encode(out)
     }
 
-    fn open(&self, sealed: &str) -> anyhow::Result<String> {
+    /// Opens what [`MasterKey::seal`] sealed.
+    pub(crate) fn open(&self, sealed: &str) -> anyhow::Result<String> {
         let bytes = B64.decode(sealed).context("sealed secret is not base64")?;
         if bytes.len() < 12 {
             bail!("sealed secret is too short");

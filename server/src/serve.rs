@@ -1,5 +1,6 @@
-//! `sluice-server serve`: opens the store and serves the admin API (with
-//! gRPC health and reflection) until SIGINT or SIGTERM.
+//! `sluice-server serve`: opens the store, serves the admin API (with gRPC
+//! health and reflection) and the data-plane sync endpoint until SIGINT or
+//! SIGTERM.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -9,7 +10,12 @@ use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-use crate::{api::AdminApi, secrets::MasterKey, store::Store};
+use crate::{
+    api::AdminApi,
+    secrets::MasterKey,
+    store::Store,
+    sync::{self, Registry},
+};
 
 /// How long shutdown waits for in-flight admin calls.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -21,12 +27,18 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Address of the admin gRPC API.
     pub admin_listen: SocketAddr,
+    /// Address of the data-plane sync endpoint (mTLS).
+    pub sync_listen: SocketAddr,
+    /// Extra names (DNS or IP) the sync endpoint's certificate carries.
+    pub sync_server_names: Vec<String>,
     /// The master key file; `<data_dir>/master.key` when unset.
     pub master_key_file: Option<PathBuf>,
     /// PEM certificate chain for TLS on the admin API.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS on the admin API.
     pub tls_key: Option<PathBuf>,
+    /// Keep only this many revisions in the log (None: all).
+    pub revision_log_keep: Option<i64>,
 }
 
 /// Opens the store of `data_dir`, creating the directory and master key
@@ -58,16 +70,62 @@ fn tls_config(config: &ServeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
     }
 }
 
-/// Runs the admin server until a shutdown signal.
+/// The names the sync endpoint's certificate is valid for: loopback, the
+/// listen address when it is specific, and the configured extras.
+fn sync_names(config: &ServeConfig) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let ip = config.sync_listen.ip();
+    if !ip.is_unspecified() {
+        names.push(ip.to_string());
+    }
+    names.extend(config.sync_server_names.iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Runs the admin API and the sync endpoint until a shutdown signal.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let tls = tls_config(&config)?;
-    let store = open_store(&config.data_dir, config.master_key_file.as_deref()).await?;
+    let store = open_store(&config.data_dir, config.master_key_file.as_deref())
+        .await?
+        .with_revision_retention(config.revision_log_keep);
+    store.mark_all_nodes_disconnected().await?;
     if store.count_tokens().await? == 0 {
         tracing::warn!(
             "no admin token exists yet; create one with: sluice-server token create --name admin --data-dir {}",
             config.data_dir.display()
         );
     }
+    let registry = Registry::new(store.clone());
+
+    // On SIGINT/SIGTERM: stop accepting, let in-flight calls finish, but do
+    // not wait on idle client connections longer than the drain bound.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |rx: &watch::Receiver<bool>| {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let (sync_addr, sync_serve) = sync::bind(
+        store.clone(),
+        registry.clone(),
+        config.sync_listen,
+        sync_names(&config),
+        stopped(&stop_rx),
+    )
+    .await?;
+    tracing::info!(address = %sync_addr, "data-plane sync endpoint listening on https://{sync_addr}");
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
@@ -93,31 +151,30 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             .tls_config(tls)
             .context("configuring TLS for the admin API")?;
     }
-    // On SIGINT/SIGTERM: stop accepting, let in-flight calls finish, but
-    // do not wait on idle client connections longer than the drain bound.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let mut stopping = stop_rx.clone();
-    let serve = builder
+    let admin_serve = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AdminServiceServer::new(AdminApi::new(store.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = stopping.wait_for(|s| *s).await;
-        });
-    let mut draining = stop_rx;
+        .add_service(AdminServiceServer::new(AdminApi::new(
+            store.clone(),
+            registry.clone(),
+        )))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(&stop_rx));
+    let both = async {
+        let (admin, sync) = tokio::join!(admin_serve, sync_serve);
+        admin?;
+        sync
+    };
+    let stop = stopped(&stop_rx);
     let drain_deadline = async move {
-        let _ = draining.wait_for(|s| *s).await;
+        stop.await;
         tokio::time::sleep(DRAIN).await;
     };
     tokio::select! {
-        served = serve => served?,
+        served = both => served?,
         () = drain_deadline => tracing::warn!("connections still open after {DRAIN:?}; closing them"),
     }
+    registry.flush().await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,13 +1,23 @@
 //! The SQLite store: entities, their references, the revision log and admin
 //! tokens. Every write is one transaction that also appends to the log.
 
+mod dataplane;
+mod nodes;
 mod read;
 mod tokens;
 mod write;
 
+pub use dataplane::Delta;
+pub use nodes::NodeRecord;
+
 pub use write::Mode;
 
-use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
@@ -19,7 +29,9 @@ use tokio::sync::{Mutex, watch};
 pub use read::ListFilter;
 pub use tokens::NewToken;
 
-use crate::secrets::MasterKey;
+use rustls::pki_types::CertificateDer;
+
+use crate::{hub::Hub, secrets::MasterKey};
 
 /// The embedded migrations (`server/migrations`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -37,6 +49,12 @@ pub struct Store {
     write_lock: Arc<Mutex<()>>,
     /// The newest committed revision, for whoever waits on changes.
     committed: Arc<watch::Sender<i64>>,
+    /// Committed changes, per gateway, for the sync streams.
+    hub: Arc<Hub>,
+    /// How many revisions the log keeps (None: all).
+    keep_revisions: Option<i64>,
+    /// The gateway CA certificates, for the sync endpoint's TLS.
+    roots: Arc<RwLock<Arc<Vec<CertificateDer<'static>>>>>,
 }
 
 impl Store {
@@ -65,12 +83,32 @@ impl Store {
         let latest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM revisions")
             .fetch_one(&pool)
             .await?;
-        Ok(Self {
+        let store = Self {
             pool,
             key,
             write_lock: Arc::default(),
             committed: Arc::new(watch::channel(latest).0),
-        })
+            hub: Arc::default(),
+            keep_revisions: None,
+            roots: Arc::default(),
+        };
+        store.reload_roots().await?;
+        Ok(store)
+    }
+
+    /// Keeps only the newest `keep` revisions in the log from now on; a
+    /// node resuming from before them gets a snapshot.
+    pub fn with_revision_retention(mut self, keep: Option<i64>) -> Self {
+        self.keep_revisions = keep.filter(|k| *k > 0);
+        self
+    }
+
+    /// Committed changes of a gateway from now on.
+    pub fn changes(
+        &self,
+        gateway_id: &str,
+    ) -> tokio::sync::broadcast::Receiver<Arc<crate::hub::Change>> {
+        self.hub.subscribe(gateway_id)
     }
 
     /// A receiver that sees the newest committed revision change.

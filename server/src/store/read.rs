@@ -126,6 +126,11 @@ impl Store {
         Ok((entities, next))
     }
 
+    /// The newest revision recorded for a gateway (0 when none).
+    pub async fn latest_revision(&self, gateway_id: &str) -> Result<i64, ApiError> {
+        latest_revision(&self.pool, gateway_id).await
+    }
+
     /// Reads the revision log of a gateway after `after`; returns the page
     /// and the newest revision of the gateway.
     pub async fn revisions(
@@ -193,7 +198,11 @@ pub(super) async fn decorate(
         .bind(&entity.id)
         .fetch_one(&mut *conn)
         .await?;
-        g.nodes_total = 0;
+        g.nodes_total =
+            sqlx::query_scalar("SELECT COUNT(*) FROM data_plane_nodes WHERE gateway_id = ?")
+                .bind(&entity.id)
+                .fetch_one(&mut *conn)
+                .await?;
     }
     Ok(())
 }

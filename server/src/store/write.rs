@@ -9,6 +9,7 @@ use sqlx::{Row, SqliteConnection};
 use super::{Store, now_millis, read};
 use crate::{
     error::{ApiError, Violations},
+    hub::{Change, ChangeOp},
     secrets::{self, SealedSecrets},
     validate::{
         self, defaults,
@@ -244,6 +245,18 @@ async fn check_against_store(
     Ok(refs)
 }
 
+/// The entity as stored (a generated private key removed) and, for a
+/// data-plane certificate, its fingerprint.
+fn without_private_key(entity: &Entity) -> (Entity, Option<String>) {
+    let mut stored = entity.clone();
+    let mut fingerprint = None;
+    if let Some(Spec::DataPlaneCertificate(dp)) = stored.spec.as_mut() {
+        dp.private_key.clear();
+        fingerprint = Some(dp.fingerprint.clone());
+    }
+    (stored, fingerprint)
+}
+
 /// Fields that identify where an entity lives; they cannot change.
 fn immutable_fields(old: &Entity, new: &Entity, v: &mut Violations) {
     if old.gateway_id != new.gateway_id {
@@ -275,7 +288,8 @@ fn immutable_fields(old: &Entity, new: &Entity, v: &mut Violations) {
             }
         }
         (Some(Spec::DataPlaneCertificate(a)), Some(Spec::DataPlaneCertificate(b)))
-            if a.certificate != b.certificate || a.generated != b.generated =>
+            if (!b.certificate.is_empty() && a.certificate != b.certificate)
+                || a.generated != b.generated =>
         {
             v.add(
                 "certificate",
@@ -290,6 +304,7 @@ impl Store {
     /// Creates an entity; returns it as stored.
     pub async fn create(&self, mut entity: Entity, mode: Mode) -> Result<Entity, ApiError> {
         entity.id = uuid::Uuid::new_v4().to_string();
+        defaults::clear_output_only(&mut entity);
         defaults::apply(&mut entity);
         secrets::carry_over(&mut entity, &SealedSecrets::new())?;
         let mut v = Violations::default();
@@ -297,17 +312,23 @@ impl Store {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await?;
         let refs = check_against_store(&mut tx, &entity, kind, v).await?;
+        if kind == Kind::DataPlaneCertificate {
+            self.issue_data_plane_certificate(&mut tx, &mut entity)
+                .await?;
+        }
         let sealed = secrets::seal(&mut entity, &SealedSecrets::new(), &self.key)?;
         let now = prost_types::Timestamp::from(std::time::SystemTime::now());
         entity.created_at = Some(now);
         entity.updated_at = Some(now);
         let revision = append_revision(&mut tx, &entity, "create", &sealed).await?;
         entity.revision = revision;
-        set_revision_body(&mut tx, revision, &entity).await?;
+        // A generated private key is returned once, never stored.
+        let (stored, fingerprint) = without_private_key(&entity);
+        set_revision_body(&mut tx, revision, &stored).await?;
         let (scope, family) = references::name_scope(&entity);
         sqlx::query(
-            "INSERT INTO entities (id, kind, gateway_id, scope_id, name_family, name, revision, body, secrets) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO entities (id, kind, gateway_id, scope_id, name_family, name, revision, body, secrets, fingerprint) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&entity.id)
         .bind(kind.slug())
@@ -316,13 +337,15 @@ impl Store {
         .bind(family)
         .bind(&entity.name)
         .bind(revision)
-        .bind(entity.encode_to_vec())
+        .bind(stored.encode_to_vec())
         .bind(serde_json::to_string(&sealed).map_err(anyhow::Error::from)?)
+        .bind(fingerprint)
         .execute(&mut *tx)
         .await?;
         write_refs(&mut tx, &entity.id, &refs).await?;
         read::decorate(&mut tx, &mut entity).await?;
-        self.finish(tx, mode, revision).await?;
+        let change = self.upsert_change(&stored, &sealed)?;
+        self.finish(tx, mode, change).await?;
         Ok(entity)
     }
 
@@ -348,6 +371,10 @@ impl Store {
         secrets::carry_over(&mut entity, &stored.secrets)?;
         let mut v = Violations::default();
         immutable_fields(&stored.entity, &entity, &mut v);
+        if kind == Kind::DataPlaneCertificate {
+            // Only name, description and labels of a certificate change.
+            entity.spec.clone_from(&stored.entity.spec);
+        }
         validate::check(&entity, &mut v)?;
         let refs = check_against_store(&mut tx, &entity, kind, v).await?;
         let sealed = secrets::seal(&mut entity, &stored.secrets, &self.key)?;
@@ -372,7 +399,8 @@ impl Store {
         .await?;
         write_refs(&mut tx, &entity.id, &refs).await?;
         read::decorate(&mut tx, &mut entity).await?;
-        self.finish(tx, mode, revision).await?;
+        let change = self.upsert_change(&entity, &sealed)?;
+        self.finish(tx, mode, change).await?;
         Ok(entity)
     }
 
@@ -415,21 +443,49 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        self.finish(tx, mode, revision).await?;
+        let change = Change {
+            gateway_id: log_gateway(&stored.entity).to_string(),
+            revision,
+            op: ChangeOp::Remove(kind, id.to_string()),
+        };
+        self.finish(tx, mode, change).await?;
         Ok(revision)
     }
 
+    /// The change data planes see for a created or updated entity: the
+    /// stored entity with its secrets in clear.
+    fn upsert_change(&self, entity: &Entity, sealed: &SealedSecrets) -> Result<Change, ApiError> {
+        let mut plain = entity.clone();
+        if entity.kind().is_data_plane_config() && !sealed.is_empty() {
+            secrets::open(&mut plain, sealed, &self.key)?;
+        }
+        Ok(Change {
+            gateway_id: log_gateway(entity).to_string(),
+            revision: entity.revision,
+            op: ChangeOp::Upsert(Box::new(plain)),
+        })
+    }
+
+    /// Compacts the log, then commits (publishing the change to the sync
+    /// streams) or rolls back.
     async fn finish(
         &self,
-        tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+        mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
         mode: Mode,
-        revision: i64,
+        change: Change,
     ) -> Result<(), ApiError> {
         match mode {
             Mode::DryRun => tx.rollback().await?,
             Mode::Commit => {
+                self.compact(&mut tx, change.revision).await?;
                 tx.commit().await?;
+                let revision = change.revision;
+                let new_certificate = matches!(&change.op, ChangeOp::Upsert(e) if e.kind() == Kind::DataPlaneCertificate);
+                self.hub.publish(change);
                 self.committed.send_replace(revision);
+                if new_certificate {
+                    self.reload_roots().await?;
+                }
             }
         }
         Ok(())

@@ -29,6 +29,23 @@ fn default_parts(parts: &mut Vec<i32>) {
     }
 }
 
+/// Clears what a client cannot set on create: the fields the server
+/// computes or issues.
+pub fn clear_output_only(entity: &mut Entity) {
+    entity.revision = 0;
+    entity.created_at = None;
+    entity.updated_at = None;
+    match entity.spec.as_mut() {
+        Some(Spec::Gateway(g)) => *g = Default::default(),
+        Some(Spec::DataPlaneCertificate(dp)) => {
+            dp.private_key.clear();
+            dp.fingerprint.clear();
+            dp.expires_at = None;
+        }
+        _ => {}
+    }
+}
+
 /// Fills every unset field that has a default.
 pub fn apply(entity: &mut Entity) {
     let Some(spec) = entity.spec.as_mut() else {

@@ -232,7 +232,7 @@ pub fn of_kind(kind: Kind, ids: &Ids) -> Entity {
         }),
         Kind::TlsTrustBundle => Spec::TlsTrustBundle(TlsTrustBundle { trusted_ca: cert }),
         Kind::DataPlaneCertificate => Spec::DataPlaneCertificate(DataPlaneCertificate {
-            certificate: cert,
+            generated: true,
             ..Default::default()
         }),
         Kind::EventHook => Spec::EventHook(EventHook {

@@ -72,6 +72,8 @@ pub struct Server {
     child: Child,
     /// The admin API address (`127.0.0.1:PORT`).
     pub addr: String,
+    /// The sync endpoint address (`127.0.0.1:PORT`).
+    pub sync_addr: String,
     /// Its data directory.
     pub data_dir: PathBuf,
     /// Whether it serves TLS.
@@ -79,10 +81,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server on `data_dir` with extra flags, waiting until it listens.
+    /// Starts a server on `data_dir` with extra flags, waiting until both
+    /// endpoints listen.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-server"))
-            .args(["serve", "--admin-listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--sync-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .env("SLUICE_LOG", "info")
@@ -95,29 +105,44 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[server] {line}");
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = tx.send(url);
+                for (marker, which) in [
+                    ("admin API listening on ", "admin"),
+                    ("sync endpoint listening on ", "sync"),
+                ] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let url = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string();
+                        let _ = tx.send((which, url));
+                    }
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server did not report its address within 60 s");
-        let tls = url.starts_with("https://");
-        let addr = url
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .to_string();
+        let (mut url, mut sync_url) = (None, None);
+        while url.is_none() || sync_url.is_none() {
+            let (which, found) = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("server did not report its addresses within 60 s");
+            if which == "admin" {
+                url = Some(found)
+            } else {
+                sync_url = Some(found)
+            }
+        }
+        let url = url.unwrap_or_default();
+        let strip = |u: &str| {
+            u.trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .to_string()
+        };
         Server {
             child,
-            addr,
+            tls: url.starts_with("https://"),
+            addr: strip(&url),
+            sync_addr: strip(&sync_url.unwrap_or_default()),
             data_dir: data_dir.to_path_buf(),
-            tls,
         }
     }
 

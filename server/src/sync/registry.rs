@@ -1,0 +1,206 @@
+//! Live node status: kept in memory while streams run (ACKs are frequent),
+//! written through on connect, NACK and disconnect, and flushed in batches.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use sluice_proto::{admin::v1::NodeHopErrors, dataplane::v1::NodeStatus};
+
+use crate::{
+    error::ApiError,
+    store::{NodeRecord, Store},
+};
+
+/// How often ACKs and status reports are written to the database.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+type Key = (String, String);
+
+struct Entry {
+    record: NodeRecord,
+    /// Which stream of this node is the current one.
+    generation: u64,
+    dirty: bool,
+}
+
+/// The nodes the sync endpoint knows.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+    nodes: Arc<Mutex<HashMap<Key, Entry>>>,
+    generations: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Registry {
+    /// A registry writing to `store`, with a background flush task.
+    pub fn new(store: Store) -> Self {
+        let registry = Self {
+            store,
+            nodes: Arc::default(),
+            generations: Arc::default(),
+        };
+        let flusher = registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = flusher.flush().await {
+                    tracing::warn!(error = %e, "could not save node status");
+                }
+            }
+        });
+        registry
+    }
+
+    fn with<R>(&self, gateway: &str, id: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let mut nodes = self.nodes.lock().ok()?;
+        nodes.get_mut(&(gateway.to_string(), id.to_string())).map(f)
+    }
+
+    /// Records a new stream of a node; returns its generation.
+    pub async fn connected(&self, mut record: NodeRecord) -> Result<u64, ApiError> {
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        // Keep what the database knows about an earlier stream of this node.
+        if let Some(old) = self
+            .store
+            .load_nodes(&record.gateway_id)
+            .await?
+            .into_iter()
+            .find(|n| n.id == record.id)
+        {
+            record.rejected = old.rejected;
+        }
+        record.connected = true;
+        record.last_seen_at = now();
+        let key = (record.gateway_id.clone(), record.id.clone());
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.insert(
+                key,
+                Entry {
+                    record: record.clone(),
+                    generation,
+                    dirty: false,
+                },
+            );
+        }
+        self.store.save_nodes(&[record]).await?;
+        Ok(generation)
+    }
+
+    /// The node applied `revision`.
+    pub fn acked(&self, gateway: &str, id: &str, revision: i64) {
+        self.with(gateway, id, |e| {
+            let t = now();
+            e.record.applied_revision = revision;
+            e.record.applied_at = t;
+            e.record.last_seen_at = t;
+            e.dirty = true;
+        });
+    }
+
+    /// The node refused `revision`.
+    pub async fn rejected(
+        &self,
+        gateway: &str,
+        id: &str,
+        revision: i64,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        let record = self.with(gateway, id, |e| {
+            let t = now();
+            e.record.rejected = Some((revision, reason.to_string(), t));
+            e.record.last_seen_at = t;
+            e.dirty = false;
+            e.record.clone()
+        });
+        match record {
+            Some(r) => self.store.save_nodes(&[r]).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The node reported its status.
+    pub fn status(&self, gateway: &str, id: &str, status: NodeStatus) {
+        self.with(gateway, id, |e| {
+            e.record.last_seen_at = now();
+            e.record.errors = status
+                .errors
+                .into_iter()
+                .map(|h| NodeHopErrors {
+                    hop: h.hop,
+                    entity: h.entity,
+                    kind: h.kind,
+                    count: h.count,
+                    last_message: h.last_message,
+                })
+                .collect();
+            e.dirty = true;
+        });
+    }
+
+    /// The stream of `generation` ended; the node is disconnected unless a
+    /// newer stream of it is open.
+    pub async fn disconnected(
+        &self,
+        gateway: &str,
+        id: &str,
+        generation: u64,
+    ) -> Result<(), ApiError> {
+        let record = {
+            let Ok(mut nodes) = self.nodes.lock() else {
+                return Ok(());
+            };
+            let key = (gateway.to_string(), id.to_string());
+            match nodes.get(&key) {
+                Some(e) if e.generation == generation => {
+                    let mut entry = nodes.remove(&key).map(|e| e.record);
+                    if let Some(r) = entry.as_mut() {
+                        r.connected = false;
+                        r.last_seen_at = now();
+                    }
+                    entry
+                }
+                _ => None,
+            }
+        };
+        match record {
+            Some(r) => self.store.save_nodes(&[r]).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes every changed record.
+    pub async fn flush(&self) -> Result<(), ApiError> {
+        let dirty: Vec<NodeRecord> = match self.nodes.lock() {
+            Ok(mut nodes) => nodes
+                .values_mut()
+                .filter(|e| e.dirty)
+                .map(|e| {
+                    e.dirty = false;
+                    e.record.clone()
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.store.save_nodes(&dirty).await
+    }
+
+    /// Every node of a gateway, current.
+    pub async fn list(&self, gateway: &str) -> Result<Vec<NodeRecord>, ApiError> {
+        self.flush().await?;
+        self.store.load_nodes(gateway).await
+    }
+}
