@@ -1,0 +1,139 @@
+//! A scripted data-plane node: connects to the sync endpoint with a real
+//! certificate and lets a test answer each update by hand.
+
+use std::{path::Path, time::Duration};
+
+use sluice_proto::dataplane::v1::{
+    Ack, ConfigUpdate, Hello, Nack, NodeMessage, ServerMessage,
+    data_plane_sync_client::DataPlaneSyncClient, node_message, server_message,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{
+    Status, Streaming,
+    transport::{Certificate, ClientTlsConfig, Endpoint, Identity},
+};
+
+/// The files `sluice-server dataplane-cert issue` writes.
+pub struct NodeCerts {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+    /// The data_plane_certificate's id.
+    pub id: String,
+}
+
+/// Issues a node certificate for `gateway` through the CLI.
+pub fn issue(data_dir: &Path, gateway: &str, out: &Path) -> NodeCerts {
+    let id = super::run_cli(&[
+        "dataplane-cert",
+        "issue",
+        "--gateway",
+        gateway,
+        "--out",
+        out.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    NodeCerts {
+        ca: read("ca.crt"),
+        cert: read("tls.crt"),
+        key: read("tls.key"),
+        id: id.trim().to_string(),
+    }
+}
+
+/// One open sync stream.
+pub struct Node {
+    tx: mpsc::Sender<NodeMessage>,
+    rx: Streaming<ServerMessage>,
+}
+
+/// A hello from node `id` at `revision`.
+pub fn hello(id: &str, revision: i64) -> Hello {
+    Hello {
+        node_id: id.into(),
+        hostname: "test-host".into(),
+        version: "test".into(),
+        gateway_id: String::new(),
+        last_applied_revision: revision,
+    }
+}
+
+impl Node {
+    /// Connects to `addr` with `certs` and says `hello`.
+    pub async fn connect(addr: &str, certs: &NodeCerts, hello: Hello) -> Result<Node, Status> {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&certs.ca))
+            .identity(Identity::from_pem(&certs.cert, &certs.key));
+        let channel = Endpoint::from_shared(format!("https://{addr}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .map_err(|e| Status::unavailable(format!("connect: {e:?}")))?;
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(NodeMessage {
+            message: Some(node_message::Message::Hello(hello)),
+        })
+        .await
+        .unwrap();
+        let response = DataPlaneSyncClient::new(channel)
+            .stream(ReceiverStream::new(rx))
+            .await?;
+        Ok(Node {
+            tx,
+            rx: response.into_inner(),
+        })
+    }
+
+    /// The next update (fails the test after 10 s).
+    pub async fn update(&mut self) -> ConfigUpdate {
+        match self.next().await {
+            Ok(Some(u)) => u,
+            other => panic!("expected an update, got {other:?}"),
+        }
+    }
+
+    /// The next server message: an update, the end of the stream, or its error.
+    pub async fn next(&mut self) -> Result<Option<ConfigUpdate>, Status> {
+        let message = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
+            .await
+            .expect("no message from the server within 10 s")?;
+        Ok(message.map(|m| match m.message {
+            Some(server_message::Message::Update(u)) => u,
+            None => panic!("empty server message"),
+        }))
+    }
+
+    /// ACKs an update.
+    pub async fn ack(&self, u: &ConfigUpdate) {
+        let ack = Ack {
+            nonce: u.nonce.clone(),
+            revision: u.revision,
+        };
+        self.tx
+            .send(NodeMessage {
+                message: Some(node_message::Message::Ack(ack)),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// NACKs an update.
+    pub async fn nack(&self, u: &ConfigUpdate, why: &str) {
+        let nack = Nack {
+            nonce: u.nonce.clone(),
+            revision: u.revision,
+            error_detail: why.into(),
+        };
+        self.tx
+            .send(NodeMessage {
+                message: Some(node_message::Message::Nack(nack)),
+            })
+            .await
+            .unwrap();
+    }
+}
