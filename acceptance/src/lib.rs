@@ -1,2 +1,7 @@
-//! End-to-end acceptance tests (terraform → provider → server → proxy →
-//! broker) live here once the data plane and provider exist.
+//! The harness every end-to-end test shares: real `sluice-server` and
+//! `sluice-proxy` processes on loopback ports the OS picks, admin clients,
+//! and scripted data-plane nodes.
+
+pub mod node;
+pub mod process;
+pub mod server;

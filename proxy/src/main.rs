@@ -1,9 +1,137 @@
-//! `sluice-proxy`: the Sluice data plane (Kafka proxy). Not built yet.
+//! `sluice-proxy`: the Sluice data plane.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "sluice-proxy: the data plane is not implemented yet; the control plane \
-         (sluice-server) is. See README.md for what works today."
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sluice_proxy::{
+    config::{Config, ConfigStore, cache::Cache},
+    sync::{self, SyncOptions},
+};
+
+/// The Sluice data plane: takes its configuration from the control plane.
+#[derive(Parser)]
+#[command(name = "sluice-proxy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long, global = true, env = "SLUICE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect to the control plane and keep this node's configuration current.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The control plane's sync endpoint (`host:port` or `https://host:port`).
+    #[arg(long, env = "SLUICE_CONTROL_PLANE", default_value = "127.0.0.1:7601")]
+    control_plane: String,
+    /// This node's certificate (PEM), from `sluice-server dataplane-cert issue`.
+    #[arg(long, env = "SLUICE_CERT")]
+    cert: PathBuf,
+    /// This node's private key (PEM).
+    #[arg(long, env = "SLUICE_KEY")]
+    key: PathBuf,
+    /// The CA that signed the control plane's sync endpoint (ca.crt).
+    #[arg(long, env = "SLUICE_CA")]
+    ca: PathBuf,
+    /// Where the last applied configuration and the node id are kept.
+    #[arg(long, env = "SLUICE_CACHE_DIR", default_value = "./sluice-proxy-cache")]
+    cache_dir: PathBuf,
+    /// This node's id (default: generated once and kept in the cache dir).
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    node_id: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Run(args) => run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(path: &PathBuf, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cache = Cache::new(&args.cache_dir)?;
+    let node_id = match args.node_id {
+        Some(id) => id,
+        None => cache.node_id()?,
+    };
+    let initial = match cache.load() {
+        Ok(Some(config)) => {
+            tracing::info!(
+                revision = config.revision,
+                "starting from the cached config"
+            );
+            config
+        }
+        Ok(None) => Config::default(),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "ignoring the config cache");
+            Config::default()
+        }
+    };
+    let endpoint = if args.control_plane.contains("://") {
+        args.control_plane.clone()
+    } else {
+        format!("https://{}", args.control_plane)
+    };
+    let options = SyncOptions {
+        endpoint,
+        ca_pem: read(&args.ca, "--ca")?,
+        cert_pem: read(&args.cert, "--cert")?,
+        key_pem: read(&args.key, "--key")?,
+        node_id: node_id.clone(),
+        hostname: std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".into()),
+    };
+    let store = Arc::new(ConfigStore::new(initial));
+    tracing::info!(
+        node_id,
+        control_plane = options.endpoint,
+        "sluice-proxy started"
     );
-    std::process::ExitCode::FAILURE
+    let sync = tokio::spawn(sync::run(options, store.clone(), Some(cache)));
+    shutdown_signal().await;
+    sync.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -49,7 +49,7 @@ async fn calls_without_a_valid_token_are_refused() {
 async fn everything_survives_a_restart_and_revisions_continue() {
     let dir = tempfile::tempdir().unwrap();
     let token = common::create_token(dir.path());
-    let server = common::Server::start(dir.path(), &[]);
+    let server = common::start_server(dir.path(), &[]);
     let mut c = server.client(Some(&token)).await;
     let gw = c
         .create_entity(CreateEntityRequest {
@@ -68,7 +68,7 @@ async fn everything_survives_a_restart_and_revisions_continue() {
     drop(c);
     server.stop();
 
-    let server = common::Server::start(dir.path(), &[]);
+    let server = common::start_server(dir.path(), &[]);
     let mut c = server.client(Some(&token)).await;
     let read = c
         .get_entity(GetEntityRequest {
@@ -112,7 +112,7 @@ async fn the_admin_api_serves_tls() {
     std::fs::write(dir.path().join("tls.key"), &key).unwrap();
     let crt = dir.path().join("tls.crt");
     let key_path = dir.path().join("tls.key");
-    let server = common::Server::start(
+    let server = common::start_server(
         dir.path(),
         &[
             "--tls-cert",
@@ -125,7 +125,7 @@ async fn the_admin_api_serves_tls() {
     let channel = server.channel(Some(&cert)).await;
     let mut c = sluice_proto::admin::v1::admin_service_client::AdminServiceClient::with_interceptor(
         channel,
-        common::Bearer(Some(token)),
+        sluice_acceptance::server::Bearer(Some(token)),
     );
     let gw = c
         .create_entity(CreateEntityRequest {

@@ -4,10 +4,8 @@
 
 mod common;
 
-use common::{
-    fixtures,
-    node::{self, Node, NodeCerts},
-};
+use common::fixtures;
+use sluice_acceptance::node::{self, Node, NodeCerts};
 use sluice_proto::admin::v1::{
     CreateEntityRequest, DeleteDataPlaneNodeRequest, DeleteEntityRequest, Entity, Kind,
     ListDataPlaneNodesRequest, UpdateEntityRequest, backend_authentication::Method, entity::Spec,
@@ -25,10 +23,10 @@ struct Setup {
 async fn setup(extra: &[&str]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let token = common::create_token(dir.path());
-    let server = common::Server::start(dir.path(), extra);
+    let server = common::start_server(dir.path(), extra);
     let mut admin = server.client(Some(&token)).await;
     let gateway = create(&mut admin, fixtures::gateway("edge")).await;
-    let certs = node::issue(dir.path(), "edge", &dir.path().join("node"));
+    let certs = node::issue(common::bin(), dir.path(), "edge", &dir.path().join("node"));
     Setup {
         _dir: dir,
         server,

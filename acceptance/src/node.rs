@@ -23,18 +23,21 @@ pub struct NodeCerts {
     pub id: String,
 }
 
-/// Issues a node certificate for `gateway` through the CLI.
-pub fn issue(data_dir: &Path, gateway: &str, out: &Path) -> NodeCerts {
-    let id = super::run_cli(&[
-        "dataplane-cert",
-        "issue",
-        "--gateway",
-        gateway,
-        "--out",
-        out.to_str().unwrap(),
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-    ]);
+/// Issues a node certificate for `gateway` through the CLI at `bin`.
+pub fn issue(bin: &Path, data_dir: &Path, gateway: &str, out: &Path) -> NodeCerts {
+    let id = crate::server::run_cli(
+        bin,
+        &[
+            "dataplane-cert",
+            "issue",
+            "--gateway",
+            gateway,
+            "--out",
+            out.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+    );
     let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
     NodeCerts {
         ca: read("ca.crt"),
