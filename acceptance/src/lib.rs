@@ -5,3 +5,22 @@
 pub mod node;
 pub mod process;
 pub mod server;
+
+use std::path::PathBuf;
+
+/// A binary of this workspace, built next to the running test
+/// (`cargo test --workspace` builds every binary before it runs tests).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}

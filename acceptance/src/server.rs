@@ -84,14 +84,15 @@ impl Server {
     /// endpoints listen.
     pub fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> Server {
         let mut command = Command::new(bin);
+        command.arg("serve");
+        // Free ports unless the caller names them (say, to restart a server
+        // on the port its nodes know).
+        for flag in ["--admin-listen", "--sync-listen"] {
+            if !extra.contains(&flag) {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
         command
-            .args([
-                "serve",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--sync-listen",
-                "127.0.0.1:0",
-            ])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
