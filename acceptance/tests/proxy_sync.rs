@@ -83,7 +83,7 @@ async fn a_proxy_follows_the_control_plane_and_survives_its_absence() {
         entity("", "edge", Spec::Gateway(Gateway::default())),
     )
     .await;
-    let first = create(&mut admin, backend(&gateway.id, "first")).await;
+    create(&mut admin, backend(&gateway.id, "first")).await;
     server::run_cli(
         &server_bin,
         &[
