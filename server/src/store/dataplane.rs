@@ -72,7 +72,7 @@ impl Store {
     /// planes trust it as `ca.crt`).
     pub async fn control_plane_ca(&self) -> Result<Authority, ApiError> {
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let (ca, _) = self
             .authority(&mut tx, CONTROL_PLANE_CA, "Sluice control plane CA")
             .await?;

@@ -111,6 +111,13 @@ impl Store {
         self.hub.subscribe(gateway_id)
     }
 
+    /// A write transaction that takes SQLite's write lock at BEGIN, so it
+    /// waits its turn (busy timeout) instead of failing when it upgrades
+    /// from reading to writing.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// A receiver that sees the newest committed revision change.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.committed.subscribe()

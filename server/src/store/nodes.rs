@@ -72,7 +72,7 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for n in records {
             let errors: Vec<serde_json::Value> = n
                 .errors
@@ -114,48 +114,27 @@ impl Store {
         Ok(())
     }
 
+    /// The stored record of one node.
+    pub async fn load_node(
+        &self,
+        gateway_id: &str,
+        id: &str,
+    ) -> Result<Option<NodeRecord>, ApiError> {
+        let rows = sqlx::query("SELECT * FROM data_plane_nodes WHERE gateway_id = ? AND id = ?")
+            .bind(gateway_id)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(records(&rows).into_iter().next())
+    }
+
     /// The stored records of a gateway's nodes.
     pub async fn load_nodes(&self, gateway_id: &str) -> Result<Vec<NodeRecord>, ApiError> {
         let rows = sqlx::query("SELECT * FROM data_plane_nodes WHERE gateway_id = ? ORDER BY id")
             .bind(gateway_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let errors: Vec<serde_json::Value> =
-                    serde_json::from_str(r.get("errors")).unwrap_or_default();
-                let rejected_revision: i64 = r.get("rejected_revision");
-                NodeRecord {
-                    id: r.get("id"),
-                    gateway_id: r.get("gateway_id"),
-                    hostname: r.get("hostname"),
-                    version: r.get("version"),
-                    certificate_id: r.get("certificate_id"),
-                    connected: r.get("connected"),
-                    last_seen_at: r.get("last_seen_at"),
-                    applied_revision: r.get("applied_revision"),
-                    applied_at: r.get("applied_at"),
-                    rejected: (rejected_revision > 0).then(|| {
-                        (
-                            rejected_revision,
-                            r.get("rejected_reason"),
-                            r.get("rejected_at"),
-                        )
-                    }),
-                    errors: errors
-                        .iter()
-                        .map(|e| NodeHopErrors {
-                            hop: e["hop"].as_str().unwrap_or_default().into(),
-                            entity: e["entity"].as_str().unwrap_or_default().into(),
-                            kind: e["kind"].as_str().unwrap_or_default().into(),
-                            count: e["count"].as_u64().unwrap_or_default(),
-                            last_message: e["last_message"].as_str().unwrap_or_default().into(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect())
+        Ok(records(&rows))
     }
 
     /// Forgets a node; returns whether it existed.
@@ -175,4 +154,43 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Node records from `data_plane_nodes` rows.
+fn records(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<NodeRecord> {
+    rows.iter()
+        .map(|r| {
+            let errors: Vec<serde_json::Value> =
+                serde_json::from_str(r.get("errors")).unwrap_or_default();
+            let rejected_revision: i64 = r.get("rejected_revision");
+            NodeRecord {
+                id: r.get("id"),
+                gateway_id: r.get("gateway_id"),
+                hostname: r.get("hostname"),
+                version: r.get("version"),
+                certificate_id: r.get("certificate_id"),
+                connected: r.get("connected"),
+                last_seen_at: r.get("last_seen_at"),
+                applied_revision: r.get("applied_revision"),
+                applied_at: r.get("applied_at"),
+                rejected: (rejected_revision > 0).then(|| {
+                    (
+                        rejected_revision,
+                        r.get("rejected_reason"),
+                        r.get("rejected_at"),
+                    )
+                }),
+                errors: errors
+                    .iter()
+                    .map(|e| NodeHopErrors {
+                        hop: e["hop"].as_str().unwrap_or_default().into(),
+                        entity: e["entity"].as_str().unwrap_or_default().into(),
+                        kind: e["kind"].as_str().unwrap_or_default().into(),
+                        count: e["count"].as_u64().unwrap_or_default(),
+                        last_message: e["last_message"].as_str().unwrap_or_default().into(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }

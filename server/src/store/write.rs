@@ -310,7 +310,7 @@ impl Store {
         let mut v = Violations::default();
         let kind = validate::check(&entity, &mut v)?;
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let refs = check_against_store(&mut tx, &entity, kind, v).await?;
         if kind == Kind::DataPlaneCertificate {
             self.issue_data_plane_certificate(&mut tx, &mut entity)
@@ -362,7 +362,7 @@ impl Store {
             validate::check(&entity, &mut Violations::default())?;
         }
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let stored = load_expected(&mut tx, kind, &entity.id, expected_revision).await?;
         if entity.gateway_id.is_empty() {
             entity.gateway_id.clone_from(&stored.entity.gateway_id);
@@ -414,7 +414,7 @@ impl Store {
         mode: Mode,
     ) -> Result<i64, ApiError> {
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let stored = load_expected(&mut tx, kind, id, expected_revision).await?;
         let referrers: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT e.kind, e.name, e.id, r.field FROM entity_refs r JOIN entities e ON e.id = r.from_id \

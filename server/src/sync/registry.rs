@@ -73,14 +73,8 @@ impl Registry {
             .generations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        // Keep what the database knows about an earlier stream of this node.
-        if let Some(old) = self
-            .store
-            .load_nodes(&record.gateway_id)
-            .await?
-            .into_iter()
-            .find(|n| n.id == record.id)
-        {
+        // A rejection is history worth keeping across reconnects.
+        if let Some(old) = self.store.load_node(&record.gateway_id, &record.id).await? {
             record.rejected = old.rejected;
         }
         record.connected = true;
@@ -90,13 +84,12 @@ impl Registry {
             nodes.insert(
                 key,
                 Entry {
-                    record: record.clone(),
+                    record,
                     generation,
-                    dirty: false,
+                    dirty: true,
                 },
             );
         }
-        self.store.save_nodes(&[record]).await?;
         Ok(generation)
     }
 
@@ -112,24 +105,13 @@ impl Registry {
     }
 
     /// The node refused `revision`.
-    pub async fn rejected(
-        &self,
-        gateway: &str,
-        id: &str,
-        revision: i64,
-        reason: &str,
-    ) -> Result<(), ApiError> {
-        let record = self.with(gateway, id, |e| {
+    pub fn rejected(&self, gateway: &str, id: &str, revision: i64, reason: &str) {
+        self.with(gateway, id, |e| {
             let t = now();
             e.record.rejected = Some((revision, reason.to_string(), t));
             e.record.last_seen_at = t;
-            e.dirty = false;
-            e.record.clone()
+            e.dirty = true;
         });
-        match record {
-            Some(r) => self.store.save_nodes(&[r]).await,
-            None => Ok(()),
-        }
     }
 
     /// The node reported its status.
@@ -153,36 +135,18 @@ impl Registry {
 
     /// The stream of `generation` ended; the node is disconnected unless a
     /// newer stream of it is open.
-    pub async fn disconnected(
-        &self,
-        gateway: &str,
-        id: &str,
-        generation: u64,
-    ) -> Result<(), ApiError> {
-        let record = {
-            let Ok(mut nodes) = self.nodes.lock() else {
-                return Ok(());
-            };
-            let key = (gateway.to_string(), id.to_string());
-            match nodes.get(&key) {
-                Some(e) if e.generation == generation => {
-                    let mut entry = nodes.remove(&key).map(|e| e.record);
-                    if let Some(r) = entry.as_mut() {
-                        r.connected = false;
-                        r.last_seen_at = now();
-                    }
-                    entry
-                }
-                _ => None,
+    pub fn disconnected(&self, gateway: &str, id: &str, generation: u64) {
+        self.with(gateway, id, |e| {
+            if e.generation == generation {
+                e.record.connected = false;
+                e.record.last_seen_at = now();
+                e.dirty = true;
             }
-        };
-        match record {
-            Some(r) => self.store.save_nodes(&[r]).await,
-            None => Ok(()),
-        }
+        });
     }
 
-    /// Writes every changed record.
+    /// Writes every changed record in one transaction, and forgets the
+    /// disconnected ones once written.
     pub async fn flush(&self) -> Result<(), ApiError> {
         let dirty: Vec<NodeRecord> = match self.nodes.lock() {
             Ok(mut nodes) => nodes
@@ -195,7 +159,11 @@ impl Registry {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        self.store.save_nodes(&dirty).await
+        self.store.save_nodes(&dirty).await?;
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.retain(|_, e| e.record.connected || e.dirty);
+        }
+        Ok(())
     }
 
     /// Every node of a gateway, current.

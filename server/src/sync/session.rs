@@ -123,13 +123,7 @@ impl Session {
             );
             let _ = self.out.send(Err(status)).await;
         }
-        if let Err(e) = self
-            .registry
-            .disconnected(&gateway, &node, generation)
-            .await
-        {
-            tracing::warn!(error = %e, "could not record the disconnect");
-        }
+        self.registry.disconnected(&gateway, &node, generation);
         tracing::info!(gateway, node, "data plane disconnected");
     }
 
@@ -214,8 +208,7 @@ impl Session {
                         "data plane rejected an update"
                     );
                     self.registry
-                        .rejected(&gateway, &node, f.revision, &nack.error_detail)
-                        .await?;
+                        .rejected(&gateway, &node, f.revision, &nack.error_detail);
                     // Not resent: the next update waits for a newer revision
                     // and is then rebuilt from the node's last good one.
                     self.from_log = true;
