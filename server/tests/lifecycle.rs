@@ -43,6 +43,31 @@ async fn calls_without_a_valid_token_are_refused() {
         reply.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+    // Reflection lists the admin service (what `grpcurl -plaintext ADDR list` asks).
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(server.channel(None).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        replies.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"sluice.admin.v1.AdminService".to_string()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]

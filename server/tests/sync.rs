@@ -414,3 +414,70 @@ async fn disconnected_nodes_stay_listed_until_pruned() {
         .unwrap();
     assert!(nodes(&mut admin, &gateway.id).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_node_with_a_certificate_signed_from_its_csr_joins() {
+    let Setup {
+        _dir,
+        server,
+        mut admin,
+        gateway,
+        certs,
+    } = setup(&[]).await;
+    // The node keeps its key; the server signs its request.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let signed = create(
+        &mut admin,
+        fixtures::entity(
+            &gateway.id,
+            "from-csr",
+            Spec::DataPlaneCertificate(sluice_proto::admin::v1::DataPlaneCertificate {
+                certificate: csr,
+                ..Default::default()
+            }),
+        ),
+    )
+    .await;
+    let Some(Spec::DataPlaneCertificate(dp)) = &signed.spec else {
+        panic!()
+    };
+    assert!(dp.private_key.is_empty(), "the server never had this key");
+    assert!(dp.certificate.contains("BEGIN CERTIFICATE") && dp.expires_at.is_some());
+    let own = NodeCerts {
+        ca: certs.ca.clone(),
+        cert: dp.certificate.clone(),
+        key: key.serialize_pem(),
+        id: signed.id.clone(),
+    };
+    let mut n = Node::connect(&server.sync_addr, &own, node::hello("csr-node", 0))
+        .await
+        .unwrap();
+    assert!(n.update().await.snapshot);
+
+    // A plain certificate instead of a request is refused at the field.
+    let (cert, _) = fixtures::cert_and_key();
+    let status = admin
+        .create_entity(CreateEntityRequest {
+            entity: Some(fixtures::entity(
+                &gateway.id,
+                "not-a-csr",
+                Spec::DataPlaneCertificate(sluice_proto::admin::v1::DataPlaneCertificate {
+                    certificate: cert,
+                    ..Default::default()
+                }),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("certificate"),
+        "{}",
+        status.message()
+    );
+}
