@@ -3,16 +3,18 @@
 
 use sluice_proto::admin::v1::{
     CreateEntityRequest, DeleteDataPlaneNodeRequest, DeleteDataPlaneNodeResponse,
-    DeleteEntityRequest, DeleteEntityResponse, Entity, GetEntityRequest, Kind,
+    DeleteEntityRequest, DeleteEntityResponse, Entity, EventDelivery, GetEntityRequest, Kind,
     ListDataPlaneNodesRequest, ListDataPlaneNodesResponse, ListEntitiesRequest,
-    ListEntitiesResponse, ListRevisionsRequest, ListRevisionsResponse, UpdateEntityRequest,
-    ValidateRequest, ValidateResponse, admin_service_server::AdminService,
-    validate_request::Operation,
+    ListEntitiesResponse, ListEventDeliveriesRequest, ListEventDeliveriesResponse,
+    ListEventSourcesRequest, ListEventSourcesResponse, ListRevisionsRequest, ListRevisionsResponse,
+    PingEventHookRequest, TestEventHookRequest, UpdateEntityRequest, ValidateRequest,
+    ValidateResponse, admin_service_server::AdminService, validate_request::Operation,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
     error::ApiError,
+    events::{self, Event},
     store::{ListFilter, Mode, Store},
     sync::Registry,
 };
@@ -222,5 +224,64 @@ impl AdminService for AdminApi {
                 Ok(Response::new(DeleteDataPlaneNodeResponse {}))
             }
         }
+    }
+
+    async fn ping_event_hook(
+        &self,
+        request: Request<PingEventHookRequest>,
+    ) -> Reply<EventDelivery> {
+        self.authorize(&request).await?;
+        let id = request.into_inner().id;
+        Ok(Response::new(self.store.emit_to(&id, Event::ping).await?))
+    }
+
+    async fn test_event_hook(
+        &self,
+        request: Request<TestEventHookRequest>,
+    ) -> Reply<EventDelivery> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        let sample: serde_json::Value = serde_json::from_str(&r.sample_json).map_err(|e| {
+            ApiError::invalid("test request", "sample_json", &format!("not JSON: {e}"))
+        })?;
+        Ok(Response::new(
+            self.store
+                .emit_to(&r.id, |hook| Event::test(hook, sample))
+                .await?,
+        ))
+    }
+
+    async fn list_event_sources(
+        &self,
+        request: Request<ListEventSourcesRequest>,
+    ) -> Reply<ListEventSourcesResponse> {
+        self.authorize(&request).await?;
+        Ok(Response::new(ListEventSourcesResponse {
+            sources: events::sources(),
+        }))
+    }
+
+    async fn list_event_deliveries(
+        &self,
+        request: Request<ListEventDeliveriesRequest>,
+    ) -> Reply<ListEventDeliveriesResponse> {
+        self.authorize(&request).await?;
+        let r = request.into_inner();
+        if r.gateway_id.is_empty() {
+            return Err(ApiError::invalid("list request", "gateway_id", "must be set").into());
+        }
+        if !["", "pending", "delivered", "dead"].contains(&r.status.as_str()) {
+            return Err(ApiError::invalid(
+                "list request",
+                "status",
+                "must be pending, delivered or dead",
+            )
+            .into());
+        }
+        let deliveries = self
+            .store
+            .deliveries(&r.gateway_id, &r.hook_id, &r.status, r.page_size)
+            .await?;
+        Ok(Response::new(ListEventDeliveriesResponse { deliveries }))
     }
 }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 pub mod error;
+pub mod events;
 pub mod hub;
 pub mod pki;
 pub mod secrets;

@@ -1,9 +1,12 @@
 //! `sluice-server`: the Sluice control plane.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use sluice_server::serve::{self, ServeConfig};
+use sluice_server::{
+    events::dispatch::RetryPolicy,
+    serve::{self, ServeConfig},
+};
 
 /// The Sluice control plane: stores gateway configuration and serves the admin API.
 #[derive(Parser)]
@@ -84,6 +87,15 @@ struct ServeArgs {
     /// Keep only the newest N revisions in the log; nodes resuming from older ones get a snapshot (0: keep all).
     #[arg(long, env = "SLUICE_REVISION_LOG_KEEP", default_value_t = 0)]
     revision_log_keep: i64,
+    /// Delivery attempts before an event hook's event is marked dead.
+    #[arg(long, env = "SLUICE_EVENT_MAX_ATTEMPTS", default_value_t = 10)]
+    event_max_attempts: u32,
+    /// Delay before the first retry of a failed event delivery (doubles each time, with jitter).
+    #[arg(long, env = "SLUICE_EVENT_RETRY_BASE_MS", default_value_t = 1000)]
+    event_retry_base_ms: u64,
+    /// Longest delay between event delivery retries.
+    #[arg(long, env = "SLUICE_EVENT_RETRY_MAX_MS", default_value_t = 300_000)]
+    event_retry_max_ms: u64,
     /// PEM certificate chain: serve the admin API over TLS (needs --tls-key).
     #[arg(long, env = "SLUICE_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -107,6 +119,9 @@ enum TokenCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for the whole process (the webhook client
+    // uses the process default).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -125,6 +140,13 @@ async fn main() -> ExitCode {
                 tls_cert: args.tls_cert,
                 tls_key: args.tls_key,
                 revision_log_keep: (args.revision_log_keep > 0).then_some(args.revision_log_keep),
+                event_retry: RetryPolicy {
+                    max_attempts: args.event_max_attempts.max(1),
+                    base: Duration::from_millis(args.event_retry_base_ms.max(1)),
+                    max: Duration::from_millis(
+                        args.event_retry_max_ms.max(args.event_retry_base_ms).max(1),
+                    ),
+                },
             })
             .await
         }

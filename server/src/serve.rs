@@ -12,6 +12,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::{
     api::AdminApi,
+    events::dispatch::{Dispatcher, RetryPolicy},
     secrets::MasterKey,
     store::Store,
     sync::{self, Registry},
@@ -39,6 +40,8 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// Keep only this many revisions in the log (None: all).
     pub revision_log_keep: Option<i64>,
+    /// How event deliveries are retried.
+    pub event_retry: RetryPolicy,
 }
 
 /// Opens the store of `data_dir`, creating the directory and master key
@@ -102,6 +105,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     let registry = Registry::new(store.clone());
+    tokio::spawn(Dispatcher::new(store.clone(), config.event_retry)?.run());
 
     // On SIGINT/SIGTERM: stop accepting, let in-flight calls finish, but do
     // not wait on idle client connections longer than the drain bound.

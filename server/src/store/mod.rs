@@ -3,12 +3,14 @@
 
 mod dataplane;
 mod nodes;
+mod outbox;
 mod read;
 mod tokens;
 mod write;
 
 pub use dataplane::Delta;
 pub use nodes::NodeRecord;
+pub use outbox::{DueDelivery, Outcome};
 
 pub use write::Mode;
 
@@ -55,6 +57,10 @@ pub struct Store {
     keep_revisions: Option<i64>,
     /// The gateway CA certificates, for the sync endpoint's TLS.
     roots: Arc<RwLock<Arc<Vec<CertificateDer<'static>>>>>,
+    /// Wakes the event dispatcher when an event was queued.
+    events_queued: Arc<tokio::sync::Notify>,
+    /// When each (hook, snooze key) last fired.
+    snoozed: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>>,
 }
 
 impl Store {
@@ -91,6 +97,8 @@ impl Store {
             hub: Arc::default(),
             keep_revisions: None,
             roots: Arc::default(),
+            events_queued: Arc::default(),
+            snoozed: Arc::default(),
         };
         store.reload_roots().await?;
         Ok(store)

@@ -9,6 +9,7 @@ use sqlx::{Row, SqliteConnection};
 use super::{Store, now_millis, read};
 use crate::{
     error::{ApiError, Violations},
+    events::Event,
     hub::{Change, ChangeOp},
     secrets::{self, SealedSecrets},
     validate::{
@@ -343,9 +344,20 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         write_refs(&mut tx, &entity.id, &refs).await?;
+        let gateway = log_gateway(&stored).to_string();
+        let event = Event::crud("create", &gateway, revision, None, Some(&stored));
+        let own = (kind == Kind::EventHook).then_some(stored.id.as_str());
+        let mut queued = self
+            .enqueue_matching(&mut tx, &gateway, &event, own)
+            .await?;
+        if kind == Kind::EventHook {
+            // A new hook hears a ping at once.
+            Self::enqueue(&mut tx, &stored, &Event::ping(&stored)).await?;
+            queued += 1;
+        }
         read::decorate(&mut tx, &mut entity).await?;
         let change = self.upsert_change(&stored, &sealed)?;
-        self.finish(tx, mode, change).await?;
+        self.finish(tx, mode, change, queued > 0).await?;
         Ok(entity)
     }
 
@@ -398,9 +410,20 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         write_refs(&mut tx, &entity.id, &refs).await?;
+        let gateway = log_gateway(&entity).to_string();
+        let event = Event::crud(
+            "update",
+            &gateway,
+            revision,
+            Some(&stored.entity),
+            Some(&entity),
+        );
+        let queued = self
+            .enqueue_matching(&mut tx, &gateway, &event, None)
+            .await?;
         read::decorate(&mut tx, &mut entity).await?;
         let change = self.upsert_change(&entity, &sealed)?;
-        self.finish(tx, mode, change).await?;
+        self.finish(tx, mode, change, queued > 0).await?;
         Ok(entity)
     }
 
@@ -439,6 +462,11 @@ impl Store {
         }
         let revision = append_revision(&mut tx, &stored.entity, "delete", &stored.secrets).await?;
         set_revision_body(&mut tx, revision, &stored.entity).await?;
+        let gateway = log_gateway(&stored.entity).to_string();
+        let event = Event::crud("delete", &gateway, revision, Some(&stored.entity), None);
+        let queued = self
+            .enqueue_matching(&mut tx, &gateway, &event, Some(id))
+            .await?;
         sqlx::query("DELETE FROM entities WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -448,7 +476,7 @@ impl Store {
             revision,
             op: ChangeOp::Remove(kind, id.to_string()),
         };
-        self.finish(tx, mode, change).await?;
+        self.finish(tx, mode, change, queued > 0).await?;
         Ok(revision)
     }
 
@@ -473,6 +501,7 @@ impl Store {
         mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
         mode: Mode,
         change: Change,
+        events_queued: bool,
     ) -> Result<(), ApiError> {
         match mode {
             Mode::DryRun => tx.rollback().await?,
@@ -483,6 +512,9 @@ impl Store {
                 let new_certificate = matches!(&change.op, ChangeOp::Upsert(e) if e.kind() == Kind::DataPlaneCertificate);
                 self.hub.publish(change);
                 self.committed.send_replace(revision);
+                if events_queued {
+                    self.events_queued.notify_one();
+                }
                 if new_certificate {
                     self.reload_roots().await?;
                 }

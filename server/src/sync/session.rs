@@ -14,6 +14,7 @@ use tonic::{Status, Streaming};
 
 use super::registry::Registry;
 use crate::{
+    events::Event,
     hub::{Change, ChangeOp},
     store::{NodeRecord, Store},
 };
@@ -110,6 +111,7 @@ impl Session {
             }
         };
         tracing::info!(gateway, node, revision = self.acked, "data plane connected");
+        self.emit("node_connected", "", serde_json::json!({"hostname": self.hello.hostname, "version": self.hello.version, "revision": self.acked}));
         let end = match self.initial().await {
             Ok(()) => self.serve(&mut inbound, &mut feed).await,
             Err(status) => End::Refused(status),
@@ -124,6 +126,11 @@ impl Session {
             let _ = self.out.send(Err(status)).await;
         }
         self.registry.disconnected(&gateway, &node, generation);
+        self.emit(
+            "node_disconnected",
+            "",
+            serde_json::json!({"applied_revision": self.acked}),
+        );
         tracing::info!(gateway, node, "data plane disconnected");
     }
 
@@ -209,6 +216,11 @@ impl Session {
                     );
                     self.registry
                         .rejected(&gateway, &node, f.revision, &nack.error_detail);
+                    self.emit(
+                        "config_rejected",
+                        &f.revision.to_string(),
+                        serde_json::json!({"revision": f.revision, "reason": nack.error_detail}),
+                    );
                     // Not resent: the next update waits for a newer revision
                     // and is then rebuilt from the node's last good one.
                     self.from_log = true;
@@ -217,6 +229,18 @@ impl Session {
             }
             Some(node_message::Message::Status(status)) => {
                 self.registry.status(&gateway, &node, status)
+            }
+            Some(node_message::Message::Events(batch)) => {
+                for e in batch.events.into_iter().take(100) {
+                    if !crate::validate::spec::DATAPLANE_EVENTS.contains(&e.event.as_str()) {
+                        continue;
+                    }
+                    let details = serde_json::json!({
+                        "key": e.key, "count": e.count, "hop": e.hop,
+                        "entity_id": e.entity_id, "message": e.message,
+                    });
+                    self.emit(&e.event, &e.key, details);
+                }
             }
             Some(node_message::Message::Hello(_)) => {
                 return Err(Status::invalid_argument(
@@ -339,5 +363,18 @@ impl Session {
     fn next_nonce(&mut self) -> String {
         self.nonces += 1;
         self.nonces.to_string()
+    }
+
+    /// Queues a data-plane event about this node for the hooks that listen
+    /// (in the background: the stream never waits on the outbox).
+    fn emit(&self, event: &str, key: &str, details: serde_json::Value) {
+        let store = self.store.clone();
+        let gateway = self.peer.gateway_id.clone();
+        let event = Event::dataplane(&gateway, &self.hello.node_id, event, key, details);
+        tokio::spawn(async move {
+            if let Err(e) = store.emit(&gateway, event).await {
+                tracing::warn!(error = %e, "could not queue a data-plane event");
+            }
+        });
     }
 }
