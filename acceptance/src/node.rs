@@ -139,4 +139,15 @@ impl Node {
             .await
             .unwrap();
     }
+
+    /// Reports sampled data-plane events.
+    pub async fn send_events(&self, events: Vec<sluice_proto::dataplane::v1::DataPlaneEvent>) {
+        let batch = sluice_proto::dataplane::v1::DataPlaneEvents { events };
+        self.tx
+            .send(NodeMessage {
+                message: Some(node_message::Message::Events(batch)),
+            })
+            .await
+            .unwrap();
+    }
 }

@@ -120,6 +120,15 @@ impl Server {
         }
     }
 
+    /// Waits (at most `timeout`) for a log line that `matches`.
+    pub fn wait_for_log(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        self.process.wait_for(timeout, matches)
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.process.pid()

@@ -125,6 +125,9 @@ impl Dispatcher {
     }
 
     async fn attempt(&self, due: DueDelivery) {
+        if !matches!(self.store.still_due(&due.id, due.attempts).await, Ok(true)) {
+            return;
+        }
         let result = match self.store.hook_for_delivery(&due.hook_id).await {
             Ok(Some(hook)) => self.deliver(&hook, &due).await,
             Ok(None) => Err("the hook no longer exists".to_string()),

@@ -190,6 +190,19 @@ impl Store {
             .collect())
     }
 
+    /// Whether a delivery is still pending with `attempts` attempts (a list
+    /// of due deliveries can be stale by the time one is attempted).
+    pub async fn still_due(&self, delivery_id: &str, attempts: u32) -> Result<bool, ApiError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM event_deliveries WHERE id = ? AND status = 'pending' AND attempts = ?",
+        )
+        .bind(delivery_id)
+        .bind(i64::from(attempts))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// When the next pending head becomes due (unix ms), if any.
     pub async fn next_due(&self) -> Result<Option<i64>, ApiError> {
         Ok(sqlx::query_scalar(

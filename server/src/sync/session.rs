@@ -52,6 +52,8 @@ pub struct Session {
     /// The next update must be a snapshot (the stream lagged).
     need_snapshot: bool,
     nonces: u64,
+    /// Data-plane events for the emitter task.
+    events: mpsc::UnboundedSender<Event>,
 }
 
 /// Why a stream ended.
@@ -72,6 +74,16 @@ impl Session {
         out: mpsc::Sender<Result<ServerMessage, Status>>,
     ) -> Self {
         let acked = hello.last_applied_revision.max(0);
+        let (events, mut queue) = mpsc::unbounded_channel::<Event>();
+        let emitter = store.clone();
+        let gateway = peer.gateway_id.clone();
+        tokio::spawn(async move {
+            while let Some(event) = queue.recv().await {
+                if let Err(e) = emitter.emit(&gateway, event).await {
+                    tracing::warn!(error = %e, "could not queue a data-plane event");
+                }
+            }
+        });
         Self {
             store,
             registry,
@@ -85,6 +97,7 @@ impl Session {
             from_log: false,
             need_snapshot: false,
             nonces: 0,
+            events,
         }
     }
 
@@ -365,16 +378,17 @@ impl Session {
         self.nonces.to_string()
     }
 
-    /// Queues a data-plane event about this node for the hooks that listen
-    /// (in the background: the stream never waits on the outbox).
+    /// Queues a data-plane event about this node for the hooks that listen,
+    /// through the session's emitter task: in order, and without the
+    /// stream waiting on the outbox.
     fn emit(&self, event: &str, key: &str, details: serde_json::Value) {
-        let store = self.store.clone();
-        let gateway = self.peer.gateway_id.clone();
-        let event = Event::dataplane(&gateway, &self.hello.node_id, event, key, details);
-        tokio::spawn(async move {
-            if let Err(e) = store.emit(&gateway, event).await {
-                tracing::warn!(error = %e, "could not queue a data-plane event");
-            }
-        });
+        let event = Event::dataplane(
+            &self.peer.gateway_id,
+            &self.hello.node_id,
+            event,
+            key,
+            details,
+        );
+        let _ = self.events.send(event);
     }
 }
