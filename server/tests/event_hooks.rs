@@ -284,7 +284,7 @@ async fn a_hanging_receiver_does_not_delay_admin_writes() {
     let receiver = Receiver::start("127.0.0.1:0", Behaviour::Hang).await;
     let gw = create(&mut admin, fixtures::gateway("slow")).await;
     let mut target = create(&mut admin, fixtures::backend(&gw.id, "kafka", "pw-123456")).await;
-    let mut time_writes = async |admin: &mut common::Admin, target: &mut Entity| {
+    let time_writes = async |admin: &mut common::Admin, target: &mut Entity| {
         let mut times = Vec::new();
         for i in 0..20 {
             target.description = format!("write {i}");
