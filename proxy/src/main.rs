@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use sluice_proxy::{
     config::{Config, ConfigStore, cache::Cache},
     sync::{self, SyncOptions},
+    telemetry::Telemetry,
 };
 
 /// The Sluice data plane: takes its configuration from the control plane.
@@ -113,7 +114,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         control_plane = options.endpoint,
         "sluice-proxy started"
     );
-    let sync = tokio::spawn(sync::run(options, store.clone(), Some(cache)));
+    let telemetry = Arc::new(Telemetry::default());
+    let sync = tokio::spawn(sync::run(options, store.clone(), Some(cache), telemetry));
     shutdown_signal().await;
     sync.abort();
     tracing::info!("stopped");

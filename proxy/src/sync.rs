@@ -7,14 +7,17 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sluice_proto::dataplane::v1::{
-    Ack, ConfigUpdate, Hello, Nack, NodeMessage, NodeStatus,
+    Ack, ConfigUpdate, DataPlaneEvents, Hello, Nack, NodeMessage, NodeStatus,
     data_plane_sync_client::DataPlaneSyncClient, node_message, server_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
-use crate::config::{ConfigStore, cache::Cache};
+use crate::{
+    config::{ConfigStore, cache::Cache},
+    telemetry::Telemetry,
+};
 
 /// First reconnect delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -22,6 +25,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often a node reports its status without being asked.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// How often sampled event counts are sent.
+const EVENTS_EVERY: Duration = Duration::from_secs(5);
 
 /// Where and how to reach the control plane.
 #[derive(Clone)]
@@ -57,11 +62,16 @@ impl Backoff {
 }
 
 /// Runs the sync client until the process ends.
-pub async fn run(options: SyncOptions, store: Arc<ConfigStore>, cache: Option<Cache>) {
+pub async fn run(
+    options: SyncOptions,
+    store: Arc<ConfigStore>,
+    cache: Option<Cache>,
+    telemetry: Arc<Telemetry>,
+) {
     let mut backoff = Backoff { attempt: 0 };
     loop {
         let mut connected = false;
-        match session(&options, &store, cache.as_ref(), &mut connected).await {
+        match session(&options, &store, cache.as_ref(), &telemetry, &mut connected).await {
             Ok(()) => tracing::info!("control plane closed the sync stream; reconnecting"),
             Err(e) => tracing::warn!(
                 hop = "control_plane",
@@ -96,6 +106,7 @@ async fn session(
     options: &SyncOptions,
     store: &ConfigStore,
     cache: Option<&Cache>,
+    telemetry: &Telemetry,
     connected: &mut bool,
 ) -> anyhow::Result<()> {
     let channel = endpoint(options)?
@@ -124,6 +135,7 @@ async fn session(
         "connected to the control plane"
     );
     let mut status = tokio::time::interval(STATUS_EVERY);
+    let mut events = tokio::time::interval(EVENTS_EVERY);
     loop {
         tokio::select! {
             message = inbound.message() => {
@@ -133,9 +145,11 @@ async fn session(
                 }
             }
             _ = status.tick() => {
-                let report = NodeStatus { applied_revision: store.current().revision, errors: Vec::new() };
+                let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors() };
                 send(&tx, node_message::Message::Status(report)).await?;
             }
+            _ = events.tick() => send_events(&tx, telemetry).await?,
+            () = telemetry.wake.notified() => send_events(&tx, telemetry).await?,
         }
     }
 }
@@ -183,6 +197,18 @@ async fn apply(
             send(tx, node_message::Message::Nack(nack)).await
         }
     }
+}
+
+async fn send_events(tx: &mpsc::Sender<NodeMessage>, telemetry: &Telemetry) -> anyhow::Result<()> {
+    let events = telemetry.take_events();
+    if events.is_empty() {
+        return Ok(());
+    }
+    send(
+        tx,
+        node_message::Message::Events(DataPlaneEvents { events }),
+    )
+    .await
 }
 
 async fn send(

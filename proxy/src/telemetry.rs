@@ -1,0 +1,226 @@
+//! What a node tells the control plane about its traffic: error counts by
+//! hop (in its status) and sampled events (for event hooks). Sampling
+//! happens here, at the node: the first event of a key in a window is sent
+//! at once, repeats only bump a count that goes out when the window ends,
+//! so a flood of denials is one event per key per window.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use sluice_proto::dataplane::v1::{DataPlaneEvent, HopErrors};
+use tokio::sync::Notify;
+
+/// Default sampling window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+
+struct Slot {
+    started: Instant,
+    repeats: u64,
+    last: DataPlaneEvent,
+}
+
+/// Samples events per (event, key).
+pub struct Sampler {
+    window: Duration,
+    slots: HashMap<(String, String), Slot>,
+}
+
+impl Sampler {
+    /// A sampler with the given window.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            slots: HashMap::new(),
+        }
+    }
+
+    /// Records one occurrence; returns the event to send now, if this is
+    /// the first of its key in the window.
+    pub fn record(&mut self, now: Instant, event: DataPlaneEvent) -> Option<DataPlaneEvent> {
+        let key = (event.event.clone(), event.key.clone());
+        match self.slots.get_mut(&key) {
+            Some(slot) if now.duration_since(slot.started) < self.window => {
+                slot.repeats += event.count.max(1);
+                slot.last = event;
+                None
+            }
+            _ => {
+                let first = DataPlaneEvent {
+                    count: event.count.max(1),
+                    ..event.clone()
+                };
+                self.slots.insert(
+                    key,
+                    Slot {
+                        started: now,
+                        repeats: 0,
+                        last: event,
+                    },
+                );
+                Some(first)
+            }
+        }
+    }
+
+    /// Ends the windows that are over: each with repeats yields one event
+    /// carrying their count.
+    pub fn flush(&mut self, now: Instant) -> Vec<DataPlaneEvent> {
+        let window = self.window;
+        let mut out = Vec::new();
+        self.slots.retain(|_, slot| {
+            let over = now.duration_since(slot.started) >= window;
+            if over && slot.repeats > 0 {
+                out.push(DataPlaneEvent {
+                    count: slot.repeats,
+                    ..slot.last.clone()
+                });
+            }
+            !over
+        });
+        out
+    }
+}
+
+/// A node's counters and event queue, shared by the hops (writers) and
+/// the sync client (reader).
+pub struct Telemetry {
+    sampler: Mutex<Sampler>,
+    ready: Mutex<Vec<DataPlaneEvent>>,
+    errors: Mutex<HashMap<(String, String, String), HopErrors>>,
+    /// Wakes the sync client when an event is ready to send.
+    pub wake: Notify,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new(WINDOW)
+    }
+}
+
+impl Telemetry {
+    /// Telemetry sampling events over `window`.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            sampler: Mutex::new(Sampler::new(window)),
+            ready: Mutex::default(),
+            errors: Mutex::default(),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Counts an error at a hop for an entity.
+    pub fn error(&self, hop: &str, entity: &str, kind: &str, message: &str) {
+        if let Ok(mut errors) = self.errors.lock() {
+            let slot = errors
+                .entry((hop.to_string(), entity.to_string(), kind.to_string()))
+                .or_insert_with(|| HopErrors {
+                    hop: hop.into(),
+                    entity: entity.into(),
+                    kind: kind.into(),
+                    ..Default::default()
+                });
+            slot.count += 1;
+            slot.last_message = message.to_string();
+        }
+    }
+
+    /// The error counts so far, by hop and entity.
+    pub fn errors(&self) -> Vec<HopErrors> {
+        let mut all: Vec<HopErrors> = self
+            .errors
+            .lock()
+            .map(|e| e.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| (&a.hop, &a.entity, &a.kind).cmp(&(&b.hop, &b.entity, &b.kind)));
+        all
+    }
+
+    /// Records an event (sampled).
+    pub fn event(&self, event: DataPlaneEvent) {
+        let now_send = self
+            .sampler
+            .lock()
+            .ok()
+            .and_then(|mut s| s.record(Instant::now(), event));
+        if let Some(e) = now_send {
+            if let Ok(mut ready) = self.ready.lock() {
+                ready.push(e);
+            }
+            self.wake.notify_one();
+        }
+    }
+
+    /// Events to send now: first occurrences, and the counts of windows
+    /// that ended.
+    pub fn take_events(&self) -> Vec<DataPlaneEvent> {
+        let mut out: Vec<DataPlaneEvent> = self
+            .ready
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        if let Ok(mut s) = self.sampler.lock() {
+            out.extend(s.flush(Instant::now()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denial(key: &str) -> DataPlaneEvent {
+        DataPlaneEvent {
+            event: "acl_denied".into(),
+            key: key.into(),
+            count: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_flood_is_one_event_now_and_one_count_per_window() {
+        let mut s = Sampler::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(s.record(t0, denial("alice")).is_some());
+        for i in 1..1000 {
+            assert!(
+                s.record(t0 + Duration::from_millis(i), denial("alice"))
+                    .is_none()
+            );
+        }
+        assert!(
+            s.record(t0, denial("bob")).is_some(),
+            "another key is its own"
+        );
+        assert!(
+            s.flush(t0 + Duration::from_secs(5)).is_empty(),
+            "the window is not over"
+        );
+        let later = s.flush(t0 + Duration::from_secs(10));
+        assert_eq!(later.len(), 1);
+        assert_eq!((later[0].key.as_str(), later[0].count), ("alice", 999));
+        assert!(
+            s.record(t0 + Duration::from_secs(11), denial("alice"))
+                .is_some(),
+            "a new window"
+        );
+    }
+
+    #[test]
+    fn errors_are_counted_by_hop_and_entity() {
+        let t = Telemetry::default();
+        t.error("listener", "l1", "no_forward_policy", "port 9999");
+        t.error("listener", "l1", "no_forward_policy", "port 9998");
+        t.error("backend_cluster", "b1", "unreachable", "refused");
+        let e = t.errors();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[1].hop.as_str(), e[1].count, e[1].last_message.as_str()),
+            ("listener", 2, "port 9998")
+        );
+    }
+}
