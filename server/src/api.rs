@@ -144,16 +144,16 @@ impl AdminService for AdminApi {
 
     async fn validate(&self, request: Request<ValidateRequest>) -> Reply<ValidateResponse> {
         self.authorize(&request).await?;
-        match request.into_inner().operation {
+        let entity = match request.into_inner().operation {
             Some(Operation::Create(c)) => {
                 self.store
                     .create(entity_of(c.entity)?, Mode::DryRun)
-                    .await?;
+                    .await?
             }
             Some(Operation::Update(u)) => {
                 self.store
                     .update(entity_of(u.entity)?, u.expected_revision, Mode::DryRun)
-                    .await?;
+                    .await?
             }
             None => {
                 return Err(ApiError::invalid(
@@ -163,8 +163,10 @@ impl AdminService for AdminApi {
                 )
                 .into());
             }
-        }
-        Ok(Response::new(ValidateResponse {}))
+        };
+        Ok(Response::new(ValidateResponse {
+            entity: Some(entity),
+        }))
     }
 
     async fn list_revisions(

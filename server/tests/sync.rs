@@ -437,7 +437,7 @@ async fn a_node_with_a_certificate_signed_from_its_csr_joins() {
             &gateway.id,
             "from-csr",
             Spec::DataPlaneCertificate(sluice_proto::admin::v1::DataPlaneCertificate {
-                certificate: csr,
+                csr,
                 ..Default::default()
             }),
         ),
@@ -460,14 +460,14 @@ async fn a_node_with_a_certificate_signed_from_its_csr_joins() {
     assert!(n.update().await.snapshot);
 
     // A plain certificate instead of a request is refused at the field.
-    let (cert, _) = fixtures::cert_and_key();
+    let (csr, _) = fixtures::cert_and_key();
     let status = admin
         .create_entity(CreateEntityRequest {
             entity: Some(fixtures::entity(
                 &gateway.id,
                 "not-a-csr",
                 Spec::DataPlaneCertificate(sluice_proto::admin::v1::DataPlaneCertificate {
-                    certificate: cert,
+                    csr,
                     ..Default::default()
                 }),
             )),

@@ -102,12 +102,13 @@ impl Store {
         let issued = if dp.generated {
             ca.issue(&name, Usage::Client, &[])?
         } else {
-            ca.sign_csr(&dp.certificate, &name)
-                .map_err(|e| ApiError::invalid("data_plane_certificate", "certificate", &e))?
+            ca.sign_csr(&dp.csr, &name)
+                .map_err(|e| ApiError::invalid("data_plane_certificate", "csr", &e))?
         };
         *dp = DataPlaneCertificate {
             certificate: issued.cert_pem,
             generated: dp.generated,
+            csr: std::mem::take(&mut dp.csr),
             private_key: issued.key_pem.unwrap_or_default(),
             fingerprint: issued.fingerprint,
             expires_at: Some(issued.expires_at.into()),

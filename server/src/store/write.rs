@@ -289,13 +289,9 @@ fn immutable_fields(old: &Entity, new: &Entity, v: &mut Violations) {
             }
         }
         (Some(Spec::DataPlaneCertificate(a)), Some(Spec::DataPlaneCertificate(b)))
-            if (!b.certificate.is_empty() && a.certificate != b.certificate)
-                || a.generated != b.generated =>
+            if a.csr != b.csr || a.generated != b.generated =>
         {
-            v.add(
-                "certificate",
-                "cannot change; issue a new data_plane_certificate",
-            );
+            v.add("csr", "cannot change; issue a new data_plane_certificate");
         }
         _ => {}
     }

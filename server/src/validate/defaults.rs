@@ -38,6 +38,7 @@ pub fn clear_output_only(entity: &mut Entity) {
     match entity.spec.as_mut() {
         Some(Spec::Gateway(g)) => *g = Default::default(),
         Some(Spec::DataPlaneCertificate(dp)) => {
+            dp.certificate.clear();
             dp.private_key.clear();
             dp.fingerprint.clear();
             dp.expires_at = None;

@@ -161,21 +161,13 @@ pub fn check(v: &mut Violations, spec: &Spec) {
             }
         }
         Spec::TlsTrustBundle(t) => rules::pem(v, "trusted_ca", &t.trusted_ca, "CERTIFICATE"),
-        // Once issued (it has a fingerprint), a certificate is checked no more.
-        Spec::DataPlaneCertificate(c) if !c.fingerprint.is_empty() => {}
         Spec::DataPlaneCertificate(c) => {
-            let cert = c.certificate.trim();
-            match (c.generated, cert.is_empty()) {
-                (true, false) => v.add(
-                    "certificate",
-                    "set either certificate (a PEM certificate signing request) or generated = true, not both",
-                ),
-                (false, true) => v.add(
-                    "certificate",
-                    "set a PEM certificate signing request, or generated = true",
-                ),
-                (false, false) if !cert.contains("-----BEGIN CERTIFICATE REQUEST-----") => v.add(
-                    "certificate",
+            let csr = c.csr.trim();
+            match (c.generated, csr.is_empty()) {
+                (true, false) => v.add("csr", "set either csr or generated = true, not both"),
+                (false, true) => v.add("csr", "set a PEM certificate signing request, or generated = true"),
+                (false, false) if !csr.contains("-----BEGIN CERTIFICATE REQUEST-----") => v.add(
+                    "csr",
                     "must be a PEM certificate signing request (BEGIN CERTIFICATE REQUEST) for the gateway CA to sign",
                 ),
                 _ => {}
