@@ -18,8 +18,20 @@ pub mod dataplane {
     }
 }
 
-/// Every Sluice proto as an encoded `FileDescriptorSet` (for gRPC reflection
-/// and for walking messages by their descriptors).
+/// Terraform plugin protocol 6 (the subset the provider serves).
+pub mod tfplugin6 {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("tfplugin6");
+}
+
+/// go-plugin's controller service (`plugin.GRPCController`).
+pub mod plugin {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("plugin");
+}
+
+/// The admin API protos (`sluice.admin.v1`) as an encoded `FileDescriptorSet`
+/// (for gRPC reflection and for walking messages by their descriptors).
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/sluice_descriptor.bin"));
 
