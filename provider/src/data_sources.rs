@@ -1,0 +1,214 @@
+//! Data sources: `sluice_gateway` (by id or name), `sluice_virtual_cluster`
+//! (by gateway and name) and `sluice_data_plane_nodes` (a gateway's nodes).
+
+use std::collections::BTreeMap;
+
+use sluice_proto::admin::v1::{Kind, ListDataPlaneNodesRequest, ListEntitiesRequest};
+
+use crate::{
+    client::Admin,
+    convert::to_value,
+    plugin::value::{Type, Value},
+    resources::{diagnostic, status_diagnostics},
+    schema::{self, Attr, Nesting, ResourceSchema, Source},
+};
+use sluice_proto::tfplugin6::Diagnostic;
+
+/// A data source's schema.
+pub struct DataSource {
+    /// `sluice_...`
+    pub type_name: String,
+    /// Its attributes.
+    pub attrs: Vec<Attr>,
+    /// The object type.
+    pub ty: Type,
+    /// The resource schema it reads through, if any.
+    pub entity: Option<ResourceSchema>,
+}
+
+fn all_computed(attrs: &mut [Attr]) {
+    for a in attrs {
+        a.required = false;
+        a.optional = false;
+        a.computed = true;
+        if let Some((_, inner)) = a.nested.as_mut() {
+            all_computed(inner);
+        }
+    }
+}
+
+fn lookup(entity: ResourceSchema, keys: &[(&str, bool)]) -> DataSource {
+    let mut attrs = entity.attrs.clone();
+    all_computed(&mut attrs);
+    for a in attrs.iter_mut() {
+        if let Some((_, required)) = keys.iter().find(|(k, _)| *k == a.name) {
+            a.required = *required;
+            a.optional = !*required;
+            a.computed = !*required;
+        }
+    }
+    DataSource {
+        type_name: entity.type_name.clone(),
+        ty: entity.ty.clone(),
+        attrs,
+        entity: Some(entity),
+    }
+}
+
+fn simple(name: &str, ty: Type) -> Attr {
+    let mut a = schema::resource(Kind::Gateway).attrs.remove(0);
+    a.name = name.into();
+    a.ty = ty;
+    a.source = Source::Common;
+    a.description = String::new();
+    a
+}
+
+fn nodes() -> DataSource {
+    let fields = [
+        ("id", Type::String),
+        ("hostname", Type::String),
+        ("version", Type::String),
+        ("connected", Type::Bool),
+        ("last_seen_at", Type::String),
+        ("applied_revision", Type::Number),
+        ("applied_at", Type::String),
+        ("rejected_revision", Type::Number),
+        ("rejected_reason", Type::String),
+    ];
+    let inner: Vec<Attr> = fields.iter().map(|(n, t)| simple(n, t.clone())).collect();
+    let object = Type::Object(
+        inner
+            .iter()
+            .map(|a| (a.name.clone(), a.ty.clone()))
+            .collect(),
+    );
+    let mut gateway_id = simple("gateway_id", Type::String);
+    gateway_id.required = true;
+    gateway_id.computed = false;
+    let mut list = simple("nodes", Type::List(Box::new(object)));
+    list.nested = Some((Nesting::List, inner));
+    let attrs = vec![gateway_id, list];
+    let ty = Type::Object(
+        attrs
+            .iter()
+            .map(|a| (a.name.clone(), a.ty.clone()))
+            .collect(),
+    );
+    DataSource {
+        type_name: "sluice_data_plane_nodes".into(),
+        attrs,
+        ty,
+        entity: None,
+    }
+}
+
+/// Every data source, by type name.
+pub fn all() -> BTreeMap<String, DataSource> {
+    [
+        lookup(
+            schema::resource(Kind::Gateway),
+            &[("id", false), ("name", false)],
+        ),
+        lookup(
+            schema::resource(Kind::VirtualCluster),
+            &[("gateway_id", true), ("name", true)],
+        ),
+        nodes(),
+    ]
+    .into_iter()
+    .map(|d| (d.type_name.clone(), d))
+    .collect()
+}
+
+fn ts(t: Option<&prost_types::Timestamp>) -> Value {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map_or(Value::Null, Value::String)
+}
+
+/// Reads a data source.
+pub async fn read(
+    admin: &mut Admin,
+    source: &DataSource,
+    config: &Value,
+) -> Result<Value, Vec<Diagnostic>> {
+    let text = |n: &str| config.get(n).as_str().unwrap_or_default().to_string();
+    let Some(entity) = &source.entity else {
+        let gateway_id = text("gateway_id");
+        let nodes = admin
+            .list_data_plane_nodes(ListDataPlaneNodesRequest {
+                gateway_id: gateway_id.clone(),
+            })
+            .await
+            .map_err(|s| status_diagnostics("listing data-plane nodes", &s))?
+            .into_inner()
+            .nodes;
+        let list = nodes
+            .iter()
+            .map(|n| {
+                let s = |v: &str| Value::String(v.to_string());
+                let rejected = n.rejected.clone().unwrap_or_default();
+                Value::Map(BTreeMap::from([
+                    ("id".into(), s(&n.id)),
+                    ("hostname".into(), s(&n.hostname)),
+                    ("version".into(), s(&n.version)),
+                    ("connected".into(), Value::Bool(n.connected)),
+                    ("last_seen_at".into(), ts(n.last_seen_at.as_ref())),
+                    (
+                        "applied_revision".into(),
+                        Value::Number(n.applied_revision as f64),
+                    ),
+                    ("applied_at".into(), ts(n.applied_at.as_ref())),
+                    (
+                        "rejected_revision".into(),
+                        Value::Number(rejected.revision as f64),
+                    ),
+                    ("rejected_reason".into(), s(&rejected.reason)),
+                ]))
+            })
+            .collect();
+        return Ok(Value::Map(BTreeMap::from([
+            ("gateway_id".into(), Value::String(gateway_id)),
+            ("nodes".into(), Value::List(list)),
+        ])));
+    };
+    let request = if entity.kind == Kind::Gateway {
+        ListEntitiesRequest {
+            kind: Kind::Gateway as i32,
+            gateway_id: text("id"),
+            name: text("name"),
+            ..Default::default()
+        }
+    } else {
+        ListEntitiesRequest {
+            kind: entity.kind as i32,
+            gateway_id: text("gateway_id"),
+            name: text("name"),
+            ..Default::default()
+        }
+    };
+    let found = admin
+        .list_entities(request)
+        .await
+        .map_err(|s| status_diagnostics(&format!("looking up {}", source.type_name), &s))?
+        .into_inner()
+        .entities;
+    match found.as_slice() {
+        [one] => to_value(entity, one)
+            .map_err(|e| vec![diagnostic("unreadable reply", &format!("{e:#}"), None)]),
+        [] => Err(vec![diagnostic(
+            &format!("no {} matches", source.type_name),
+            "check the id, name and gateway_id",
+            None,
+        )]),
+        _ => Err(vec![diagnostic(
+            &format!("several {} match", source.type_name),
+            "set id to choose one",
+            None,
+        )]),
+    }
+}

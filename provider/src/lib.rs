@@ -1,0 +1,11 @@
+//! terraform-provider-sluice: Terraform plugin protocol 6 in Rust. The
+//! protocol layer (`plugin`) stands apart; a resource is a schema derived
+//! from the admin API's descriptors plus the shared CRUD in `resources`.
+
+pub mod client;
+pub mod convert;
+pub mod data_sources;
+pub mod plugin;
+pub mod provider;
+pub mod resources;
+pub mod schema;

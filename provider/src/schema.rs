@@ -1,0 +1,409 @@
+//! Terraform schemas, derived from the admin API's protobuf descriptors so
+//! that every entity field becomes an attribute with the same name: nested
+//! messages are nested attributes, repeated messages list-nested ones, a
+//! `Secret` a sensitive attribute plus a computed `<name>_fingerprint`.
+
+use std::collections::BTreeMap;
+
+use prost_reflect::{FieldDescriptor, Kind as FieldKind, MessageDescriptor};
+use sluice_proto::{admin::v1::Kind, tfplugin6};
+
+use crate::plugin::value::Type;
+
+/// How an attribute maps onto the entity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A common entity field (`id`, `gateway_id`, `name`, ...).
+    Common,
+    /// A field of the (nested) message.
+    Field,
+    /// The value of a `Secret` field of this name.
+    SecretValue(String),
+    /// The fingerprint of a `Secret` field of this name.
+    SecretFingerprint(String),
+}
+
+/// How a nested attribute nests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Nesting {
+    /// One object.
+    Single,
+    /// A list of objects.
+    List,
+}
+
+/// One attribute.
+#[derive(Debug, Clone)]
+pub struct Attr {
+    /// Attribute (and, for `Field`, proto field) name.
+    pub name: String,
+    /// Its type.
+    pub ty: Type,
+    /// Nested attributes, for message fields.
+    pub nested: Option<(Nesting, Vec<Attr>)>,
+    /// Must be set in config.
+    pub required: bool,
+    /// May be set in config.
+    pub optional: bool,
+    /// The server may set it.
+    pub computed: bool,
+    /// Hidden in plans and logs.
+    pub sensitive: bool,
+    /// Where the value lives.
+    pub source: Source,
+    /// One line for docs and the schema.
+    pub description: String,
+}
+
+impl Attr {
+    fn new(name: &str, ty: Type, source: Source, description: &str) -> Self {
+        Attr {
+            name: name.into(),
+            ty,
+            nested: None,
+            required: false,
+            optional: true,
+            computed: true,
+            sensitive: false,
+            source,
+            description: description.into(),
+        }
+    }
+
+    fn output(mut self) -> Self {
+        self.optional = false;
+        self.computed = true;
+        self
+    }
+
+    fn required(mut self) -> Self {
+        self.required = true;
+        self.optional = false;
+        self.computed = false;
+        self
+    }
+
+    /// Whether only the server sets it.
+    pub fn is_output(&self) -> bool {
+        self.computed && !self.optional && !self.required
+    }
+}
+
+/// A resource's (or data source's) schema.
+#[derive(Debug, Clone)]
+pub struct ResourceSchema {
+    /// The entity kind behind it.
+    pub kind: Kind,
+    /// `sluice_<kind>`.
+    pub type_name: String,
+    /// Top-level attributes.
+    pub attrs: Vec<Attr>,
+    /// The object type of a whole value.
+    pub ty: Type,
+}
+
+/// Fields only the server sets, by message.
+fn is_output_field(message: &str, field: &str) -> bool {
+    match message {
+        "sluice.admin.v1.Gateway" => true,
+        "sluice.admin.v1.DataPlaneCertificate" => {
+            matches!(
+                field,
+                "certificate" | "private_key" | "fingerprint" | "expires_at"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Top-level fields a kind cannot be without.
+fn is_required(kind: Kind, field: &str) -> bool {
+    use Kind as K;
+    match field {
+        "virtual_cluster_id" => kind.is_virtual_cluster_policy(),
+        "listener_id" => kind.is_listener_policy(),
+        _ => matches!(
+            (kind, field),
+            (K::BackendCluster, "bootstrap_servers")
+                | (K::VirtualCluster, "destination_id" | "dns_label")
+                | (K::Listener, "addresses" | "ports")
+                | (K::TlsTrustBundle, "trusted_ca")
+                | (K::StaticKey, "value")
+                | (K::EventHook, "source" | "handler")
+        ),
+    }
+}
+
+/// Top-level attributes whose change replaces the resource.
+pub fn requires_replace(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Gateway => &[],
+        Kind::StaticKey => &["gateway_id", "value"],
+        Kind::DataPlaneCertificate => &["gateway_id", "csr", "generated"],
+        k if k.is_virtual_cluster_policy() => &["gateway_id", "virtual_cluster_id"],
+        k if k.is_listener_policy() => &["gateway_id", "listener_id"],
+        _ => &["gateway_id"],
+    }
+}
+
+fn scalar_type(field: &FieldDescriptor) -> Type {
+    match field.kind() {
+        FieldKind::Bool => Type::Bool,
+        FieldKind::String | FieldKind::Enum(_) => Type::String,
+        _ => Type::Number,
+    }
+}
+
+fn message_attrs(message: &MessageDescriptor, kind: Kind, top: bool) -> Vec<Attr> {
+    let mut attrs = Vec::new();
+    for field in message.fields() {
+        let name = field.name().to_string();
+        let description = format!("`{}` of the {}.", name, message.name());
+        let output = is_output_field(message.full_name(), &name);
+        let mut attr = match field.kind() {
+            FieldKind::Message(m) if m.full_name() == "sluice.admin.v1.Secret" => {
+                let mut value = Attr::new(
+                    &name,
+                    Type::String,
+                    Source::SecretValue(name.clone()),
+                    "Write-only secret.",
+                );
+                value.sensitive = true;
+                if top && is_required(kind, &name) {
+                    value = value.required();
+                    value.sensitive = true;
+                }
+                attrs.push(value);
+                attrs.push(
+                    Attr::new(
+                        &format!("{name}_fingerprint"),
+                        Type::String,
+                        Source::SecretFingerprint(name.clone()),
+                        "`sha256:<hex>` of the secret as the server holds it.",
+                    )
+                    .output(),
+                );
+                continue;
+            }
+            FieldKind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => {
+                Attr::new(&name, Type::String, Source::Field, "RFC 3339 time.").output()
+            }
+            FieldKind::Message(_) if field.is_map() => Attr::new(
+                &name,
+                Type::Map(Box::new(Type::String)),
+                Source::Field,
+                &description,
+            ),
+            FieldKind::Message(m) => {
+                let inner = message_attrs(&m, kind, false);
+                let object = Type::Object(
+                    inner
+                        .iter()
+                        .map(|a| (a.name.clone(), a.ty.clone()))
+                        .collect(),
+                );
+                let (nesting, ty) = if field.is_list() {
+                    (Nesting::List, Type::List(Box::new(object)))
+                } else {
+                    (Nesting::Single, object)
+                };
+                let mut a = Attr::new(&name, ty, Source::Field, &description);
+                a.nested = Some((nesting, inner));
+                a
+            }
+            _ if field.is_list() => Attr::new(
+                &name,
+                Type::List(Box::new(scalar_type(&field))),
+                Source::Field,
+                &description,
+            ),
+            _ => Attr::new(&name, scalar_type(&field), Source::Field, &description),
+        };
+        if output {
+            attr = attr.output();
+            attr.sensitive = name == "private_key";
+        } else if top && is_required(kind, &name) {
+            attr = attr.required();
+        }
+        attrs.push(attr);
+    }
+    attrs
+}
+
+/// The schema of the resource for `kind`.
+pub fn resource(kind: Kind) -> ResourceSchema {
+    let pool = sluice_proto::descriptor_pool();
+    let entity = pool.get_message_by_name("sluice.admin.v1.Entity");
+    let spec = entity
+        .as_ref()
+        .and_then(|e| e.get_field_by_name(kind.slug()))
+        .and_then(|f| match f.kind() {
+            FieldKind::Message(m) => Some(m),
+            _ => None,
+        });
+    let mut attrs =
+        vec![Attr::new("id", Type::String, Source::Common, "Server-assigned id.").output()];
+    if kind != Kind::Gateway {
+        attrs.push(
+            Attr::new(
+                "gateway_id",
+                Type::String,
+                Source::Common,
+                "The gateway this belongs to.",
+            )
+            .required(),
+        );
+    }
+    attrs.push(
+        Attr::new(
+            "name",
+            Type::String,
+            Source::Common,
+            "Unique within its parent.",
+        )
+        .required(),
+    );
+    attrs.push(Attr::new(
+        "description",
+        Type::String,
+        Source::Common,
+        "Free text, at most 512 characters.",
+    ));
+    attrs.push(Attr::new(
+        "labels",
+        Type::Map(Box::new(Type::String)),
+        Source::Common,
+        "At most 50 labels.",
+    ));
+    attrs.push(Attr::new("created_at", Type::String, Source::Common, "RFC 3339 time.").output());
+    attrs.push(Attr::new("updated_at", Type::String, Source::Common, "RFC 3339 time.").output());
+    if let Some(spec) = spec {
+        attrs.extend(message_attrs(&spec, kind, true));
+    }
+    let ty = Type::Object(
+        attrs
+            .iter()
+            .map(|a| (a.name.clone(), a.ty.clone()))
+            .collect(),
+    );
+    ResourceSchema {
+        kind,
+        type_name: format!("sluice_{}", kind.slug()),
+        attrs,
+        ty,
+    }
+}
+
+fn attr_proto(attr: &Attr) -> tfplugin6::schema::Attribute {
+    let (ty, nested_type) = match &attr.nested {
+        Some((nesting, inner)) => (
+            Vec::new(),
+            Some(tfplugin6::schema::Object {
+                attributes: inner.iter().map(attr_proto).collect(),
+                nesting: match nesting {
+                    Nesting::Single => tfplugin6::schema::object::NestingMode::Single as i32,
+                    Nesting::List => tfplugin6::schema::object::NestingMode::List as i32,
+                },
+            }),
+        ),
+        None => (attr.ty.to_json().to_string().into_bytes(), None),
+    };
+    tfplugin6::schema::Attribute {
+        name: attr.name.clone(),
+        r#type: ty,
+        nested_type,
+        description: attr.description.clone(),
+        required: attr.required,
+        optional: attr.optional,
+        computed: attr.computed,
+        sensitive: attr.sensitive,
+        ..Default::default()
+    }
+}
+
+/// A tfplugin6 schema for a list of attributes.
+pub fn to_proto(attrs: &[Attr], description: &str) -> tfplugin6::Schema {
+    tfplugin6::Schema {
+        version: 0,
+        block: Some(tfplugin6::schema::Block {
+            attributes: attrs.iter().map(attr_proto).collect(),
+            description: description.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Every resource schema, by type name.
+pub fn all_resources() -> BTreeMap<String, ResourceSchema> {
+    sluice_proto::entity::ALL_KINDS
+        .iter()
+        .map(|k| {
+            let s = resource(*k);
+            (s.type_name.clone(), s)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_mirror_entity_fields() {
+        let s = resource(Kind::BackendCluster);
+        let names: Vec<&str> = s.attrs.iter().map(|a| a.name.as_str()).collect();
+        for n in [
+            "id",
+            "gateway_id",
+            "name",
+            "bootstrap_servers",
+            "authentication",
+            "tls",
+            "metadata_update_interval_seconds",
+        ] {
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+        let auth = s.attrs.iter().find(|a| a.name == "authentication").unwrap();
+        let (_, inner) = auth.nested.as_ref().unwrap();
+        let plain = inner.iter().find(|a| a.name == "sasl_plain").unwrap();
+        let (_, fields) = plain.nested.as_ref().unwrap();
+        let password = fields.iter().find(|a| a.name == "password").unwrap();
+        assert!(password.sensitive && password.optional);
+        assert!(
+            fields
+                .iter()
+                .any(|a| a.name == "password_fingerprint" && a.is_output())
+        );
+        assert!(
+            s.attrs
+                .iter()
+                .find(|a| a.name == "bootstrap_servers")
+                .unwrap()
+                .required
+        );
+    }
+
+    #[test]
+    fn every_kind_has_a_schema_terraform_accepts() {
+        for (name, s) in all_resources() {
+            assert!(name.starts_with("sluice_"));
+            for a in &s.attrs {
+                assert!(a.required || a.optional || a.computed, "{name}.{}", a.name);
+                assert!(
+                    !(a.required && (a.optional || a.computed)),
+                    "{name}.{}",
+                    a.name
+                );
+            }
+        }
+        let gw = resource(Kind::Gateway);
+        assert!(gw.attrs.iter().all(|a| a.name != "gateway_id"));
+        assert!(
+            gw.attrs
+                .iter()
+                .find(|a| a.name == "revision")
+                .unwrap()
+                .is_output()
+        );
+    }
+}
