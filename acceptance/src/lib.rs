@@ -5,6 +5,7 @@
 pub mod node;
 pub mod process;
 pub mod server;
+pub mod terraform;
 
 use std::path::PathBuf;
 

@@ -278,8 +278,15 @@ fn immutable_fields(old: &Entity, new: &Entity, v: &mut Violations) {
     }
     match (&old.spec, &new.spec) {
         (Some(Spec::StaticKey(a)), Some(Spec::StaticKey(b))) => {
+            // A value sent again is compared by its fingerprint.
             let print = |k: &sluice_proto::admin::v1::StaticKey| {
-                k.value.as_ref().map(|s| s.fingerprint.clone())
+                k.value.as_ref().map(|s| {
+                    if s.value.is_empty() {
+                        s.fingerprint.clone()
+                    } else {
+                        secrets::fingerprint(&s.value)
+                    }
+                })
             };
             if print(a) != print(b) {
                 v.add(

