@@ -124,6 +124,21 @@ impl SluiceProvider {
         })
     }
 
+    /// The provider's own configuration attributes.
+    pub fn config_attrs(&self) -> &[Attr] {
+        &self.config
+    }
+
+    /// Every resource schema, by type name.
+    pub fn resources(&self) -> &BTreeMap<String, ResourceSchema> {
+        &self.resources
+    }
+
+    /// Every data source, by type name.
+    pub fn data_sources(&self) -> &BTreeMap<String, DataSource> {
+        &self.data_sources
+    }
+
     /// The schemas, for the docs generator too.
     pub fn schema(&self) -> get_provider_schema::Response {
         get_provider_schema::Response {

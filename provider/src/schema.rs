@@ -154,11 +154,25 @@ fn scalar_type(field: &FieldDescriptor) -> Type {
     }
 }
 
+/// The comment above a field in the .proto, as one line.
+fn comment(field: &FieldDescriptor) -> Option<String> {
+    let file = field.parent_file();
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let location = info.location.iter().find(|l| l.path == field.path())?;
+    let text = location
+        .leading_comments
+        .as_deref()?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!text.is_empty()).then_some(text)
+}
+
 fn message_attrs(message: &MessageDescriptor, kind: Kind, top: bool) -> Vec<Attr> {
     let mut attrs = Vec::new();
     for field in message.fields() {
         let name = field.name().to_string();
-        let description = format!("`{}` of the {}.", name, message.name());
+        let description = comment(&field).unwrap_or_default();
         let output = is_output_field(message.full_name(), &name);
         let mut attr = match field.kind() {
             FieldKind::Message(m) if m.full_name() == "sluice.admin.v1.Secret" => {

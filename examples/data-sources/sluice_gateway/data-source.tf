@@ -1,0 +1,3 @@
+data "sluice_gateway" "prod" {
+  name = "prod"
+}
