@@ -36,8 +36,11 @@ fn describe(attr: &Attr, anchor: &str) -> String {
     format!("- `{}` ({ty}{sensitive}){description}\n", attr.name)
 }
 
+/// A docs section title and which attributes it lists.
+type Group = (&'static str, fn(&Attr) -> bool);
+
 fn section(out: &mut String, attrs: &[Attr], prefix: &str, level: &str) {
-    let groups: [(&str, fn(&Attr) -> bool); 3] = [
+    let groups: [Group; 3] = [
         ("Required", |a| a.required),
         ("Optional", |a| a.optional),
         ("Read-Only", |a| a.is_output()),
