@@ -92,6 +92,36 @@ async fn every_resource_round_trips_through_terraform() {
         again.output
     );
 
+    // The data sources read what was applied.
+    std::fs::write(
+        tf.dir.join("data.tf"),
+        r#"
+data "sluice_gateway" "by_name" {
+  name = sluice_gateway.example.name
+}
+data "sluice_virtual_cluster" "team_a" {
+  gateway_id = data.sluice_gateway.by_name.id
+  name       = "team-a"
+}
+data "sluice_data_plane_nodes" "all" {
+  gateway_id = data.sluice_gateway.by_name.id
+}
+output "gateway_id" { value = data.sluice_gateway.by_name.id }
+output "dns_label" { value = data.sluice_virtual_cluster.team_a.dns_label }
+output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
+"#,
+    )
+    .unwrap();
+    tf.apply();
+    let outputs: Value = serde_json::from_str(&tf.ok(&["output", "-json", "-no-color"])).unwrap();
+    assert_eq!(
+        outputs["gateway_id"]["value"],
+        tf.state()["sluice_gateway.example"]["id"]
+    );
+    assert_eq!(outputs["dns_label"]["value"], "team-a");
+    assert_eq!(outputs["nodes"]["value"], 0);
+    std::fs::remove_file(tf.dir.join("data.tf")).unwrap();
+
     // Change one attribute of every resource: all in place.
     let main = std::fs::read_to_string(tf.dir.join("main.tf")).unwrap();
     let changed = main
@@ -247,43 +277,61 @@ resource "sluice_listener" "l" {
   addresses  = ["127.0.0.1"]
   ports      = ["9095-9092"]
 }
+resource "sluice_event_hook" "h" {
+  gateway_id = sluice_gateway.gw.id
+  name       = "h"
+  source     = "crud"
+  handler    = "carrier-pigeon"
+}
 "#,
     )
     .unwrap();
-    // The gateway must exist for the references to be known at plan time.
-    tf.ok(&[
-        "apply",
-        "-auto-approve",
-        "-no-color",
-        "-input=false",
-        "-target=sluice_gateway.gw",
-    ]);
-    let plan = tf.plan();
-    assert_eq!(plan.code, 1, "{}", plan.output);
-    for (attribute, line) in [
-        (
-            "invalid destination_id",
-            "destination_id = sluice_gateway.gw.id",
-        ),
-        ("invalid dns_label", "dns_label      = \"Not_A_Label\""),
-        ("invalid ports[0]", "ports      = [\"9095-9092\"]"),
-    ] {
-        assert!(
-            plan.output.contains(attribute),
-            "no error for {attribute}:\n{}",
-            plan.output
-        );
-        assert!(
-            plan.output.contains(line),
-            "the error does not point at {line}:\n{}",
-            plan.output
-        );
-    }
-    std::fs::write(
-        tf.dir.join("main.tf"),
-        "resource \"sluice_gateway\" \"gw\" {\n  name = \"bad\"\n}\n",
-    )
-    .unwrap();
+    // The gateway must exist for the references to be known at plan time;
+    // apply it alone first (a config with errors does not validate).
+    let bad = std::fs::read_to_string(tf.dir.join("main.tf")).unwrap();
+    let gateway_only = "resource \"sluice_gateway\" \"gw\" {
+  name = \"bad\"
+}
+";
+    std::fs::write(tf.dir.join("main.tf"), gateway_only).unwrap();
+    tf.apply();
+    // What only the server can check fails at plan, naming the attribute.
+    let (server_checked, locally_checked) =
+        bad.split_at(bad.find("resource \"sluice_event_hook\"").unwrap());
+    let expect = |config: &str, errors: &[(&str, &str)]| {
+        std::fs::write(tf.dir.join("main.tf"), config).unwrap();
+        let plan = tf.plan();
+        assert_eq!(plan.code, 1, "{}", plan.output);
+        for (attribute, line) in errors {
+            assert!(
+                plan.output.contains(attribute),
+                "no error for {attribute}:\n{}",
+                plan.output
+            );
+            assert!(
+                plan.output.contains(line),
+                "the error does not point at {line}:\n{}",
+                plan.output
+            );
+        }
+    };
+    expect(
+        server_checked,
+        &[
+            (
+                "invalid destination_id",
+                "destination_id = sluice_gateway.gw.id",
+            ),
+            ("invalid dns_label", "dns_label      = \"Not_A_Label\""),
+            ("invalid ports[0]", "ports      = [\"9095-9092\"]"),
+        ],
+    );
+    // What the provider can check alone fails before any plan.
+    expect(
+        &format!("{gateway_only}{locally_checked}"),
+        &[("invalid handler", "handler    = \"carrier-pigeon\"")],
+    );
+    std::fs::write(tf.dir.join("main.tf"), gateway_only).unwrap();
     tf.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
     server.stop();
 }

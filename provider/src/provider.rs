@@ -240,10 +240,13 @@ impl Provider for SluiceProvider {
         let schema = self.resource(&r.type_name)?;
         let config = decode(r.config.as_ref(), &schema.ty)?;
         let mut diagnostics = Vec::new();
-        if config.is_wholly_known()
-            && let Err(e) = crate::convert::to_entity(schema, &config)
-        {
-            diagnostics.push(diagnostic("invalid configuration", &format!("{e:#}"), None));
+        // What can be checked without the server: every value converts
+        // (enum names, numbers); the error's outer context is the path.
+        if let Err(e) = crate::convert::to_entity(schema, &config) {
+            let path = e.to_string();
+            let cause = e.root_cause().to_string();
+            let at = (!path.is_empty() && path != cause).then(|| resources::attribute_path(&path));
+            diagnostics.push(diagnostic(&format!("invalid {path}"), &cause, at));
         }
         Ok(Response::new(validate_resource_config::Response {
             diagnostics,
