@@ -3,5 +3,7 @@
 //! ▸ backend) build on `config`.
 
 pub mod config;
+pub mod kafka;
+pub mod listener;
 pub mod sync;
 pub mod telemetry;

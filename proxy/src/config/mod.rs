@@ -5,6 +5,8 @@
 pub mod cache;
 mod check;
 
+pub use check::parse_ports;
+
 use std::{collections::HashMap, sync::Arc};
 
 use arc_swap::ArcSwap;

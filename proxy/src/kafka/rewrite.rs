@@ -1,0 +1,203 @@
+//! Rewriting the responses that carry broker addresses, so clients only
+//! ever see the listener's advertised host and ports: Metadata,
+//! FindCoordinator (every version, batched keys too), DescribeCluster and
+//! the KIP-951 `node_endpoints` of Produce (v10+) and Fetch (v16+).
+//! ApiVersions is capped to what this proxy can decode. Everything else is
+//! passed through untouched.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{
+        ApiKey, ApiVersionsResponse, DescribeClusterResponse, FetchResponse,
+        FindCoordinatorResponse, MetadataResponse, ProduceResponse, ResponseHeader,
+    },
+    protocol::{Decodable, Encodable, StrBytes},
+};
+
+use crate::listener::routes::Mapping;
+
+/// `COORDINATOR_NOT_AVAILABLE`: what a client sees for a coordinator the
+/// listener has no port for (it retries).
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+/// Whether responses of this API (at this version) carry broker addresses
+/// or versions the proxy must limit.
+pub fn needs_rewrite(api_key: i16, version: i16) -> bool {
+    match ApiKey::try_from(api_key) {
+        Ok(
+            ApiKey::Metadata
+            | ApiKey::FindCoordinator
+            | ApiKey::DescribeCluster
+            | ApiKey::ApiVersions,
+        ) => true,
+        Ok(ApiKey::Produce) => version >= 10,
+        Ok(ApiKey::Fetch) => version >= 16,
+        _ => false,
+    }
+}
+
+/// What rewriting found besides the new bytes.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Real broker addresses seen (id, host, port), for the broker directory.
+    pub brokers: Vec<(i32, String, i32)>,
+    /// Broker ids the listener has no port for (listener-hop errors).
+    pub unmapped: Vec<String>,
+}
+
+fn advertise(
+    mapping: &Mapping,
+    id: i32,
+    host: &mut StrBytes,
+    port: &mut i32,
+    findings: &mut Findings,
+) -> bool {
+    findings
+        .brokers
+        .push((id, host.as_str().to_string(), *port));
+    match mapping.port_of(id) {
+        Ok(p) => {
+            *host = StrBytes::from_string(mapping.advertised_host.clone());
+            *port = i32::from(p);
+            true
+        }
+        Err(e) => {
+            findings.unmapped.push(e);
+            false
+        }
+    }
+}
+
+fn encode<T: Encodable>(
+    header: &ResponseHeader,
+    header_version: i16,
+    body: &T,
+    version: i16,
+) -> anyhow::Result<Bytes> {
+    let mut out =
+        BytesMut::with_capacity(header.compute_size(header_version)? + body.compute_size(version)?);
+    header.encode(&mut out, header_version)?;
+    body.encode(&mut out, version)?;
+    Ok(out.freeze())
+}
+
+/// Rewrites one response frame of `api_key`/`version` for `mapping`.
+pub fn rewrite(
+    api_key: i16,
+    version: i16,
+    frame: Bytes,
+    mapping: &Mapping,
+) -> anyhow::Result<(Bytes, Findings)> {
+    let key =
+        ApiKey::try_from(api_key).map_err(|_| anyhow::anyhow!("unknown api key {api_key}"))?;
+    let header_version = key.response_header_version(version);
+    let mut buf = frame.clone();
+    let header = ResponseHeader::decode(&mut buf, header_version)?;
+    let mut findings = Findings::default();
+    let out = match key {
+        ApiKey::Metadata => {
+            let mut body = MetadataResponse::decode(&mut buf, version)?;
+            body.brokers.retain_mut(|b| {
+                advertise(
+                    mapping,
+                    b.node_id.0,
+                    &mut b.host,
+                    &mut b.port,
+                    &mut findings,
+                )
+            });
+            encode(&header, header_version, &body, version)?
+        }
+        ApiKey::FindCoordinator => {
+            let mut body = FindCoordinatorResponse::decode(&mut buf, version)?;
+            if version < 4 {
+                if body.error_code == 0
+                    && !advertise(
+                        mapping,
+                        body.node_id.0,
+                        &mut body.host,
+                        &mut body.port,
+                        &mut findings,
+                    )
+                {
+                    body.error_code = COORDINATOR_NOT_AVAILABLE;
+                    body.host = StrBytes::from_string(String::new());
+                    body.port = -1;
+                }
+            } else {
+                for c in &mut body.coordinators {
+                    if c.error_code == 0
+                        && !advertise(
+                            mapping,
+                            c.node_id.0,
+                            &mut c.host,
+                            &mut c.port,
+                            &mut findings,
+                        )
+                    {
+                        c.error_code = COORDINATOR_NOT_AVAILABLE;
+                        c.host = StrBytes::from_string(String::new());
+                        c.port = -1;
+                    }
+                }
+            }
+            encode(&header, header_version, &body, version)?
+        }
+        ApiKey::DescribeCluster => {
+            let mut body = DescribeClusterResponse::decode(&mut buf, version)?;
+            body.brokers.retain_mut(|b| {
+                advertise(
+                    mapping,
+                    b.broker_id.0,
+                    &mut b.host,
+                    &mut b.port,
+                    &mut findings,
+                )
+            });
+            encode(&header, header_version, &body, version)?
+        }
+        ApiKey::Produce => {
+            let mut body = ProduceResponse::decode(&mut buf, version)?;
+            body.node_endpoints.retain_mut(|n| {
+                advertise(
+                    mapping,
+                    n.node_id.0,
+                    &mut n.host,
+                    &mut n.port,
+                    &mut findings,
+                )
+            });
+            encode(&header, header_version, &body, version)?
+        }
+        ApiKey::Fetch => {
+            let mut body = FetchResponse::decode(&mut buf, version)?;
+            body.node_endpoints.retain_mut(|n| {
+                advertise(
+                    mapping,
+                    n.node_id.0,
+                    &mut n.host,
+                    &mut n.port,
+                    &mut findings,
+                )
+            });
+            encode(&header, header_version, &body, version)?
+        }
+        ApiKey::ApiVersions => {
+            let mut body = ApiVersionsResponse::decode(&mut buf, version)?;
+            body.api_keys
+                .retain_mut(|v| match ApiKey::try_from(v.api_key) {
+                    Ok(k) => {
+                        v.max_version = v.max_version.min(k.valid_versions().max);
+                        v.min_version <= v.max_version
+                    }
+                    Err(_) => false,
+                });
+            encode(&header, header_version, &body, version)?
+        }
+        _ => frame,
+    };
+    Ok((out, findings))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,3 @@
+//! The listener hop: which virtual cluster and broker a port serves.
+
+pub mod routes;

@@ -1,0 +1,237 @@
+//! Which virtual cluster and broker each listener port serves: the
+//! `port_mapping` forward policy turns a listener's ports into a bootstrap
+//! port (first, when `bootstrap_port = at_start`) and one port per broker
+//! id from `min_broker_id`.
+
+use std::collections::BTreeMap;
+
+use sluice_proto::admin::v1::{
+    BootstrapPort, Kind, entity::Spec,
+    listener_policy_forward_to_virtual_cluster::Config as Forward,
+};
+
+use crate::config::{Config, parse_ports};
+
+/// What a port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Any broker will do: clients bootstrap here.
+    Bootstrap,
+    /// The broker with this id.
+    Broker(i32),
+}
+
+/// One bound port's route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The listener entity.
+    pub listener_id: String,
+    /// The forward policy entity.
+    pub policy_id: String,
+    /// The virtual cluster it forwards to.
+    pub virtual_cluster_id: String,
+    /// The address clients are told to use.
+    pub advertised_host: String,
+    /// Bootstrap or a broker.
+    pub role: Role,
+}
+
+/// Every port of a listener in ascending order.
+fn ports(specs: &[String]) -> Vec<u16> {
+    let mut out: Vec<u16> = specs
+        .iter()
+        .filter_map(|s| parse_ports(s))
+        .flatten()
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The port mapping of one virtual cluster on one listener, for rewriting
+/// broker addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// Advertised host.
+    pub advertised_host: String,
+    /// Broker id → port.
+    pub brokers: BTreeMap<i32, u16>,
+    /// The first broker id with a port.
+    pub min_broker_id: i32,
+    /// The last broker id with a port.
+    pub max_broker_id: i32,
+}
+
+impl Mapping {
+    /// The advertised port of a broker, or why there is none.
+    pub fn port_of(&self, broker_id: i32) -> Result<u16, String> {
+        self.brokers.get(&broker_id).copied().ok_or_else(|| {
+            format!(
+                "broker id {broker_id} has no port: this listener maps broker ids {}..={} (min_broker_id = {}); \
+                 set min_broker_id or add ports",
+                self.min_broker_id, self.max_broker_id, self.min_broker_id
+            )
+        })
+    }
+}
+
+/// Every (address, port) the configuration wants bound, with its route and
+/// the mapping of its virtual cluster.
+pub fn routes(config: &Config) -> BTreeMap<(String, u16), (Route, Mapping)> {
+    let mut out = BTreeMap::new();
+    for policy in config.of_kind(Kind::ListenerPolicyForwardToVirtualCluster) {
+        let Some(Spec::ListenerPolicyForwardToVirtualCluster(forward)) = &policy.spec else {
+            continue;
+        };
+        let Some(Forward::PortMapping(mapping)) = &forward.config else {
+            continue;
+        };
+        let Some(Spec::Listener(listener)) = config
+            .get(&forward.listener_id)
+            .and_then(|l| l.spec.as_ref())
+        else {
+            continue;
+        };
+        let ports = ports(&listener.ports);
+        let bootstrap = mapping.bootstrap_port != BootstrapPort::None as i32;
+        let broker_ports = if bootstrap {
+            ports.get(1..).unwrap_or_default()
+        } else {
+            &ports[..]
+        };
+        let brokers: BTreeMap<i32, u16> = broker_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (mapping.min_broker_id + i as i32, *p))
+            .collect();
+        let map = Mapping {
+            advertised_host: mapping.advertised_host.clone(),
+            min_broker_id: mapping.min_broker_id,
+            max_broker_id: mapping.min_broker_id + broker_ports.len() as i32 - 1,
+            brokers: brokers.clone(),
+        };
+        let route = |role| Route {
+            listener_id: forward.listener_id.clone(),
+            policy_id: policy.id.clone(),
+            virtual_cluster_id: mapping.destination_id.clone(),
+            advertised_host: mapping.advertised_host.clone(),
+            role,
+        };
+        for address in &listener.addresses {
+            if bootstrap && let Some(first) = ports.first() {
+                out.entry((address.clone(), *first))
+                    .or_insert_with(|| (route(Role::Bootstrap), map.clone()));
+            }
+            for (id, port) in &brokers {
+                out.entry((address.clone(), *port))
+                    .or_insert_with(|| (route(Role::Broker(*id)), map.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_proto::{
+        admin::v1::{
+            BackendCluster, Entity, Gateway, Listener, ListenerPolicyForwardToVirtualCluster,
+            PortMapping, VirtualCluster,
+        },
+        dataplane::v1::ConfigUpdate,
+    };
+
+    use super::*;
+
+    fn entity(id: &str, spec: Spec) -> Entity {
+        Entity {
+            id: id.into(),
+            gateway_id: "gw".into(),
+            spec: Some(spec),
+            ..Default::default()
+        }
+    }
+
+    fn config(ports: &[&str], min_broker_id: i32, bootstrap: BootstrapPort) -> Config {
+        let upserted = vec![
+            Entity {
+                id: "gw".into(),
+                spec: Some(Spec::Gateway(Gateway::default())),
+                ..Default::default()
+            },
+            entity("b", Spec::BackendCluster(BackendCluster::default())),
+            entity(
+                "vc",
+                Spec::VirtualCluster(VirtualCluster {
+                    destination_id: "b".into(),
+                    ..Default::default()
+                }),
+            ),
+            entity(
+                "l",
+                Spec::Listener(Listener {
+                    addresses: vec!["127.0.0.1".into()],
+                    ports: ports.iter().map(|p| p.to_string()).collect(),
+                }),
+            ),
+            entity(
+                "f",
+                Spec::ListenerPolicyForwardToVirtualCluster(
+                    ListenerPolicyForwardToVirtualCluster {
+                        listener_id: "l".into(),
+                        config: Some(Forward::PortMapping(PortMapping {
+                            destination_id: "vc".into(),
+                            advertised_host: "127.0.0.1".into(),
+                            bootstrap_port: bootstrap as i32,
+                            min_broker_id,
+                        })),
+                    },
+                ),
+            ),
+        ];
+        Config::default()
+            .apply(&ConfigUpdate {
+                revision: 1,
+                snapshot: true,
+                upserted,
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn first_port_bootstraps_then_one_port_per_broker() {
+        let r = routes(&config(
+            &["19093-19095", "19092"],
+            111,
+            BootstrapPort::AtStart,
+        ));
+        let roles: Vec<(u16, Role)> = r
+            .iter()
+            .map(|((_, p), (route, _))| (*p, route.role))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (19092, Role::Bootstrap),
+                (19093, Role::Broker(111)),
+                (19094, Role::Broker(112)),
+                (19095, Role::Broker(113))
+            ]
+        );
+        let (_, mapping) = &r[&("127.0.0.1".to_string(), 19092)];
+        assert_eq!(mapping.port_of(112), Ok(19094));
+        let err = mapping.port_of(7).unwrap_err();
+        assert!(
+            err.contains("min_broker_id = 111") && err.contains("111..=113"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn without_a_bootstrap_port_every_port_is_a_broker() {
+        let r = routes(&config(&["9000-9001"], 0, BootstrapPort::None));
+        let roles: Vec<Role> = r.values().map(|(route, _)| route.role).collect();
+        assert_eq!(roles, [Role::Broker(0), Role::Broker(1)]);
+    }
+}
