@@ -2,6 +2,7 @@
 //! `sluice-proxy` processes on loopback ports the OS picks, admin clients,
 //! and scripted data-plane nodes.
 
+pub mod broker;
 pub mod node;
 pub mod process;
 pub mod server;

@@ -2,6 +2,7 @@
 //! client that keeps it current. The Kafka hops (listener ▸ virtual cluster
 //! ▸ backend) build on `config`.
 
+pub mod backend;
 pub mod config;
 pub mod kafka;
 pub mod listener;

@@ -6,9 +6,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sluice_proxy::{
     config::{Config, ConfigStore, cache::Cache},
+    listener::{self, Shared},
     sync::{self, SyncOptions},
     telemetry::Telemetry,
 };
+
+/// How long shutdown waits for open client connections.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The Sluice data plane: takes its configuration from the control plane.
 #[derive(Parser)]
@@ -23,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Connect to the control plane and keep this node's configuration current.
+    /// Connect to the control plane, keep this node's configuration current and proxy Kafka.
     Run(RunArgs),
 }
 
@@ -115,8 +119,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "sluice-proxy started"
     );
     let telemetry = Arc::new(Telemetry::default());
-    let sync = tokio::spawn(sync::run(options, store.clone(), Some(cache), telemetry));
+    let sync = tokio::spawn(sync::run(
+        options,
+        store.clone(),
+        Some(cache),
+        telemetry.clone(),
+    ));
+    let shared = Arc::new(Shared::new(store.clone(), telemetry));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let listeners = tokio::spawn(listener::run(shared.clone(), stopped));
     shutdown_signal().await;
+    // Stop accepting, give open connections a bounded drain, then exit.
+    let _ = stop.send(true);
+    let _ = listeners.await;
+    shared.connections.close();
+    if tokio::time::timeout(DRAIN, shared.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN:?}; closing them");
+    }
     sync.abort();
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,86 @@
+//! A real tansu broker (memory storage) on a loopback address.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use crate::process::Process;
+
+/// A free port on `host` (bound, read back, released).
+pub fn free_port(host: &str) -> u16 {
+    std::net::TcpListener::bind((host, 0))
+        .expect("bind a free port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The tansu binary (`scripts/install-deps kafka` installs it).
+pub fn tansu_bin() -> PathBuf {
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if home.is_file() {
+        return home;
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .find(|c| c.is_file())
+        })
+        .expect("tansu is not installed: run scripts/install-deps kafka")
+}
+
+/// A running broker.
+pub struct Tansu {
+    _process: Process,
+    /// `host:port` clients use.
+    pub address: String,
+}
+
+impl Tansu {
+    /// Starts a broker on `host` (a loopback address) and waits until it accepts.
+    pub fn start(host: &str) -> Tansu {
+        let port = free_port(host);
+        let url = format!("tcp://{host}:{port}");
+        let mut command = Command::new(tansu_bin());
+        command
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"]);
+        let process = Process::spawn(command, "tansu");
+        let address = format!("{host}:{port}");
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                return Tansu {
+                    _process: process,
+                    address,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tansu did not accept connections on {address}");
+    }
+
+    /// Creates a topic.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(tansu_bin())
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://{}", self.address)])
+            .output()
+            .expect("tansu topic create");
+        assert!(
+            out.status.success(),
+            "topic create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
