@@ -6,6 +6,7 @@ pub mod broker;
 pub mod node;
 pub mod process;
 pub mod server;
+pub mod stack;
 pub mod terraform;
 
 use std::path::PathBuf;

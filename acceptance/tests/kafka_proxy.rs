@@ -17,91 +17,13 @@ use kafka_protocol::{
     },
     protocol::{Decodable, Encodable, StrBytes},
 };
-use sluice_acceptance::{
-    broker::{Tansu, free_port},
-    process::Process,
-    server::{self, Admin, Server},
-    workspace_bin,
-};
-use sluice_proto::admin::v1::{
-    BackendCluster, CreateEntityRequest, Entity, Gateway, Listener,
-    ListenerPolicyForwardToVirtualCluster, PortMapping, VirtualCluster, entity::Spec,
-    listener_policy_forward_to_virtual_cluster::Config,
-};
+use sluice_acceptance::stack::{Stack, expose, two_ports};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn create(admin: &mut Admin, gateway_id: &str, name: &str, spec: Spec) -> Entity {
-    let entity = Entity {
-        gateway_id: gateway_id.into(),
-        name: name.into(),
-        spec: Some(spec),
-        ..Default::default()
-    };
-    admin
-        .create_entity(CreateEntityRequest {
-            entity: Some(entity),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-/// Two free loopback ports, ascending: bootstrap, then broker 111.
-fn two_ports() -> (u16, u16) {
-    let (a, b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
-    (a.min(b), a.max(b))
-}
-
-/// A virtual cluster on `backend` served by a new listener on `ports`.
-async fn expose(
-    admin: &mut Admin,
-    gw: &str,
-    backend: &str,
-    name: &str,
-    ports: (u16, u16),
-) -> Entity {
-    let vc = create(
-        admin,
-        gw,
-        name,
-        Spec::VirtualCluster(VirtualCluster {
-            destination_id: backend.into(),
-            dns_label: name.into(),
-            ..Default::default()
-        }),
-    )
-    .await;
-    let listener = create(
-        admin,
-        gw,
-        name,
-        Spec::Listener(Listener {
-            addresses: vec!["127.0.0.1".into()],
-            ports: vec![ports.0.to_string(), ports.1.to_string()],
-        }),
-    )
-    .await;
-    create(
-        admin,
-        gw,
-        name,
-        Spec::ListenerPolicyForwardToVirtualCluster(ListenerPolicyForwardToVirtualCluster {
-            listener_id: listener.id.clone(),
-            config: Some(Config::PortMapping(PortMapping {
-                destination_id: vc.id.clone(),
-                advertised_host: "127.0.0.1".into(),
-                bootstrap_port: 0,
-                min_broker_id: 111,
-            })),
-        }),
-    )
-    .await
-}
 
 /// Sends one request and returns the raw response and its decoded body.
 async fn call<Req: Encodable, Resp: Decodable>(
@@ -160,62 +82,17 @@ fn python(script: &str, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_clients_work_through_the_proxy() {
-    // The broker lives on 127.0.0.2 so that any leak of its address shows.
-    let tansu = Tansu::start("127.0.0.2");
-    for topic in ["confluent-orders", "python-orders"] {
-        tansu.create_topic(topic, 3);
-    }
-    let server_bin = workspace_bin("sluice-server");
-    let dir = tempfile::tempdir().unwrap();
-    let token = server::create_token(&server_bin, dir.path());
-    let server = Server::start(&server_bin, dir.path(), &[]);
-    let mut admin = server.client(Some(&token)).await;
-    let gw = create(&mut admin, "", "edge", Spec::Gateway(Gateway::default())).await;
-    let backend = create(
-        &mut admin,
-        &gw.id,
-        "tansu",
-        Spec::BackendCluster(BackendCluster {
-            bootstrap_servers: vec![tansu.address.clone()],
-            ..Default::default()
-        }),
-    )
-    .await;
-    let ports = two_ports();
-    expose(&mut admin, &gw.id, &backend.id, "team-a", ports).await;
-    let certs = dir.path().join("node");
-    server::run_cli(
-        &server_bin,
-        &[
-            "dataplane-cert",
-            "issue",
-            "--gateway",
-            "edge",
-            "--out",
-            certs.to_str().unwrap(),
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ],
-    );
-    let mut command = Command::new(workspace_bin("sluice-proxy"));
-    command
-        .args(["run", "--control-plane", &server.sync_addr])
-        .arg("--cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--key")
-        .arg(certs.join("tls.key"))
-        .arg("--ca")
-        .arg(certs.join("ca.crt"))
-        .arg("--cache-dir")
-        .arg(dir.path().join("cache"));
-    let proxy = Process::spawn(command, "proxy");
-    for port in [ports.0, ports.1] {
-        proxy
-            .wait_for(WAIT, |l| {
-                l.contains(&format!("listening on 127.0.0.1:{port}"))
-            })
-            .unwrap_or_else(|| panic!("the proxy never listened on {port}"));
-    }
+    let stack = Stack::start(&["confluent-orders", "python-orders"]).await;
+    let Stack {
+        proxy,
+        mut admin,
+        server,
+        tansu,
+        gateway: gw,
+        backend,
+        ports,
+        dir: _dir,
+    } = stack;
     let bootstrap = format!("127.0.0.1:{}", ports.0);
 
     // Real clients: produce, consume in a group, commit, reconnect.

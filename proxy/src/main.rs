@@ -128,6 +128,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(store.clone(), telemetry));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listeners = tokio::spawn(listener::run(shared.clone(), stopped));
+    let refresh = tokio::spawn(sluice_proxy::backend::refresh_loop(shared.clone()));
     shutdown_signal().await;
     // Stop accepting, give open connections a bounded drain, then exit.
     let _ = stop.send(true);
@@ -140,6 +141,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::warn!("connections still open after {DRAIN:?}; closing them");
     }
     sync.abort();
+    refresh.abort();
     tracing::info!("stopped");
     Ok(())
 }

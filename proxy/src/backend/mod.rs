@@ -155,3 +155,51 @@ pub async fn connect(
         }
     }
 }
+
+/// Refreshes every backend's broker list each
+/// `metadata_update_interval_seconds` (answers passing through the proxy
+/// refresh it in between).
+pub async fn refresh_loop(shared: std::sync::Arc<crate::listener::Shared>) {
+    use sluice_proto::admin::v1::{Kind, entity::Spec};
+    let mut last: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let config = shared.config.current();
+        for entity in config.of_kind(Kind::BackendCluster) {
+            let Some(Spec::BackendCluster(backend)) = &entity.spec else {
+                continue;
+            };
+            let every =
+                Duration::from_secs(u64::from(backend.metadata_update_interval_seconds.max(1)));
+            if last.get(&entity.id).is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            last.insert(entity.id.clone(), tokio::time::Instant::now());
+            let mut failure = None;
+            for address in &backend.bootstrap_servers {
+                match fetch_brokers(address).await {
+                    Ok(brokers) => {
+                        shared.directory.learn(&entity.id, &brokers);
+                        failure = None;
+                        break;
+                    }
+                    Err(e) => failure = Some(format!("{address}: {e:#}")),
+                }
+            }
+            if let Some(message) = failure {
+                shared.telemetry.error(
+                    "backend_cluster",
+                    &entity.id,
+                    "metadata_refresh_failed",
+                    &message,
+                );
+                tracing::warn!(
+                    hop = "backend_cluster",
+                    entity = entity.id,
+                    "metadata refresh failed: {message}"
+                );
+            }
+        }
+    }
+}

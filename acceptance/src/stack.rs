@@ -1,0 +1,188 @@
+//! A whole local gateway for end-to-end tests and benchmarks: tansu,
+//! `sluice-server`, a virtual cluster exposed on a port-mapped listener,
+//! and a `sluice-proxy` that has bound it.
+
+use std::{process::Command, time::Duration};
+
+use sluice_proto::admin::v1::{
+    BackendCluster, CreateEntityRequest, Entity, Gateway, Listener,
+    ListenerPolicyForwardToVirtualCluster, PortMapping, VirtualCluster, entity::Spec,
+    listener_policy_forward_to_virtual_cluster::Config,
+};
+
+use crate::{
+    broker::{Tansu, free_port},
+    process::Process,
+    server::{self, Admin, Server},
+    workspace_bin,
+};
+
+/// Everything running, in drop order.
+pub struct Stack {
+    /// The proxy.
+    pub proxy: Process,
+    /// An admin client.
+    pub admin: Admin,
+    /// The control plane.
+    pub server: Server,
+    /// The broker (on 127.0.0.2, so any leak of its address shows).
+    pub tansu: Tansu,
+    /// The gateway.
+    pub gateway: Entity,
+    /// The backend cluster (tansu).
+    pub backend: Entity,
+    /// Bootstrap port and broker-111 port of the first listener.
+    pub ports: (u16, u16),
+    /// Data dir, certificates, cache.
+    pub dir: tempfile::TempDir,
+}
+
+/// Creates an entity.
+pub async fn create(admin: &mut Admin, gateway_id: &str, name: &str, spec: Spec) -> Entity {
+    let entity = Entity {
+        gateway_id: gateway_id.into(),
+        name: name.into(),
+        spec: Some(spec),
+        ..Default::default()
+    };
+    admin
+        .create_entity(CreateEntityRequest {
+            entity: Some(entity),
+        })
+        .await
+        .expect("create")
+        .into_inner()
+}
+
+/// Two free loopback ports, ascending: bootstrap, then broker 111.
+pub fn two_ports() -> (u16, u16) {
+    let (a, b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    (a.min(b), a.max(b))
+}
+
+/// A virtual cluster on `backend` served by a new listener on `ports`
+/// (tansu's single broker is id 111).
+pub async fn expose(
+    admin: &mut Admin,
+    gw: &str,
+    backend: &str,
+    name: &str,
+    ports: (u16, u16),
+) -> Entity {
+    let vc = create(
+        admin,
+        gw,
+        name,
+        Spec::VirtualCluster(VirtualCluster {
+            destination_id: backend.into(),
+            dns_label: name.into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+    let listener = create(
+        admin,
+        gw,
+        name,
+        Spec::Listener(Listener {
+            addresses: vec!["127.0.0.1".into()],
+            ports: vec![ports.0.to_string(), ports.1.to_string()],
+        }),
+    )
+    .await;
+    create(
+        admin,
+        gw,
+        name,
+        Spec::ListenerPolicyForwardToVirtualCluster(ListenerPolicyForwardToVirtualCluster {
+            listener_id: listener.id.clone(),
+            config: Some(Config::PortMapping(PortMapping {
+                destination_id: vc.id.clone(),
+                advertised_host: "127.0.0.1".into(),
+                bootstrap_port: 0,
+                min_broker_id: 111,
+            })),
+        }),
+    )
+    .await
+}
+
+impl Stack {
+    /// Starts everything and waits until the proxy listens.
+    pub async fn start(topics: &[&str]) -> Stack {
+        let tansu = Tansu::start("127.0.0.2");
+        for topic in topics {
+            tansu.create_topic(topic, 3);
+        }
+        let server_bin = workspace_bin("sluice-server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = server::create_token(&server_bin, dir.path());
+        let server = Server::start(
+            &server_bin,
+            dir.path(),
+            &["--log", "warn,sluice_server::serve=info"],
+        );
+        let mut admin = server.client(Some(&token)).await;
+        let gateway = create(&mut admin, "", "edge", Spec::Gateway(Gateway::default())).await;
+        let backend = create(
+            &mut admin,
+            &gateway.id,
+            "tansu",
+            Spec::BackendCluster(BackendCluster {
+                bootstrap_servers: vec![tansu.address.clone()],
+                ..Default::default()
+            }),
+        )
+        .await;
+        let ports = two_ports();
+        expose(&mut admin, &gateway.id, &backend.id, "team-a", ports).await;
+        let certs = dir.path().join("node");
+        server::run_cli(
+            &server_bin,
+            &[
+                "dataplane-cert",
+                "issue",
+                "--gateway",
+                "edge",
+                "--out",
+                certs.to_str().unwrap_or_default(),
+                "--data-dir",
+                dir.path().to_str().unwrap_or_default(),
+            ],
+        );
+        let mut command = Command::new(workspace_bin("sluice-proxy"));
+        command
+            .args(["run", "--control-plane", &server.sync_addr])
+            .arg("--cert")
+            .arg(certs.join("tls.crt"))
+            .arg("--key")
+            .arg(certs.join("tls.key"))
+            .arg("--ca")
+            .arg(certs.join("ca.crt"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"));
+        let proxy = Process::spawn(command, "proxy");
+        for port in [ports.0, ports.1] {
+            proxy
+                .wait_for(Duration::from_secs(30), |l| {
+                    l.contains(&format!("listening on 127.0.0.1:{port}"))
+                })
+                .unwrap_or_else(|| panic!("the proxy never listened on {port}"));
+        }
+        Stack {
+            proxy,
+            admin,
+            server,
+            tansu,
+            gateway,
+            backend,
+            ports,
+            dir,
+        }
+    }
+
+    /// The bootstrap address clients use.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.0)
+    }
+}
