@@ -45,7 +45,9 @@ pub struct Terraform {
 
 impl Terraform {
     /// Prepares `dir` (created if missing) to use the provider built next
-    /// to the tests, against `endpoint` with `token`.
+    /// to the tests, against `endpoint` with `token`, writing a
+    /// `provider.tf` unless the configuration there configures the
+    /// provider itself.
     pub fn new(dir: &Path, endpoint: &str, token: &str) -> Terraform {
         std::fs::create_dir_all(dir).expect("terraform dir");
         let provider = crate::workspace_bin("terraform-provider-sluice");
@@ -59,11 +61,21 @@ impl Terraform {
             ),
         )
         .expect("write CLI config");
-        std::fs::write(
-            dir.join("provider.tf"),
+        let configures_provider = std::fs::read_dir(dir)
+            .map(|files| {
+                files.filter_map(Result::ok).any(|f| {
+                    std::fs::read_to_string(f.path())
+                        .is_ok_and(|text| text.contains("provider \"sluice\""))
+                })
+            })
+            .unwrap_or(false);
+        if !configures_provider {
+            std::fs::write(
+                dir.join("provider.tf"),
             "terraform {\n  required_providers {\n    sluice = { source = \"sluice/sluice\" }\n  }\n}\n\nprovider \"sluice\" {}\n",
-        )
-        .expect("write provider.tf");
+            )
+            .expect("write provider.tf");
+        }
         Terraform {
             dir: dir.to_path_buf(),
             cli_config,

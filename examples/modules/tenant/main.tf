@@ -1,0 +1,81 @@
+# One team's view of a shared backend: a virtual cluster and the listener
+# that serves it, port-mapped (first port bootstrap, then one per broker).
+
+terraform {
+  required_providers {
+    sluice = { source = "sluice/sluice" }
+  }
+}
+
+variable "gateway_id" {
+  description = "The gateway the tenant lives in."
+  type        = string
+}
+
+variable "backend_cluster_id" {
+  description = "The backend cluster the tenant's virtual cluster fronts."
+  type        = string
+}
+
+variable "name" {
+  description = "Tenant name; also its virtual cluster's dns_label (RFC 1035)."
+  type        = string
+}
+
+variable "ports" {
+  description = "Listener ports: the first is bootstrap, then one per broker id."
+  type        = list(number)
+}
+
+variable "advertised_host" {
+  description = "The host clients are told to connect to."
+  type        = string
+  default     = "127.0.0.1"
+}
+
+variable "min_broker_id" {
+  description = "The broker id the second port serves (tansu's single broker is 111)."
+  type        = number
+  default     = 0
+}
+
+resource "sluice_virtual_cluster" "this" {
+  gateway_id     = var.gateway_id
+  name           = var.name
+  destination_id = var.backend_cluster_id
+  dns_label      = var.name
+}
+
+resource "sluice_listener" "this" {
+  gateway_id = var.gateway_id
+  name       = var.name
+  addresses  = [var.advertised_host]
+  ports      = [for p in var.ports : tostring(p)]
+}
+
+resource "sluice_listener_policy_forward_to_virtual_cluster" "this" {
+  gateway_id  = var.gateway_id
+  name        = var.name
+  listener_id = sluice_listener.this.id
+  port_mapping = {
+    destination_id  = sluice_virtual_cluster.this.id
+    advertised_host = var.advertised_host
+    bootstrap_port  = "at_start"
+    min_broker_id   = var.min_broker_id
+  }
+}
+
+output "virtual_cluster_id" {
+  description = "The tenant's virtual cluster."
+  value       = sluice_virtual_cluster.this.id
+}
+
+output "listener_id" {
+  description = "The tenant's listener."
+  value       = sluice_listener.this.id
+}
+
+output "bootstrap" {
+  description = "What the tenant's Kafka clients use as bootstrap.servers."
+  value       = "${var.advertised_host}:${var.ports[0]}"
+}
