@@ -38,8 +38,15 @@ pub struct Tansu {
 impl Tansu {
     /// Starts a broker on `host` (a loopback address) and waits until it accepts.
     pub fn start(host: &str) -> Tansu {
+        Self::start_advertised(host, None)
+    }
+
+    /// Starts a broker on `host` that tells clients to reach it at
+    /// `advertised` (`host:port`, e.g. an L4 proxy in front of it).
+    pub fn start_advertised(host: &str, advertised: Option<&str>) -> Tansu {
         let port = free_port(host);
         let url = format!("tcp://{host}:{port}");
+        let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
         let mut command = Command::new(tansu_bin());
         command
             .args([
@@ -47,7 +54,7 @@ impl Tansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"]);
         let process = Process::spawn(command, "tansu");

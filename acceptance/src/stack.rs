@@ -107,6 +107,37 @@ pub async fn expose(
     .await
 }
 
+/// Issues a node certificate for `gateway` (through the CLI, into
+/// `dir/node`) and starts a `sluice-proxy` with it (cache in `dir/cache`).
+pub fn start_proxy(server: &Server, dir: &std::path::Path, gateway: &str) -> Process {
+    let certs = dir.join("node");
+    server::run_cli(
+        &workspace_bin("sluice-server"),
+        &[
+            "dataplane-cert",
+            "issue",
+            "--gateway",
+            gateway,
+            "--out",
+            certs.to_str().unwrap_or_default(),
+            "--data-dir",
+            dir.to_str().unwrap_or_default(),
+        ],
+    );
+    let mut command = Command::new(workspace_bin("sluice-proxy"));
+    command
+        .args(["run", "--control-plane", &server.sync_addr])
+        .arg("--cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--key")
+        .arg(certs.join("tls.key"))
+        .arg("--ca")
+        .arg(certs.join("ca.crt"))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"));
+    Process::spawn(command, "proxy")
+}
+
 impl Stack {
     /// Starts everything and waits until the proxy listens.
     pub async fn start(topics: &[&str]) -> Stack {
@@ -136,32 +167,7 @@ impl Stack {
         .await;
         let ports = two_ports();
         expose(&mut admin, &gateway.id, &backend.id, "team-a", ports).await;
-        let certs = dir.path().join("node");
-        server::run_cli(
-            &server_bin,
-            &[
-                "dataplane-cert",
-                "issue",
-                "--gateway",
-                "edge",
-                "--out",
-                certs.to_str().unwrap_or_default(),
-                "--data-dir",
-                dir.path().to_str().unwrap_or_default(),
-            ],
-        );
-        let mut command = Command::new(workspace_bin("sluice-proxy"));
-        command
-            .args(["run", "--control-plane", &server.sync_addr])
-            .arg("--cert")
-            .arg(certs.join("tls.crt"))
-            .arg("--key")
-            .arg(certs.join("tls.key"))
-            .arg("--ca")
-            .arg(certs.join("ca.crt"))
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"));
-        let proxy = Process::spawn(command, "proxy");
+        let proxy = start_proxy(&server, dir.path(), "edge");
         for port in [ports.0, ports.1] {
             proxy
                 .wait_for(Duration::from_secs(30), |l| {

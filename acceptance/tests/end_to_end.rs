@@ -12,9 +12,8 @@ use std::{
 
 use sluice_acceptance::{
     broker::Tansu,
-    process::Process,
     server::{self, Server},
-    stack::two_ports,
+    stack::{start_proxy, two_ports},
     terraform::Terraform,
     workspace_bin,
 };
@@ -115,32 +114,7 @@ async fn terraform_to_kafka_clients_and_back() {
     ]));
 
     // The proxy joins the gateway Terraform made.
-    let certs = dir.path().join("node");
-    server::run_cli(
-        &server_bin,
-        &[
-            "dataplane-cert",
-            "issue",
-            "--gateway",
-            "quickstart",
-            "--out",
-            certs.to_str().unwrap(),
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ],
-    );
-    let mut command = Command::new(workspace_bin("sluice-proxy"));
-    command
-        .args(["run", "--control-plane", &server.sync_addr])
-        .arg("--cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--key")
-        .arg(certs.join("tls.key"))
-        .arg("--ca")
-        .arg(certs.join("ca.crt"))
-        .arg("--cache-dir")
-        .arg(dir.path().join("cache"));
-    let proxy = Process::spawn(command, "proxy");
+    let proxy = start_proxy(&server, dir.path(), "quickstart");
     proxy
         .wait_for(WAIT, |l| {
             l.contains(&format!("listening on 127.0.0.1:{}", ports.1))

@@ -236,6 +236,31 @@ async fn kafka_clients_work_through_the_proxy() {
     .await;
     assert!(!versions.api_keys.is_empty(), "the proxy still serves");
 
+    // The node reports the refusals, by hop, to the control plane.
+    let mut reported = false;
+    for _ in 0..300 {
+        let nodes = admin
+            .list_data_plane_nodes(sluice_proto::admin::v1::ListDataPlaneNodesRequest {
+                gateway_id: gw.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes;
+        if nodes
+            .iter()
+            .flat_map(|n| &n.errors)
+            .any(|e| e.hop == "listener" && e.kind == "bad_frame" && e.count >= 3)
+        {
+            reported = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reported,
+        "the node's status never showed the listener-hop errors"
+    );
     proxy.terminate();
     drop(admin);
     server.stop();

@@ -148,7 +148,14 @@ async fn session(
                 let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors() };
                 send(&tx, node_message::Message::Status(report)).await?;
             }
-            _ = events.tick() => send_events(&tx, telemetry).await?,
+            _ = events.tick() => {
+                send_events(&tx, telemetry).await?;
+                // New errors are reported within one tick, not one status period.
+                if telemetry.take_errors_changed() {
+                    let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors() };
+                    send(&tx, node_message::Message::Status(report)).await?;
+                }
+            }
             () = telemetry.wake.notified() => send_events(&tx, telemetry).await?,
         }
     }

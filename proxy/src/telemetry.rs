@@ -90,6 +90,8 @@ pub struct Telemetry {
     sampler: Mutex<Sampler>,
     ready: Mutex<Vec<DataPlaneEvent>>,
     errors: Mutex<HashMap<(String, String, String), HopErrors>>,
+    /// Whether error counts changed since the last status report.
+    errors_changed: std::sync::atomic::AtomicBool,
     /// Wakes the sync client when an event is ready to send.
     pub wake: Notify,
 }
@@ -107,6 +109,7 @@ impl Telemetry {
             sampler: Mutex::new(Sampler::new(window)),
             ready: Mutex::default(),
             errors: Mutex::default(),
+            errors_changed: std::sync::atomic::AtomicBool::new(false),
             wake: Notify::new(),
         }
     }
@@ -125,6 +128,14 @@ impl Telemetry {
             slot.count += 1;
             slot.last_message = message.to_string();
         }
+        self.errors_changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether error counts changed since the last call.
+    pub fn take_errors_changed(&self) -> bool {
+        self.errors_changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The error counts so far, by hop and entity.
