@@ -371,3 +371,28 @@ resource "sluice_backend_cluster" "b" {
     tf.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
     server.stop();
 }
+
+#[tokio::test]
+async fn the_examples_validate() {
+    let (dir, server, token) = start();
+    let examples = std::path::Path::new(EXAMPLES).join("..");
+    for example in ["quickstart", "multi-tenant"] {
+        let root = dir.path().join(example);
+        for part in [example, "modules/tenant"] {
+            let to = root.join(part);
+            std::fs::create_dir_all(&to).unwrap();
+            for file in std::fs::read_dir(examples.join(part)).unwrap() {
+                let file = file.unwrap();
+                std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+            }
+        }
+        let tf = Terraform::new(&root.join(example), &server.addr, &token);
+        tf.ok(&["get", "-no-color"]);
+        let out = tf.ok(&["validate", "-no-color"]);
+        assert!(
+            out.contains("The configuration is valid"),
+            "{example}: {out}"
+        );
+    }
+    server.stop();
+}

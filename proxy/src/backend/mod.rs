@@ -91,7 +91,8 @@ pub async fn fetch_brokers(address: &str) -> anyhow::Result<Vec<(i32, String, i3
     frame::write_frame(&mut stream, &out).await?;
     let mut reply: Bytes = frame::read_frame(&mut stream, MAX_FRAME)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("the broker closed the connection"))?;
+        .ok_or_else(|| anyhow::anyhow!("the broker closed the connection"))?
+        .body();
     ResponseHeader::decode(&mut reply, key.response_header_version(METADATA_VERSION))?;
     let response = MetadataResponse::decode(&mut reply, METADATA_VERSION)?;
     Ok(response

@@ -27,11 +27,28 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one frame body; `None` when the peer closed between frames.
+/// One frame as it came off the wire: the length prefix and the body, in
+/// one buffer, so passing it on is a single write of the original bytes.
+#[derive(Debug, Clone)]
+pub struct Frame(Bytes);
+
+impl Frame {
+    /// The bytes on the wire (prefix included).
+    pub fn wire(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The body (after the length prefix).
+    pub fn body(&self) -> Bytes {
+        self.0.slice(4..)
+    }
+}
+
+/// Reads one frame; `None` when the peer closed between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
-) -> Result<Option<Bytes>, FrameError> {
+) -> Result<Option<Frame>, FrameError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -48,24 +65,28 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max,
         });
     }
-    let mut body = BytesMut::zeroed(len as usize);
+    let mut frame = BytesMut::with_capacity(4 + len as usize);
+    frame.extend_from_slice(&prefix);
+    frame.resize(4 + len as usize, 0);
     reader
-        .read_exact(&mut body)
+        .read_exact(&mut frame[4..])
         .await
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
             _ => FrameError::Io(e),
         })?;
-    Ok(Some(body.freeze()))
+    Ok(Some(Frame(frame.freeze())))
 }
 
-/// Writes one frame (length prefix and body).
+/// Writes a body as one frame (prefix and body in a single write).
 pub async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     body: &[u8],
 ) -> std::io::Result<()> {
-    writer.write_all(&(body.len() as i32).to_be_bytes()).await?;
-    writer.write_all(body).await
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    out.extend_from_slice(body);
+    writer.write_all(&out).await
 }
 
 /// The api key, version and correlation id at the start of a request.
@@ -93,10 +114,9 @@ mod tests {
         let mut wire = Vec::new();
         write_frame(&mut wire, b"hello").await.unwrap();
         let mut r = &wire[..];
-        assert_eq!(
-            read_frame(&mut r, 16).await.unwrap().unwrap(),
-            Bytes::from_static(b"hello")
-        );
+        let frame = read_frame(&mut r, 16).await.unwrap().unwrap();
+        assert_eq!(frame.body(), Bytes::from_static(b"hello"));
+        assert_eq!(frame.wire(), &wire[..], "passed on byte for byte");
         assert!(
             read_frame(&mut r, 16).await.unwrap().is_none(),
             "clean end between frames"

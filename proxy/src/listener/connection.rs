@@ -16,11 +16,7 @@ use std::{
 };
 
 use sluice_proto::admin::v1::{Kind, entity::Spec};
-use tokio::{
-    io::{AsyncWriteExt, BufWriter},
-    net::TcpStream,
-    sync::Mutex,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream, sync::Mutex};
 
 use super::{Key, Shared};
 use crate::{
@@ -91,8 +87,7 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
     let _ = client.set_nodelay(true);
     let (mut client_read, client_write) = client.into_split();
     let (mut upstream_read, upstream_write) = upstream.into_split();
-    let mut client_write = BufWriter::new(client_write);
-    let mut upstream_write = BufWriter::new(upstream_write);
+    let (mut client_write, mut upstream_write) = (client_write, upstream_write);
     let pending: Mutex<HashMap<i32, (i16, i16)>> = Mutex::default();
     let draining = AtomicBool::new(false);
     let listener_entity = route.listener_id.clone();
@@ -118,7 +113,7 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
                 draining.store(true, Ordering::Relaxed);
                 return Ok(true);
             }
-            let Some((api_key, version, correlation)) = frame::request_key(&frame) else {
+            let Some((api_key, version, correlation)) = frame::request_key(&frame.body()) else {
                 return Err(HopError {
                     hop: "listener",
                     entity: listener_entity.clone(),
@@ -127,15 +122,11 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
                 });
             };
             if rewrite::needs_rewrite(api_key, version)
-                && rewrite::expects_response(api_key, version, &frame)
+                && rewrite::expects_response(api_key, version, &frame.body())
             {
                 pending.lock().await.insert(correlation, (api_key, version));
             }
-            let sent = async {
-                frame::write_frame(&mut upstream_write, &frame).await?;
-                upstream_write.flush().await
-            };
-            if let Err(e) = sent.await {
+            if let Err(e) = upstream_write.write_all(frame.wire()).await {
                 return Err(HopError {
                     hop: "backend_cluster",
                     entity: backend_entity.clone(),
@@ -159,18 +150,18 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
                     });
                 }
             };
-            let tracked = match frame::response_correlation(&frame) {
+            let tracked = match frame::response_correlation(&frame.body()) {
                 Some(c) => pending.lock().await.remove(&c),
                 None => None,
             };
-            let out = match tracked {
-                None => frame,
+            let sent = match tracked {
+                None => client_write.write_all(frame.wire()).await,
                 Some((api_key, version)) => {
                     let routes = shared.routes.load();
                     let Some((_, mapping)) = routes.get(key) else {
                         return Ok(());
                     };
-                    match rewrite::rewrite(api_key, version, frame, mapping) {
+                    match rewrite::rewrite(api_key, version, frame.body(), mapping) {
                         Ok((out, findings)) => {
                             shared.directory.learn(&backend_entity, &findings.brokers);
                             for message in findings.unmapped {
@@ -186,7 +177,7 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
                                     "{message}"
                                 );
                             }
-                            out
+                            frame::write_frame(&mut client_write, &out).await
                         }
                         Err(e) => {
                             return Err(HopError {
@@ -199,11 +190,7 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
                     }
                 }
             };
-            let sent = async {
-                frame::write_frame(&mut client_write, &out).await?;
-                client_write.flush().await
-            };
-            if sent.await.is_err() {
+            if sent.is_err() {
                 return Ok(());
             }
             if draining.load(Ordering::Relaxed) && pending.lock().await.is_empty() {
