@@ -9,14 +9,14 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
 use sluice_proto::admin::v1::{Kind, entity::Spec};
-use tokio::{io::AsyncWriteExt, net::TcpStream, sync::Mutex};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use super::{Key, Shared};
 use crate::{
@@ -124,7 +124,10 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
             if rewrite::needs_rewrite(api_key, version)
                 && rewrite::expects_response(api_key, version, &frame.body())
             {
-                pending.lock().await.insert(correlation, (api_key, version));
+                pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(correlation, (api_key, version));
             }
             if let Err(e) = upstream_write.write_all(frame.wire()).await {
                 return Err(HopError {
@@ -151,7 +154,7 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
                 }
             };
             let tracked = match frame::response_correlation(&frame.body()) {
-                Some(c) => pending.lock().await.remove(&c),
+                Some(c) => lock(&pending).remove(&c),
                 None => None,
             };
             let sent = match tracked {
@@ -193,7 +196,7 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
             if sent.is_err() {
                 return Ok(());
             }
-            if draining.load(Ordering::Relaxed) && pending.lock().await.is_empty() {
+            if draining.load(Ordering::Relaxed) && lock(&pending).is_empty() {
                 return Ok(());
             }
         }
@@ -201,7 +204,7 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
     tokio::pin!(requests, responses);
     tokio::select! {
         r = &mut requests => match r {
-            Ok(true) if !pending.lock().await.is_empty() => {
+            Ok(true) if !lock(&pending).is_empty() => {
                 tokio::time::timeout(DRAIN, &mut responses).await.unwrap_or(Ok(()))
             }
             Ok(_) => Ok(()),
@@ -209,4 +212,10 @@ async fn run(client: TcpStream, key: &Key, shared: &Shared) -> Result<(), HopErr
         },
         r = &mut responses => r,
     }
+}
+
+/// The pending map, even if a panicking holder poisoned it (it only
+/// holds plain data).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -19,7 +19,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use registry::Registry;
 use session::{Peer, Session};
-use tls::PeerIdentity;
 
 use crate::store::Store;
 
@@ -41,20 +40,22 @@ impl SyncService {
         Self { store, registry }
     }
 
-    async fn authenticate(&self, peer: Option<&PeerIdentity>) -> Result<Peer, Status> {
-        let peer = peer.ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-        match self
-            .store
-            .certificate_by_fingerprint(&peer.fingerprint)
-            .await?
-        {
+    /// The node's gateway and certificate, from the client certificate the
+    /// TLS handshake verified (tonic's connect info carries it).
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<Peer, Status> {
+        let certs = request.peer_certs();
+        let cert = certs
+            .as_ref()
+            .and_then(|c| c.first())
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let fingerprint = crate::pki::fingerprint_der(cert);
+        match self.store.certificate_by_fingerprint(&fingerprint).await? {
             Some((certificate_id, gateway_id)) => Ok(Peer {
                 gateway_id,
                 certificate_id,
             }),
             None => Err(Status::permission_denied(format!(
-                "client certificate {} is not a current data_plane_certificate (unknown or revoked)",
-                peer.fingerprint
+                "client certificate {fingerprint} is not a current data_plane_certificate (unknown or revoked)"
             ))),
         }
     }
@@ -68,9 +69,7 @@ impl DataPlaneSync for SyncService {
         &self,
         request: Request<Streaming<NodeMessage>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        let peer = self
-            .authenticate(request.extensions().get::<PeerIdentity>())
-            .await?;
+        let peer = self.authenticate(&request).await?;
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(NodeMessage {

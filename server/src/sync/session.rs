@@ -181,7 +181,7 @@ impl Session {
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(m)) => {
-                        if let Err(status) = self.on_node_message(m).await {
+                        if let Err(status) = self.on_node_message(m) {
                             return End::Refused(status);
                         }
                     }
@@ -208,7 +208,7 @@ impl Session {
         }
     }
 
-    async fn on_node_message(&mut self, message: NodeMessage) -> Result<(), Status> {
+    fn on_node_message(&mut self, message: NodeMessage) -> Result<(), Status> {
         let gateway = self.peer.gateway_id.clone();
         let node = self.hello.node_id.clone();
         match message.message {

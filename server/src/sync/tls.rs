@@ -1,14 +1,9 @@
 //! The sync endpoint's mutual TLS: a server certificate from the control
 //! plane's CA, and client certificates verified against every gateway CA
-//! (the set grows at runtime, so the verifier reads it per handshake).
+//! (the set grows at runtime, so the verifier reads it per handshake). The
+//! handlers read the verified peer certificate from tonic's connect info.
 
-use std::{
-    io,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{io, sync::Arc, time::Duration};
 
 use rustls::{
     DigitallySignedStruct, DistinguishedName, SignatureScheme,
@@ -20,24 +15,15 @@ use rustls::{
     },
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::mpsc,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tonic::transport::server::Connected;
 
 use crate::{pki, store::Store};
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Who is on the other end of a sync connection.
-#[derive(Debug, Clone)]
-pub struct PeerIdentity {
-    /// `sha256:<hex>` of the client certificate's DER.
-    pub fingerprint: String,
-}
 
 /// Verifies client certificates against the gateway CAs the store knows now.
 #[derive(Debug)]
@@ -142,68 +128,13 @@ pub async fn acceptor(store: &Store, names: &[String]) -> anyhow::Result<TlsAcce
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A TLS connection from a data-plane node, carrying its identity to the
-/// gRPC handlers.
-pub struct SyncConn {
-    inner: TlsStream<TcpStream>,
-    peer: PeerIdentity,
-}
-
-impl Connected for SyncConn {
-    type ConnectInfo = PeerIdentity;
-
-    fn connect_info(&self) -> PeerIdentity {
-        self.peer.clone()
-    }
-}
-
-impl AsyncRead for SyncConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SyncConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 /// Accepts TCP connections, runs the TLS handshakes concurrently and yields
 /// the authenticated connections; failed handshakes are logged and dropped.
 pub fn accept_loop(
     store: Store,
     listener: TcpListener,
     acceptor: TlsAcceptor,
-) -> mpsc::Receiver<io::Result<SyncConn>> {
+) -> mpsc::Receiver<io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         loop {
@@ -237,13 +168,7 @@ pub fn accept_loop(
                         return;
                     }
                 };
-                let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
-                    return;
-                };
-                let peer = PeerIdentity {
-                    fingerprint: pki::fingerprint_der(cert),
-                };
-                let _ = conns.send(Ok(SyncConn { inner: tls, peer })).await;
+                let _ = conns.send(Ok(tls)).await;
             });
             if tx.is_closed() {
                 break;
