@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sluice_proxy::{
     config::{Config, ConfigStore, cache::Cache},
-    listener::{self, Shared},
+    listener,
+    node::Node,
     sync::{self, SyncOptions},
     telemetry::Telemetry,
 };
@@ -125,16 +126,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(cache),
         telemetry.clone(),
     ));
-    let shared = Arc::new(Shared::new(store.clone(), telemetry));
+    let node = Arc::new(Node::new(store.clone(), telemetry));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let listeners = tokio::spawn(listener::run(shared.clone(), stopped));
-    let refresh = tokio::spawn(sluice_proxy::backend::refresh_loop(shared.clone()));
+    let listeners = tokio::spawn(listener::run(node.clone(), stopped));
+    let refresh = tokio::spawn(sluice_proxy::backend::refresh_loop(node.clone()));
     shutdown_signal().await;
     // Stop accepting, give open connections a bounded drain, then exit.
     let _ = stop.send(true);
     let _ = listeners.await;
-    shared.connections.close();
-    if tokio::time::timeout(DRAIN, shared.connections.wait())
+    node.connections.close();
+    if tokio::time::timeout(DRAIN, node.connections.wait())
         .await
         .is_err()
     {

@@ -13,6 +13,8 @@ use std::{
 use sluice_proto::dataplane::v1::{DataPlaneEvent, HopErrors};
 use tokio::sync::Notify;
 
+use crate::hop::HopError;
+
 /// Default sampling window.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
@@ -89,7 +91,7 @@ impl Sampler {
 pub struct Telemetry {
     sampler: Mutex<Sampler>,
     ready: Mutex<Vec<DataPlaneEvent>>,
-    errors: Mutex<HashMap<(String, String, String), HopErrors>>,
+    errors: Mutex<HashMap<(&'static str, String, &'static str), HopErrors>>,
     /// Whether error counts changed since the last status report.
     errors_changed: std::sync::atomic::AtomicBool,
     /// Wakes the sync client when an event is ready to send.
@@ -114,19 +116,20 @@ impl Telemetry {
         }
     }
 
-    /// Counts an error at a hop for an entity.
-    pub fn error(&self, hop: &str, entity: &str, kind: &str, message: &str) {
+    /// Counts an error at its hop for its entity.
+    pub fn error(&self, error: &HopError) {
+        let (hop, kind) = (error.hop.as_str(), error.kind.as_str());
         if let Ok(mut errors) = self.errors.lock() {
             let slot = errors
-                .entry((hop.to_string(), entity.to_string(), kind.to_string()))
+                .entry((hop, error.entity.clone(), kind))
                 .or_insert_with(|| HopErrors {
                     hop: hop.into(),
-                    entity: entity.into(),
+                    entity: error.entity.clone(),
                     kind: kind.into(),
                     ..Default::default()
                 });
             slot.count += 1;
-            slot.last_message = message.to_string();
+            slot.last_message.clone_from(&error.message);
         }
         self.errors_changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -223,10 +226,26 @@ mod tests {
 
     #[test]
     fn errors_are_counted_by_hop_and_entity() {
+        use crate::hop::{Hop, Kind};
         let t = Telemetry::default();
-        t.error("listener", "l1", "no_forward_policy", "port 9999");
-        t.error("listener", "l1", "no_forward_policy", "port 9998");
-        t.error("backend_cluster", "b1", "unreachable", "refused");
+        t.error(&HopError::new(
+            Hop::Listener,
+            "l1",
+            Kind::NoForwardPolicy,
+            "port 9999",
+        ));
+        t.error(&HopError::new(
+            Hop::Listener,
+            "l1",
+            Kind::NoForwardPolicy,
+            "port 9998",
+        ));
+        t.error(&HopError::new(
+            Hop::BackendCluster,
+            "b1",
+            Kind::Unreachable,
+            "refused",
+        ));
         let e = t.errors();
         assert_eq!(e.len(), 2);
         assert_eq!(

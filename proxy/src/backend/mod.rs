@@ -8,32 +8,20 @@ use kafka_protocol::{
     messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader},
     protocol::{Decodable, Encodable, StrBytes},
 };
-use sluice_proto::admin::v1::BackendCluster;
 use tokio::net::TcpStream;
 
 use crate::{
+    config::Backend,
+    hop::{Hop, HopError, Kind},
     kafka::frame::{self, MAX_FRAME},
     listener::routes::Role,
+    node::Node,
 };
 
 /// How long connecting to a broker may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Metadata version the proxy asks with.
 const METADATA_VERSION: i16 = 4;
-
-/// A failure at a hop, naming the entity involved.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("hop={hop} entity={entity} {kind}: {message}")]
-pub struct HopError {
-    /// listener | virtual_cluster | backend_cluster
-    pub hop: &'static str,
-    /// The entity id.
-    pub entity: String,
-    /// A short reason.
-    pub kind: &'static str,
-    /// What happened.
-    pub message: String,
-}
 
 /// Broker addresses (id → host:port) per backend cluster.
 #[derive(Default)]
@@ -106,17 +94,13 @@ pub async fn fetch_brokers(address: &str) -> anyhow::Result<Vec<(i32, String, i3
 /// bootstrap port, the broker with that id for a broker port (learning the
 /// cluster's brokers first when needed).
 pub async fn connect(
-    backend_id: &str,
-    backend: &BackendCluster,
+    backend: &Backend,
     role: Role,
     directory: &Directory,
 ) -> Result<(TcpStream, String), HopError> {
-    let fail = |kind: &'static str, message: String| HopError {
-        hop: "backend_cluster",
-        entity: backend_id.to_string(),
-        kind,
-        message,
-    };
+    let backend_id = backend.id.as_str();
+    let fail =
+        |kind, message: String| HopError::new(Hop::BackendCluster, backend_id, kind, message);
     let mut last = String::from("no bootstrap_servers");
     match role {
         Role::Bootstrap => {
@@ -127,7 +111,7 @@ pub async fn connect(
                 }
             }
             Err(fail(
-                "unreachable",
+                Kind::Unreachable,
                 format!("no bootstrap server answered ({last})"),
             ))
         }
@@ -145,14 +129,14 @@ pub async fn connect(
             }
             let Some(address) = directory.address(backend_id, id) else {
                 return Err(fail(
-                    "unknown_broker",
+                    Kind::UnknownBroker,
                     format!("the backend reports no broker {id} ({last})"),
                 ));
             };
             dial(&address)
                 .await
                 .map(|s| (s, address.clone()))
-                .map_err(|e| fail("unreachable", format!("broker {id} at {address}: {e}")))
+                .map_err(|e| fail(Kind::Unreachable, format!("broker {id} at {address}: {e}")))
         }
     }
 }
@@ -160,28 +144,25 @@ pub async fn connect(
 /// Refreshes every backend's broker list each
 /// `metadata_update_interval_seconds` (answers passing through the proxy
 /// refresh it in between).
-pub async fn refresh_loop(shared: std::sync::Arc<crate::listener::Shared>) {
-    use sluice_proto::admin::v1::{Kind, entity::Spec};
+pub async fn refresh_loop(node: std::sync::Arc<Node>) {
     let mut last: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let config = shared.config.current();
-        for entity in config.of_kind(Kind::BackendCluster) {
-            let Some(Spec::BackendCluster(backend)) = &entity.spec else {
-                continue;
-            };
-            let every =
-                Duration::from_secs(u64::from(backend.metadata_update_interval_seconds.max(1)));
-            if last.get(&entity.id).is_some_and(|t| t.elapsed() < every) {
+        let config = node.config.current();
+        for backend in config.compiled().backends.values() {
+            if last
+                .get(&backend.id)
+                .is_some_and(|t| t.elapsed() < backend.metadata_interval)
+            {
                 continue;
             }
-            last.insert(entity.id.clone(), tokio::time::Instant::now());
+            last.insert(backend.id.clone(), tokio::time::Instant::now());
             let mut failure = None;
             for address in &backend.bootstrap_servers {
                 match fetch_brokers(address).await {
                     Ok(brokers) => {
-                        shared.directory.learn(&entity.id, &brokers);
+                        node.directory.learn(&backend.id, &brokers);
                         failure = None;
                         break;
                     }
@@ -189,17 +170,12 @@ pub async fn refresh_loop(shared: std::sync::Arc<crate::listener::Shared>) {
                 }
             }
             if let Some(message) = failure {
-                shared.telemetry.error(
-                    "backend_cluster",
-                    &entity.id,
-                    "metadata_refresh_failed",
-                    &message,
-                );
-                tracing::warn!(
-                    hop = "backend_cluster",
-                    entity = entity.id,
-                    "metadata refresh failed: {message}"
-                );
+                node.report(&HopError::new(
+                    Hop::BackendCluster,
+                    backend.id.clone(),
+                    Kind::MetadataRefreshFailed,
+                    format!("metadata refresh failed: {message}"),
+                ));
             }
         }
     }

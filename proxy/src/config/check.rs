@@ -7,7 +7,7 @@ use sluice_proto::admin::v1::{Kind, entity::Spec};
 use super::Config;
 
 /// Why `config` cannot be used, or Ok.
-pub fn check(config: &Config) -> Result<(), String> {
+pub(super) fn check(config: &Config) -> Result<(), String> {
     let gateway = config.gateway_id();
     for entity in config.entities() {
         let kind = entity.kind();

@@ -1,11 +1,13 @@
 //! The proxy's view of its gateway's configuration: applied from the sync
-//! stream's snapshots and deltas, checked before it is ACKed, swapped
-//! atomically so connections read the newest without locks.
+//! stream's snapshots and deltas, checked and compiled before it is
+//! ACKed, swapped atomically so connections read the newest without locks.
 
 pub mod cache;
 mod check;
+pub(crate) mod compiled;
 
 pub use check::parse_ports;
+pub use compiled::{Backend, Compiled, VirtualCluster};
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -16,15 +18,34 @@ use sluice_proto::{
 };
 use tokio::sync::watch;
 
-/// One applied revision of the gateway's configuration.
+/// One applied revision of the gateway's configuration: its entities
+/// (as received, for the cache and the next delta) and their compiled
+/// form (for the request path).
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// The revision this configuration is at (0: none yet).
     pub revision: i64,
     entities: HashMap<String, Entity>,
+    compiled: Arc<Compiled>,
 }
 
 impl Config {
+    /// A configuration with no entities and a hand-built compiled form,
+    /// for tests that drive connections with their own filters.
+    #[cfg(test)]
+    pub(crate) fn from_compiled(compiled: Compiled) -> Self {
+        Self {
+            revision: 1,
+            entities: HashMap::new(),
+            compiled: Arc::new(compiled),
+        }
+    }
+
+    /// What the request path reads: routes, chains, backends.
+    pub fn compiled(&self) -> &Arc<Compiled> {
+        &self.compiled
+    }
+
     /// The configuration an update turns this one into, or why it cannot
     /// be applied (naming the entity and field).
     pub fn apply(&self, update: &ConfigUpdate) -> Result<Config, String> {
@@ -50,6 +71,7 @@ impl Config {
         }
         next.revision = update.revision;
         check::check(&next)?;
+        next.compiled = Arc::new(compiled::compile(&next)?);
         Ok(next)
     }
 
@@ -106,6 +128,12 @@ impl ConfigStore {
     /// The configuration now.
     pub fn current(&self) -> Arc<Config> {
         self.current.load_full()
+    }
+
+    /// The configuration now, without touching its reference count (for
+    /// the per-frame check of whether it changed).
+    pub fn peek(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.current.load()
     }
 
     /// Replaces the configuration and wakes whoever watches it.

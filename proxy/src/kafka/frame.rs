@@ -1,12 +1,20 @@
-//! Kafka's length-prefixed frames: read without trusting the length
-//! (oversize frames are refused before anything is allocated), and the
-//! few header fields the proxy tracks.
+//! Kafka's length-prefixed frames, read without trusting the length: an
+//! oversize or negative prefix is refused before anything is allocated,
+//! and the buffer grows only as bytes actually arrive, so a 4-byte header
+//! claiming 100 MB costs nothing until 100 MB come. The reader keeps its
+//! state between calls, so waiting for a frame can be cancelled (when
+//! the configuration changes) and resumed without losing bytes.
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest frame accepted by default (Kafka's `socket.request.max.bytes`).
 pub const MAX_FRAME: usize = 100 * 1024 * 1024;
+/// The most the buffer grows by for one read: a frame's claimed length
+/// is honoured in steps of this size as its bytes come in.
+const READ_STEP: usize = 256 * 1024;
+/// The least a read asks for, so small frames arrive in few reads.
+const READ_MIN: usize = 16 * 1024;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -44,38 +52,77 @@ impl Frame {
     }
 }
 
-/// Reads one frame; `None` when the peer closed between frames.
+/// Reads frames from one peer, keeping what arrived between calls.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    buf: BytesMut,
+    max: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of frames up to `max` bytes.
+    pub fn new(inner: R, max: usize) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::new(),
+            max,
+        }
+    }
+
+    /// The stream frames are read from (to write to it, say).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// How many bytes of an incomplete frame are buffered.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next frame; `None` when the peer closed between frames.
+    /// Cancel-safe: bytes read before a cancellation stay buffered.
+    pub async fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+        loop {
+            let want = match self.buf.get(..4) {
+                Some(prefix) => {
+                    let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                    if len < 0 || len as usize > self.max {
+                        return Err(FrameError::TooLarge {
+                            len: i64::from(len),
+                            max: self.max,
+                        });
+                    }
+                    let total = 4 + len as usize;
+                    if self.buf.len() >= total {
+                        return Ok(Some(Frame(self.buf.split_to(total).freeze())));
+                    }
+                    total - self.buf.len()
+                }
+                None => 4 - self.buf.len(),
+            };
+            if self.buf.capacity() - self.buf.len() < want.min(READ_MIN) {
+                self.buf.reserve(want.clamp(READ_MIN, READ_STEP));
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(FrameError::Truncated)
+                };
+            }
+        }
+    }
+}
+
+/// Reads one frame from a stream that carries nothing else (one request
+/// and its answer, as the metadata client does): bytes after the frame
+/// are not kept.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
 ) -> Result<Option<Frame>, FrameError> {
-    let mut prefix = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match reader.read(&mut prefix[got..]).await? {
-            0 if got == 0 => return Ok(None),
-            0 => return Err(FrameError::Truncated),
-            n => got += n,
-        }
-    }
-    let len = i32::from_be_bytes(prefix);
-    if len < 0 || len as usize > max {
-        return Err(FrameError::TooLarge {
-            len: i64::from(len),
-            max,
-        });
-    }
-    let mut frame = BytesMut::with_capacity(4 + len as usize);
-    frame.extend_from_slice(&prefix);
-    frame.resize(4 + len as usize, 0);
-    reader
-        .read_exact(&mut frame[4..])
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
-            _ => FrameError::Io(e),
-        })?;
-    Ok(Some(Frame(frame.freeze())))
+    FrameReader::new(reader, max).next().await
 }
 
 /// Writes a body as one frame (prefix and body in a single write).
@@ -144,6 +191,54 @@ mod tests {
             read_frame(&mut short, 16).await,
             Err(FrameError::Truncated)
         ));
+    }
+
+    #[tokio::test]
+    async fn frames_that_arrive_together_or_in_pieces_come_out_whole() {
+        let mut wire = Vec::new();
+        for body in [&b"one"[..], b"two", b""] {
+            write_frame(&mut wire, body).await.unwrap();
+        }
+        let mut frames = FrameReader::new(&wire[..], 16);
+        for body in [&b"one"[..], b"two", b""] {
+            assert_eq!(frames.next().await.unwrap().unwrap().body(), body);
+        }
+        assert!(frames.next().await.unwrap().is_none());
+
+        // Byte by byte, with the wait cancelled between bytes.
+        let (mut tx, rx) = tokio::io::duplex(1);
+        let mut frames = FrameReader::new(rx, 16);
+        let writer = tokio::spawn(async move {
+            tx.write_all(&[0, 0, 0, 3, b'a', b'b', b'c']).await.unwrap();
+        });
+        let frame = loop {
+            let attempt =
+                tokio::time::timeout(std::time::Duration::from_millis(1), frames.next()).await;
+            if let Ok(frame) = attempt {
+                break frame.unwrap().unwrap();
+            }
+        };
+        assert_eq!(frame.body(), Bytes::from_static(b"abc"));
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_large_claim_costs_only_what_arrived() {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut frames = FrameReader::new(rx, MAX_FRAME);
+        tx.write_all(&(100_000_000i32).to_be_bytes()).await.unwrap();
+        tx.write_all(&[7; 10]).await.unwrap();
+        let pending =
+            tokio::time::timeout(std::time::Duration::from_millis(50), frames.next()).await;
+        assert!(pending.is_err(), "still waiting for the body");
+        assert_eq!(frames.buffered(), 14);
+        assert!(
+            frames.buf.capacity() <= READ_STEP + READ_MIN,
+            "reserved {} bytes for a 100 MB claim",
+            frames.buf.capacity()
+        );
+        drop(tx);
+        assert!(matches!(frames.next().await, Err(FrameError::Truncated)));
     }
 
     #[test]

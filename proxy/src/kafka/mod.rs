@@ -1,5 +1,5 @@
 //! Kafka wire handling the proxy needs around the `kafka-protocol` crate's
-//! types: frames, and the response rewriting that hides backend brokers.
+//! types: frames, and what is read of a request without decoding it.
 
 pub mod frame;
-pub mod rewrite;
+pub mod request;

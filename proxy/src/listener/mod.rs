@@ -2,59 +2,25 @@
 //! clients and hands each connection its route. Ports are bound and
 //! released as the configuration changes; established connections stay.
 
-pub mod connection;
 pub mod routes;
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
-use arc_swap::ArcSwap;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_util::task::TaskTracker;
 
-use crate::{backend::Directory, config::ConfigStore, telemetry::Telemetry};
-use routes::{Mapping, Route};
-
-/// A bound address and port.
-pub type Key = (String, u16);
-/// Every routed port.
-pub type Routes = BTreeMap<Key, (Route, Mapping)>;
-
-/// What every connection shares.
-pub struct Shared {
-    /// The node's configuration.
-    pub config: Arc<ConfigStore>,
-    /// The routes of the current configuration.
-    pub routes: ArcSwap<Routes>,
-    /// Broker addresses per backend.
-    pub directory: Directory,
-    /// Error counts and events.
-    pub telemetry: Arc<Telemetry>,
-    /// Open client connections (for a bounded drain on shutdown).
-    pub connections: TaskTracker,
-}
-
-impl Shared {
-    /// Shared state over a config store.
-    pub fn new(config: Arc<ConfigStore>, telemetry: Arc<Telemetry>) -> Self {
-        Self {
-            config,
-            routes: ArcSwap::default(),
-            directory: Directory::default(),
-            telemetry,
-            connections: TaskTracker::new(),
-        }
-    }
-}
+use crate::{
+    conn,
+    hop::{Hop, HopError, Kind},
+    node::Node,
+};
+use routes::Key;
 
 /// Keeps the bound ports in line with the configuration until `stop`.
-pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut bound: HashMap<Key, JoinHandle<()>> = HashMap::new();
-    let mut changes = shared.config.watch();
+    let mut changes = node.config.watch();
     loop {
-        reconcile(&shared, &mut bound).await;
+        reconcile(&node, &mut bound).await;
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { break },
             _ = stop.wait_for(|s| *s) => break,
@@ -65,9 +31,9 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn reconcile(shared: &Arc<Shared>, bound: &mut HashMap<Key, JoinHandle<()>>) {
-    let wanted = routes::routes(&shared.config.current());
-    shared.routes.store(Arc::new(wanted.clone()));
+async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) {
+    let config = node.config.current();
+    let wanted = &config.compiled().routes;
     bound.retain(|key, task| {
         let keep = wanted.contains_key(key);
         if !keep {
@@ -80,41 +46,39 @@ async fn reconcile(shared: &Arc<Shared>, bound: &mut HashMap<Key, JoinHandle<()>
         }
         keep
     });
-    for (key, (route, _)) in wanted {
-        if bound.contains_key(&key) {
+    for (key, route) in wanted {
+        if bound.contains_key(key) {
             continue;
         }
         match TcpListener::bind((key.0.as_str(), key.1)).await {
             Ok(listener) => {
                 tracing::info!(
                     listener = route.listener_id,
-                    virtual_cluster = route.virtual_cluster_id,
+                    virtual_cluster = route.virtual_cluster.id,
                     role = ?route.role,
                     "listening on {}:{}", key.0, key.1
                 );
                 bound.insert(
                     key.clone(),
-                    tokio::spawn(accept(listener, key, shared.clone())),
+                    tokio::spawn(accept(listener, key.clone(), node.clone())),
                 );
             }
-            Err(e) => {
-                let message = format!("cannot bind {}:{}: {e}", key.0, key.1);
-                shared
-                    .telemetry
-                    .error("listener", &route.listener_id, "bind_failed", &message);
-                tracing::warn!(hop = "listener", entity = route.listener_id, "{message}");
-            }
+            Err(e) => node.report(&HopError::new(
+                Hop::Listener,
+                route.listener_id.clone(),
+                Kind::BindFailed,
+                format!("cannot bind {}:{}: {e}", key.0, key.1),
+            )),
         }
     }
 }
 
-async fn accept(listener: TcpListener, key: Key, shared: Arc<Shared>) {
+async fn accept(listener: TcpListener, key: Key, node: Arc<Node>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                shared
-                    .connections
-                    .spawn(connection::serve(stream, key.clone(), shared.clone()));
+                node.connections
+                    .spawn(conn::serve(stream, key.clone(), node.clone()));
             }
             Err(e) => {
                 tracing::warn!(port = key.1, error = %e, "accept failed");

@@ -3,14 +3,17 @@
 //! port (first, when `bootstrap_port = at_start`) and one port per broker
 //! id from `min_broker_id`.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use sluice_proto::admin::v1::{
     BootstrapPort, Kind, entity::Spec,
     listener_policy_forward_to_virtual_cluster::Config as Forward,
 };
 
-use crate::config::{Config, parse_ports};
+use crate::config::{Config, VirtualCluster, parse_ports};
+
+/// A bound address and port.
+pub type Key = (String, u16);
 
 /// What a port is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,19 +24,21 @@ pub enum Role {
     Broker(i32),
 }
 
-/// One bound port's route.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One bound port's route: which listener and forward policy it belongs
+/// to, the broker it stands for, and the compiled virtual cluster
+/// (backend and filter chain) it leads to.
+#[derive(Debug)]
 pub struct Route {
     /// The listener entity.
     pub listener_id: String,
     /// The forward policy entity.
     pub policy_id: String,
-    /// The virtual cluster it forwards to.
-    pub virtual_cluster_id: String,
-    /// The address clients are told to use.
-    pub advertised_host: String,
     /// Bootstrap or a broker.
     pub role: Role,
+    /// How the virtual cluster's brokers are advertised on this listener.
+    pub mapping: Arc<Mapping>,
+    /// Where the port leads.
+    pub virtual_cluster: Arc<VirtualCluster>,
 }
 
 /// Every port of a listener in ascending order.
@@ -75,15 +80,22 @@ impl Mapping {
     }
 }
 
-/// Every (address, port) the configuration wants bound, with its route and
-/// the mapping of its virtual cluster.
-pub fn routes(config: &Config) -> BTreeMap<(String, u16), (Route, Mapping)> {
+/// Every (address, port) the configuration wants bound, with its route.
+/// Forward policies to a virtual cluster this node does not have are
+/// skipped (the configuration check refuses those first).
+pub(crate) fn routes(
+    config: &Config,
+    virtual_clusters: &BTreeMap<String, Arc<VirtualCluster>>,
+) -> BTreeMap<Key, Arc<Route>> {
     let mut out = BTreeMap::new();
     for policy in config.of_kind(Kind::ListenerPolicyForwardToVirtualCluster) {
         let Some(Spec::ListenerPolicyForwardToVirtualCluster(forward)) = &policy.spec else {
             continue;
         };
         let Some(Forward::PortMapping(mapping)) = &forward.config else {
+            continue;
+        };
+        let Some(virtual_cluster) = virtual_clusters.get(&mapping.destination_id) else {
             continue;
         };
         let Some(Spec::Listener(listener)) = config
@@ -104,27 +116,29 @@ pub fn routes(config: &Config) -> BTreeMap<(String, u16), (Route, Mapping)> {
             .enumerate()
             .map(|(i, p)| (mapping.min_broker_id + i as i32, *p))
             .collect();
-        let map = Mapping {
+        let map = Arc::new(Mapping {
             advertised_host: mapping.advertised_host.clone(),
             min_broker_id: mapping.min_broker_id,
             max_broker_id: mapping.min_broker_id + broker_ports.len() as i32 - 1,
             brokers: brokers.clone(),
-        };
-        let route = |role| Route {
-            listener_id: forward.listener_id.clone(),
-            policy_id: policy.id.clone(),
-            virtual_cluster_id: mapping.destination_id.clone(),
-            advertised_host: mapping.advertised_host.clone(),
-            role,
+        });
+        let route = |role| {
+            Arc::new(Route {
+                listener_id: forward.listener_id.clone(),
+                policy_id: policy.id.clone(),
+                role,
+                mapping: map.clone(),
+                virtual_cluster: virtual_cluster.clone(),
+            })
         };
         for address in &listener.addresses {
             if bootstrap && let Some(first) = ports.first() {
                 out.entry((address.clone(), *first))
-                    .or_insert_with(|| (route(Role::Bootstrap), map.clone()));
+                    .or_insert_with(|| route(Role::Bootstrap));
             }
             for (id, port) in &brokers {
                 out.entry((address.clone(), *port))
-                    .or_insert_with(|| (route(Role::Broker(*id)), map.clone()));
+                    .or_insert_with(|| route(Role::Broker(*id)));
             }
         }
     }
@@ -201,15 +215,9 @@ mod tests {
 
     #[test]
     fn first_port_bootstraps_then_one_port_per_broker() {
-        let r = routes(&config(
-            &["19093-19095", "19092"],
-            111,
-            BootstrapPort::AtStart,
-        ));
-        let roles: Vec<(u16, Role)> = r
-            .iter()
-            .map(|((_, p), (route, _))| (*p, route.role))
-            .collect();
+        let config = config(&["19093-19095", "19092"], 111, BootstrapPort::AtStart);
+        let r = &config.compiled().routes;
+        let roles: Vec<(u16, Role)> = r.iter().map(|((_, p), route)| (*p, route.role)).collect();
         assert_eq!(
             roles,
             [
@@ -219,7 +227,7 @@ mod tests {
                 (19095, Role::Broker(113))
             ]
         );
-        let (_, mapping) = &r[&("127.0.0.1".to_string(), 19092)];
+        let mapping = &r[&("127.0.0.1".to_string(), 19092)].mapping;
         assert_eq!(mapping.port_of(112), Ok(19094));
         let err = mapping.port_of(7).unwrap_err();
         assert!(
@@ -230,8 +238,13 @@ mod tests {
 
     #[test]
     fn without_a_bootstrap_port_every_port_is_a_broker() {
-        let r = routes(&config(&["9000-9001"], 0, BootstrapPort::None));
-        let roles: Vec<Role> = r.values().map(|(route, _)| route.role).collect();
+        let config = config(&["9000-9001"], 0, BootstrapPort::None);
+        let roles: Vec<Role> = config
+            .compiled()
+            .routes
+            .values()
+            .map(|route| route.role)
+            .collect();
         assert_eq!(roles, [Role::Broker(0), Role::Broker(1)]);
     }
 }

@@ -10,8 +10,54 @@ use kafka_protocol::{
     protocol::{Decodable, Encodable, StrBytes},
 };
 
-use super::{needs_rewrite, rewrite};
-use crate::listener::routes::Mapping;
+use super::{Chain, Context, Findings, InFlight, Notes};
+use crate::{
+    config::compiled::{base_filters, test_route},
+    hop::HopError,
+    listener::routes::Mapping,
+};
+
+/// What the base chain found besides the new bytes.
+struct Found {
+    brokers: Vec<(i32, String, i32)>,
+    unmapped: Vec<String>,
+}
+
+/// Runs the base chain (address rewriting, version capping) over one
+/// response frame, as a connection on a listener with `mapping` would.
+fn rewrite(
+    api_key: i16,
+    version: i16,
+    frame: Bytes,
+    mapping: &Mapping,
+) -> Result<(Bytes, Found), HopError> {
+    let route = test_route(Chain::new(base_filters()), mapping.clone());
+    let mut findings = Findings::default();
+    let mut notes = Notes::default();
+    let mut cx = Context {
+        route: &route,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    let request = InFlight {
+        api_key,
+        version,
+        correlation_id: 42,
+    };
+    let out = route
+        .virtual_cluster
+        .chain
+        .on_response(&mut cx, &request, frame)?;
+    let found = Found {
+        brokers: findings.brokers,
+        unmapped: findings.warnings.into_iter().map(|w| w.message).collect(),
+    };
+    Ok((out, found))
+}
+
+fn needs_rewrite(api_key: i16, version: i16) -> bool {
+    Chain::new(base_filters()).wants_response(api_key, version)
+}
 
 /// Broker ids 111..=113 on ports 19093..=19095 of 127.0.0.1.
 fn mapping() -> Mapping {

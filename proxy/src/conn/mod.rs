@@ -1,0 +1,145 @@
+//! One client connection, after the listener matched its port to a
+//! route: dial the backend, then run two pumps until either ends.
+//!
+//! - the request pump reads client frames, runs the virtual cluster's
+//!   chain over those a filter intercepts, queues every request that
+//!   expects an answer in the in-flight FIFO and sends it to the broker;
+//! - the response pump, the one writer of the client socket, answers the
+//!   FIFO in order: a filter's own answer, or the broker's next response
+//!   (checked against the request, run through the chain if intercepted).
+//!
+//! When the port is removed the connection takes no more requests,
+//! answers everything in flight (bounded by [`DRAIN`]) and closes. The
+//! pumps take any `AsyncRead`/`AsyncWrite`, so tests drive them over
+//! in-memory pipes.
+
+mod binding;
+mod requests;
+mod responses;
+#[cfg(test)]
+mod tests;
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::mpsc,
+};
+
+pub(crate) use binding::Binding;
+
+use crate::{
+    backend,
+    filter::{InFlight, Notes},
+    hop::{Hop, HopError, Kind},
+    kafka::frame::{FrameReader, MAX_FRAME},
+    listener::routes::Key,
+    node::Node,
+};
+
+/// How long a connection on a removed port may finish its in-flight requests.
+pub const DRAIN: Duration = Duration::from_secs(5);
+/// Requests one connection may have awaiting answers; a client that
+/// pipelines more waits (its requests stay in its socket).
+const MAX_IN_FLIGHT: usize = 256;
+
+/// One entry of the in-flight FIFO.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// A request sent to the broker, awaiting its response.
+    Broker(InFlight, Notes),
+    /// A filter's answer (header included), written in its turn.
+    Local(Bytes),
+}
+
+/// Serves one accepted client connection on `key`.
+pub async fn serve(client: TcpStream, key: Key, node: Arc<Node>) {
+    let peer = client
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    match connect(client, key, &node).await {
+        Ok(()) => tracing::debug!(%peer, "client connection closed"),
+        Err(e) => {
+            node.telemetry.error(&e);
+            tracing::warn!(
+                %peer,
+                hop = e.hop.as_str(),
+                entity = e.entity,
+                kind = e.kind.as_str(),
+                "{}",
+                e.message
+            );
+        }
+    }
+}
+
+async fn connect(client: TcpStream, key: Key, node: &Node) -> Result<(), HopError> {
+    let Some(mut binding) = Binding::new(node.config.clone(), key.clone()) else {
+        return Err(HopError::new(
+            Hop::Listener,
+            format!("{}:{}", key.0, key.1),
+            Kind::NoForwardPolicy,
+            "no forward policy routes this port",
+        ));
+    };
+    let route = binding.latest().clone();
+    let (upstream, _) =
+        backend::connect(&route.virtual_cluster.backend, route.role, &node.directory).await?;
+    let _ = client.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    run(
+        node,
+        binding,
+        (client_read, client_write),
+        (upstream_read, upstream_write),
+    )
+    .await
+}
+
+/// Runs both pumps over a client and an upstream connection until the
+/// client leaves, the broker closes, a hop fails or a drain ends.
+pub(crate) async fn run<CR, CW, UR, UW>(
+    node: &Node,
+    binding: Binding,
+    (client_read, client_write): (CR, CW),
+    (upstream_read, upstream_write): (UR, UW),
+) -> Result<(), HopError>
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
+    let (queue, in_flight) = mpsc::channel(MAX_IN_FLIGHT);
+    let requests = requests::pump(
+        node,
+        binding.clone(),
+        FrameReader::new(client_read, MAX_FRAME),
+        upstream_write,
+        queue,
+    );
+    let responses = responses::pump(
+        node,
+        binding,
+        FrameReader::new(upstream_read, MAX_FRAME),
+        client_write,
+        in_flight,
+    );
+    tokio::pin!(requests, responses);
+    tokio::select! {
+        ended = &mut requests => match ended {
+            // The request pump dropped its end of the FIFO: the response
+            // pump returns once everything queued is answered.
+            Ok(requests::End::Drain) => tokio::time::timeout(DRAIN, &mut responses)
+                .await
+                .unwrap_or(Ok(())),
+            Ok(requests::End::ClientClosed) => Ok(()),
+            Err(e) => Err(e),
+        },
+        ended = &mut responses => ended,
+    }
+}

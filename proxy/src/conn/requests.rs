@@ -1,0 +1,130 @@
+//! The request pump: client ▸ chain ▸ broker. Frames nobody intercepts
+//! go on as the bytes that came in; every request that expects an answer
+//! is queued in the in-flight FIFO before it is sent, so the response
+//! pump can match answers by order and answer short-circuited requests
+//! in their place.
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    sync::mpsc,
+};
+
+use super::{Pending, binding::Binding};
+use crate::{
+    filter::{Context, Findings, InFlight, Notes, RequestOutcome},
+    hop::{Hop, HopError, Kind},
+    kafka::{
+        frame::{self, FrameReader},
+        request,
+    },
+    node::Node,
+};
+
+/// How the request side ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The client closed its connection.
+    ClientClosed,
+    /// The port is no longer routed: take no more requests, answer what
+    /// is in flight.
+    Drain,
+}
+
+/// Reads requests until the client leaves, the port is removed or a hop
+/// fails.
+pub(crate) async fn pump<R, W>(
+    node: &Node,
+    mut binding: Binding,
+    mut client: FrameReader<R>,
+    mut upstream: W,
+    in_flight: mpsc::Sender<Pending>,
+) -> Result<End, HopError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut changes = node.config.watch();
+    let mut watching = true;
+    loop {
+        let read = tokio::select! {
+            read = client.next() => read,
+            changed = changes.changed(), if watching => {
+                match changed {
+                    Err(_) => watching = false,
+                    Ok(()) if binding.current().is_none() => return Ok(End::Drain),
+                    Ok(()) => {}
+                }
+                continue;
+            }
+        };
+        let Some(route) = binding.current() else {
+            return Ok(End::Drain);
+        };
+        let bad_frame = |message: String| {
+            HopError::new(
+                Hop::Listener,
+                route.listener_id.clone(),
+                Kind::BadFrame,
+                message,
+            )
+        };
+        let frame = match read {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(End::ClientClosed),
+            Err(e) => return Err(bad_frame(format!("client: {e}"))),
+        };
+        let body = frame.body();
+        let Some((api_key, version, correlation_id)) = frame::request_key(&body) else {
+            return Err(bad_frame("request shorter than its header".into()));
+        };
+        let expects_response = request::expects_response(api_key, version, &body);
+        let chain = &route.virtual_cluster.chain;
+        let mut notes = Notes::default();
+        let outcome = if chain.wants_request(api_key, version) {
+            let mut findings = Findings::default();
+            let mut cx = Context {
+                route,
+                notes: &mut notes,
+                findings: &mut findings,
+            };
+            let outcome = chain.on_request(&mut cx, api_key, version, body);
+            if !findings.is_empty() {
+                node.act_on(&route.virtual_cluster.backend.id, findings);
+            }
+            Some(outcome?)
+        } else {
+            None
+        };
+        if let Some(RequestOutcome::Respond(answer)) = outcome {
+            if expects_response && in_flight.send(Pending::Local(answer)).await.is_err() {
+                return Ok(End::ClientClosed);
+            }
+            continue;
+        }
+        if expects_response {
+            let entry = InFlight {
+                api_key,
+                version,
+                correlation_id,
+            };
+            if in_flight.send(Pending::Broker(entry, notes)).await.is_err() {
+                // The response side ended (its error is the one reported).
+                return Ok(End::ClientClosed);
+            }
+        }
+        let sent = match &outcome {
+            Some(RequestOutcome::Forward(rewritten)) => {
+                frame::write_frame(&mut upstream, rewritten).await
+            }
+            _ => upstream.write_all(frame.wire()).await,
+        };
+        if let Err(e) = sent {
+            return Err(HopError::new(
+                Hop::BackendCluster,
+                route.virtual_cluster.backend.id.clone(),
+                Kind::WriteFailed,
+                e.to_string(),
+            ));
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The response pump, the one writer of the client socket: it takes the
+//! in-flight FIFO in order, writing an answer a filter gave in place of
+//! the broker, or reading the broker's next response, checking it
+//! answers that request, running the chain over it if some filter
+//! intercepts it, and writing it on.
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    sync::mpsc,
+};
+
+use super::{Pending, binding::Binding};
+use crate::{
+    filter::{Context, Findings},
+    hop::{Hop, HopError, Kind},
+    kafka::frame::{self, FrameReader},
+    node::Node,
+};
+
+/// Answers every in-flight request in order until the request side is
+/// done and the FIFO is empty, the broker closes, or a hop fails.
+pub(crate) async fn pump<R, W>(
+    node: &Node,
+    mut binding: Binding,
+    mut upstream: FrameReader<R>,
+    mut client: W,
+    mut in_flight: mpsc::Receiver<Pending>,
+) -> Result<(), HopError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    while let Some(next) = in_flight.recv().await {
+        let (entry, mut notes) = match next {
+            Pending::Local(answer) => {
+                if frame::write_frame(&mut client, &answer).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            Pending::Broker(entry, notes) => (entry, notes),
+        };
+        let route = binding.latest();
+        let backend = &route.virtual_cluster.backend.id;
+        let fail =
+            |kind, message: String| HopError::new(Hop::BackendCluster, backend, kind, message);
+        let frame = match upstream.next().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(fail(Kind::BadFrame, format!("broker: {e}"))),
+        };
+        let body = frame.body();
+        match frame::response_correlation(&body) {
+            Some(c) if c == entry.correlation_id => {}
+            got => {
+                return Err(fail(
+                    Kind::OutOfOrderResponse,
+                    format!(
+                        "expected the answer to correlation id {} (api_key={} v{}), got {got:?}",
+                        entry.correlation_id, entry.api_key, entry.version
+                    ),
+                ));
+            }
+        }
+        let chain = &route.virtual_cluster.chain;
+        let sent = if chain.wants_response(entry.api_key, entry.version) {
+            let mut findings = Findings::default();
+            let mut cx = Context {
+                route,
+                notes: &mut notes,
+                findings: &mut findings,
+            };
+            let out = chain.on_response(&mut cx, &entry, body);
+            if !findings.is_empty() {
+                node.act_on(backend, findings);
+            }
+            frame::write_frame(&mut client, &out?).await
+        } else {
+            client.write_all(frame.wire()).await
+        };
+        if sent.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}

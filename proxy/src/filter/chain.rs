@@ -1,0 +1,190 @@
+//! A virtual cluster's filters in order, compiled once per configuration
+//! revision with the union of their interests, so the connection asks
+//! "does anyone want this frame?" in O(1) and forwards every other frame
+//! untouched, without decoding it.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind},
+    protocol::{Decodable, Encodable},
+};
+
+use super::{Context, Filter, InFlight, Verdict, interest::Mask};
+use crate::hop::{Hop, HopError, Kind};
+
+/// One filter and what it intercepts.
+struct Link {
+    filter: Arc<dyn Filter>,
+    requests: Mask,
+    responses: Mask,
+}
+
+/// The ordered filters of one virtual cluster.
+#[derive(Default)]
+pub struct Chain {
+    links: Vec<Link>,
+    requests: Mask,
+    responses: Mask,
+}
+
+/// What happens to a request the chain intercepted.
+#[derive(Debug)]
+pub enum RequestOutcome {
+    /// Send this body (header included, no length prefix) to the broker.
+    Forward(Bytes),
+    /// Answer the client with this body (header included) instead.
+    Respond(Bytes),
+}
+
+impl Chain {
+    /// A chain of `filters`, run in this order on requests.
+    pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
+        let mut chain = Chain::default();
+        for filter in filters {
+            let interest = filter.interest();
+            chain.requests.union(&interest.requests);
+            chain.responses.union(&interest.responses);
+            chain.links.push(Link {
+                filter,
+                requests: interest.requests,
+                responses: interest.responses,
+            });
+        }
+        chain
+    }
+
+    /// The filters' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.links.iter().map(|l| l.filter.name()).collect()
+    }
+
+    /// Whether some filter intercepts requests of `key` at `version`.
+    #[inline]
+    pub fn wants_request(&self, key: i16, version: i16) -> bool {
+        self.requests.contains(key, version)
+    }
+
+    /// Whether some filter intercepts responses of `key` at `version`.
+    #[inline]
+    pub fn wants_response(&self, key: i16, version: i16) -> bool {
+        self.responses.contains(key, version)
+    }
+
+    /// Runs the interested filters over a request `body` (header
+    /// included, as framed). Only called when [`Chain::wants_request`].
+    pub fn on_request(
+        &self,
+        cx: &mut Context<'_>,
+        key: i16,
+        version: i16,
+        body: Bytes,
+    ) -> Result<RequestOutcome, HopError> {
+        let vc = &cx.route.virtual_cluster.id;
+        let undecodable = |e: anyhow::Error| {
+            HopError::new(
+                Hop::VirtualCluster,
+                vc.clone(),
+                Kind::UndecodableRequest,
+                format!("request api_key={key} v{version}: {e:#}"),
+            )
+        };
+        let api =
+            ApiKey::try_from(key).map_err(|_| undecodable(anyhow::anyhow!("unknown api key")))?;
+        let header_version = api.request_header_version(version);
+        let mut buf = body;
+        let mut header = RequestHeader::decode(&mut buf, header_version).map_err(undecodable)?;
+        let mut message = RequestKind::decode(api, &mut buf, version).map_err(undecodable)?;
+        for link in &self.links {
+            if !link.requests.contains(key, version) {
+                continue;
+            }
+            match link.filter.on_request(cx, &mut header, &mut message) {
+                Verdict::Forward => {}
+                Verdict::Respond(response) => {
+                    let answer =
+                        ResponseHeader::default().with_correlation_id(header.correlation_id);
+                    let bytes = encode_response(vc, api, version, &answer, &response)?;
+                    return Ok(RequestOutcome::Respond(bytes));
+                }
+                Verdict::Close(error) => return Err(error),
+            }
+        }
+        let mut out = BytesMut::new();
+        header
+            .encode(&mut out, header_version)
+            .and_then(|()| message.encode(&mut out, version))
+            .map_err(|e| unencodable(vc, key, version, e))?;
+        Ok(RequestOutcome::Forward(out.freeze()))
+    }
+
+    /// Runs the interested filters, last first, over the response `body`
+    /// (header included) to `in_flight`. Only called when
+    /// [`Chain::wants_response`] for the request's key and version.
+    pub fn on_response(
+        &self,
+        cx: &mut Context<'_>,
+        in_flight: &InFlight,
+        body: Bytes,
+    ) -> Result<Bytes, HopError> {
+        let (key, version) = (in_flight.api_key, in_flight.version);
+        let undecodable = |e: anyhow::Error| {
+            HopError::new(
+                Hop::BackendCluster,
+                cx.route.virtual_cluster.backend.id.clone(),
+                Kind::UndecodableResponse,
+                format!("response api_key={key} v{version}: {e:#}"),
+            )
+        };
+        let api =
+            ApiKey::try_from(key).map_err(|_| undecodable(anyhow::anyhow!("unknown api key")))?;
+        let header_version = api.response_header_version(version);
+        let mut buf = body;
+        let header = ResponseHeader::decode(&mut buf, header_version).map_err(undecodable)?;
+        let mut message = ResponseKind::decode(api, &mut buf, version).map_err(undecodable)?;
+        for link in self.links.iter().rev() {
+            if !link.responses.contains(key, version) {
+                continue;
+            }
+            match link.filter.on_response(cx, &mut message, in_flight) {
+                Verdict::Forward => {}
+                Verdict::Respond(replacement) => message = replacement,
+                Verdict::Close(error) => return Err(error),
+            }
+        }
+        let vc = &cx.route.virtual_cluster.id;
+        encode_response(vc, api, version, &header, &message)
+    }
+}
+
+fn unencodable(vc: &str, key: i16, version: i16, e: anyhow::Error) -> HopError {
+    HopError::new(
+        Hop::VirtualCluster,
+        vc,
+        Kind::UnencodableMessage,
+        format!("api_key={key} v{version}: {e:#}"),
+    )
+}
+
+fn encode_response(
+    vc: &str,
+    api: ApiKey,
+    version: i16,
+    header: &ResponseHeader,
+    body: &ResponseKind,
+) -> Result<Bytes, HopError> {
+    let header_version = api.response_header_version(version);
+    let mut out = BytesMut::new();
+    header
+        .encode(&mut out, header_version)
+        .and_then(|()| body.encode(&mut out, version))
+        .map_err(|e| unencodable(vc, api as i16, version, e))?;
+    Ok(out.freeze())
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}

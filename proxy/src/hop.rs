@@ -1,0 +1,148 @@
+//! Where something failed. Users debug a gateway by asking "which hop
+//! failed?" (client ▸ listener ▸ virtual cluster ▸ backend cluster ▸ auth
+//! ▸ policy), so every error the proxy returns, logs or counts is a
+//! [`HopError`]: the hop, the entity involved and a reason from a closed
+//! set. The listener, the filters and the backend all use this one type.
+
+use std::fmt;
+
+/// The hops a request travels, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hop {
+    /// The port a client connected to.
+    Listener,
+    /// The virtual cluster the port forwards to (and its filter chain).
+    VirtualCluster,
+    /// The real Kafka cluster behind it.
+    BackendCluster,
+    /// Client authentication.
+    Auth,
+    /// A virtual-cluster policy.
+    Policy,
+}
+
+impl Hop {
+    /// The name used in logs, node status and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hop::Listener => "listener",
+            Hop::VirtualCluster => "virtual_cluster",
+            Hop::BackendCluster => "backend_cluster",
+            Hop::Auth => "auth",
+            Hop::Policy => "policy",
+        }
+    }
+}
+
+/// What went wrong, from a closed set so counts aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// No forward policy routes the port a client reached.
+    NoForwardPolicy,
+    /// A port could not be bound.
+    BindFailed,
+    /// A frame was malformed, oversized or cut short.
+    BadFrame,
+    /// A request could not be decoded for a filter that intercepts it.
+    UndecodableRequest,
+    /// A response could not be decoded for a filter that intercepts it.
+    UndecodableResponse,
+    /// A filter's answer could not be encoded.
+    UnencodableMessage,
+    /// A response arrived that does not answer the oldest request in flight.
+    OutOfOrderResponse,
+    /// Writing to the peer failed.
+    WriteFailed,
+    /// No broker could be reached.
+    Unreachable,
+    /// The backend reports no broker with the addressed id.
+    UnknownBroker,
+    /// The backend named a broker the listener has no port for.
+    BrokerOutsideMapping,
+    /// Refreshing the backend's broker list failed.
+    MetadataRefreshFailed,
+}
+
+impl Kind {
+    /// The name used in logs, node status and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::NoForwardPolicy => "no_forward_policy",
+            Kind::BindFailed => "bind_failed",
+            Kind::BadFrame => "bad_frame",
+            Kind::UndecodableRequest => "undecodable_request",
+            Kind::UndecodableResponse => "undecodable_response",
+            Kind::UnencodableMessage => "unencodable_message",
+            Kind::OutOfOrderResponse => "out_of_order_response",
+            Kind::WriteFailed => "write_failed",
+            Kind::Unreachable => "unreachable",
+            Kind::UnknownBroker => "unknown_broker",
+            Kind::BrokerOutsideMapping => "broker_outside_mapping",
+            Kind::MetadataRefreshFailed => "metadata_refresh_failed",
+        }
+    }
+}
+
+/// A failure at a hop, naming the entity involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopError {
+    /// The hop that failed.
+    pub hop: Hop,
+    /// The id of the entity involved (listener, virtual cluster, ...).
+    pub entity: String,
+    /// Why, from a closed set.
+    pub kind: Kind,
+    /// What happened, for a person.
+    pub message: String,
+}
+
+impl HopError {
+    /// An error at `hop` for `entity`.
+    pub fn new(
+        hop: Hop,
+        entity: impl Into<String>,
+        kind: Kind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            hop,
+            entity: entity.into(),
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for HopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "hop={} entity={} kind={}: {}",
+            self.hop.as_str(),
+            self.entity,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for HopError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_hop_entity_and_kind() {
+        let e = HopError::new(
+            Hop::BackendCluster,
+            "b1",
+            Kind::Unreachable,
+            "no bootstrap server answered",
+        );
+        assert_eq!(
+            e.to_string(),
+            "hop=backend_cluster entity=b1 kind=unreachable: no bootstrap server answered"
+        );
+    }
+}
