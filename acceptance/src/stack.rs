@@ -69,17 +69,24 @@ pub async fn expose(
     name: &str,
     ports: (u16, u16),
 ) -> Entity {
-    let vc = create(
-        admin,
-        gw,
-        name,
-        Spec::VirtualCluster(VirtualCluster {
-            destination_id: backend.into(),
-            dns_label: name.into(),
-            ..Default::default()
-        }),
-    )
-    .await;
+    let vc = VirtualCluster {
+        destination_id: backend.into(),
+        dns_label: name.into(),
+        ..Default::default()
+    };
+    expose_virtual_cluster(admin, gw, name, vc, ports).await.1
+}
+
+/// Creates `vc` and serves it on a new listener on `ports`; returns the
+/// virtual cluster and the forward policy.
+pub async fn expose_virtual_cluster(
+    admin: &mut Admin,
+    gw: &str,
+    name: &str,
+    vc: VirtualCluster,
+    ports: (u16, u16),
+) -> (Entity, Entity) {
+    let vc = create(admin, gw, name, Spec::VirtualCluster(vc)).await;
     let listener = create(
         admin,
         gw,
@@ -90,7 +97,7 @@ pub async fn expose(
         }),
     )
     .await;
-    create(
+    let forward = create(
         admin,
         gw,
         name,
@@ -104,12 +111,23 @@ pub async fn expose(
             })),
         }),
     )
-    .await
+    .await;
+    (vc, forward)
 }
 
 /// Issues a node certificate for `gateway` (through the CLI, into
 /// `dir/node`) and starts a `sluice-proxy` with it (cache in `dir/cache`).
 pub fn start_proxy(server: &Server, dir: &std::path::Path, gateway: &str) -> Process {
+    start_proxy_with(server, dir, gateway, &[])
+}
+
+/// [`start_proxy`] with extra `sluice-proxy run` flags (limits, say).
+pub fn start_proxy_with(
+    server: &Server,
+    dir: &std::path::Path,
+    gateway: &str,
+    extra: &[&str],
+) -> Process {
     let certs = dir.join("node");
     server::run_cli(
         &workspace_bin("sluice-server"),
@@ -134,13 +152,19 @@ pub fn start_proxy(server: &Server, dir: &std::path::Path, gateway: &str) -> Pro
         .arg("--ca")
         .arg(certs.join("ca.crt"))
         .arg("--cache-dir")
-        .arg(dir.join("cache"));
+        .arg(dir.join("cache"))
+        .args(extra);
     Process::spawn(command, "proxy")
 }
 
 impl Stack {
     /// Starts everything and waits until the proxy listens.
     pub async fn start(topics: &[&str]) -> Stack {
+        Self::start_with(topics, &[]).await
+    }
+
+    /// [`Stack::start`] with extra `sluice-proxy run` flags.
+    pub async fn start_with(topics: &[&str], proxy_flags: &[&str]) -> Stack {
         let tansu = Tansu::start("127.0.0.2");
         for topic in topics {
             tansu.create_topic(topic, 3);
@@ -167,7 +191,7 @@ impl Stack {
         .await;
         let ports = two_ports();
         expose(&mut admin, &gateway.id, &backend.id, "team-a", ports).await;
-        let proxy = start_proxy(&server, dir.path(), "edge");
+        let proxy = start_proxy_with(&server, dir.path(), "edge", proxy_flags);
         for port in [ports.0, ports.1] {
             proxy
                 .wait_for(Duration::from_secs(30), |l| {
@@ -185,6 +209,32 @@ impl Stack {
             ports,
             dir,
         }
+    }
+
+    /// Every hop error the proxy reported, once some error satisfies
+    /// `wanted` (polling node status, up to `timeout`); `None` if none did.
+    pub async fn wait_for_error(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&sluice_proto::admin::v1::NodeHopErrors) -> bool,
+    ) -> Option<sluice_proto::admin::v1::NodeHopErrors> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < timeout {
+            let nodes = self
+                .admin
+                .list_data_plane_nodes(sluice_proto::admin::v1::ListDataPlaneNodesRequest {
+                    gateway_id: self.gateway.id.clone(),
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .nodes;
+            if let Some(found) = nodes.iter().flat_map(|n| &n.errors).find(|e| wanted(e)) {
+                return Some(found.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     /// The bootstrap address clients use.

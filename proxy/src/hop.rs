@@ -39,8 +39,15 @@ impl Hop {
 pub enum Kind {
     /// No forward policy routes the port a client reached.
     NoForwardPolicy,
+    /// The path is configured with something this node does not enforce,
+    /// so its connections are refused (fail closed).
+    NotEnforced,
     /// A port could not be bound.
     BindFailed,
+    /// The listener is at its connection limit.
+    ConnectionLimit,
+    /// A client sent no whole request in time.
+    Timeout,
     /// A frame was malformed, oversized or cut short.
     BadFrame,
     /// A request could not be decoded for a filter that intercepts it.
@@ -68,7 +75,10 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NoForwardPolicy => "no_forward_policy",
+            Kind::NotEnforced => "not_enforced",
             Kind::BindFailed => "bind_failed",
+            Kind::ConnectionLimit => "connection_limit",
+            Kind::Timeout => "timeout",
             Kind::BadFrame => "bad_frame",
             Kind::UndecodableRequest => "undecodable_request",
             Kind::UndecodableResponse => "undecodable_response",

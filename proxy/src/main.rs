@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use sluice_proxy::{
     config::{Config, ConfigStore, cache::Cache},
     listener,
-    node::Node,
+    node::{Limits, Node},
     sync::{self, SyncOptions},
     telemetry::Telemetry,
 };
@@ -52,6 +52,20 @@ struct RunArgs {
     /// This node's id (default: generated once and kept in the cache dir).
     #[arg(long, env = "SLUICE_NODE_ID")]
     node_id: Option<String>,
+    /// Open client connections allowed per listener; more are refused
+    /// (listener hop, connection_limit).
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS_PER_LISTENER", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_listener: u32,
+    /// Seconds a new client connection has to send its first whole request.
+    #[arg(long, env = "SLUICE_HANDSHAKE_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
+    /// Seconds a client connection may go without sending a whole request
+    /// (Kafka's connections.max.idle.ms is 600).
+    #[arg(long, env = "SLUICE_IDLE_TIMEOUT", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
 }
 
 #[tokio::main]
@@ -126,7 +140,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(cache),
         telemetry.clone(),
     ));
-    let node = Arc::new(Node::new(store.clone(), telemetry));
+    let limits = Limits {
+        max_connections_per_listener: args.max_connections_per_listener as usize,
+        handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+    };
+    let node = Arc::new(Node::with_limits(store.clone(), telemetry, limits));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listeners = tokio::spawn(listener::run(node.clone(), stopped));
     let refresh = tokio::spawn(sluice_proxy::backend::refresh_loop(node.clone()));

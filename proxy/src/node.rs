@@ -2,16 +2,47 @@
 //! configuration store, the broker directory, telemetry and the set of
 //! open client connections.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::{
     backend::Directory, config::ConfigStore, filter::Findings, hop::HopError, telemetry::Telemetry,
 };
 
+/// What one client may cost this node: hostile clients are bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections per listener (across its addresses and ports).
+    pub max_connections_per_listener: usize,
+    /// How long a new connection may take to send its first whole request.
+    pub handshake_timeout: Duration,
+    /// How long a connection may go without sending a whole request.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections_per_listener: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            // Kafka's own connections.max.idle.ms.
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
 /// The node's shared state.
 pub struct Node {
+    /// What one client may cost.
+    pub limits: Limits,
+    /// Connection slots per listener id.
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// The node's configuration.
     pub config: Arc<ConfigStore>,
     /// Broker addresses per backend.
@@ -23,14 +54,39 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node over a config store.
+    /// A node over a config store, with default limits.
     pub fn new(config: Arc<ConfigStore>, telemetry: Arc<Telemetry>) -> Self {
+        Self::with_limits(config, telemetry, Limits::default())
+    }
+
+    /// A node over a config store.
+    pub fn with_limits(
+        config: Arc<ConfigStore>,
+        telemetry: Arc<Telemetry>,
+        limits: Limits,
+    ) -> Self {
         Self {
+            limits,
+            slots: Mutex::default(),
             config,
             directory: Directory::default(),
             telemetry,
             connections: TaskTracker::new(),
         }
+    }
+
+    /// A connection slot on `listener_id`, or `None` when it is full.
+    pub fn admit(&self, listener_id: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots
+                .entry(listener_id.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(self.limits.max_connections_per_listener))
+                })
+                .clone()
+        };
+        semaphore.try_acquire_owned().ok()
     }
 
     /// Counts and logs an error at its hop.

@@ -1,14 +1,18 @@
 //! The backend hop: broker addresses learned from the backend cluster's
 //! metadata, and upstream connections to the broker a client addressed.
 
-use std::{collections::HashMap, sync::RwLock, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
     messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader},
     protocol::{Decodable, Encodable, StrBytes},
 };
-use tokio::net::TcpStream;
+use tokio::{net::TcpStream, task::JoinHandle};
 
 use crate::{
     config::Backend,
@@ -20,6 +24,9 @@ use crate::{
 
 /// How long connecting to a broker may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a metadata exchange (connect, ask, answer) may take: a
+/// broker that accepts and never answers must not stall anything.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 /// The Metadata version the proxy asks with.
 const METADATA_VERSION: i16 = 4;
 
@@ -62,8 +69,15 @@ async fn dial(address: &str) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Asks a broker for the cluster's brokers (id, host, port).
+/// Asks a broker for the cluster's brokers (id, host, port), within
+/// [`METADATA_TIMEOUT`].
 pub async fn fetch_brokers(address: &str) -> anyhow::Result<Vec<(i32, String, i32)>> {
+    tokio::time::timeout(METADATA_TIMEOUT, ask_brokers(address))
+        .await
+        .map_err(|_| anyhow::anyhow!("no metadata answer within {METADATA_TIMEOUT:?}"))?
+}
+
+async fn ask_brokers(address: &str) -> anyhow::Result<Vec<(i32, String, i32)>> {
     let mut stream = dial(address).await?;
     let key = ApiKey::Metadata;
     let header = RequestHeader::default()
@@ -141,42 +155,61 @@ pub async fn connect(
     }
 }
 
-/// Refreshes every backend's broker list each
-/// `metadata_update_interval_seconds` (answers passing through the proxy
-/// refresh it in between).
-pub async fn refresh_loop(node: std::sync::Arc<Node>) {
-    let mut last: HashMap<String, tokio::time::Instant> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// Keeps one refresh task per backend cluster, each fetching its broker
+/// list every `metadata_update_interval_seconds` (answers passing through
+/// the proxy refresh it in between), so one silent backend delays only
+/// itself. Tasks follow the configuration: started, restarted when their
+/// backend changes, stopped when it goes.
+pub async fn refresh_loop(node: Arc<Node>) {
+    let mut tasks: HashMap<String, (Arc<Backend>, JoinHandle<()>)> = HashMap::new();
+    let mut changes = node.config.watch();
     loop {
-        tick.tick().await;
         let config = node.config.current();
-        for backend in config.compiled().backends.values() {
-            if last
-                .get(&backend.id)
-                .is_some_and(|t| t.elapsed() < backend.metadata_interval)
-            {
-                continue;
+        let backends = &config.compiled().backends;
+        tasks.retain(|id, (had, task)| {
+            let keep = backends.get(id).is_some_and(|now| now == had);
+            if !keep {
+                task.abort();
             }
-            last.insert(backend.id.clone(), tokio::time::Instant::now());
-            let mut failure = None;
-            for address in &backend.bootstrap_servers {
-                match fetch_brokers(address).await {
-                    Ok(brokers) => {
-                        node.directory.learn(&backend.id, &brokers);
-                        failure = None;
-                        break;
-                    }
-                    Err(e) => failure = Some(format!("{address}: {e:#}")),
-                }
-            }
-            if let Some(message) = failure {
-                node.report(&HopError::new(
-                    Hop::BackendCluster,
-                    backend.id.clone(),
-                    Kind::MetadataRefreshFailed,
-                    format!("metadata refresh failed: {message}"),
-                ));
+            keep
+        });
+        for (id, backend) in backends {
+            if !tasks.contains_key(id) {
+                let task = tokio::spawn(refresh(node.clone(), backend.clone()));
+                tasks.insert(id.clone(), (backend.clone(), task));
             }
         }
+        if changes.changed().await.is_err() {
+            break;
+        }
+    }
+    for (_, (_, task)) in tasks {
+        task.abort();
+    }
+}
+
+/// Refreshes one backend's broker list until aborted.
+async fn refresh(node: Arc<Node>, backend: Arc<Backend>) {
+    loop {
+        let mut failure = None;
+        for address in &backend.bootstrap_servers {
+            match fetch_brokers(address).await {
+                Ok(brokers) => {
+                    node.directory.learn(&backend.id, &brokers);
+                    failure = None;
+                    break;
+                }
+                Err(e) => failure = Some(format!("{address}: {e:#}")),
+            }
+        }
+        if let Some(message) = failure {
+            node.report(&HopError::new(
+                Hop::BackendCluster,
+                backend.id.clone(),
+                Kind::MetadataRefreshFailed,
+                format!("metadata refresh failed: {message}"),
+            ));
+        }
+        tokio::time::sleep(backend.metadata_interval).await;
     }
 }

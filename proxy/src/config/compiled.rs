@@ -8,7 +8,10 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use sluice_proto::admin::v1::{Kind, entity::Spec};
 
-use super::Config;
+use super::{
+    Config,
+    enforce::{self, NotEnforced},
+};
 use crate::{
     filter::{ApiVersionsCap, BrokerAddresses, Chain, Filter},
     listener::routes::{self, Key, Route},
@@ -23,6 +26,9 @@ pub struct Compiled {
     pub virtual_clusters: BTreeMap<String, Arc<VirtualCluster>>,
     /// Every backend cluster, by id.
     pub backends: BTreeMap<String, Arc<Backend>>,
+    /// Configuration that binds nothing because it is not enforced (SNI
+    /// routing), reported when the revision is applied.
+    pub unserved: Vec<NotEnforced>,
 }
 
 /// A virtual cluster: its backend and its filter chain.
@@ -34,11 +40,16 @@ pub struct VirtualCluster {
     pub backend: Arc<Backend>,
     /// Its policies, in order.
     pub chain: Chain,
+    /// Set when it (or its backend) is configured with something this
+    /// node cannot enforce: its connections are refused.
+    pub not_enforced: Option<NotEnforced>,
 }
 
 /// A backend cluster as the proxy dials it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
+    /// Set when it is configured with something this node cannot enforce.
+    pub not_enforced: Option<NotEnforced>,
     /// The entity id.
     pub id: String,
     /// Where to bootstrap from.
@@ -57,6 +68,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
         backends.insert(
             entity.id.clone(),
             Arc::new(Backend {
+                not_enforced: enforce::backend(entity),
                 id: entity.id.clone(),
                 bootstrap_servers: b.bootstrap_servers.clone(),
                 metadata_interval: Duration::from_secs(u64::from(
@@ -76,12 +88,15 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
                 entity.id, vc.destination_id
             )
         })?;
+        let not_enforced =
+            enforce::virtual_cluster(config, entity).or_else(|| backend.not_enforced.clone());
         virtual_clusters.insert(
             entity.id.clone(),
             Arc::new(VirtualCluster {
                 id: entity.id.clone(),
-                backend,
                 chain: chain(config, &entity.id)?,
+                backend,
+                not_enforced,
             }),
         );
     }
@@ -90,6 +105,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
         routes,
         virtual_clusters,
         backends,
+        unserved: enforce::forward_policies(config),
     })
 }
 
@@ -111,6 +127,7 @@ fn chain(_config: &Config, _virtual_cluster_id: &str) -> Result<Chain, String> {
 #[cfg(test)]
 pub(crate) fn test_route(chain: Chain, mapping: crate::listener::routes::Mapping) -> Route {
     let backend = Arc::new(Backend {
+        not_enforced: None,
         id: "backend".into(),
         bootstrap_servers: vec!["127.0.0.1:1".into()],
         metadata_interval: Duration::from_secs(60),
@@ -120,10 +137,12 @@ pub(crate) fn test_route(chain: Chain, mapping: crate::listener::routes::Mapping
         policy_id: "forward".into(),
         role: routes::Role::Bootstrap,
         mapping: Arc::new(mapping),
+        not_enforced: None,
         virtual_cluster: Arc::new(VirtualCluster {
             id: "vc".into(),
             backend,
             chain,
+            not_enforced: None,
         }),
     }
 }

@@ -5,9 +5,12 @@
 pub mod cache;
 mod check;
 pub(crate) mod compiled;
+mod enforce;
 
 pub use check::parse_ports;
 pub use compiled::{Backend, Compiled, VirtualCluster};
+pub use enforce::NotEnforced;
+pub(crate) use enforce::listener as enforce_listener;
 
 use std::{collections::HashMap, sync::Arc};
 

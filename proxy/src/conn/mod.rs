@@ -86,6 +86,9 @@ async fn connect(client: TcpStream, key: Key, node: &Node) -> Result<(), HopErro
         ));
     };
     let route = binding.latest().clone();
+    if let Some(refusal) = &route.not_enforced {
+        return Err(refusal.error());
+    }
     let (upstream, _) =
         backend::connect(&route.virtual_cluster.backend, route.role, &node.directory).await?;
     let _ = client.set_nodelay(true);

@@ -45,9 +45,15 @@ where
 {
     let mut changes = node.config.watch();
     let mut watching = true;
+    let mut first = true;
     loop {
+        let (wait, waiting_for) = if first {
+            (node.limits.handshake_timeout, "a first")
+        } else {
+            (node.limits.idle_timeout, "another")
+        };
         let read = tokio::select! {
-            read = client.next() => read,
+            read = tokio::time::timeout(wait, client.next()) => read,
             changed = changes.changed(), if watching => {
                 match changed {
                     Err(_) => watching = false,
@@ -69,14 +75,33 @@ where
             )
         };
         let frame = match read {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return Ok(End::ClientClosed),
-            Err(e) => return Err(bad_frame(format!("client: {e}"))),
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => return Ok(End::ClientClosed),
+            Ok(Err(e)) => return Err(bad_frame(format!("client: {e}"))),
+            Err(_) => {
+                return Err(HopError::new(
+                    Hop::Listener,
+                    route.listener_id.clone(),
+                    Kind::Timeout,
+                    format!(
+                        "the client sent no {waiting_for} whole request within {wait:?} ({} bytes of one buffered)",
+                        client.buffered()
+                    ),
+                ));
+            }
         };
+        first = false;
         let body = frame.body();
         let Some((api_key, version, correlation_id)) = frame::request_key(&body) else {
             return Err(bad_frame("request shorter than its header".into()));
         };
+        if request::api_versions_too_new(api_key, version) {
+            let answer = request::unsupported_api_versions(correlation_id);
+            if in_flight.send(Pending::Local(answer)).await.is_err() {
+                return Ok(End::ClientClosed);
+            }
+            continue;
+        }
         let expects_response = request::expects_response(api_key, version, &body);
         let chain = &route.virtual_cluster.chain;
         let mut notes = Notes::default();

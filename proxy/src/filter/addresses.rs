@@ -46,19 +46,11 @@ impl Filter for BrokerAddresses {
                 .retain_mut(|b| advertise(cx, b.node_id.0, &mut b.host, &mut b.port)),
             // Before v4 one coordinator in the body; from v4 a batch.
             ResponseKind::FindCoordinator(f) if in_flight.version < 4 => {
-                if f.error_code == 0 && !advertise(cx, f.node_id.0, &mut f.host, &mut f.port) {
-                    f.error_code = COORDINATOR_NOT_AVAILABLE;
-                    f.host = StrBytes::default();
-                    f.port = -1;
-                }
+                coordinator(cx, &mut f.error_code, f.node_id.0, &mut f.host, &mut f.port);
             }
             ResponseKind::FindCoordinator(f) => {
                 for c in &mut f.coordinators {
-                    if c.error_code == 0 && !advertise(cx, c.node_id.0, &mut c.host, &mut c.port) {
-                        c.error_code = COORDINATOR_NOT_AVAILABLE;
-                        c.host = StrBytes::default();
-                        c.port = -1;
-                    }
+                    coordinator(cx, &mut c.error_code, c.node_id.0, &mut c.host, &mut c.port);
                 }
             }
             ResponseKind::DescribeCluster(d) => d
@@ -73,6 +65,22 @@ impl Filter for BrokerAddresses {
             _ => {}
         }
         Verdict::Forward
+    }
+}
+
+/// Rewrites a coordinator's address; one the listener has no port for
+/// becomes `COORDINATOR_NOT_AVAILABLE` (the client asks again).
+fn coordinator(
+    cx: &mut Context<'_>,
+    error_code: &mut i16,
+    id: i32,
+    host: &mut StrBytes,
+    port: &mut i32,
+) {
+    if *error_code == 0 && !advertise(cx, id, host, port) {
+        *error_code = COORDINATOR_NOT_AVAILABLE;
+        *host = StrBytes::default();
+        *port = -1;
     }
 }
 

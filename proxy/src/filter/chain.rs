@@ -12,7 +12,10 @@ use kafka_protocol::{
 };
 
 use super::{Context, Filter, InFlight, Verdict, interest::Mask};
-use crate::hop::{Hop, HopError, Kind};
+use crate::{
+    hop::{Hop, HopError, Kind},
+    kafka::request::UNSUPPORTED_VERSION,
+};
 
 /// One filter and what it intercepts.
 struct Link {
@@ -128,23 +131,30 @@ impl Chain {
         in_flight: &InFlight,
         body: Bytes,
     ) -> Result<Bytes, HopError> {
-        let (key, version) = (in_flight.api_key, in_flight.version);
+        let (key, asked) = (in_flight.api_key, in_flight.version);
         let undecodable = |e: anyhow::Error| {
             HopError::new(
                 Hop::BackendCluster,
                 cx.route.virtual_cluster.backend.id.clone(),
                 Kind::UndecodableResponse,
-                format!("response api_key={key} v{version}: {e:#}"),
+                format!("response api_key={key} v{asked}: {e:#}"),
             )
         };
         let api =
             ApiKey::try_from(key).map_err(|_| undecodable(anyhow::anyhow!("unknown api key")))?;
-        let header_version = api.response_header_version(version);
+        let header_version = api.response_header_version(asked);
         let mut buf = body;
         let header = ResponseHeader::decode(&mut buf, header_version).map_err(undecodable)?;
+        let mut version = asked;
+        if api == ApiKey::ApiVersions && buf.get(..2) == Some(&UNSUPPORTED_VERSION.to_be_bytes()) {
+            // A broker answers an ApiVersions version it does not support
+            // with a v0 body and UNSUPPORTED_VERSION, so the client can
+            // retry lower: it is read (and passed on) as v0.
+            version = 0;
+        }
         let mut message = ResponseKind::decode(api, &mut buf, version).map_err(undecodable)?;
         for link in self.links.iter().rev() {
-            if !link.responses.contains(key, version) {
+            if !link.responses.contains(key, asked) {
                 continue;
             }
             match link.filter.on_response(cx, &mut message, in_flight) {

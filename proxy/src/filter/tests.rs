@@ -271,3 +271,28 @@ fn only_address_bearing_responses_are_decoded() {
     );
     assert!(rewrite(999, 0, Bytes::from_static(&[0, 0, 0, 1]), &mapping()).is_err());
 }
+
+#[test]
+fn an_unsupported_api_versions_version_is_answered_as_v0_and_passed_on() {
+    use kafka_protocol::messages::{ApiVersionsResponse, api_versions_response::ApiVersion};
+    // The client asked with v9; the broker knows v0..=3 and answers with a
+    // v0 body carrying UNSUPPORTED_VERSION and the versions it has.
+    let answer = ApiVersionsResponse::default()
+        .with_error_code(35)
+        .with_api_keys(vec![
+            ApiVersion::default()
+                .with_api_key(ApiKey::ApiVersions as i16)
+                .with_min_version(0)
+                .with_max_version(3),
+        ]);
+    let (out, _) = rewrite(
+        ApiKey::ApiVersions as i16,
+        9,
+        frame(ApiKey::ApiVersions, 0, &answer),
+        &mapping(),
+    )
+    .expect("the client can retry lower");
+    let got: ApiVersionsResponse = body(ApiKey::ApiVersions, 0, out);
+    assert_eq!(got.error_code, 35);
+    assert_eq!(got.api_keys[0].max_version, 3);
+}

@@ -1,11 +1,46 @@
-//! What the proxy reads of a request without decoding it: whether the
-//! broker will answer it (every request but an `acks=0` Produce).
+//! What the proxy reads of a request without decoding it (whether the
+//! broker will answer it: every request but an `acks=0` Produce), and
+//! the one answer it gives at the protocol level itself.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
-    messages::{ApiKey, RequestHeader},
-    protocol::Decodable,
+    messages::{
+        ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader,
+        api_versions_response::ApiVersion,
+    },
+    protocol::{Decodable, Encodable},
 };
+
+/// Kafka's `UNSUPPORTED_VERSION` error code.
+pub const UNSUPPORTED_VERSION: i16 = 35;
+
+/// Whether an ApiVersions request is newer than this proxy can read the
+/// answer to. Such a request is not sent on: the proxy answers it as a
+/// broker would ([`unsupported_api_versions`]) so the client retries lower.
+pub fn api_versions_too_new(api_key: i16, version: i16) -> bool {
+    api_key == ApiKey::ApiVersions as i16 && version > ApiKey::ApiVersions.valid_versions().max
+}
+
+/// A broker's answer to an ApiVersions version it does not support: a v0
+/// body with `UNSUPPORTED_VERSION` and the ApiVersions versions it has.
+pub fn unsupported_api_versions(correlation_id: i32) -> Bytes {
+    let versions = ApiKey::ApiVersions.valid_versions();
+    let body = ApiVersionsResponse::default()
+        .with_error_code(UNSUPPORTED_VERSION)
+        .with_api_keys(vec![
+            ApiVersion::default()
+                .with_api_key(ApiKey::ApiVersions as i16)
+                .with_min_version(versions.min)
+                .with_max_version(versions.max),
+        ]);
+    let mut out = BytesMut::new();
+    // Header v0 and a v0 body always encode.
+    let _ = ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut out, 0);
+    let _ = body.encode(&mut out, 0);
+    out.freeze()
+}
 
 /// Whether a request gets a response: everything but `acks=0` produce.
 pub fn expects_response(api_key: i16, version: i16, frame: &[u8]) -> bool {

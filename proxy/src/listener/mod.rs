@@ -4,7 +4,7 @@
 
 pub mod routes;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
@@ -19,10 +19,32 @@ use routes::Key;
 pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut bound: HashMap<Key, JoinHandle<()>> = HashMap::new();
     let mut changes = node.config.watch();
+    let mut retry = BIND_RETRY_MIN;
+    let mut reported = None;
     loop {
-        reconcile(&node, &mut bound).await;
+        let config = node.config.current();
+        if reported != Some(config.revision) {
+            // Reported once per revision: what binds nothing because it
+            // is not enforced.
+            for unserved in &config.compiled().unserved {
+                node.report(&unserved.error());
+            }
+            reported = Some(config.revision);
+        }
+        let all_bound = reconcile(&node, &mut bound).await;
+        // A port that could not be bound (in use, say) is tried again
+        // with backoff, not only at the next configuration change.
+        let again = if all_bound {
+            retry = BIND_RETRY_MIN;
+            None
+        } else {
+            let wait = retry;
+            retry = (retry * 2).min(BIND_RETRY_MAX);
+            Some(wait)
+        };
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { break },
+            () = sleep_or_forever(again) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
     }
@@ -31,7 +53,22 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) {
+/// First wait before binding a failed port again.
+const BIND_RETRY_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between attempts to bind a failed port.
+const BIND_RETRY_MAX: Duration = Duration::from_secs(30);
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Binds what the configuration routes and releases what it no longer
+/// does; false when some port could not be bound.
+async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) -> bool {
+    let mut all_bound = true;
     let config = node.config.current();
     let wanted = &config.compiled().routes;
     bound.retain(|key, task| {
@@ -63,22 +100,49 @@ async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) {
                     tokio::spawn(accept(listener, key.clone(), node.clone())),
                 );
             }
-            Err(e) => node.report(&HopError::new(
-                Hop::Listener,
-                route.listener_id.clone(),
-                Kind::BindFailed,
-                format!("cannot bind {}:{}: {e}", key.0, key.1),
-            )),
+            Err(e) => {
+                all_bound = false;
+                node.report(&HopError::new(
+                    Hop::Listener,
+                    route.listener_id.clone(),
+                    Kind::BindFailed,
+                    format!("cannot bind {}:{}: {e} (retrying)", key.0, key.1),
+                ));
+            }
         }
     }
+    all_bound
 }
 
 async fn accept(listener: TcpListener, key: Key, node: Arc<Node>) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                node.connections
-                    .spawn(conn::serve(stream, key.clone(), node.clone()));
+            Ok((stream, peer)) => {
+                let listener_id = node
+                    .config
+                    .peek()
+                    .compiled()
+                    .routes
+                    .get(&key)
+                    .map(|r| r.listener_id.clone())
+                    .unwrap_or_else(|| format!("{}:{}", key.0, key.1));
+                let Some(slot) = node.admit(&listener_id) else {
+                    node.report(&HopError::new(
+                        Hop::Listener,
+                        listener_id,
+                        Kind::ConnectionLimit,
+                        format!(
+                            "refused {peer}: {} connections open (max_connections_per_listener)",
+                            node.limits.max_connections_per_listener
+                        ),
+                    ));
+                    continue;
+                };
+                let serve = conn::serve(stream, key.clone(), node.clone());
+                node.connections.spawn(async move {
+                    serve.await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(port = key.1, error = %e, "accept failed");

@@ -10,7 +10,7 @@ use sluice_proto::admin::v1::{
     listener_policy_forward_to_virtual_cluster::Config as Forward,
 };
 
-use crate::config::{Config, VirtualCluster, parse_ports};
+use crate::config::{Config, NotEnforced, VirtualCluster, parse_ports};
 
 /// A bound address and port.
 pub type Key = (String, u16);
@@ -39,6 +39,10 @@ pub struct Route {
     pub mapping: Arc<Mapping>,
     /// Where the port leads.
     pub virtual_cluster: Arc<VirtualCluster>,
+    /// Set when the listener, the virtual cluster or its backend is
+    /// configured with something this node cannot enforce: connections
+    /// are refused at accept.
+    pub not_enforced: Option<NotEnforced>,
 }
 
 /// Every port of a listener in ascending order.
@@ -88,7 +92,16 @@ pub(crate) fn routes(
     virtual_clusters: &BTreeMap<String, Arc<VirtualCluster>>,
 ) -> BTreeMap<Key, Arc<Route>> {
     let mut out = BTreeMap::new();
-    for policy in config.of_kind(Kind::ListenerPolicyForwardToVirtualCluster) {
+    // When two forward policies claim one port (the server refuses that
+    // now; older stored data may have it), the oldest wins on every node.
+    let mut policies: Vec<_> = config
+        .of_kind(Kind::ListenerPolicyForwardToVirtualCluster)
+        .collect();
+    policies.sort_by_key(|p| {
+        let created = p.created_at.as_ref().map(|t| (t.seconds, t.nanos));
+        (created, p.id.as_str())
+    });
+    for policy in policies {
         let Some(Spec::ListenerPolicyForwardToVirtualCluster(forward)) = &policy.spec else {
             continue;
         };
@@ -114,16 +127,26 @@ pub(crate) fn routes(
         let brokers: BTreeMap<i32, u16> = broker_ports
             .iter()
             .enumerate()
-            .map(|(i, p)| (mapping.min_broker_id + i as i32, *p))
+            .filter_map(|(i, p)| {
+                let id = i32::try_from(i).ok()?.checked_add(mapping.min_broker_id)?;
+                Some((id, *p))
+            })
             .collect();
         let map = Arc::new(Mapping {
             advertised_host: mapping.advertised_host.clone(),
             min_broker_id: mapping.min_broker_id,
-            max_broker_id: mapping.min_broker_id + broker_ports.len() as i32 - 1,
+            max_broker_id: brokers
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(mapping.min_broker_id),
             brokers: brokers.clone(),
         });
+        let not_enforced = crate::config::enforce_listener(config, &forward.listener_id)
+            .or_else(|| virtual_cluster.not_enforced.clone());
         let route = |role| {
             Arc::new(Route {
+                not_enforced: not_enforced.clone(),
                 listener_id: forward.listener_id.clone(),
                 policy_id: policy.id.clone(),
                 role,
@@ -167,7 +190,22 @@ mod tests {
     }
 
     fn config(ports: &[&str], min_broker_id: i32, bootstrap: BootstrapPort) -> Config {
-        let upserted = vec![
+        apply(entities(ports, min_broker_id, bootstrap))
+    }
+
+    fn apply(upserted: Vec<Entity>) -> Config {
+        Config::default()
+            .apply(&ConfigUpdate {
+                revision: 1,
+                snapshot: true,
+                upserted,
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    fn entities(ports: &[&str], min_broker_id: i32, bootstrap: BootstrapPort) -> Vec<Entity> {
+        vec![
             Entity {
                 id: "gw".into(),
                 spec: Some(Spec::Gateway(Gateway::default())),
@@ -202,15 +240,7 @@ mod tests {
                     },
                 ),
             ),
-        ];
-        Config::default()
-            .apply(&ConfigUpdate {
-                revision: 1,
-                snapshot: true,
-                upserted,
-                ..Default::default()
-            })
-            .unwrap()
+        ]
     }
 
     #[test]
@@ -246,5 +276,140 @@ mod tests {
             .map(|route| route.role)
             .collect();
         assert_eq!(roles, [Role::Broker(0), Role::Broker(1)]);
+    }
+
+    fn created(mut e: Entity, seconds: i64) -> Entity {
+        e.created_at = Some(prost_types::Timestamp { seconds, nanos: 0 });
+        e
+    }
+
+    #[test]
+    fn two_policies_on_one_port_resolve_to_the_oldest_on_every_node() {
+        let mut all = entities(&["9000-9001"], 0, BootstrapPort::AtStart);
+        let f = all.pop().unwrap();
+        let mut rival = f.clone();
+        rival.id = "a-rival".into(); // sorts before "f" by id
+        if let Some(Spec::ListenerPolicyForwardToVirtualCluster(p)) = &mut rival.spec
+            && let Some(Forward::PortMapping(m)) = &mut p.config
+        {
+            m.destination_id = "vc2".into();
+        }
+        all.push(entity(
+            "vc2",
+            Spec::VirtualCluster(VirtualCluster {
+                destination_id: "b".into(),
+                ..Default::default()
+            }),
+        ));
+        for (older, expected) in [(true, "vc"), (false, "vc2")] {
+            let (f_at, rival_at) = if older { (1, 2) } else { (2, 1) };
+            let mut set = all.clone();
+            set.push(created(f.clone(), f_at));
+            set.push(created(rival.clone(), rival_at));
+            // Whatever order the entities arrive in.
+            for reversed in [false, true] {
+                let mut set = set.clone();
+                if reversed {
+                    set.reverse();
+                }
+                let config = apply(set);
+                for route in config.compiled().routes.values() {
+                    assert_eq!(route.virtual_cluster.id, expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn broker_ids_past_i32_max_get_no_port_instead_of_overflowing() {
+        let config = config(&["9000-9003"], i32::MAX - 1, BootstrapPort::AtStart);
+        let roles: Vec<Role> = config.compiled().routes.values().map(|r| r.role).collect();
+        assert_eq!(
+            roles,
+            [
+                Role::Bootstrap,
+                Role::Broker(i32::MAX - 1),
+                Role::Broker(i32::MAX)
+            ]
+        );
+    }
+
+    #[test]
+    fn configuration_this_node_cannot_enforce_marks_the_route_refused() {
+        use sluice_proto::admin::v1::{
+            BackendTls, ListenerPolicyTlsServer, Namespace, ProducePolicyModifyHeaders,
+        };
+        let refused = |extra: Vec<Entity>, edit: &dyn Fn(&mut Vec<Entity>)| {
+            let mut set = entities(&["9000-9001"], 0, BootstrapPort::AtStart);
+            edit(&mut set);
+            set.extend(extra);
+            let config = apply(set);
+            let route = config.compiled().routes.values().next().unwrap().clone();
+            route
+                .not_enforced
+                .as_ref()
+                .map(|n| (n.hop.as_str(), n.entity.clone(), n.feature.clone()))
+        };
+        let none: &dyn Fn(&mut Vec<Entity>) = &|_| {};
+        assert_eq!(refused(vec![], none), None, "plain port mapping is served");
+        let namespace: &dyn Fn(&mut Vec<Entity>) = &|set| {
+            if let Some(Spec::VirtualCluster(vc)) = &mut set[2].spec {
+                vc.namespace = Some(Namespace::default());
+            }
+        };
+        assert_eq!(
+            refused(vec![], namespace),
+            Some(("virtual_cluster", "vc".into(), "namespace".into()))
+        );
+        let backend_tls: &dyn Fn(&mut Vec<Entity>) = &|set| {
+            if let Some(Spec::BackendCluster(b)) = &mut set[1].spec {
+                b.tls = Some(BackendTls {
+                    enabled: true,
+                    ..Default::default()
+                });
+            }
+        };
+        assert_eq!(
+            refused(vec![], backend_tls),
+            Some(("backend_cluster", "b".into(), "tls.enabled".into()))
+        );
+        let policy = |enabled| {
+            entity(
+                "p1",
+                Spec::ProducePolicyModifyHeaders(ProducePolicyModifyHeaders {
+                    virtual_cluster_id: "vc".into(),
+                    enabled: Some(enabled),
+                    ..Default::default()
+                }),
+            )
+        };
+        assert_eq!(
+            refused(vec![policy(true)], none),
+            Some((
+                "virtual_cluster",
+                "vc".into(),
+                "produce_policy_modify_headers(p1)".into()
+            ))
+        );
+        assert_eq!(
+            refused(vec![policy(false)], none),
+            None,
+            "a disabled policy does nothing"
+        );
+        let tls = entity(
+            "t1",
+            Spec::ListenerPolicyTlsServer(ListenerPolicyTlsServer {
+                listener_id: "l".into(),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            refused(vec![tls], none),
+            Some((
+                "listener",
+                "l".into(),
+                "listener_policy_tls_server(t1)".into()
+            ))
+        );
     }
 }

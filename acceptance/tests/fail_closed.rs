@@ -1,0 +1,228 @@
+//! Fail closed: a virtual cluster (or its listener, or its backend)
+//! configured with something this sluice-proxy does not enforce yet is
+//! never served as plain passthrough. Its connections are refused before
+//! the broker is dialled, the refusal names the hop and the field, and
+//! the node reports it; taking the setting away serves the same port
+//! again without a restart.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::{
+    messages::{ApiKey, ApiVersionsRequest, RequestHeader},
+    protocol::{Encodable, StrBytes},
+};
+use sluice_acceptance::stack::{Stack, create, expose_virtual_cluster, two_ports};
+use sluice_proto::admin::v1::{
+    AclMode, Anonymous, BackendCluster, BackendTls, Entity, HeaderAction, HeaderSet, Mediation,
+    Namespace, NamespaceMode, Principal, ProducePolicyModifyHeaders, Secret, UpdateEntityRequest,
+    VirtualCluster, VirtualClusterAuthentication, VirtualSaslPlain, entity::Spec, header_action,
+    virtual_cluster_authentication::Method,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn api_versions() -> Vec<u8> {
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(3)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("sluice-test")))
+        .encode(&mut body, ApiKey::ApiVersions.request_header_version(3))
+        .unwrap();
+    ApiVersionsRequest::default().encode(&mut body, 3).unwrap();
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Whether an ApiVersions request on `port` is answered (true) or the
+/// connection is closed without an answer (false).
+async fn served(port: u16) -> bool {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    if s.write_all(&api_versions()).await.is_err() {
+        return false;
+    }
+    let mut len = [0u8; 4];
+    matches!(
+        tokio::time::timeout(WAIT, s.read_exact(&mut len)).await,
+        Ok(Ok(_))
+    )
+}
+
+async fn listening(stack: &Stack, port: u16) {
+    stack
+        .proxy
+        .wait_for(WAIT, |l| {
+            l.contains(&format!("listening on 127.0.0.1:{port}"))
+        })
+        .unwrap_or_else(|| panic!("never listened on {port}"));
+}
+
+/// Serves `vc` on new ports and waits until the proxy listens.
+async fn serve(stack: &mut Stack, name: &str, vc: VirtualCluster) -> (Entity, u16) {
+    let ports = two_ports();
+    let gw = stack.gateway.id.clone();
+    let (vc, _) = expose_virtual_cluster(&mut stack.admin, &gw, name, vc, ports).await;
+    listening(stack, ports.1).await;
+    (vc, ports.0)
+}
+
+/// Asserts the port refuses, and the node reports `hop`/`entity`/`feature`.
+async fn assert_refused(stack: &mut Stack, port: u16, hop: &str, entity: &str, feature: &str) {
+    assert!(!served(port).await, "{feature}: served instead of refused");
+    let error = stack
+        .wait_for_error(WAIT, |e| {
+            e.kind == "not_enforced" && e.entity == entity && e.last_message.contains(feature)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no not_enforced error for {feature} in node status"));
+    assert_eq!(error.hop, hop, "{error:?}");
+    assert!(
+        error.last_message.contains(&format!("feature={feature}"))
+            && error.last_message.contains("not enforced by sluice-proxy"),
+        "{}",
+        error.last_message
+    );
+}
+
+fn vc_on(backend: &str, name: &str) -> VirtualCluster {
+    VirtualCluster {
+        destination_id: backend.into(),
+        dns_label: name.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unenforced_configuration_refuses_connections_at_its_hop() {
+    let mut stack = Stack::start(&[]).await;
+    let backend = stack.backend.id.clone();
+    let gw = stack.gateway.id.clone();
+
+    // Today's passthrough virtual cluster is served.
+    assert!(served(stack.ports.0).await);
+
+    let mut namespaced = vc_on(&backend, "namespaced");
+    namespaced.namespace = Some(Namespace {
+        mode: NamespaceMode::HidePrefix as i32,
+        prefix: "team-a.".into(),
+        additional: None,
+    });
+    let (vc, port) = serve(&mut stack, "namespaced", namespaced).await;
+    assert_refused(&mut stack, port, "virtual_cluster", &vc.id, "namespace").await;
+
+    let mut acl = vc_on(&backend, "acl");
+    acl.acl_mode = AclMode::EnforceOnGateway as i32;
+    let (vc, port) = serve(&mut stack, "acl", acl).await;
+    assert_refused(&mut stack, port, "virtual_cluster", &vc.id, "acl_mode").await;
+
+    let mut sasl = vc_on(&backend, "sasl");
+    sasl.authentication = vec![
+        VirtualClusterAuthentication {
+            method: Some(Method::SaslPlain(VirtualSaslPlain {
+                mediation: Mediation::Terminate as i32,
+                principals: vec![Principal {
+                    username: "alice".into(),
+                    password: Some(Secret {
+                        value: "alice-secret".into(),
+                        ..Default::default()
+                    }),
+                }],
+            })),
+        },
+        VirtualClusterAuthentication {
+            method: Some(Method::Anonymous(Anonymous {})),
+        },
+    ];
+    let (vc, port) = serve(&mut stack, "sasl", sasl).await;
+    assert_refused(
+        &mut stack,
+        port,
+        "virtual_cluster",
+        &vc.id,
+        "authentication[0].sasl_plain",
+    )
+    .await;
+
+    let tls_backend = create(
+        &mut stack.admin,
+        &gw,
+        "tls-backend",
+        Spec::BackendCluster(BackendCluster {
+            bootstrap_servers: vec![stack.tansu.address.clone()],
+            tls: Some(BackendTls {
+                enabled: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .await;
+    let (_, port) = serve(&mut stack, "over-tls", vc_on(&tls_backend.id, "over-tls")).await;
+    assert_refused(
+        &mut stack,
+        port,
+        "backend_cluster",
+        &tls_backend.id,
+        "tls.enabled",
+    )
+    .await;
+
+    // A record policy refuses its virtual cluster while enabled, and the
+    // same port serves again once it is disabled (no restart, no rebind).
+    let (vc, port) = serve(&mut stack, "headers", vc_on(&backend, "headers")).await;
+    assert!(served(port).await);
+    let mut policy = create(
+        &mut stack.admin,
+        &gw,
+        "stamp",
+        Spec::ProducePolicyModifyHeaders(ProducePolicyModifyHeaders {
+            virtual_cluster_id: vc.id.clone(),
+            actions: vec![HeaderAction {
+                action: Some(header_action::Action::Set(HeaderSet {
+                    key: "via".into(),
+                    value: "sluice".into(),
+                })),
+            }],
+            ..Default::default()
+        }),
+    )
+    .await;
+    let feature = format!("produce_policy_modify_headers({})", policy.id);
+    let mut refused = false;
+    for _ in 0..300 {
+        if !served(port).await {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the policy never took effect");
+    assert_refused(&mut stack, port, "virtual_cluster", &vc.id, &feature).await;
+    if let Some(Spec::ProducePolicyModifyHeaders(p)) = &mut policy.spec {
+        p.enabled = Some(false);
+    }
+    stack
+        .admin
+        .update_entity(UpdateEntityRequest {
+            entity: Some(policy),
+            ..Default::default()
+        })
+        .await
+        .expect("disable the policy");
+    let mut back = false;
+    for _ in 0..300 {
+        if served(port).await {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "a disabled policy still refused connections");
+}

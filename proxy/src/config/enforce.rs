@@ -1,0 +1,152 @@
+//! Fail closed: what this node's configuration asks for that this
+//! version of sluice-proxy does not enforce yet. A connection whose path
+//! (listener ▸ virtual cluster ▸ backend cluster) involves any of it is
+//! refused at accept, before the broker is dialled, with a hop-named
+//! `not_enforced` error: serving it anyway would hand out unauthenticated
+//! plaintext access that the configuration forbids. Each feature leaves
+//! this list in the change that enforces it.
+
+use sluice_proto::admin::v1::{
+    AclMode, Entity, Kind, backend_authentication, entity::Spec,
+    listener_policy_forward_to_virtual_cluster::Config as Forward,
+    virtual_cluster_authentication::Method,
+};
+
+use super::Config;
+use crate::hop::{Hop, HopError, Kind as ErrorKind};
+
+/// One thing configured that this node cannot enforce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotEnforced {
+    /// Where on the path it is configured.
+    pub hop: Hop,
+    /// The entity that configures it (listener, virtual cluster, backend).
+    pub entity: String,
+    /// The field path (or policy kind and id) that is not enforced.
+    pub feature: String,
+}
+
+impl NotEnforced {
+    fn new(hop: Hop, entity: &str, feature: impl Into<String>) -> Self {
+        Self {
+            hop,
+            entity: entity.to_string(),
+            feature: feature.into(),
+        }
+    }
+
+    /// The error a refused connection reports.
+    pub fn error(&self) -> HopError {
+        let target = match self.hop {
+            Hop::Listener => "this listener",
+            Hop::BackendCluster => "this backend cluster",
+            _ => "this virtual cluster",
+        };
+        HopError::new(
+            self.hop,
+            self.entity.clone(),
+            ErrorKind::NotEnforced,
+            format!(
+                "feature={} not enforced by sluice-proxy {}: connections to {target} are refused",
+                self.feature,
+                env!("CARGO_PKG_VERSION")
+            ),
+        )
+    }
+}
+
+/// What a virtual cluster's own fields and policies ask for that is not
+/// enforced (the first such thing, in field order).
+pub(crate) fn virtual_cluster(config: &Config, entity: &Entity) -> Option<NotEnforced> {
+    let Some(Spec::VirtualCluster(vc)) = &entity.spec else {
+        return None;
+    };
+    let at = |feature: String| Some(NotEnforced::new(Hop::VirtualCluster, &entity.id, feature));
+    for (i, rule) in vc.authentication.iter().enumerate() {
+        let method = match &rule.method {
+            None | Some(Method::Anonymous(_)) => continue,
+            Some(Method::SaslPlain(_)) => "sasl_plain",
+            Some(Method::SaslScram(_)) => "sasl_scram",
+            Some(Method::OauthBearer(_)) => "oauth_bearer",
+            Some(Method::ClientCertificate(_)) => "client_certificate",
+        };
+        return at(format!("authentication[{i}].{method}"));
+    }
+    if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
+        return at("acl_mode".into());
+    }
+    if vc.namespace.is_some() {
+        return at("namespace".into());
+    }
+    if !vc.topic_aliases.is_empty() {
+        return at("topic_aliases".into());
+    }
+    let mut policies: Vec<&Entity> = config
+        .entities()
+        .filter(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.policy())
+                .is_some_and(|f| f.virtual_cluster_id == entity.id && f.enabled != Some(false))
+        })
+        .collect();
+    policies.sort_by(|a, b| a.id.cmp(&b.id));
+    policies
+        .first()
+        .and_then(|p| at(format!("{}({})", p.kind().slug(), p.id)))
+}
+
+/// What a backend cluster asks for that is not enforced.
+pub(crate) fn backend(entity: &Entity) -> Option<NotEnforced> {
+    let Some(Spec::BackendCluster(b)) = &entity.spec else {
+        return None;
+    };
+    let at = |feature: &str| Some(NotEnforced::new(Hop::BackendCluster, &entity.id, feature));
+    if b.tls.as_ref().is_some_and(|t| t.enabled) {
+        return at("tls.enabled");
+    }
+    match b.authentication.as_ref().and_then(|a| a.method.as_ref()) {
+        Some(backend_authentication::Method::SaslPlain(_)) => at("authentication.sasl_plain"),
+        Some(backend_authentication::Method::SaslScram(_)) => at("authentication.sasl_scram"),
+        _ => None,
+    }
+}
+
+/// What a listener's policies ask for that is not enforced.
+pub(crate) fn listener(config: &Config, listener_id: &str) -> Option<NotEnforced> {
+    let mut tls: Vec<&Entity> = config
+        .of_kind(Kind::ListenerPolicyTlsServer)
+        .filter(|p| {
+            matches!(&p.spec, Some(Spec::ListenerPolicyTlsServer(t)) if t.listener_id == listener_id)
+        })
+        .collect();
+    tls.sort_by(|a, b| a.id.cmp(&b.id));
+    tls.first().map(|p| {
+        NotEnforced::new(
+            Hop::Listener,
+            listener_id,
+            format!("listener_policy_tls_server({})", p.id),
+        )
+    })
+}
+
+/// Forward policies whose routing is not enforced (SNI): they bind no
+/// port, so nothing is served; they are reported, not silently skipped.
+pub(crate) fn forward_policies(config: &Config) -> Vec<NotEnforced> {
+    let mut out: Vec<NotEnforced> = config
+        .of_kind(Kind::ListenerPolicyForwardToVirtualCluster)
+        .filter_map(|p| match &p.spec {
+            Some(Spec::ListenerPolicyForwardToVirtualCluster(f)) => match &f.config {
+                Some(Forward::Sni(_)) => Some(NotEnforced::new(
+                    Hop::Listener,
+                    &f.listener_id,
+                    format!("listener_policy_forward_to_virtual_cluster({}).sni", p.id),
+                )),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    out.sort_by(|a, b| a.feature.cmp(&b.feature));
+    out
+}
