@@ -118,3 +118,25 @@ fn the_cache_round_trips_and_keeps_a_node_id() {
     std::fs::write(dir.path().join("config.pb"), b"\xff\xff garbage").unwrap();
     assert!(cache.load().is_err());
 }
+
+#[cfg(unix)]
+#[test]
+fn the_cache_is_written_0600_even_over_a_leftover_temp_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path()).unwrap();
+    // A temp file left by a crash (or an older version) with a wider mode.
+    let tmp = dir.path().join("config.pb.tmp");
+    std::fs::write(&tmp, b"old").unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = Config::default()
+        .apply(&snapshot(3, vec![gateway()]))
+        .unwrap();
+    cache.save(&c).unwrap();
+    let mode = std::fs::metadata(dir.path().join("config.pb"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "config.pb holds secrets");
+    assert!(!tmp.exists());
+}
