@@ -1,7 +1,8 @@
 //! Helpers on the generated entity types that every Sluice crate needs.
 
-use crate::admin::v1::{
-    Entity, Kind, entity::Spec, listener_policy_forward_to_virtual_cluster::Config,
+use crate::{
+    admin::v1::{Entity, Kind, entity::Spec},
+    facts,
 };
 
 /// Every kind, in dependency order (a kind only refers to kinds before it).
@@ -188,18 +189,6 @@ impl Entity {
     }
 }
 
-/// Every virtual-cluster policy kind (a `parent_policy_id` may name any).
-const POLICY_KINDS: &[Kind] = &[
-    Kind::ClusterPolicyAcls,
-    Kind::ProducePolicyModifyHeaders,
-    Kind::ProducePolicySchemaValidation,
-    Kind::ProducePolicyEncrypt,
-    Kind::ConsumePolicyModifyHeaders,
-    Kind::ConsumePolicySchemaValidation,
-    Kind::ConsumePolicyDecrypt,
-    Kind::ConsumePolicySkipRecord,
-];
-
 /// One reference field of an entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reference {
@@ -211,88 +200,144 @@ pub struct Reference {
     pub kinds: &'static [Kind],
 }
 
-fn push(out: &mut Vec<Reference>, field: impl Into<String>, target: &str, kinds: &'static [Kind]) {
-    if !target.is_empty() {
-        out.push(Reference {
-            field: field.into(),
-            target: target.to_string(),
-            kinds,
-        });
+impl Entity {
+    /// Every non-empty reference the entity holds, `gateway_id` included, in
+    /// field order: the fields declared `(reference)` in the proto.
+    pub fn references(&self) -> Vec<Reference> {
+        facts::references(self)
     }
 }
 
-impl Entity {
-    /// Every non-empty reference the entity holds, `gateway_id` included.
-    pub fn references(&self) -> Vec<Reference> {
-        let entity = self;
-        let mut out = Vec::new();
-        push(&mut out, "gateway_id", &entity.gateway_id, &[Kind::Gateway]);
-        let Some(spec) = &entity.spec else {
-            return out;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::v1::{
+        ClientAuthentication, ConsumePolicyDecrypt, KeySource,
+        ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, PortMapping,
+        ProducePolicyEncrypt, VirtualCluster, listener_policy_forward_to_virtual_cluster::Config,
+    };
+
+    fn refs(spec: Spec) -> Vec<(String, String, Vec<Kind>)> {
+        let entity = Entity {
+            id: "self".into(),
+            gateway_id: "gw".into(),
+            spec: Some(spec),
+            ..Default::default()
         };
-        if let Some(policy) = spec.policy() {
-            push(
-                &mut out,
-                "virtual_cluster_id",
-                policy.virtual_cluster_id,
-                &[Kind::VirtualCluster],
-            );
-            push(
-                &mut out,
-                "parent_policy_id",
-                policy.parent_policy_id,
-                POLICY_KINDS,
-            );
-        }
-        match spec {
-            Spec::VirtualCluster(vc) => push(
-                &mut out,
-                "destination_id",
-                &vc.destination_id,
-                &[Kind::BackendCluster],
-            ),
-            Spec::ListenerPolicyTlsServer(t) => {
-                push(&mut out, "listener_id", &t.listener_id, &[Kind::Listener]);
-                if let Some(ca) = &t.client_authentication {
-                    for (i, id) in ca.trust_bundle_ids.iter().enumerate() {
-                        push(
-                            &mut out,
-                            format!("client_authentication.trust_bundle_ids[{i}]"),
-                            id,
-                            &[Kind::TlsTrustBundle],
-                        );
-                    }
+        entity
+            .references()
+            .into_iter()
+            .map(|r| (r.field, r.target, r.kinds.to_vec()))
+            .collect()
+    }
+
+    fn expect(items: &[(&str, &str, &[Kind])]) -> Vec<(String, String, Vec<Kind>)> {
+        items
+            .iter()
+            .map(|(f, t, k)| (f.to_string(), t.to_string(), k.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn references_are_the_declared_fields_in_order() {
+        let policies: Vec<Kind> = ALL_KINDS
+            .into_iter()
+            .filter(|k| k.is_virtual_cluster_policy())
+            .collect();
+        let gw: (&str, &str, &[Kind]) = ("gateway_id", "gw", &[Kind::Gateway]);
+        assert_eq!(
+            refs(Spec::VirtualCluster(VirtualCluster {
+                destination_id: "b".into(),
+                ..Default::default()
+            })),
+            expect(&[gw, ("destination_id", "b", &[Kind::BackendCluster])])
+        );
+        assert_eq!(
+            refs(Spec::ListenerPolicyTlsServer(ListenerPolicyTlsServer {
+                listener_id: "l".into(),
+                client_authentication: Some(ClientAuthentication {
+                    trust_bundle_ids: vec!["t0".into(), String::new(), "t2".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            expect(&[
+                gw,
+                ("listener_id", "l", &[Kind::Listener]),
+                (
+                    "client_authentication.trust_bundle_ids[0]",
+                    "t0",
+                    &[Kind::TlsTrustBundle]
+                ),
+                (
+                    "client_authentication.trust_bundle_ids[2]",
+                    "t2",
+                    &[Kind::TlsTrustBundle]
+                ),
+            ])
+        );
+        assert_eq!(
+            refs(Spec::ListenerPolicyForwardToVirtualCluster(
+                ListenerPolicyForwardToVirtualCluster {
+                    listener_id: "l".into(),
+                    config: Some(Config::PortMapping(PortMapping {
+                        destination_id: "vc".into(),
+                        ..Default::default()
+                    })),
                 }
+            )),
+            expect(&[
+                gw,
+                ("listener_id", "l", &[Kind::Listener]),
+                ("port_mapping.destination_id", "vc", &[Kind::VirtualCluster]),
+            ])
+        );
+        assert_eq!(
+            refs(Spec::ProducePolicyEncrypt(ProducePolicyEncrypt {
+                virtual_cluster_id: "vc".into(),
+                parent_policy_id: "p".into(),
+                static_key_id: "k".into(),
+                ..Default::default()
+            })),
+            expect(&[
+                gw,
+                ("virtual_cluster_id", "vc", &[Kind::VirtualCluster]),
+                ("parent_policy_id", "p", &policies),
+                ("static_key_id", "k", &[Kind::StaticKey]),
+            ])
+        );
+        assert_eq!(
+            refs(Spec::ConsumePolicyDecrypt(ConsumePolicyDecrypt {
+                virtual_cluster_id: "vc".into(),
+                key_sources: vec![
+                    KeySource {
+                        static_key_id: "k0".into()
+                    },
+                    KeySource {
+                        static_key_id: "k1".into()
+                    },
+                ],
+                ..Default::default()
+            })),
+            expect(&[
+                gw,
+                ("virtual_cluster_id", "vc", &[Kind::VirtualCluster]),
+                ("key_sources[0].static_key_id", "k0", &[Kind::StaticKey]),
+                ("key_sources[1].static_key_id", "k1", &[Kind::StaticKey]),
+            ])
+        );
+        // A gateway refers to nothing; unset references are left out.
+        assert_eq!(
+            Entity {
+                spec: Some(Spec::Gateway(Default::default())),
+                ..Default::default()
             }
-            Spec::ListenerPolicyForwardToVirtualCluster(f) => {
-                push(&mut out, "listener_id", &f.listener_id, &[Kind::Listener]);
-                if let Some(Config::PortMapping(p)) = &f.config {
-                    push(
-                        &mut out,
-                        "port_mapping.destination_id",
-                        &p.destination_id,
-                        &[Kind::VirtualCluster],
-                    );
-                }
-            }
-            Spec::ProducePolicyEncrypt(p) => push(
-                &mut out,
-                "static_key_id",
-                &p.static_key_id,
-                &[Kind::StaticKey],
-            ),
-            Spec::ConsumePolicyDecrypt(p) => {
-                for (i, source) in p.key_sources.iter().enumerate() {
-                    push(
-                        &mut out,
-                        format!("key_sources[{i}].static_key_id"),
-                        &source.static_key_id,
-                        &[Kind::StaticKey],
-                    );
-                }
-            }
-            _ => {}
-        }
-        out
+            .references(),
+            []
+        );
+        assert_eq!(
+            refs(Spec::VirtualCluster(VirtualCluster::default())),
+            expect(&[gw])
+        );
     }
 }

@@ -31,6 +31,8 @@ fn all_computed(attrs: &mut [Attr]) {
         a.required = false;
         a.optional = false;
         a.computed = true;
+        // Reading replaces nothing.
+        a.replaces = false;
         if let Some((_, inner)) = a.nested.as_mut() {
             all_computed(inner);
         }

@@ -28,11 +28,13 @@ fn describe(attr: &Attr, anchor: &str) -> String {
         None => type_name(&attr.ty),
     };
     let sensitive = if attr.sensitive { ", Sensitive" } else { "" };
-    let description = if attr.description.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", attr.description)
-    };
+    let mut description = String::new();
+    if !attr.description.is_empty() {
+        description = format!(" {}", attr.description);
+    }
+    if attr.replaces {
+        description += " Changing it replaces the resource.";
+    }
     format!("- `{}` ({ty}{sensitive}){description}\n", attr.name)
 }
 

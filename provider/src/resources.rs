@@ -15,7 +15,7 @@ use crate::{
     client::Admin,
     convert::{keep_secrets, to_entity, to_value},
     plugin::value::Value,
-    schema::{Attr, ResourceSchema, requires_replace},
+    schema::{Attr, ResourceSchema},
 };
 
 /// An error for Terraform, optionally at an attribute.
@@ -240,7 +240,7 @@ pub async fn plan(
     } else {
         outputs_unknown(&schema.attrs, &mut planned, &["id", "created_at"]);
         keep_secrets(&schema.attrs, &mut planned, config, true);
-        for name in requires_replace(schema.kind) {
+        for name in schema.requires_replace() {
             if planned.get(name) != prior.get(name) {
                 out.requires_replace.push(attribute_path(name));
             }
@@ -251,8 +251,8 @@ pub async fn plan(
 }
 
 fn replaces(schema: &ResourceSchema, prior: &Value, planned: &Value) -> bool {
-    requires_replace(schema.kind)
-        .iter()
+    schema
+        .requires_replace()
         .any(|n| prior.get(n) != planned.get(n))
 }
 

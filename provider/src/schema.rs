@@ -2,11 +2,14 @@
 //! that every entity field becomes an attribute with the same name: nested
 //! messages are nested attributes, repeated messages list-nested ones, a
 //! `Secret` a sensitive attribute plus a computed `<name>_fingerprint`.
+//! What is required, read-only or replaces the resource comes from the
+//! facts declared on the fields (`sluice_proto::facts`), the same ones the
+//! server enforces.
 
 use std::collections::BTreeMap;
 
 use prost_reflect::{FieldDescriptor, Kind as FieldKind, MessageDescriptor};
-use sluice_proto::{admin::v1::Kind, tfplugin6};
+use sluice_proto::{admin::v1::Kind, facts, tfplugin6};
 
 use crate::plugin::value::Type;
 
@@ -49,6 +52,8 @@ pub struct Attr {
     pub computed: bool,
     /// Hidden in plans and logs.
     pub sensitive: bool,
+    /// A change replaces the resource (the field is immutable).
+    pub replaces: bool,
     /// Where the value lives.
     pub source: Source,
     /// One line for docs and the schema.
@@ -65,6 +70,7 @@ impl Attr {
             optional: true,
             computed: true,
             sensitive: false,
+            replaces: false,
             source,
             description: description.into(),
         }
@@ -102,47 +108,13 @@ pub struct ResourceSchema {
     pub ty: Type,
 }
 
-/// Fields only the server sets, by message.
-fn is_output_field(message: &str, field: &str) -> bool {
-    match message {
-        "sluice.admin.v1.Gateway" => true,
-        "sluice.admin.v1.DataPlaneCertificate" => {
-            matches!(
-                field,
-                "certificate" | "private_key" | "fingerprint" | "expires_at"
-            )
-        }
-        _ => false,
-    }
-}
-
-/// Top-level fields a kind cannot be without.
-fn is_required(kind: Kind, field: &str) -> bool {
-    use Kind as K;
-    match field {
-        "virtual_cluster_id" => kind.is_virtual_cluster_policy(),
-        "listener_id" => kind.is_listener_policy(),
-        _ => matches!(
-            (kind, field),
-            (K::BackendCluster, "bootstrap_servers")
-                | (K::VirtualCluster, "destination_id" | "dns_label")
-                | (K::Listener, "addresses" | "ports")
-                | (K::TlsTrustBundle, "trusted_ca")
-                | (K::StaticKey, "value")
-                | (K::EventHook, "source" | "handler")
-        ),
-    }
-}
-
-/// Top-level attributes whose change replaces the resource.
-pub fn requires_replace(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::Gateway => &[],
-        Kind::StaticKey => &["gateway_id", "value"],
-        Kind::DataPlaneCertificate => &["gateway_id", "csr", "generated"],
-        k if k.is_virtual_cluster_policy() => &["gateway_id", "virtual_cluster_id"],
-        k if k.is_listener_policy() => &["gateway_id", "listener_id"],
-        _ => &["gateway_id"],
+impl ResourceSchema {
+    /// Top-level attributes whose change replaces the resource.
+    pub fn requires_replace(&self) -> impl Iterator<Item = &str> {
+        self.attrs
+            .iter()
+            .filter(|a| a.replaces)
+            .map(|a| a.name.as_str())
     }
 }
 
@@ -168,12 +140,17 @@ fn comment(field: &FieldDescriptor) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn message_attrs(message: &MessageDescriptor, kind: Kind, top: bool) -> Vec<Attr> {
+fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
     let mut attrs = Vec::new();
     for field in message.fields() {
         let name = field.name().to_string();
         let description = comment(&field).unwrap_or_default();
-        let output = is_output_field(message.full_name(), &name);
+        let facts = facts::of(&field);
+        // Only top-level attributes are required: nested ones stay optional
+        // so that the server's defaults and oneof choices show, and the
+        // server refuses a present object missing a required field at plan.
+        let required = top && facts.required;
+        let replaces = top && facts.immutable;
         let mut attr = match field.kind() {
             FieldKind::Message(m) if m.full_name() == "sluice.admin.v1.Secret" => {
                 let mut value = Attr::new(
@@ -183,9 +160,9 @@ fn message_attrs(message: &MessageDescriptor, kind: Kind, top: bool) -> Vec<Attr
                     "Write-only secret.",
                 );
                 value.sensitive = true;
-                if top && is_required(kind, &name) {
+                value.replaces = replaces;
+                if required {
                     value = value.required();
-                    value.sensitive = true;
                 }
                 attrs.push(value);
                 attrs.push(
@@ -209,7 +186,7 @@ fn message_attrs(message: &MessageDescriptor, kind: Kind, top: bool) -> Vec<Attr
                 &description,
             ),
             FieldKind::Message(m) => {
-                let inner = message_attrs(&m, kind, false);
+                let inner = message_attrs(&m, false);
                 let object = Type::Object(
                     inner
                         .iter()
@@ -233,12 +210,13 @@ fn message_attrs(message: &MessageDescriptor, kind: Kind, top: bool) -> Vec<Attr
             ),
             _ => Attr::new(&name, scalar_type(&field), Source::Field, &description),
         };
-        if output {
+        if facts.output_only {
             attr = attr.output();
             attr.sensitive = name == "private_key";
-        } else if top && is_required(kind, &name) {
+        } else if required {
             attr = attr.required();
         }
+        attr.replaces = replaces;
         attrs.push(attr);
     }
     attrs
@@ -258,15 +236,18 @@ pub fn resource(kind: Kind) -> ResourceSchema {
     let mut attrs =
         vec![Attr::new("id", Type::String, Source::Common, "Server-assigned id.").output()];
     if kind != Kind::Gateway {
-        attrs.push(
-            Attr::new(
-                "gateway_id",
-                Type::String,
-                Source::Common,
-                "The gateway this belongs to.",
-            )
-            .required(),
-        );
+        let mut gateway = Attr::new(
+            "gateway_id",
+            Type::String,
+            Source::Common,
+            "The gateway this belongs to.",
+        )
+        .required();
+        gateway.replaces = entity
+            .as_ref()
+            .and_then(|e| e.get_field_by_name("gateway_id"))
+            .is_some_and(|f| facts::of(&f).immutable);
+        attrs.push(gateway);
     }
     attrs.push(
         Attr::new(
@@ -292,7 +273,7 @@ pub fn resource(kind: Kind) -> ResourceSchema {
     attrs.push(Attr::new("created_at", Type::String, Source::Common, "RFC 3339 time.").output());
     attrs.push(Attr::new("updated_at", Type::String, Source::Common, "RFC 3339 time.").output());
     if let Some(spec) = spec {
-        attrs.extend(message_attrs(&spec, kind, true));
+        attrs.extend(message_attrs(&spec, true));
     }
     let ty = Type::Object(
         attrs
@@ -418,6 +399,58 @@ mod tests {
                 .find(|a| a.name == "revision")
                 .unwrap()
                 .is_output()
+        );
+    }
+
+    #[test]
+    fn requires_replace_is_the_immutable_fields() {
+        use std::collections::BTreeSet;
+        let entity = facts::entity_message();
+        for kind in sluice_proto::entity::ALL_KINDS {
+            let schema = resource(kind);
+            let replaces: BTreeSet<&str> = schema.requires_replace().collect();
+            let common = entity
+                .fields()
+                .filter(|f| f.containing_oneof().is_none() && facts::of(f).immutable)
+                .map(|f| f.name().to_string())
+                .filter(|n| schema.attrs.iter().any(|a| a.name == *n));
+            let spec = facts::spec_message(kind).unwrap();
+            let immutable: Vec<String> = common
+                .chain(
+                    spec.fields()
+                        .filter(|f| facts::of(f).immutable)
+                        .map(|f| f.name().to_string()),
+                )
+                .collect();
+            assert_eq!(
+                replaces,
+                immutable.iter().map(String::as_str).collect(),
+                "{}",
+                kind.slug()
+            );
+        }
+        // What Terraform replaced before the facts were declared in the
+        // proto, unchanged.
+        let names = |kind| {
+            resource(kind)
+                .requires_replace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(names(Kind::Gateway).is_empty());
+        assert_eq!(names(Kind::BackendCluster), ["gateway_id"]);
+        assert_eq!(names(Kind::StaticKey), ["gateway_id", "value"]);
+        assert_eq!(
+            names(Kind::DataPlaneCertificate),
+            ["gateway_id", "generated", "csr"]
+        );
+        assert_eq!(
+            names(Kind::ConsumePolicyDecrypt),
+            ["gateway_id", "virtual_cluster_id"]
+        );
+        assert_eq!(
+            names(Kind::ListenerPolicyTlsServer),
+            ["gateway_id", "listener_id"]
         );
     }
 }

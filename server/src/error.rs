@@ -84,6 +84,11 @@ impl Violations {
         self.0.push(FieldViolation::new(field, description));
     }
 
+    /// Whether something was recorded about `field` already.
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|v| v.field == field)
+    }
+
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

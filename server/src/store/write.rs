@@ -258,57 +258,11 @@ fn without_private_key(entity: &Entity) -> (Entity, Option<String>) {
     (stored, fingerprint)
 }
 
-/// Fields that identify where an entity lives; they cannot change.
-fn immutable_fields(old: &Entity, new: &Entity, v: &mut Violations) {
-    if old.gateway_id != new.gateway_id {
-        v.add(
-            "gateway_id",
-            "cannot change; create the entity in the other gateway instead",
-        );
-    }
-    let (old_scope, family) = references::name_scope(old);
-    let (new_scope, _) = references::name_scope(new);
-    if family != old.kind().slug() && family != "gateway" && old_scope != new_scope {
-        let field = if old.kind().is_listener_policy() {
-            "listener_id"
-        } else {
-            "virtual_cluster_id"
-        };
-        v.add(field, "cannot change; create a new policy instead");
-    }
-    match (&old.spec, &new.spec) {
-        (Some(Spec::StaticKey(a)), Some(Spec::StaticKey(b))) => {
-            // A value sent again is compared by its fingerprint.
-            let print = |k: &sluice_proto::admin::v1::StaticKey| {
-                k.value.as_ref().map(|s| {
-                    if s.value.is_empty() {
-                        s.fingerprint.clone()
-                    } else {
-                        secrets::fingerprint(&s.value)
-                    }
-                })
-            };
-            if print(a) != print(b) {
-                v.add(
-                    "value",
-                    "a static_key's value cannot change; create a new key",
-                );
-            }
-        }
-        (Some(Spec::DataPlaneCertificate(a)), Some(Spec::DataPlaneCertificate(b)))
-            if a.csr != b.csr || a.generated != b.generated =>
-        {
-            v.add("csr", "cannot change; issue a new data_plane_certificate");
-        }
-        _ => {}
-    }
-}
-
 impl Store {
     /// Creates an entity; returns it as stored.
     pub async fn create(&self, mut entity: Entity, mode: Mode) -> Result<Entity, ApiError> {
         entity.id = uuid::Uuid::new_v4().to_string();
-        defaults::clear_output_only(&mut entity);
+        defaults::clear_output_only(&mut entity)?;
         defaults::apply(&mut entity);
         secrets::carry_over(&mut entity, &SealedSecrets::new())?;
         let mut v = Violations::default();
@@ -385,7 +339,7 @@ impl Store {
         defaults::apply(&mut entity);
         secrets::carry_over(&mut entity, &stored.secrets)?;
         let mut v = Violations::default();
-        immutable_fields(&stored.entity, &entity, &mut v);
+        validate::declared::immutable(&stored.entity, &entity, kind, &mut v)?;
         if kind == Kind::DataPlaneCertificate {
             // Only name, description and labels of a certificate change.
             entity.spec.clone_from(&stored.entity.spec);

@@ -1,12 +1,14 @@
 //! Defaults the server fills in, so every read (and Terraform's plan) shows
 //! the value in force rather than an unset field.
 
+use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use sluice_proto::admin::v1::{
     AclMode, Anonymous, BackendAuthentication, BootstrapPort, BrokerHostFormat,
     ClientAuthenticationMode, Entity, FailureMode, Mediation, RecordPart, SchemaType, TlsVersion,
     TlsVersionRange, VirtualClusterAuthentication, backend_authentication, entity::Spec,
     listener_policy_forward_to_virtual_cluster::Config, virtual_cluster_authentication,
 };
+use sluice_proto::facts;
 
 /// Default `metadata_update_interval_seconds`.
 pub const METADATA_UPDATE_INTERVAL: u32 = 60;
@@ -29,21 +31,29 @@ fn default_parts(parts: &mut Vec<i32>) {
     }
 }
 
-/// Clears what a client cannot set on create: the fields the server
-/// computes or issues.
-pub fn clear_output_only(entity: &mut Entity) {
-    entity.revision = 0;
-    entity.created_at = None;
-    entity.updated_at = None;
-    match entity.spec.as_mut() {
-        Some(Spec::Gateway(g)) => *g = Default::default(),
-        Some(Spec::DataPlaneCertificate(dp)) => {
-            dp.certificate.clear();
-            dp.private_key.clear();
-            dp.fingerprint.clear();
-            dp.expires_at = None;
+/// Clears what a client cannot set on create: every field declared
+/// `output_only` (what the server computes or issues).
+pub fn clear_output_only(entity: &mut Entity) -> anyhow::Result<()> {
+    let mut message = facts::to_dynamic(entity)?;
+    clear(&mut message);
+    *entity = message.transcode_to()?;
+    Ok(())
+}
+
+fn clear(message: &mut DynamicMessage) {
+    for field in message.descriptor().fields() {
+        if facts::of(&field).output_only {
+            message.clear_field(&field);
+        } else if message.has_field(&field) && !field.is_map() {
+            match message.get_field_mut(&field) {
+                Value::Message(inner) => clear(inner),
+                Value::List(items) => items
+                    .iter_mut()
+                    .filter_map(Value::as_message_mut)
+                    .for_each(clear),
+                _ => {}
+            }
         }
-        _ => {}
     }
 }
 
@@ -138,5 +148,58 @@ pub fn apply(entity: &mut Entity) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_proto::admin::v1::{DataPlaneCertificate, Gateway};
+
+    use super::*;
+
+    #[test]
+    fn output_only_fields_are_cleared_on_create() {
+        let now = Some(prost_types::Timestamp::default());
+        let mut gateway = Entity {
+            name: "gw".into(),
+            revision: 7,
+            created_at: now,
+            updated_at: now,
+            spec: Some(Spec::Gateway(Gateway {
+                revision: 7,
+                nodes_total: 2,
+                virtual_clusters_total: 3,
+            })),
+            ..Default::default()
+        };
+        clear_output_only(&mut gateway).unwrap();
+        assert_eq!(
+            gateway,
+            Entity {
+                name: "gw".into(),
+                spec: Some(Spec::Gateway(Gateway::default())),
+                ..Default::default()
+            }
+        );
+        let mut certificate = Entity {
+            spec: Some(Spec::DataPlaneCertificate(DataPlaneCertificate {
+                certificate: "c".into(),
+                generated: true,
+                private_key: "k".into(),
+                fingerprint: "f".into(),
+                expires_at: now,
+                csr: "r".into(),
+            })),
+            ..Default::default()
+        };
+        clear_output_only(&mut certificate).unwrap();
+        assert_eq!(
+            certificate.spec,
+            Some(Spec::DataPlaneCertificate(DataPlaneCertificate {
+                generated: true,
+                csr: "r".into(),
+                ..Default::default()
+            }))
+        );
     }
 }

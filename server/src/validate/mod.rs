@@ -1,6 +1,7 @@
 //! Validation of a write before it touches the store: defaults, field rules
 //! and the reference list the store then checks against the database.
 
+pub mod declared;
 pub mod defaults;
 pub mod references;
 pub mod rules;
@@ -11,7 +12,8 @@ use sluice_proto::admin::v1::{Entity, Kind};
 use crate::error::{ApiError, Violations};
 
 /// Checks everything about an entity that needs no database: a spec is set,
-/// the common fields are well formed, and the kind's own rules hold.
+/// the common fields are well formed, the kind's own rules hold, and so do
+/// the facts declared on its fields (required ones set, ids id-sized).
 /// Defaults must have been applied first. Fails at once without a spec;
 /// otherwise returns the kind and leaves what is wrong in `v`.
 pub fn check(entity: &Entity, v: &mut Violations) -> Result<Kind, ApiError> {
@@ -37,5 +39,6 @@ pub fn check(entity: &Entity, v: &mut Violations) -> Result<Kind, ApiError> {
         _ => {}
     }
     spec::check(v, spec);
+    declared::required(entity, v)?;
     Ok(kind)
 }

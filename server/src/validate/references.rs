@@ -1,11 +1,13 @@
-//! The scope an entity's name is unique in, and the parent it is listed
-//! under. (What each kind refers to is `Entity::references` in the proto
-//! crate, shared with the data plane.)
+//! The references an entity holds, the scope its name is unique in, and
+//! the parent it is listed under. What each kind refers to is declared on
+//! its fields with the `(reference)` option and listed by
+//! `Entity::references` in the proto crate, shared with the data plane.
 
 use sluice_proto::admin::v1::{Entity, entity::Spec};
 pub use sluice_proto::entity::Reference;
 
-/// Every non-empty reference the entity holds, `gateway_id` included.
+/// Every non-empty reference the entity holds, `gateway_id` included: what
+/// the store resolves and records in `entity_refs`.
 pub fn references(entity: &Entity) -> Vec<Reference> {
     entity.references()
 }

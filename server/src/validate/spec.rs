@@ -1,13 +1,15 @@
-//! Field checks for each kind's spec: everything that needs no database.
+//! Field checks for each kind's spec: everything that needs no database
+//! beyond what the fields declare (`required` and references are checked
+//! from their options by `declared`).
 
 use sluice_proto::admin::v1::{
     AclAction, AclOperation, AclResourceType, BackendAuthentication, BackendCluster, BackendTls,
     BootstrapPort, BrokerHostFormat, CertificateAndKey, ClientAuthenticationMode, EventHandler,
     EventHook, EventSource, FailureMode, HeaderAction, Listener,
     ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Mediation, NameSelector,
-    NamespaceMode, RecordPart, ScramAlgorithm, Secret, TlsVersion, VirtualCluster,
-    backend_authentication, entity::Spec, header_action,
-    listener_policy_forward_to_virtual_cluster, name_selector, virtual_cluster_authentication,
+    NamespaceMode, RecordPart, ScramAlgorithm, TlsVersion, VirtualCluster, backend_authentication,
+    entity::Spec, header_action, listener_policy_forward_to_virtual_cluster, name_selector,
+    virtual_cluster_authentication,
 };
 
 use super::rules::{self, MAX_CONDITION};
@@ -28,7 +30,6 @@ const TLS_VERSIONS: &str = "tls12, tls13";
 /// Checks the fields of a spec; `v` collects what is wrong.
 pub fn check(v: &mut Violations, spec: &Spec) {
     if let Some(policy) = spec.policy() {
-        rules::required(v, "virtual_cluster_id", policy.virtual_cluster_id, 64);
         rules::max_len(v, "condition", policy.condition, MAX_CONDITION);
     }
     match spec {
@@ -128,14 +129,6 @@ pub fn check(v: &mut Violations, spec: &Spec) {
             if p.key_sources.is_empty() {
                 v.add("key_sources", "at least one key source is required");
             }
-            for (i, source) in p.key_sources.iter().enumerate() {
-                rules::required(
-                    v,
-                    &format!("key_sources[{i}].static_key_id"),
-                    &source.static_key_id,
-                    64,
-                );
-            }
             record_parts(v, &p.part_of_record);
             rules::enum_in(
                 v,
@@ -152,9 +145,6 @@ pub fn check(v: &mut Violations, spec: &Spec) {
             rules::required(v, "skip_condition", &p.skip_condition, MAX_CONDITION)
         }
         Spec::StaticKey(k) => {
-            if secret_missing(v, "value", k.value.as_ref()) {
-                return;
-            }
             let value = k.value.as_ref().map(|s| s.value.trim()).unwrap_or_default();
             if !value.is_empty() && decode_key(value).is_none() {
                 v.add("value", "must be 32 bytes, base64 or hex encoded");
@@ -186,16 +176,6 @@ pub fn decode_key(text: &str) -> Option<Vec<u8>> {
     (bytes.len() == 32).then_some(bytes)
 }
 
-/// Records a violation when a required secret has neither a value nor a
-/// stored fingerprint; returns whether it did.
-fn secret_missing(v: &mut Violations, field: &str, secret: Option<&Secret>) -> bool {
-    let present = secret.is_some_and(|s| !s.value.is_empty() || !s.fingerprint.is_empty());
-    if !present {
-        v.add(field, "must be set (write-only secret)");
-    }
-    !present
-}
-
 fn backend_cluster(v: &mut Violations, b: &BackendCluster) {
     if b.bootstrap_servers.is_empty() {
         v.add("bootstrap_servers", "at least one host:port is required");
@@ -221,8 +201,7 @@ fn backend_authentication(v: &mut Violations, auth: Option<&BackendAuthenticatio
         ),
         Some(Method::Anonymous(_)) => {}
         Some(Method::SaslPlain(p)) => {
-            rules::required(v, "authentication.sasl_plain.username", &p.username, 255);
-            secret_missing(v, "authentication.sasl_plain.password", p.password.as_ref());
+            rules::max_len(v, "authentication.sasl_plain.username", &p.username, 255);
         }
         Some(Method::SaslScram(s)) => {
             rules::enum_set::<ScramAlgorithm>(
@@ -231,8 +210,7 @@ fn backend_authentication(v: &mut Violations, auth: Option<&BackendAuthenticatio
                 s.algorithm,
                 SCRAM,
             );
-            rules::required(v, "authentication.sasl_scram.username", &s.username, 255);
-            secret_missing(v, "authentication.sasl_scram.password", s.password.as_ref());
+            rules::max_len(v, "authentication.sasl_scram.username", &s.username, 255);
         }
     }
 }
@@ -256,22 +234,19 @@ fn certificate_and_key(v: &mut Violations, at: &str, pair: &CertificateAndKey) {
         &pair.certificate,
         "CERTIFICATE",
     );
-    if !secret_missing(v, &format!("{at}.key"), pair.key.as_ref()) {
-        let key = pair
-            .key
-            .as_ref()
-            .map(|k| k.value.as_str())
-            .unwrap_or_default();
-        let looks_like_pem = key.contains("-----BEGIN ") && key.contains("PRIVATE KEY-----");
-        if !key.is_empty() && !looks_like_pem {
-            v.add(format!("{at}.key"), "must be a PEM private key");
-        }
+    let key = pair
+        .key
+        .as_ref()
+        .map(|k| k.value.as_str())
+        .unwrap_or_default();
+    let looks_like_pem = key.contains("-----BEGIN ") && key.contains("PRIVATE KEY-----");
+    if !key.is_empty() && !looks_like_pem {
+        v.add(format!("{at}.key"), "must be a PEM private key");
     }
 }
 
 fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
     use virtual_cluster_authentication::Method;
-    rules::required(v, "destination_id", &vc.destination_id, 64);
     rules::dns_label(v, "dns_label", &vc.dns_label);
     for (i, rule) in vc.authentication.iter().enumerate() {
         let at = format!("authentication[{i}]");
@@ -300,8 +275,7 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                 }
                 for (j, principal) in p.principals.iter().enumerate() {
                     let pat = format!("{at}.sasl_plain.principals[{j}]");
-                    rules::required(v, &format!("{pat}.username"), &principal.username, 255);
-                    secret_missing(v, &format!("{pat}.password"), principal.password.as_ref());
+                    rules::max_len(v, &format!("{pat}.username"), &principal.username, 255);
                 }
             }
             Some(Method::SaslScram(s)) => rules::enum_set::<ScramAlgorithm>(
@@ -346,7 +320,7 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
             ns.mode,
             "hide_prefix, enforce_prefix",
         );
-        rules::required(v, "namespace.prefix", &ns.prefix, 200);
+        rules::max_len(v, "namespace.prefix", &ns.prefix, 200);
         if let Some(additional) = &ns.additional {
             name_selector(v, "namespace.additional.topics", additional.topics.as_ref());
             name_selector(
@@ -357,8 +331,8 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
         }
     }
     for (i, alias) in vc.topic_aliases.iter().enumerate() {
-        rules::required(v, &format!("topic_aliases[{i}].alias"), &alias.alias, 249);
-        rules::required(v, &format!("topic_aliases[{i}].topic"), &alias.topic, 249);
+        rules::max_len(v, &format!("topic_aliases[{i}].alias"), &alias.alias, 249);
+        rules::max_len(v, &format!("topic_aliases[{i}].topic"), &alias.topic, 249);
         if vc.topic_aliases[..i].iter().any(|a| a.alias == alias.alias) {
             v.add(
                 format!("topic_aliases[{i}].alias"),
@@ -371,7 +345,7 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
 fn name_selector(v: &mut Violations, at: &str, selector: Option<&NameSelector>) {
     match selector.and_then(|s| s.selector.as_ref()) {
         None => {}
-        Some(name_selector::Selector::Glob(g)) => rules::required(v, &format!("{at}.glob"), g, 249),
+        Some(name_selector::Selector::Glob(g)) => rules::max_len(v, &format!("{at}.glob"), g, 249),
         Some(name_selector::Selector::ExactList(list)) => {
             for (i, name) in list.names.iter().enumerate() {
                 rules::required(v, &format!("{at}.exact_list.names[{i}]"), name, 249);
@@ -418,7 +392,6 @@ fn listener(v: &mut Violations, l: &Listener) {
 }
 
 fn tls_server(v: &mut Violations, t: &ListenerPolicyTlsServer) {
-    rules::required(v, "listener_id", &t.listener_id, 64);
     if t.certificates.is_empty() {
         v.add("certificates", "at least one certificate is required");
     }
@@ -450,11 +423,9 @@ fn tls_server(v: &mut Violations, t: &ListenerPolicyTlsServer) {
 
 fn forward(v: &mut Violations, f: &ListenerPolicyForwardToVirtualCluster) {
     use listener_policy_forward_to_virtual_cluster::Config;
-    rules::required(v, "listener_id", &f.listener_id, 64);
     match &f.config {
         None => v.add("port_mapping", "set one of port_mapping, sni"),
         Some(Config::PortMapping(p)) => {
-            rules::required(v, "port_mapping.destination_id", &p.destination_id, 64);
             if !rules::is_host(&p.advertised_host) {
                 v.add(
                     "port_mapping.advertised_host",
@@ -501,10 +472,10 @@ fn header_actions(v: &mut Violations, actions: &[HeaderAction]) {
         match &action.action {
             None => v.add(format!("actions[{i}]"), "set one of set, remove"),
             Some(header_action::Action::Set(s)) => {
-                rules::required(v, &format!("actions[{i}].set.key"), &s.key, 255)
+                rules::max_len(v, &format!("actions[{i}].set.key"), &s.key, 255)
             }
             Some(header_action::Action::Remove(r)) => {
-                rules::required(v, &format!("actions[{i}].remove.key"), &r.key, 255)
+                rules::max_len(v, &format!("actions[{i}].remove.key"), &r.key, 255)
             }
         }
     }
