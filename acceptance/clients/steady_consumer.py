@@ -2,8 +2,9 @@
 
 usage: steady_consumer.py BOOTSTRAP TOPIC GROUP
 Prints "ready" once it has its first record, then consumes until it reads
-the record "last"; prints one JSON line with the records and every client
-error librdkafka reported (a dropped connection shows up there).
+the record "last"; prints one JSON line with the records, every client
+error librdkafka reported, and how many connections librdkafka made to
+each broker (its statistics; a silent reconnect shows up there).
 """
 import json
 import sys
@@ -13,11 +14,22 @@ from confluent_kafka import Consumer
 
 bootstrap, topic, group = sys.argv[1:4]
 errors = []
+connects = {}
+
+
+def on_stats(text):
+    for name, broker in json.loads(text).get("brokers", {}).items():
+        if broker.get("nodeid", -1) >= 0 or broker.get("connects", 0) > 0:
+            connects[name] = max(connects.get(name, 0), broker.get("connects", 0))
+
+
 consumer = Consumer({
     "bootstrap.servers": bootstrap,
     "group.id": group,
     "auto.offset.reset": "earliest",
     "error_cb": lambda e: errors.append(str(e)),
+    "statistics.interval.ms": 100,
+    "stats_cb": on_stats,
 })
 consumer.subscribe([topic])
 seen = []
@@ -32,6 +44,10 @@ while time.monotonic() < deadline:
         print("ready", flush=True)
     if value == "last":
         break
+# One more statistics round after the last record.
+end = time.monotonic() + 0.3
+while time.monotonic() < end:
+    consumer.poll(0.1)
 consumer.close()
-print(json.dumps({"seen": seen, "errors": errors}), flush=True)
+print(json.dumps({"seen": seen, "errors": errors, "connects": connects}), flush=True)
 sys.exit(0 if seen and seen[-1] == "last" else 1)

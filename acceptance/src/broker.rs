@@ -4,13 +4,25 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use crate::process::Process;
 
-/// A free port on `host` (bound, read back, released).
+/// A free port on `host` (bound, read back, released), never one this
+/// process handed out before: tests in one binary run in parallel and
+/// each hands its ports to a process that binds them later, so the same
+/// port must not go to two of them.
 pub fn free_port(host: &str) -> u16 {
-    std::net::TcpListener::bind((host, 0))
-        .expect("bind a free port")
-        .local_addr()
-        .expect("addr")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    // Hold every candidate until one is new, so the OS offers another.
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        let listener = std::net::TcpListener::bind((host, 0)).expect("bind a free port");
+        let port = listener.local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+        held.push(listener);
+    }
+    panic!("no new free port on {host} after 1000 tries");
 }
 
 /// The tansu binary (`scripts/install-deps kafka` installs it).

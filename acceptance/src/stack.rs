@@ -54,7 +54,7 @@ pub async fn create(admin: &mut Admin, gateway_id: &str, name: &str, spec: Spec)
         .into_inner()
 }
 
-/// Two free loopback ports, ascending: bootstrap, then broker 111.
+/// Two distinct free loopback ports, ascending: bootstrap, then broker 111.
 pub fn two_ports() -> (u16, u16) {
     let (a, b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
     (a.min(b), a.max(b))

@@ -18,6 +18,10 @@ use kafka_protocol::{
     protocol::{Decodable, Encodable, StrBytes},
 };
 use sluice_acceptance::stack::{Stack, expose, two_ports};
+use sluice_proto::admin::v1::{
+    Kind, ListEntitiesRequest, UpdateEntityRequest, entity::Spec,
+    listener_policy_forward_to_virtual_cluster::Config as Forward,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -48,9 +52,15 @@ async fn call<Req: Encodable, Resp: Decodable>(
         .unwrap();
     stream.write_all(&body).await.unwrap();
     let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await.unwrap();
+    tokio::time::timeout(WAIT, stream.read_exact(&mut len))
+        .await
+        .expect("an answer in time")
+        .unwrap();
     let mut raw = vec![0u8; i32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut raw).await.unwrap();
+    tokio::time::timeout(WAIT, stream.read_exact(&mut raw))
+        .await
+        .expect("the whole answer in time")
+        .unwrap();
     let raw = Bytes::from(raw);
     let mut buf = raw.clone();
     let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
@@ -172,7 +182,7 @@ async fn kafka_clients_work_through_the_proxy() {
     let started = Instant::now();
     expose(&mut admin, &gw.id, &backend.id, "team-b", more).await;
     let mut accepted = None;
-    while started.elapsed() < Duration::from_secs(5) {
+    while started.elapsed() < WAIT {
         if let Ok(s) = TcpStream::connect(("127.0.0.1", more.0)).await {
             accepted = Some((s, started.elapsed()));
             break;
@@ -180,8 +190,8 @@ async fn kafka_clients_work_through_the_proxy() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (mut fresh, took) = accepted.expect("the new listener never accepted");
+    // How fast is a benchmark figure (README); here only that it happens.
     eprintln!("new listener accepting {took:?} after the admin write");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
     let (_, metadata): (_, MetadataResponse) = call(
         &mut fresh,
         ApiKey::Metadata,
@@ -203,12 +213,62 @@ async fn kafka_clients_work_through_the_proxy() {
         "the old connection still works"
     );
 
+    // A change to the very forward policy the kept connection came in
+    // on applies to that same socket's next answer (a raw socket cannot
+    // reconnect behind the test's back).
+    let mut forward = admin
+        .list_entities(ListEntitiesRequest {
+            kind: Kind::ListenerPolicyForwardToVirtualCluster as i32,
+            gateway_id: gw.id.clone(),
+            name: "team-a".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entities
+        .pop()
+        .expect("team-a's forward policy");
+    if let Some(Spec::ListenerPolicyForwardToVirtualCluster(f)) = &mut forward.spec
+        && let Some(Forward::PortMapping(m)) = &mut f.config
+    {
+        m.advertised_host = "localhost".into();
+    }
+    admin
+        .update_entity(UpdateEntityRequest {
+            entity: Some(forward),
+            ..Default::default()
+        })
+        .await
+        .expect("update the forward policy");
+    let mut renamed = false;
+    for _ in 0..200 {
+        let (_, metadata): (_, MetadataResponse) = call(
+            &mut kept,
+            ApiKey::Metadata,
+            9,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+        if metadata.brokers[0].host.as_str() == "localhost" {
+            assert_eq!(metadata.brokers[0].port, i32::from(ports.1));
+            renamed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(renamed, "the kept socket never saw the new advertised host");
+
     // Malformed input closes only that connection.
+    let logged_before = proxy.line_count();
     let mut oversize = TcpStream::connect(("127.0.0.1", ports.0)).await.unwrap();
     oversize.write_all(&i32::MAX.to_be_bytes()).await.unwrap();
     let mut byte = [0u8; 1];
     assert_eq!(
-        oversize.read(&mut byte).await.unwrap_or(0),
+        tokio::time::timeout(WAIT, oversize.read(&mut byte))
+            .await
+            .expect("closed in time")
+            .unwrap_or(0),
         0,
         "an oversized frame closes the connection"
     );
@@ -218,13 +278,17 @@ async fn kafka_clients_work_through_the_proxy() {
     let mut garbage = TcpStream::connect(("127.0.0.1", ports.0)).await.unwrap();
     garbage.write_all(&[0, 0, 0, 2, 0xff, 0xff]).await.unwrap();
     assert_eq!(
-        garbage.read(&mut byte).await.unwrap_or(0),
+        tokio::time::timeout(WAIT, garbage.read(&mut byte))
+            .await
+            .expect("closed in time")
+            .unwrap_or(0),
         0,
         "a frame shorter than a header closes the connection"
     );
     proxy
-        .wait_for(WAIT, |l| {
-            l.contains("hop=\"listener\"") || l.contains("hop=listener")
+        .wait_for_after(logged_before, WAIT, |l| {
+            (l.contains("hop=\"listener\"") || l.contains("hop=listener"))
+                && l.contains("bad_frame")
         })
         .expect("the refusals are logged with their hop");
     let (_, versions): (_, ApiVersionsResponse) = call(
@@ -250,7 +314,7 @@ async fn kafka_clients_work_through_the_proxy() {
         if nodes
             .iter()
             .flat_map(|n| &n.errors)
-            .any(|e| e.hop == "listener" && e.kind == "bad_frame" && e.count >= 3)
+            .any(|e| e.hop == "listener" && e.kind == "bad_frame" && e.count == 3)
         {
             reported = true;
             break;

@@ -33,6 +33,12 @@ variable "advertised_host" {
   default     = "127.0.0.1"
 }
 
+variable "description" {
+  description = "Description of the tenant's virtual cluster, listener and forward policy."
+  type        = string
+  default     = null
+}
+
 variable "min_broker_id" {
   description = "The broker id the second port serves (tansu's single broker is 111)."
   type        = number
@@ -42,13 +48,15 @@ variable "min_broker_id" {
 resource "sluice_virtual_cluster" "this" {
   gateway_id     = var.gateway_id
   name           = var.name
+  description    = var.description
   destination_id = var.backend_cluster_id
   dns_label      = var.name
 }
 
 resource "sluice_listener" "this" {
-  gateway_id = var.gateway_id
-  name       = var.name
+  gateway_id  = var.gateway_id
+  name        = var.name
+  description = var.description
   addresses  = [var.advertised_host]
   ports      = [for p in var.ports : tostring(p)]
 }
@@ -56,6 +64,7 @@ resource "sluice_listener" "this" {
 resource "sluice_listener_policy_forward_to_virtual_cluster" "this" {
   gateway_id  = var.gateway_id
   name        = var.name
+  description = var.description
   listener_id = sluice_listener.this.id
   port_mapping = {
     destination_id  = sluice_virtual_cluster.this.id

@@ -14,7 +14,7 @@ use crate::{
     filter::{Context, Findings, InFlight, Notes, RequestOutcome},
     hop::{Hop, HopError, Kind},
     kafka::{
-        frame::{self, FrameReader},
+        frame::{self, FrameError, FrameReader},
         request,
     },
     node::Node,
@@ -77,6 +77,15 @@ where
         let frame = match read {
             Ok(Ok(Some(frame))) => frame,
             Ok(Ok(None)) => return Ok(End::ClientClosed),
+            // A client that resets its connection left; it sent nothing bad.
+            Ok(Err(FrameError::Io(e)))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                return Ok(End::ClientClosed);
+            }
             Ok(Err(e)) => return Err(bad_frame(format!("client: {e}"))),
             Err(_) => {
                 return Err(HopError::new(
