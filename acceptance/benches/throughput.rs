@@ -5,14 +5,21 @@
 //! Runs one workload (`acceptance/clients/bench_workload.py`: 1 KiB
 //! records, acks=1, 3 partitions, a fixed record count produced and
 //! consumed with confluent-kafka, then sequential single-record produce
-//! round trips) side by side in one invocation against (a) tansu directly,
-//! (b) HAProxy in TCP mode (Debian's `haproxy`, the L4 limit) and (c) a
-//! Sluice passthrough virtual cluster, and prints records/s, MB/s, produce
-//! latency p50/p99, the proxies' CPU seconds per GB and peak RSS, and the
-//! ratios Sluice/direct and Sluice/HAProxy. `SLUICE_BENCH_RECORDS` sets the
-//! record count (default 100000).
+//! round trips) against (a) tansu directly, (b) HAProxy in TCP mode
+//! (Debian's `haproxy`, the L4 limit) and (c) a Sluice passthrough virtual
+//! cluster, side by side in one invocation.
+//!
+//! To measure the targets rather than the run order: every round starts a
+//! fresh broker of the same build for each target, warms each target up
+//! the same way, and runs the targets in a rotated order (round r starts
+//! with target r mod 3). `SLUICE_BENCH_ROUNDS` rounds (default 3, at least
+//! 3) are reported one by one and as median and spread; ratios are taken
+//! of the medians. An extra hop measured faster than direct is flagged as
+//! noise, not reported as a result. CPU comes from `/proc` with the real
+//! clock-tick rate; a reading that fails stops the benchmark.
+//! `SLUICE_BENCH_RECORDS` sets the record count (default 100000).
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use sluice_acceptance::{
@@ -22,10 +29,18 @@ use sluice_acceptance::{
 };
 
 const WORKLOAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/bench_workload.py");
+/// Records each target is warmed up with before it is measured.
+const WARM_UP: usize = 5_000;
 
-fn run(bootstrap: &str, topic: &str, records: usize) -> Value {
+fn run(bootstrap: &str, topic: &str, records: usize, samples: usize) -> Value {
     let out = Command::new("python3")
-        .args([WORKLOAD, bootstrap, topic, &records.to_string(), "500"])
+        .args([
+            WORKLOAD,
+            bootstrap,
+            topic,
+            &records.to_string(),
+            &samples.to_string(),
+        ])
         .output()
         .expect("python3");
     assert!(
@@ -36,129 +51,286 @@ fn run(bootstrap: &str, topic: &str, records: usize) -> Value {
     serde_json::from_slice(&out.stdout).expect("workload JSON")
 }
 
-/// (user + system CPU seconds, peak RSS MiB) of a process.
+/// The kernel's clock ticks per second (`/proc/<pid>/stat` counts in them).
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf reads a constant; it has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    assert!(ticks > 0, "sysconf(_SC_CLK_TCK) failed");
+    ticks as f64
+}
+
+/// (user + system CPU seconds, peak RSS MiB) of a process; panics if
+/// `/proc` cannot be read or parsed (a zero would look like a result).
 fn usage(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/stat: {e}"));
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
+        .unwrap_or_else(|| panic!("/proc/{pid}/stat has no command name: {stat}"));
+    let ticks = |i: usize| -> f64 {
         fields
             .get(i)
             .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
+            .unwrap_or_else(|| panic!("/proc/{pid}/stat field {i} unreadable: {stat}"))
     };
-    // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 1/100 s).
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    // After the command name: state is field 0, utime 11, stime 12.
+    let cpu = (ticks(11) + ticks(12)) / clock_ticks();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
     let hwm = status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no VmHWM"));
     (cpu, hwm / 1024.0)
+}
+
+/// One target of one round, ready to measure (dropping it stops its
+/// processes).
+enum Target {
+    /// A broker, reached directly.
+    Direct(Tansu),
+    /// HAProxy on this port in front of its own broker (kept running).
+    Haproxy {
+        _broker: Tansu,
+        haproxy: Process,
+        port: u16,
+    },
+    /// A whole Sluice stack with its own broker.
+    Sluice(Box<Stack>),
+}
+
+impl Target {
+    const NAMES: [&'static str; 3] = ["direct", "haproxy", "sluice"];
+
+    /// A fresh broker (and proxy) for target `i`.
+    async fn start(i: usize) -> Target {
+        match i {
+            0 => {
+                let tansu = Tansu::start("127.0.0.4");
+                tansu.create_topic("bench", 3);
+                tansu.create_topic("warm-up", 3);
+                Target::Direct(tansu)
+            }
+            1 => {
+                let port = free_port("127.0.0.1");
+                let tansu =
+                    Tansu::start_advertised("127.0.0.3", Some(&format!("127.0.0.1:{port}")));
+                tansu.create_topic("bench", 3);
+                tansu.create_topic("warm-up", 3);
+                let dir = tempfile::tempdir().expect("tempdir");
+                let config = dir.path().join("haproxy.cfg");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n\
+                         frontend kafka\n  bind 127.0.0.1:{port}\n  default_backend tansu\n\
+                         backend tansu\n  server tansu {}\n",
+                        tansu.address
+                    ),
+                )
+                .expect("haproxy.cfg");
+                let mut command = Command::new("haproxy");
+                command.arg("-db").arg("-f").arg(&config);
+                let haproxy = Process::spawn(command, "haproxy");
+                let ready = (0..200).any(|_| {
+                    let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+                    if !up {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    up
+                });
+                assert!(ready, "haproxy never listened on 127.0.0.1:{port}");
+                Target::Haproxy {
+                    _broker: tansu,
+                    haproxy,
+                    port,
+                }
+            }
+            _ => Target::Sluice(Box::new(Stack::start(&["bench", "warm-up"]).await)),
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            Target::Direct(t) => t.address.clone(),
+            Target::Haproxy { port, .. } => format!("127.0.0.1:{port}"),
+            Target::Sluice(stack) => stack.bootstrap(),
+        }
+    }
+
+    /// The proxy process, if the target has one.
+    fn proxy_pid(&self) -> Option<u32> {
+        match self {
+            Target::Direct(_) => None,
+            Target::Haproxy { haproxy, .. } => Some(haproxy.pid()),
+            Target::Sluice(stack) => Some(stack.proxy.pid()),
+        }
+    }
+}
+
+/// One measurement.
+struct Sample {
+    produce_rps: f64,
+    produce_mbps: f64,
+    consume_rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_s_per_gb: Option<f64>,
+    rss_mib: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
 }
 
 #[tokio::main]
 async fn main() {
-    let records: usize = std::env::var("SLUICE_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let records = env("SLUICE_BENCH_RECORDS", 100_000);
+    let rounds = env("SLUICE_BENCH_ROUNDS", 3).max(3);
     let gigabytes = (records * 1024 * 2) as f64 / 1e9;
-
-    // (a) and (c): one tansu, reached directly and through Sluice.
-    let stack = Stack::start(&["bench-direct", "bench-sluice"]).await;
-    // (b): a second tansu that advertises HAProxy's address.
-    let haproxy_port = free_port("127.0.0.1");
-    let behind = Tansu::start_advertised("127.0.0.3", Some(&format!("127.0.0.1:{haproxy_port}")));
-    behind.create_topic("bench-haproxy", 3);
-    let config = stack.dir.path().join("haproxy.cfg");
-    std::fs::write(
-        &config,
-        format!(
-            "global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n\
-             frontend kafka\n  bind 127.0.0.1:{haproxy_port}\n  default_backend tansu\n\
-             backend tansu\n  server tansu {}\n",
-            behind.address
-        ),
-    )
-    .expect("haproxy.cfg");
-    let mut command = Command::new("haproxy");
-    command.arg("-db").arg("-f").arg(&config);
-    let haproxy = Process::spawn(command, "haproxy");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", haproxy_port)).is_ok() {
-            break;
+    println!(
+        "sluice throughput benchmark: {records} records of 1 KiB, acks=1, 3 partitions; \
+         500 sequential produce round trips; {rounds} rounds, fresh brokers, rotated order"
+    );
+    let mut samples: [Vec<Sample>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for step in 0..3 {
+            let i = (round + step) % 3;
+            let target = Target::start(i).await;
+            let bootstrap = target.bootstrap();
+            run(&bootstrap, "warm-up", WARM_UP, 50);
+            let before = target.proxy_pid().map(usage);
+            let v = run(&bootstrap, "bench", records, 500);
+            let after = target.proxy_pid().map(usage);
+            let f = |k: &str| {
+                v[k].as_f64()
+                    .unwrap_or_else(|| panic!("workload printed no {k}: {v}"))
+            };
+            let sample = Sample {
+                produce_rps: f("produce_rps"),
+                produce_mbps: f("produce_mbps"),
+                consume_rps: f("consume_rps"),
+                p50_ms: f("p50_ms"),
+                p99_ms: f("p99_ms"),
+                cpu_s_per_gb: before.zip(after).map(|(b, a)| (a.0 - b.0) / gigabytes),
+                rss_mib: after.map(|a| a.1),
+            };
+            println!(
+                "round {} {:<8} produce {:>9.0} r/s {:>7.1} MB/s  consume {:>8.0} r/s  p50 {:.3} ms  p99 {:.3} ms  CPU {}  RSS {}",
+                round + 1,
+                Target::NAMES[i],
+                sample.produce_rps,
+                sample.produce_mbps,
+                sample.consume_rps,
+                sample.p50_ms,
+                sample.p99_ms,
+                sample
+                    .cpu_s_per_gb
+                    .map_or("-".into(), |c| format!("{c:.2} s/GB")),
+                sample.rss_mib.map_or("-".into(), |r| format!("{r:.1} MiB")),
+            );
+            samples[i].push(sample);
+            drop(target);
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 
-    let direct = run(&stack.tansu.address, "bench-direct", records);
-    let before = usage(haproxy.pid());
-    let l4 = run(
-        &format!("127.0.0.1:{haproxy_port}"),
-        "bench-haproxy",
-        records,
-    );
-    let (l4_cpu, l4_rss) = usage(haproxy.pid());
-    let before_sluice = usage(stack.proxy.pid());
-    let sluice = run(&stack.bootstrap(), "bench-sluice", records);
-    let (sluice_cpu, sluice_rss) = usage(stack.proxy.pid());
-
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
     println!(
-        "sluice throughput benchmark: {records} records of 1 KiB, acks=1, 3 partitions; 500 sequential produce round trips"
-    );
-    println!(
-        "{:<10} {:>12} {:>9} {:>12} {:>9} {:>8} {:>8} {:>10} {:>9}",
+        "\n{:<8} {:>22} {:>22} {:>16} {:>16} {:>10} {:>9}",
         "target",
-        "produce r/s",
-        "MB/s",
-        "consume r/s",
-        "MB/s",
+        "produce r/s (min-max)",
+        "consume r/s (min-max)",
         "p50 ms",
         "p99 ms",
         "CPU s/GB",
         "peak RSS"
     );
-    let row = |name: &str, v: &Value, cpu: Option<f64>, rss: Option<f64>| {
+    let mut medians = [[0.0f64; 4]; 3];
+    for (i, name) in Target::NAMES.iter().enumerate() {
+        let column = |get: fn(&Sample) -> f64| samples[i].iter().map(get).collect::<Vec<f64>>();
+        let produce = column(|s| s.produce_rps);
+        let consume = column(|s| s.consume_rps);
+        let p50 = column(|s| s.p50_ms);
+        let p99 = column(|s| s.p99_ms);
+        let cpu: Vec<f64> = samples[i].iter().filter_map(|s| s.cpu_s_per_gb).collect();
+        let rss: Vec<f64> = samples[i].iter().filter_map(|s| s.rss_mib).collect();
+        medians[i] = [
+            median(produce.clone()),
+            median(consume.clone()),
+            median(p50.clone()),
+            median(p99.clone()),
+        ];
+        let (pl, ph) = spread(&produce);
+        let (cl, ch) = spread(&consume);
         println!(
-            "{:<10} {:>12.0} {:>9.1} {:>12.0} {:>9.1} {:>8.3} {:>8.3} {:>10} {:>9}",
+            "{:<8} {:>8.0} ({:.0}-{:.0}) {:>8.0} ({:.0}-{:.0}) {:>6.3} ({:.3}-{:.3}) {:>6.3} ({:.3}-{:.3}) {:>10} {:>9}",
             name,
-            f(v, "produce_rps"),
-            f(v, "produce_mbps"),
-            f(v, "consume_rps"),
-            f(v, "consume_mbps"),
-            f(v, "p50_ms"),
-            f(v, "p99_ms"),
-            cpu.map_or("-".to_string(), |c| format!("{:.2}", c / gigabytes)),
-            rss.map_or("-".to_string(), |r| format!("{r:.1} MiB")),
+            medians[i][0],
+            pl,
+            ph,
+            medians[i][1],
+            cl,
+            ch,
+            medians[i][2],
+            spread(&p50).0,
+            spread(&p50).1,
+            medians[i][3],
+            spread(&p99).0,
+            spread(&p99).1,
+            if cpu.is_empty() {
+                "-".into()
+            } else {
+                format!("{:.2}", median(cpu))
+            },
+            if rss.is_empty() {
+                "-".into()
+            } else {
+                format!("{:.1} MiB", spread(&rss).1)
+            },
         );
-    };
-    row("direct", &direct, None, None);
-    row("haproxy", &l4, Some(l4_cpu - before.0), Some(l4_rss));
-    row(
-        "sluice",
-        &sluice,
-        Some(sluice_cpu - before_sluice.0),
-        Some(sluice_rss),
-    );
-    let ratio = |k: &str, base: &Value| f(&sluice, k) / f(base, k).max(1e-9);
+    }
+    let [direct, haproxy, sluice] = medians;
+    let ratio = |a: f64, b: f64| a / b.max(1e-9);
+    for (name, hop) in [("haproxy", haproxy), ("sluice", sluice)] {
+        for (what, k) in [("produce", 0), ("consume", 1)] {
+            if hop[k] > direct[k] * 1.02 {
+                println!(
+                    "noise: {name} {what} median is {:.2}x direct; an extra hop cannot be faster, so this ratio is not a result",
+                    ratio(hop[k], direct[k])
+                );
+            }
+        }
+    }
     println!(
-        "sluice/direct:  produce {:.2}x  consume {:.2}x  p99 +{:.3} ms",
-        ratio("produce_rps", &direct),
-        ratio("consume_rps", &direct),
-        f(&sluice, "p99_ms") - f(&direct, "p99_ms")
+        "medians, sluice/direct:  produce {:.2}x  consume {:.2}x  p99 {:+.3} ms",
+        ratio(sluice[0], direct[0]),
+        ratio(sluice[1], direct[1]),
+        sluice[3] - direct[3]
     );
     println!(
-        "sluice/haproxy: produce {:.2}x  consume {:.2}x  p99 +{:.3} ms",
-        ratio("produce_rps", &l4),
-        ratio("consume_rps", &l4),
-        f(&sluice, "p99_ms") - f(&l4, "p99_ms")
+        "medians, sluice/haproxy: produce {:.2}x  consume {:.2}x  p99 {:+.3} ms",
+        ratio(sluice[0], haproxy[0]),
+        ratio(sluice[1], haproxy[1]),
+        sluice[3] - haproxy[3]
     );
-    drop(haproxy);
-    drop(behind);
 }
