@@ -23,7 +23,18 @@ struct Entry {
     record: NodeRecord,
     /// Which stream of this node is the current one.
     generation: u64,
+    /// Changed since it was last saved.
     dirty: bool,
+    /// Bumped by every change, so a flush clears `dirty` only when nothing
+    /// changed while it was saving.
+    version: u64,
+}
+
+impl Entry {
+    fn touch(&mut self) {
+        self.dirty = true;
+        self.version += 1;
+    }
 }
 
 /// The nodes the sync endpoint knows.
@@ -81,12 +92,16 @@ impl Registry {
         record.last_seen_at = now();
         let key = (record.gateway_id.clone(), record.id.clone());
         if let Ok(mut nodes) = self.nodes.lock() {
+            // A replaced entry's version carries on, so a flush that read
+            // the old one cannot mark the new one clean.
+            let version = nodes.get(&key).map_or(0, |e| e.version + 1);
             nodes.insert(
                 key,
                 Entry {
                     record,
                     generation,
                     dirty: true,
+                    version,
                 },
             );
         }
@@ -100,7 +115,7 @@ impl Registry {
             e.record.applied_revision = revision;
             e.record.applied_at = t;
             e.record.last_seen_at = t;
-            e.dirty = true;
+            e.touch();
         });
     }
 
@@ -110,7 +125,7 @@ impl Registry {
             let t = now();
             e.record.rejected = Some((revision, reason.to_string(), t));
             e.record.last_seen_at = t;
-            e.dirty = true;
+            e.touch();
         });
     }
 
@@ -129,7 +144,7 @@ impl Registry {
                     last_message: h.last_message,
                 })
                 .collect();
-            e.dirty = true;
+            e.touch();
         });
     }
 
@@ -140,27 +155,31 @@ impl Registry {
             if e.generation == generation {
                 e.record.connected = false;
                 e.record.last_seen_at = now();
-                e.dirty = true;
+                e.touch();
             }
         });
     }
 
     /// Writes every changed record in one transaction, and forgets the
-    /// disconnected ones once written.
+    /// disconnected ones once written. A record is clean only after a save
+    /// that succeeded: when saving fails, it stays dirty and the next flush
+    /// writes it again (else a node could stay "connected" forever).
     pub async fn flush(&self) -> Result<(), ApiError> {
-        let dirty: Vec<NodeRecord> = match self.nodes.lock() {
-            Ok(mut nodes) => nodes
-                .values_mut()
-                .filter(|e| e.dirty)
-                .map(|e| {
-                    e.dirty = false;
-                    e.record.clone()
-                })
-                .collect(),
-            Err(_) => Vec::new(),
+        let (keys, dirty): (Vec<(Key, u64)>, Vec<NodeRecord>) = match self.nodes.lock() {
+            Ok(nodes) => nodes
+                .iter()
+                .filter(|(_, e)| e.dirty)
+                .map(|(k, e)| ((k.clone(), e.version), e.record.clone()))
+                .unzip(),
+            Err(_) => return Ok(()),
         };
         self.store.save_nodes(&dirty).await?;
         if let Ok(mut nodes) = self.nodes.lock() {
+            for (key, version) in keys {
+                if let Some(e) = nodes.get_mut(&key).filter(|e| e.version == version) {
+                    e.dirty = false;
+                }
+            }
             nodes.retain(|_, e| e.record.connected || e.dirty);
         }
         Ok(())

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod db;
 pub mod fixtures;
 pub mod receiver;
 
@@ -38,4 +39,23 @@ pub async fn start() -> (tempfile::TempDir, Server, Admin, String) {
     let server = start_server(dir.path(), &[]);
     let client = server.client(Some(&token)).await;
     (dir, server, client, token)
+}
+
+/// Waits (at most `timeout`) for a server log line that `matches`, without
+/// blocking the test's runtime (streams the test holds keep running).
+pub async fn logged(
+    server: &Server,
+    timeout: std::time::Duration,
+    matches: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(line) = server.wait_for_log(std::time::Duration::ZERO, &matches) {
+            return Some(line);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
