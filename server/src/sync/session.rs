@@ -1,7 +1,8 @@
-//! One node's sync stream: the initial snapshot or resume delta, then one
-//! update in flight at a time, ACK/NACK bookkeeping and revocation.
+//! One node's sync stream: its I/O (the store, the change feed, the
+//! stream), node status and revocation. What to send when is decided by
+//! the protocol's planner (`plan.rs`).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use sluice_proto::{
     admin::v1::{Entity, Kind},
@@ -12,7 +13,10 @@ use sluice_proto::{
 use tokio::sync::{broadcast, mpsc};
 use tonic::{Status, Streaming};
 
-use super::registry::Registry;
+use super::{
+    plan::{FromLog, Log, Next, Plan},
+    registry::Registry,
+};
 use crate::{
     events::Event,
     hub::{Change, ChangeOp},
@@ -27,12 +31,6 @@ pub struct Peer {
     pub certificate_id: String,
 }
 
-/// An update sent and not yet answered.
-struct InFlight {
-    nonce: String,
-    revision: i64,
-}
-
 /// The state of one stream.
 pub struct Session {
     store: Store,
@@ -40,18 +38,8 @@ pub struct Session {
     peer: Peer,
     hello: Hello,
     out: mpsc::Sender<Result<ServerMessage, Status>>,
-    /// The newest revision the node ACKed (its last good one).
-    acked: i64,
-    /// The newest revision sent (or skipped as covered).
-    sent: i64,
-    in_flight: Option<InFlight>,
-    /// Changes since `sent`, newest per entity.
-    pending: BTreeMap<String, Arc<Change>>,
-    /// The next update must be read from the log from `acked` (after a NACK).
-    from_log: bool,
-    /// The next update must be a snapshot (the stream lagged).
-    need_snapshot: bool,
-    nonces: u64,
+    /// The protocol state: what was ACKed, sent, in flight and pending.
+    plan: Plan,
     /// Data-plane events for the emitter task.
     events: mpsc::UnboundedSender<Event>,
 }
@@ -73,7 +61,7 @@ impl Session {
         hello: Hello,
         out: mpsc::Sender<Result<ServerMessage, Status>>,
     ) -> Self {
-        let acked = hello.last_applied_revision.max(0);
+        let plan = Plan::new(hello.last_applied_revision);
         let (events, mut queue) = mpsc::unbounded_channel::<Event>();
         let emitter = store.clone();
         let gateway = peer.gateway_id.clone();
@@ -90,13 +78,7 @@ impl Session {
             peer,
             hello,
             out,
-            acked,
-            sent: acked,
-            in_flight: None,
-            pending: BTreeMap::new(),
-            from_log: false,
-            need_snapshot: false,
-            nonces: 0,
+            plan,
             events,
         }
     }
@@ -113,7 +95,7 @@ impl Session {
             hostname: self.hello.hostname.clone(),
             version: self.hello.version.clone(),
             certificate_id: self.peer.certificate_id.clone(),
-            applied_revision: self.acked,
+            applied_revision: self.plan.acked(),
             ..Default::default()
         };
         let generation = match self.registry.connected(record).await {
@@ -123,9 +105,10 @@ impl Session {
                 return;
             }
         };
-        tracing::info!(gateway, node, revision = self.acked, "data plane connected");
-        self.emit("node_connected", "", serde_json::json!({"hostname": self.hello.hostname, "version": self.hello.version, "revision": self.acked}));
-        let end = match self.initial().await {
+        let revision = self.plan.acked();
+        tracing::info!(gateway, node, revision, "data plane connected");
+        self.emit("node_connected", "", serde_json::json!({"hostname": self.hello.hostname, "version": self.hello.version, "revision": revision}));
+        let end = match self.send_next().await {
             Ok(()) => self.serve(&mut inbound, &mut feed).await,
             Err(status) => End::Refused(status),
         };
@@ -142,34 +125,9 @@ impl Session {
         self.emit(
             "node_disconnected",
             "",
-            serde_json::json!({"applied_revision": self.acked}),
+            serde_json::json!({"applied_revision": self.plan.acked()}),
         );
         tracing::info!(gateway, node, "data plane disconnected");
-    }
-
-    /// The first update: a snapshot for a new node or one the log cannot
-    /// bring forward, else the changes since its revision.
-    async fn initial(&mut self) -> Result<(), Status> {
-        if self.acked == 0 {
-            return self.send_snapshot().await;
-        }
-        match self
-            .store
-            .changes_since(&self.peer.gateway_id, self.acked)
-            .await?
-        {
-            Some(delta) if delta.revision > self.acked => {
-                let removed = delta.removed.into_iter().collect();
-                self.send_delta(delta.revision, delta.upserted, removed)
-                    .await
-            }
-            // Up to date, unless the node is ahead of this store (say, a
-            // restored backup): then it starts over from a snapshot.
-            Some(_) if self.acked <= self.store.latest_revision(&self.peer.gateway_id).await? => {
-                Ok(())
-            }
-            _ => self.send_snapshot().await,
-        }
     }
 
     async fn serve(
@@ -195,14 +153,12 @@ impl Session {
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(gateway = self.peer.gateway_id, node = self.hello.node_id, missed, "node fell behind; it gets a snapshot");
-                        self.need_snapshot = true;
+                        self.plan.on_lagged();
                     }
                     Err(broadcast::error::RecvError::Closed) => return End::Closed,
                 },
             }
-            if self.in_flight.is_none()
-                && let Err(status) = self.send_next().await
-            {
+            if let Err(status) = self.send_next().await {
                 return End::Refused(status);
             }
         }
@@ -213,31 +169,26 @@ impl Session {
         let node = self.hello.node_id.clone();
         match message.message {
             Some(node_message::Message::Ack(ack)) => {
-                if let Some(f) = self.in_flight.take_if(|f| f.nonce == ack.nonce) {
-                    self.acked = f.revision;
-                    self.registry.acked(&gateway, &node, f.revision);
+                if let Some(revision) = self.plan.on_ack(&ack.nonce) {
+                    self.registry.acked(&gateway, &node, revision);
                 }
             }
             Some(node_message::Message::Nack(nack)) => {
-                if let Some(f) = self.in_flight.take_if(|f| f.nonce == nack.nonce) {
+                if let Some(revision) = self.plan.on_nack(&nack.nonce) {
                     tracing::warn!(
                         gateway,
                         node,
-                        revision = f.revision,
+                        revision,
                         reason = nack.error_detail,
                         "data plane rejected an update"
                     );
                     self.registry
-                        .rejected(&gateway, &node, f.revision, &nack.error_detail);
+                        .rejected(&gateway, &node, revision, &nack.error_detail);
                     self.emit(
                         "config_rejected",
-                        &f.revision.to_string(),
-                        serde_json::json!({"revision": f.revision, "reason": nack.error_detail}),
+                        &revision.to_string(),
+                        serde_json::json!({"revision": revision, "reason": nack.error_detail}),
                     );
-                    // Not resent: the next update waits for a newer revision
-                    // and is then rebuilt from the node's last good one.
-                    self.from_log = true;
-                    self.pending.clear();
                 }
             }
             Some(node_message::Message::Status(status)) => {
@@ -273,60 +224,56 @@ impl Session {
                 "data_plane_certificate {id} was revoked (deleted); this node is disconnected"
             )));
         }
-        if change.revision <= self.sent || !change.kind().is_data_plane_config() {
-            return Ok(());
-        }
-        self.pending.insert(change.entity_id().to_string(), change);
+        self.plan.on_change(change);
         Ok(())
     }
 
-    /// Sends what has accumulated, if anything, as one update.
+    /// Sends what the plan says is next, if anything.
     async fn send_next(&mut self) -> Result<(), Status> {
-        if self.need_snapshot {
-            self.need_snapshot = false;
-            self.pending.clear();
-            self.from_log = false;
-            return self.send_snapshot().await;
-        }
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if self.from_log {
-            self.from_log = false;
-            self.pending.clear();
-            return match self
-                .store
-                .changes_since(&self.peer.gateway_id, self.acked)
-                .await?
-            {
-                Some(delta) => {
-                    let removed = delta.removed.into_iter().collect();
-                    self.send_delta(delta.revision, delta.upserted, removed)
-                        .await
+        match self.plan.next() {
+            Next::Wait => Ok(()),
+            Next::Snapshot => self.send_snapshot().await,
+            Next::Delta => {
+                let (revision, changes) = self.plan.take_pending();
+                let mut upserted = Vec::new();
+                let mut removed = Vec::new();
+                for change in changes {
+                    match &change.op {
+                        ChangeOp::Upsert(e) => upserted.push(e.as_ref().clone()),
+                        ChangeOp::Remove(kind, id) => removed.push((*kind, id.clone())),
+                    }
                 }
-                None => self.send_snapshot().await,
-            };
-        }
-        let mut changes: Vec<Arc<Change>> =
-            std::mem::take(&mut self.pending).into_values().collect();
-        changes.sort_by_key(|c| c.revision);
-        let revision = changes.last().map_or(self.sent, |c| c.revision);
-        let mut upserted = Vec::new();
-        let mut removed = Vec::new();
-        for change in changes {
-            match &change.op {
-                ChangeOp::Upsert(e) => upserted.push(e.as_ref().clone()),
-                ChangeOp::Remove(kind, id) => removed.push((*kind, id.clone())),
+                self.send_delta(revision, upserted, removed).await
+            }
+            Next::FromLog { since } => {
+                let gateway = &self.peer.gateway_id;
+                let delta = self.store.changes_since(gateway, since).await?;
+                let log = match &delta {
+                    None => Log::Compacted,
+                    Some(d) if d.revision > since => Log::Changes,
+                    Some(_) => Log::Unchanged {
+                        latest: self.store.latest_revision(gateway).await?,
+                    },
+                };
+                match (self.plan.after_log(log), delta) {
+                    (FromLog::Delta, Some(delta)) => {
+                        let removed = delta.removed.into_iter().collect();
+                        self.send_delta(delta.revision, delta.upserted, removed)
+                            .await
+                    }
+                    (FromLog::Nothing, _) => Ok(()),
+                    (FromLog::Snapshot | FromLog::Delta, _) => self.send_snapshot().await,
+                }
             }
         }
-        self.send_delta(revision, upserted, removed).await
     }
 
     async fn send_snapshot(&mut self) -> Result<(), Status> {
+        self.plan.snapshot_taken();
         let (revision, entities) = self.store.snapshot(&self.peer.gateway_id).await?;
         let update = ConfigUpdate {
             revision,
-            nonce: self.next_nonce(),
+            nonce: String::new(),
             snapshot: true,
             base_revision: 0,
             upserted: entities,
@@ -343,9 +290,9 @@ impl Session {
     ) -> Result<(), Status> {
         let update = ConfigUpdate {
             revision,
-            nonce: self.next_nonce(),
+            nonce: String::new(),
             snapshot: false,
-            base_revision: self.acked,
+            base_revision: self.plan.acked(),
             upserted,
             removed: removed
                 .into_iter()
@@ -358,12 +305,9 @@ impl Session {
         self.send(update).await
     }
 
-    async fn send(&mut self, update: ConfigUpdate) -> Result<(), Status> {
-        self.sent = self.sent.max(update.revision);
-        self.in_flight = Some(InFlight {
-            nonce: update.nonce.clone(),
-            revision: update.revision,
-        });
+    /// Sends an update, in flight until the node answers its nonce.
+    async fn send(&mut self, mut update: ConfigUpdate) -> Result<(), Status> {
+        update.nonce = self.plan.sent(update.revision);
         let message = ServerMessage {
             message: Some(server_message::Message::Update(update)),
         };
@@ -371,11 +315,6 @@ impl Session {
             .send(Ok(message))
             .await
             .map_err(|_| Status::cancelled("the node went away"))
-    }
-
-    fn next_nonce(&mut self) -> String {
-        self.nonces += 1;
-        self.nonces.to_string()
     }
 
     /// Queues a data-plane event about this node for the hooks that listen,
