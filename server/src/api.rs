@@ -54,7 +54,10 @@ impl AdminApi {
         }
         match self.store.check_token(token).await {
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(ApiError::Unauthenticated("unknown admin token".into()).into()),
+            Ok(None) => Err(ApiError::Unauthenticated(
+                "unknown, expired or revoked admin token".into(),
+            )
+            .into()),
             Err(e) => Err(ApiError::Internal(e).into()),
         }
     }

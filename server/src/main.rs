@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use sluice_server::{
     events::dispatch::RetryPolicy,
     serve::{self, ServeConfig},
+    store::TokenSelector,
 };
 
 /// The Sluice control plane: stores gateway configuration and serves the admin API.
@@ -111,6 +112,28 @@ enum TokenCommand {
         /// A name to recognise the token by.
         #[arg(long, env = "SLUICE_TOKEN_NAME")]
         name: String,
+        /// Refuse the token after this long (30d, 12h, 90m, 45s; default: never).
+        #[arg(long, env = "SLUICE_TOKEN_EXPIRES_IN", value_parser = sluice_server::duration::parse)]
+        expires_in: Option<Duration>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// List every admin token: id, name, created, expires, status
+    /// (active, expired or revoked). Token values are never stored.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Revoke admin tokens by id or name (both: the token must match both);
+    /// a running server refuses them from its next call.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["id", "name"])))]
+    Revoke {
+        /// The token's id (from `token list`).
+        #[arg(long, env = "SLUICE_TOKEN_ID")]
+        id: Option<String>,
+        /// Every live token with this name.
+        #[arg(long, env = "SLUICE_TOKEN_NAME")]
+        name: Option<String>,
         #[command(flatten)]
         data: DataDir,
     },
@@ -150,7 +173,15 @@ async fn main() -> ExitCode {
             })
             .await
         }
-        Command::Token(TokenCommand::Create { name, data }) => create_token(&name, &data).await,
+        Command::Token(TokenCommand::Create {
+            name,
+            expires_in,
+            data,
+        }) => create_token(&name, expires_in, &data).await,
+        Command::Token(TokenCommand::List { data }) => list_tokens(&data).await,
+        Command::Token(TokenCommand::Revoke { id, name, data }) => {
+            revoke_tokens(TokenSelector { id, name }, &data).await
+        }
         Command::DataplaneCert(DataplaneCertCommand::Issue {
             gateway,
             out,
@@ -179,13 +210,68 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn create_token(name: &str, data: &DataDir) -> anyhow::Result<()> {
+async fn create_token(
+    name: &str,
+    expires_in: Option<Duration>,
+    data: &DataDir,
+) -> anyhow::Result<()> {
     if name.trim().is_empty() {
         anyhow::bail!("--name must not be empty");
     }
+    if expires_in.is_some_and(|d| d.is_zero()) {
+        anyhow::bail!("--expires-in must be longer than 0");
+    }
     let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await?;
-    let token = store.create_token(name).await?;
+    let token = store.create_token(name, expires_in).await?;
     store.close().await;
     println!("{}", token.token);
+    Ok(())
+}
+
+/// Unix ms as RFC 3339 (`-` for 0: never).
+fn when(millis: i64) -> String {
+    if millis == 0 {
+        return "-".into();
+    }
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| millis.to_string())
+}
+
+async fn list_tokens(data: &DataDir) -> anyhow::Result<()> {
+    let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await?;
+    let tokens = store.list_tokens().await;
+    store.close().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    println!("ID\tNAME\tCREATED\tEXPIRES\tSTATUS");
+    for t in tokens? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            t.id,
+            t.name,
+            when(t.created_at),
+            when(t.expires_at),
+            t.status(now)
+        );
+    }
+    Ok(())
+}
+
+async fn revoke_tokens(which: TokenSelector, data: &DataDir) -> anyhow::Result<()> {
+    let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await?;
+    let revoked = store.revoke_tokens(&which).await;
+    store.close().await;
+    let revoked = revoked?;
+    if revoked.is_empty() {
+        anyhow::bail!("no live admin token matches (see `sluice-server token list`)");
+    }
+    for id in &revoked {
+        eprintln!("revoked admin token {id}");
+    }
     Ok(())
 }

@@ -100,7 +100,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     store.mark_all_nodes_disconnected().await?;
     if store.count_tokens().await? == 0 {
         tracing::warn!(
-            "no admin token exists yet; create one with: sluice-server token create --name admin --data-dir {}",
+            "no usable admin token exists (none yet, or all expired or revoked); create one with: sluice-server token create --name admin --data-dir {}",
             config.data_dir.display()
         );
     }

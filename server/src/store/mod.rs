@@ -29,7 +29,7 @@ use sqlx::{
 use tokio::sync::{Mutex, watch};
 
 pub use read::ListFilter;
-pub use tokens::NewToken;
+pub use tokens::{NewToken, TokenInfo, TokenSelector};
 
 use rustls::pki_types::CertificateDer;
 
