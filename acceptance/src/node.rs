@@ -16,8 +16,11 @@ use tonic::{
 
 /// The files `sluice-server dataplane-cert issue` writes.
 pub struct NodeCerts {
+    /// `ca.crt`: the CA that signed the sync endpoint's certificate (PEM).
     pub ca: String,
+    /// `tls.crt`: the node's certificate (PEM).
     pub cert: String,
+    /// `tls.key`: the node's private key (PEM).
     pub key: String,
     /// The data_plane_certificate's id.
     pub id: String,

@@ -27,9 +27,17 @@ pub enum Outcome {
     /// Delivered.
     Delivered,
     /// Failed; try again at this unix-ms time.
-    Retry { error: String, at: i64 },
+    Retry {
+        /// Why it failed (kept as the delivery's last error).
+        error: String,
+        /// When to try again, unix ms.
+        at: i64,
+    },
     /// Failed for the last time.
-    Dead { error: String },
+    Dead {
+        /// Why it failed (kept as the delivery's last error).
+        error: String,
+    },
 }
 
 fn ts(millis: i64) -> Option<prost_types::Timestamp> {

@@ -8,9 +8,9 @@ use super::Store;
 use crate::error::ApiError;
 
 /// Largest page a list returns.
-pub const MAX_PAGE: u32 = 1000;
+pub(crate) const MAX_PAGE: u32 = 1000;
 /// Page size when the request leaves it at 0.
-pub const DEFAULT_PAGE: u32 = 100;
+pub(crate) const DEFAULT_PAGE: u32 = 100;
 
 /// What `ListEntities` selects.
 #[derive(Debug, Default, Clone)]
@@ -30,7 +30,7 @@ pub struct ListFilter {
 }
 
 /// Turns a page-size request into a bounded limit.
-pub fn page_size(requested: u32) -> u32 {
+pub(crate) fn page_size(requested: u32) -> u32 {
     match requested {
         0 => DEFAULT_PAGE,
         n => n.min(MAX_PAGE),

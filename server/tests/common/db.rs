@@ -8,7 +8,7 @@ use sqlx::{Connection, Executor, SqliteConnection, sqlite::SqliteConnectOptions}
 
 /// A connection to the database in `data_dir` (WAL: the server keeps
 /// working beside it).
-pub async fn open(data_dir: &Path) -> SqliteConnection {
+pub(crate) async fn open(data_dir: &Path) -> SqliteConnection {
     let options = SqliteConnectOptions::new()
         .filename(data_dir.join("sluice.db"))
         .busy_timeout(Duration::from_secs(10));
@@ -22,7 +22,7 @@ fn trigger(table: &str, operation: &str) -> String {
 }
 
 /// Makes every `operation` (INSERT, UPDATE or DELETE) on `table` fail.
-pub async fn fail(conn: &mut SqliteConnection, table: &str, operation: &str) {
+pub(crate) async fn fail(conn: &mut SqliteConnection, table: &str, operation: &str) {
     let name = trigger(table, operation);
     conn.execute(
         format!(
@@ -36,7 +36,7 @@ pub async fn fail(conn: &mut SqliteConnection, table: &str, operation: &str) {
 }
 
 /// Lets `operation` on `table` succeed again.
-pub async fn heal(conn: &mut SqliteConnection, table: &str, operation: &str) {
+pub(crate) async fn heal(conn: &mut SqliteConnection, table: &str, operation: &str) {
     let name = trigger(table, operation);
     conn.execute(format!("DROP TRIGGER IF EXISTS {name}").as_str())
         .await

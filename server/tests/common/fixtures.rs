@@ -14,7 +14,7 @@ use sluice_proto::admin::v1::{
 };
 
 /// A self-signed certificate and its key, PEM.
-pub fn cert_and_key() -> (String, String) {
+pub(crate) fn cert_and_key() -> (String, String) {
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .expect("rcgen");
@@ -22,7 +22,7 @@ pub fn cert_and_key() -> (String, String) {
 }
 
 /// A secret with a value.
-pub fn secret(value: &str) -> Option<Secret> {
+pub(crate) fn secret(value: &str) -> Option<Secret> {
     Some(Secret {
         value: value.into(),
         fingerprint: String::new(),
@@ -30,7 +30,7 @@ pub fn secret(value: &str) -> Option<Secret> {
 }
 
 /// An entity with a name, gateway and spec.
-pub fn entity(gateway_id: &str, name: &str, spec: Spec) -> Entity {
+pub(crate) fn entity(gateway_id: &str, name: &str, spec: Spec) -> Entity {
     Entity {
         gateway_id: gateway_id.into(),
         name: name.into(),
@@ -42,12 +42,12 @@ pub fn entity(gateway_id: &str, name: &str, spec: Spec) -> Entity {
 }
 
 /// A gateway.
-pub fn gateway(name: &str) -> Entity {
+pub(crate) fn gateway(name: &str) -> Entity {
     entity("", name, Spec::Gateway(Gateway::default()))
 }
 
 /// A backend cluster with SASL/PLAIN credentials.
-pub fn backend(gw: &str, name: &str, password: &str) -> Entity {
+pub(crate) fn backend(gw: &str, name: &str, password: &str) -> Entity {
     entity(
         gw,
         name,
@@ -67,7 +67,7 @@ pub fn backend(gw: &str, name: &str, password: &str) -> Entity {
 }
 
 /// A virtual cluster on `backend_id`.
-pub fn virtual_cluster(gw: &str, name: &str, backend_id: &str, dns_label: &str) -> Entity {
+pub(crate) fn virtual_cluster(gw: &str, name: &str, backend_id: &str, dns_label: &str) -> Entity {
     entity(
         gw,
         name,
@@ -92,7 +92,7 @@ pub fn virtual_cluster(gw: &str, name: &str, backend_id: &str, dns_label: &str) 
 }
 
 /// A listener on loopback ports.
-pub fn listener(gw: &str, name: &str, ports: &[&str]) -> Entity {
+pub(crate) fn listener(gw: &str, name: &str, ports: &[&str]) -> Entity {
     entity(
         gw,
         name,
@@ -104,7 +104,7 @@ pub fn listener(gw: &str, name: &str, ports: &[&str]) -> Entity {
 }
 
 /// A port-mapping forward policy.
-pub fn forward(gw: &str, name: &str, listener_id: &str, vc_id: &str) -> Entity {
+pub(crate) fn forward(gw: &str, name: &str, listener_id: &str, vc_id: &str) -> Entity {
     entity(
         gw,
         name,
@@ -123,7 +123,7 @@ pub fn forward(gw: &str, name: &str, listener_id: &str, vc_id: &str) -> Entity {
 
 /// The ids a full fixture set needs while it is being created.
 #[derive(Default)]
-pub struct Ids {
+pub(crate) struct Ids {
     pub gateway: String,
     pub backend: String,
     pub virtual_cluster: String,
@@ -134,7 +134,7 @@ pub struct Ids {
 }
 
 /// A valid entity of `kind`, referring to the ids already created.
-pub fn of_kind(kind: Kind, ids: &Ids) -> Entity {
+pub(crate) fn of_kind(kind: Kind, ids: &Ids) -> Entity {
     let gw = ids.gateway.as_str();
     let vc = ids.virtual_cluster.clone();
     let name = format!("{}-1", kind.slug().replace('_', "-"));

@@ -4,36 +4,36 @@
 
 #![allow(dead_code)]
 
-pub mod db;
-pub mod fixtures;
-pub mod receiver;
+pub(crate) mod db;
+pub(crate) mod fixtures;
+pub(crate) mod receiver;
 
 use std::path::Path;
 
-pub use sluice_acceptance::server::{Admin, Server};
+pub(crate) use sluice_acceptance::server::{Admin, Server};
 
 /// This package's `sluice-server` binary.
-pub fn bin() -> &'static Path {
+pub(crate) fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_sluice-server"))
 }
 
 /// Runs `sluice-server` with `args` and returns its stdout.
-pub fn run_cli(args: &[&str]) -> String {
+pub(crate) fn run_cli(args: &[&str]) -> String {
     sluice_acceptance::server::run_cli(bin(), args)
 }
 
 /// Creates an admin token in `data_dir`.
-pub fn create_token(data_dir: &Path) -> String {
+pub(crate) fn create_token(data_dir: &Path) -> String {
     sluice_acceptance::server::create_token(bin(), data_dir)
 }
 
 /// Starts a server on `data_dir` with extra flags.
-pub fn start_server(data_dir: &Path, extra: &[&str]) -> Server {
+pub(crate) fn start_server(data_dir: &Path, extra: &[&str]) -> Server {
     Server::start(bin(), data_dir, extra)
 }
 
 /// A fresh data dir, a token and a running server.
-pub async fn start() -> (tempfile::TempDir, Server, Admin, String) {
+pub(crate) async fn start() -> (tempfile::TempDir, Server, Admin, String) {
     let dir = tempfile::tempdir().unwrap();
     let token = create_token(dir.path());
     let server = start_server(dir.path(), &[]);
@@ -43,7 +43,7 @@ pub async fn start() -> (tempfile::TempDir, Server, Admin, String) {
 
 /// Waits (at most `timeout`) for a server log line that `matches`, without
 /// blocking the test's runtime (streams the test holds keep running).
-pub async fn logged(
+pub(crate) async fn logged(
     server: &Server,
     timeout: std::time::Duration,
     matches: impl Fn(&str) -> bool,

@@ -17,7 +17,7 @@ use tokio::{net::TcpListener, sync::mpsc};
 
 /// How the receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     /// 200 OK.
     Ok,
     /// This status code.
@@ -28,7 +28,7 @@ pub enum Behaviour {
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     /// Header names in lower case.
     pub headers: HashMap<String, String>,
     /// The raw body.
@@ -37,13 +37,13 @@ pub struct Received {
 
 impl Received {
     /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 }
 
 /// A running receiver.
-pub struct Receiver {
+pub(crate) struct Receiver {
     /// Where it listens.
     pub addr: SocketAddr,
     rx: mpsc::UnboundedReceiver<Received>,
@@ -53,7 +53,7 @@ pub struct Receiver {
 
 impl Receiver {
     /// Listens on `addr` (port 0 for any).
-    pub async fn start(addr: &str, behaviour: Behaviour) -> Receiver {
+    pub(crate) async fn start(addr: &str, behaviour: Behaviour) -> Receiver {
         let listener = TcpListener::bind(addr).await.expect("bind receiver");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -119,17 +119,17 @@ impl Receiver {
     }
 
     /// The webhook URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
     /// Changes how it answers from now on.
-    pub fn set(&self, behaviour: Behaviour) {
+    pub(crate) fn set(&self, behaviour: Behaviour) {
         *self.behaviour.lock().unwrap() = behaviour;
     }
 
     /// The next request answered 200 (fails the test after 20 s).
-    pub async fn next(&mut self) -> Received {
+    pub(crate) async fn next(&mut self) -> Received {
         tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
             .await
             .expect("no webhook request within 20 s")
