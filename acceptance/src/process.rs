@@ -79,6 +79,15 @@ impl Process {
         self.wait_for_after(0, timeout, matches).map(|(_, l)| l)
     }
 
+    /// How many of the lines logged so far match.
+    pub fn count_matching(&self, matches: impl Fn(&str) -> bool) -> usize {
+        self.log
+            .lines
+            .lock()
+            .map(|l| l.iter().filter(|l| matches(l)).count())
+            .unwrap_or_default()
+    }
+
     /// How many lines were logged so far.
     pub fn line_count(&self) -> usize {
         self.log.lines.lock().map(|l| l.len()).unwrap_or_default()

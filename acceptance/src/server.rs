@@ -129,6 +129,11 @@ impl Server {
         self.process.wait_for(timeout, matches)
     }
 
+    /// How many of the server's log lines so far match.
+    pub fn count_log(&self, matches: impl Fn(&str) -> bool) -> usize {
+        self.process.count_matching(matches)
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.process.pid()

@@ -45,12 +45,25 @@ fn api_versions() -> Vec<u8> {
 /// connection is closed without an answer (false).
 async fn served(port: u16) -> bool {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    ask(&mut s).await
+}
+
+/// Whether an ApiVersions request on `s` is answered (the answer is read
+/// whole) or the connection is closed without an answer.
+async fn ask(s: &mut TcpStream) -> bool {
     if s.write_all(&api_versions()).await.is_err() {
         return false;
     }
     let mut len = [0u8; 4];
-    matches!(
+    if !matches!(
         tokio::time::timeout(WAIT, s.read_exact(&mut len)).await,
+        Ok(Ok(_))
+    ) {
+        return false;
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    matches!(
+        tokio::time::timeout(WAIT, s.read_exact(&mut body)).await,
         Ok(Ok(_))
     )
 }
@@ -178,6 +191,9 @@ async fn unenforced_configuration_refuses_connections_at_its_hop() {
     // same port serves again once it is disabled (no restart, no rebind).
     let (vc, port) = serve(&mut stack, "headers", vc_on(&backend, "headers")).await;
     assert!(served(port).await);
+    // A client already connected when the policy arrives.
+    let mut open = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert!(ask(&mut open).await, "served before the policy");
     let mut policy = create(
         &mut stack.admin,
         &gw,
@@ -204,6 +220,10 @@ async fn unenforced_configuration_refuses_connections_at_its_hop() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused, "the policy never took effect");
+    assert!(
+        !ask(&mut open).await,
+        "a connection opened before the policy still got an answer"
+    );
     assert_refused(&mut stack, port, "virtual_cluster", &vc.id, &feature).await;
     if let Some(Spec::ProducePolicyModifyHeaders(p)) = &mut policy.spec {
         p.enabled = Some(false);

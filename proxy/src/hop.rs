@@ -46,6 +46,8 @@ pub enum Kind {
     BindFailed,
     /// The listener is at its connection limit.
     ConnectionLimit,
+    /// Accepting a connection failed (out of file descriptors, say).
+    AcceptFailed,
     /// A client sent no whole request in time.
     Timeout,
     /// A frame was malformed, oversized or cut short.
@@ -60,6 +62,10 @@ pub enum Kind {
     OutOfOrderResponse,
     /// Writing to the peer failed.
     WriteFailed,
+    /// A request of an API the proxy cannot carry safely.
+    UnsupportedApi,
+    /// A draining connection's requests were not all answered in time.
+    DrainTimeout,
     /// No broker could be reached.
     Unreachable,
     /// The backend reports no broker with the addressed id.
@@ -78,6 +84,7 @@ impl Kind {
             Kind::NotEnforced => "not_enforced",
             Kind::BindFailed => "bind_failed",
             Kind::ConnectionLimit => "connection_limit",
+            Kind::AcceptFailed => "accept_failed",
             Kind::Timeout => "timeout",
             Kind::BadFrame => "bad_frame",
             Kind::UndecodableRequest => "undecodable_request",
@@ -85,6 +92,8 @@ impl Kind {
             Kind::UnencodableMessage => "unencodable_message",
             Kind::OutOfOrderResponse => "out_of_order_response",
             Kind::WriteFailed => "write_failed",
+            Kind::UnsupportedApi => "unsupported_api",
+            Kind::DrainTimeout => "drain_timeout",
             Kind::Unreachable => "unreachable",
             Kind::UnknownBroker => "unknown_broker",
             Kind::BrokerOutsideMapping => "broker_outside_mapping",

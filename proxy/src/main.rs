@@ -150,9 +150,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listeners = tokio::spawn(listener::run(node.clone(), stopped));
     let refresh = tokio::spawn(sluice_proxy::backend::refresh_loop(node.clone()));
     shutdown_signal().await;
-    // Stop accepting, give open connections a bounded drain, then exit.
+    // Stop accepting and stop following the control plane; then every
+    // connection drains as if its port were removed: it takes no more
+    // requests, answers what is in flight and closes (bounded).
     let _ = stop.send(true);
     let _ = listeners.await;
+    sync.abort();
+    refresh.abort();
+    store.replace(Config::default());
     node.connections.close();
     if tokio::time::timeout(DRAIN, node.connections.wait())
         .await
@@ -160,8 +165,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     {
         tracing::warn!("connections still open after {DRAIN:?}; closing them");
     }
-    sync.abort();
-    refresh.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,15 +5,25 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    backend::Directory, config::ConfigStore, filter::Findings, hop::HopError, telemetry::Telemetry,
+    backend::Directory,
+    config::ConfigStore,
+    filter::Findings,
+    hop::{Hop, HopError, Kind},
+    telemetry::Telemetry,
 };
+
+/// At most one log line per hop and kind in this long.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// When a (hop, kind) was last logged, and how many were not logged since.
+type Logged = (Option<Instant>, u64);
 
 /// What one client may cost this node: hostile clients are bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +53,9 @@ pub struct Node {
     pub limits: Limits,
     /// Connection slots per listener id.
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// When each (hop, kind) was last logged, and how many since: a flood
+    /// of refusals is one log line a second, every one still counted.
+    logged: Mutex<HashMap<(Hop, Kind), Logged>>,
     /// The node's configuration.
     pub config: Arc<ConfigStore>,
     /// Broker addresses per backend.
@@ -68,6 +81,7 @@ impl Node {
         Self {
             limits,
             slots: Mutex::default(),
+            logged: Mutex::default(),
             config,
             directory: Directory::default(),
             telemetry,
@@ -89,13 +103,27 @@ impl Node {
         semaphore.try_acquire_owned().ok()
     }
 
-    /// Counts and logs an error at its hop.
+    /// Counts an error at its hop and logs it (at most once a second per
+    /// hop and kind, saying how many were not logged).
     pub fn report(&self, error: &HopError) {
         self.telemetry.error(error);
+        let suppressed = {
+            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let slot = logged.entry((error.hop, error.kind)).or_insert((None, 0));
+            if slot.0.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
+                slot.1 += 1;
+                return;
+            }
+            let suppressed = slot.1;
+            *slot = (Some(now), 0);
+            suppressed
+        };
         tracing::warn!(
             hop = error.hop.as_str(),
             entity = error.entity,
             kind = error.kind.as_str(),
+            suppressed,
             "{}",
             error.message
         );

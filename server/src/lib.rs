@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod pki;
+pub mod retention;
 pub mod secrets;
 pub mod serve;
 pub mod store;

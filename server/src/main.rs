@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use sluice_server::{
     events::dispatch::RetryPolicy,
+    retention::Retention,
     serve::{self, ServeConfig},
     store::TokenSelector,
 };
@@ -97,6 +98,12 @@ struct ServeArgs {
     /// Longest delay between event delivery retries.
     #[arg(long, env = "SLUICE_EVENT_RETRY_MAX_MS", default_value_t = 300_000)]
     event_retry_max_ms: u64,
+    /// Keep delivered and dead event deliveries this long after they finished (0: forever).
+    #[arg(long, env = "SLUICE_EVENT_DELIVERY_RETENTION", default_value = "7d", value_parser = sluice_server::duration::parse)]
+    event_delivery_retention: Duration,
+    /// Keep disconnected data-plane nodes listed this long after they were last seen (0: forever).
+    #[arg(long, env = "SLUICE_DATAPLANE_NODE_RETENTION", default_value = "7d", value_parser = sluice_server::duration::parse)]
+    dataplane_node_retention: Duration,
     /// PEM certificate chain: serve the admin API over TLS (needs --tls-key).
     #[arg(long, env = "SLUICE_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -163,6 +170,10 @@ async fn main() -> ExitCode {
                 tls_cert: args.tls_cert,
                 tls_key: args.tls_key,
                 revision_log_keep: (args.revision_log_keep > 0).then_some(args.revision_log_keep),
+                retention: Retention {
+                    event_deliveries: Some(args.event_delivery_retention).filter(|d| !d.is_zero()),
+                    dataplane_nodes: Some(args.dataplane_node_retention).filter(|d| !d.is_zero()),
+                },
                 event_retry: RetryPolicy {
                     max_attempts: args.event_max_attempts.max(1),
                     base: Duration::from_millis(args.event_retry_base_ms.max(1)),

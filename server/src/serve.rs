@@ -13,6 +13,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::{
     api::AdminApi,
     events::dispatch::{Dispatcher, RetryPolicy},
+    retention::{self, Retention},
     secrets::MasterKey,
     store::Store,
     sync::{self, Registry},
@@ -42,6 +43,8 @@ pub struct ServeConfig {
     pub revision_log_keep: Option<i64>,
     /// How event deliveries are retried.
     pub event_retry: RetryPolicy,
+    /// How long finished deliveries and departed nodes are kept.
+    pub retention: Retention,
 }
 
 /// Opens the store of `data_dir`, creating the directory and master key
@@ -106,6 +109,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     let registry = Registry::new(store.clone());
     tokio::spawn(Dispatcher::new(store.clone(), config.event_retry)?.run());
+    tokio::spawn(retention::run(store.clone(), config.retention));
 
     // On SIGINT/SIGTERM: stop accepting, let in-flight calls finish, but do
     // not wait on idle client connections longer than the drain bound.

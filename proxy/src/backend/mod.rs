@@ -173,7 +173,8 @@ pub async fn refresh_loop(node: Arc<Node>) {
             }
             keep
         });
-        for (id, backend) in backends {
+        // A backend this node refuses to serve is not dialled either.
+        for (id, backend) in backends.iter().filter(|(_, b)| b.not_enforced.is_none()) {
             if !tasks.contains_key(id) {
                 let task = tokio::spawn(refresh(node.clone(), backend.clone()));
                 tasks.insert(id.clone(), (backend.clone(), task));

@@ -78,6 +78,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
         );
     }
     let mut virtual_clusters = BTreeMap::new();
+    let policies = enforce::first_policies(config);
     for entity in config.of_kind(Kind::VirtualCluster) {
         let Some(Spec::VirtualCluster(vc)) = &entity.spec else {
             continue;
@@ -89,7 +90,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
             )
         })?;
         let not_enforced =
-            enforce::virtual_cluster(config, entity).or_else(|| backend.not_enforced.clone());
+            enforce::virtual_cluster(entity, &policies).or_else(|| backend.not_enforced.clone());
         virtual_clusters.insert(
             entity.id.clone(),
             Arc::new(VirtualCluster {

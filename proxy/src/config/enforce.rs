@@ -12,6 +12,8 @@ use sluice_proto::admin::v1::{
     virtual_cluster_authentication::Method,
 };
 
+use std::collections::HashMap;
+
 use super::Config;
 use crate::hop::{Hop, HopError, Kind as ErrorKind};
 
@@ -55,16 +57,45 @@ impl NotEnforced {
     }
 }
 
+/// The first enabled policy (by id) of each virtual cluster, found in
+/// one pass over the configuration.
+pub(crate) fn first_policies(config: &Config) -> HashMap<&str, &Entity> {
+    let mut first: HashMap<&str, &Entity> = HashMap::new();
+    for entity in config.entities() {
+        let Some(fields) = entity.spec.as_ref().and_then(|s| s.policy()) else {
+            continue;
+        };
+        if fields.enabled == Some(false) {
+            continue;
+        }
+        first
+            .entry(fields.virtual_cluster_id)
+            .and_modify(|p| {
+                if entity.id < p.id {
+                    *p = entity;
+                }
+            })
+            .or_insert(entity);
+    }
+    first
+}
+
 /// What a virtual cluster's own fields and policies ask for that is not
-/// enforced (the first such thing, in field order).
-pub(crate) fn virtual_cluster(config: &Config, entity: &Entity) -> Option<NotEnforced> {
+/// enforced (the first such thing, in field order). What this node cannot
+/// read (a method or mode from a newer control plane) is not enforced
+/// either: it is refused, never taken for the default.
+pub(crate) fn virtual_cluster(
+    entity: &Entity,
+    policies: &HashMap<&str, &Entity>,
+) -> Option<NotEnforced> {
     let Some(Spec::VirtualCluster(vc)) = &entity.spec else {
         return None;
     };
     let at = |feature: String| Some(NotEnforced::new(Hop::VirtualCluster, &entity.id, feature));
     for (i, rule) in vc.authentication.iter().enumerate() {
         let method = match &rule.method {
-            None | Some(Method::Anonymous(_)) => continue,
+            Some(Method::Anonymous(_)) => continue,
+            None => "method unknown to this node",
             Some(Method::SaslPlain(_)) => "sasl_plain",
             Some(Method::SaslScram(_)) => "sasl_scram",
             Some(Method::OauthBearer(_)) => "oauth_bearer",
@@ -72,7 +103,7 @@ pub(crate) fn virtual_cluster(config: &Config, entity: &Entity) -> Option<NotEnf
         };
         return at(format!("authentication[{i}].{method}"));
     }
-    if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
+    if vc.acl_mode != AclMode::Passthrough as i32 && vc.acl_mode != AclMode::Unspecified as i32 {
         return at("acl_mode".into());
     }
     if vc.namespace.is_some() {
@@ -81,18 +112,8 @@ pub(crate) fn virtual_cluster(config: &Config, entity: &Entity) -> Option<NotEnf
     if !vc.topic_aliases.is_empty() {
         return at("topic_aliases".into());
     }
-    let mut policies: Vec<&Entity> = config
-        .entities()
-        .filter(|p| {
-            p.spec
-                .as_ref()
-                .and_then(|s| s.policy())
-                .is_some_and(|f| f.virtual_cluster_id == entity.id && f.enabled != Some(false))
-        })
-        .collect();
-    policies.sort_by(|a, b| a.id.cmp(&b.id));
     policies
-        .first()
+        .get(entity.id.as_str())
         .and_then(|p| at(format!("{}({})", p.kind().slug(), p.id)))
 }
 
@@ -105,10 +126,11 @@ pub(crate) fn backend(entity: &Entity) -> Option<NotEnforced> {
     if b.tls.as_ref().is_some_and(|t| t.enabled) {
         return at("tls.enabled");
     }
-    match b.authentication.as_ref().and_then(|a| a.method.as_ref()) {
-        Some(backend_authentication::Method::SaslPlain(_)) => at("authentication.sasl_plain"),
-        Some(backend_authentication::Method::SaslScram(_)) => at("authentication.sasl_scram"),
-        _ => None,
+    match b.authentication.as_ref().map(|a| a.method.as_ref()) {
+        None | Some(Some(backend_authentication::Method::Anonymous(_))) => None,
+        Some(Some(backend_authentication::Method::SaslPlain(_))) => at("authentication.sasl_plain"),
+        Some(Some(backend_authentication::Method::SaslScram(_))) => at("authentication.sasl_scram"),
+        Some(None) => at("authentication (a method unknown to this node)"),
     }
 }
 

@@ -1,13 +1,15 @@
 //! A connection's hold on its route. The route is looked up again only
 //! when the node's configuration changed (one pointer comparison per
 //! frame otherwise), so a policy change applies from the next request
-//! without dropping the connection.
+//! without dropping the connection. A connection is tied to the broker it
+//! dialled: once its port leads to another backend or broker, the route
+//! counts as gone and the connection drains.
 
 use std::sync::Arc;
 
 use crate::{
     config::{Config, ConfigStore},
-    listener::routes::{Key, Route},
+    listener::routes::{Key, Role, Route},
 };
 
 /// The route of one connection's port, kept current.
@@ -16,11 +18,10 @@ pub(crate) struct Binding {
     store: Arc<ConfigStore>,
     key: Key,
     seen: Arc<Config>,
-    /// The route in `seen`, if the port is still routed there.
+    /// The route in `seen`, if the port still leads where it did.
     current: Option<Arc<Route>>,
-    /// The newest route the port had (answers in flight after the port
-    /// was removed are still rewritten with it).
-    last: Arc<Route>,
+    /// The backend and broker the connection's upstream was dialled to.
+    dialled: (String, Role),
 }
 
 impl Binding {
@@ -32,32 +33,32 @@ impl Binding {
             store,
             key,
             seen,
-            current: Some(route.clone()),
-            last: route,
+            dialled: (route.virtual_cluster.backend.id.clone(), route.role),
+            current: Some(route),
         })
     }
 
-    fn refresh(&mut self) {
-        let now = self.store.peek();
-        if Arc::ptr_eq(&now, &self.seen) {
-            return;
-        }
-        self.seen = arc_swap::Guard::into_inner(now);
-        self.current = self.seen.compiled().routes.get(&self.key).cloned();
-        if let Some(route) = &self.current {
-            self.last = route.clone();
-        }
-    }
-
-    /// The route now, or `None` once the port is no longer routed.
+    /// The route now, or `None` once the port is no longer routed or
+    /// leads to another backend or broker than the one dialled.
     pub(crate) fn current(&mut self) -> Option<&Arc<Route>> {
-        self.refresh();
+        let now = self.store.peek();
+        if !Arc::ptr_eq(&now, &self.seen) {
+            self.seen = arc_swap::Guard::into_inner(now);
+            self.current = self
+                .seen
+                .compiled()
+                .routes
+                .get(&self.key)
+                .filter(|r| {
+                    (&r.virtual_cluster.backend.id, r.role) == (&self.dialled.0, self.dialled.1)
+                })
+                .cloned();
+        }
         self.current.as_ref()
     }
 
-    /// The route now, or the last one the port had.
-    pub(crate) fn latest(&mut self) -> &Arc<Route> {
-        self.refresh();
-        &self.last
+    /// The backend the connection's upstream was dialled to.
+    pub(crate) fn dialled_backend(&self) -> &str {
+        &self.dialled.0
     }
 }

@@ -35,7 +35,7 @@ use crate::{
     filter::{InFlight, Notes},
     hop::{Hop, HopError, Kind},
     kafka::frame::{FrameReader, MAX_FRAME},
-    listener::routes::Key,
+    listener::routes::{Key, Route},
     node::Node,
 };
 
@@ -48,8 +48,9 @@ const MAX_IN_FLIGHT: usize = 256;
 /// One entry of the in-flight FIFO.
 #[derive(Debug)]
 pub(crate) enum Pending {
-    /// A request sent to the broker, awaiting its response.
-    Broker(InFlight, Notes),
+    /// A request sent to the broker, awaiting its response, with the
+    /// route (chain, mapping) it was handled with.
+    Broker(InFlight, Notes, Arc<Route>),
     /// A filter's answer (header included), written in its turn.
     Local(Bytes),
 }
@@ -62,16 +63,9 @@ pub async fn serve(client: TcpStream, key: Key, node: Arc<Node>) {
         .unwrap_or_default();
     match connect(client, key, &node).await {
         Ok(()) => tracing::debug!(%peer, "client connection closed"),
-        Err(e) => {
-            node.telemetry.error(&e);
-            tracing::warn!(
-                %peer,
-                hop = e.hop.as_str(),
-                entity = e.entity,
-                kind = e.kind.as_str(),
-                "{}",
-                e.message
-            );
+        Err(mut e) => {
+            e.message = format!("client {peer}: {}", e.message);
+            node.report(&e);
         }
     }
 }
@@ -85,19 +79,41 @@ async fn connect(client: TcpStream, key: Key, node: &Node) -> Result<(), HopErro
             "no forward policy routes this port",
         ));
     };
-    let route = binding.latest().clone();
+    let Some(route) = binding.current().cloned() else {
+        return Ok(());
+    };
     if let Some(refusal) = &route.not_enforced {
         return Err(refusal.error());
     }
-    let (upstream, _) =
-        backend::connect(&route.virtual_cluster.backend, route.role, &node.directory).await?;
     let _ = client.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
+    // The broker is dialled only for a client that sent a whole request
+    // in time: an idle or half-sent connection costs no broker connection.
+    let mut requests = FrameReader::new(client_read, MAX_FRAME);
+    match tokio::time::timeout(node.limits.handshake_timeout, requests.fill()).await {
+        Ok(Ok(true)) => {}
+        // Closed before a request, or broken: the request pump reports it.
+        Ok(Ok(false)) | Ok(Err(_)) => {}
+        Err(_) => {
+            return Err(HopError::new(
+                Hop::Listener,
+                route.listener_id.clone(),
+                Kind::Timeout,
+                format!(
+                    "the client sent no first whole request within {:?} ({} bytes of one buffered)",
+                    node.limits.handshake_timeout,
+                    requests.buffered()
+                ),
+            ));
+        }
+    }
+    let (upstream, _) =
+        backend::connect(&route.virtual_cluster.backend, route.role, &node.directory).await?;
     let (upstream_read, upstream_write) = upstream.into_split();
     run(
         node,
         binding,
-        (client_read, client_write),
+        (requests, client_write),
         (upstream_read, upstream_write),
     )
     .await
@@ -108,7 +124,7 @@ async fn connect(client: TcpStream, key: Key, node: &Node) -> Result<(), HopErro
 pub(crate) async fn run<CR, CW, UR, UW>(
     node: &Node,
     binding: Binding,
-    (client_read, client_write): (CR, CW),
+    (client_read, client_write): (FrameReader<CR>, CW),
     (upstream_read, upstream_write): (UR, UW),
 ) -> Result<(), HopError>
 where
@@ -118,16 +134,10 @@ where
     UW: AsyncWrite + Unpin,
 {
     let (queue, in_flight) = mpsc::channel(MAX_IN_FLIGHT);
-    let requests = requests::pump(
-        node,
-        binding.clone(),
-        FrameReader::new(client_read, MAX_FRAME),
-        upstream_write,
-        queue,
-    );
+    let backend_id = binding.dialled_backend().to_string();
+    let requests = requests::pump(node, binding, client_read, upstream_write, queue);
     let responses = responses::pump(
         node,
-        binding,
         FrameReader::new(upstream_read, MAX_FRAME),
         client_write,
         in_flight,
@@ -137,9 +147,15 @@ where
         ended = &mut requests => match ended {
             // The request pump dropped its end of the FIFO: the response
             // pump returns once everything queued is answered.
-            Ok(requests::End::Drain) => tokio::time::timeout(DRAIN, &mut responses)
-                .await
-                .unwrap_or(Ok(())),
+            Ok(requests::End::Drain) => match tokio::time::timeout(DRAIN, &mut responses).await {
+                Ok(answered) => answered,
+                Err(_) => Err(HopError::new(
+                    Hop::BackendCluster,
+                    backend_id.clone(),
+                    Kind::DrainTimeout,
+                    format!("requests still unanswered {DRAIN:?} after the connection began to drain"),
+                )),
+            },
             Ok(requests::End::ClientClosed) => Ok(()),
             Err(e) => Err(e),
         },

@@ -47,25 +47,36 @@ where
     let mut watching = true;
     let mut first = true;
     loop {
+        // One deadline per request: configuration changes while waiting
+        // do not restart it.
         let (wait, waiting_for) = if first {
             (node.limits.handshake_timeout, "a first")
         } else {
             (node.limits.idle_timeout, "another")
         };
-        let read = tokio::select! {
-            read = tokio::time::timeout(wait, client.next()) => read,
-            changed = changes.changed(), if watching => {
-                match changed {
+        let deadline = tokio::time::Instant::now() + wait;
+        let read = loop {
+            tokio::select! {
+                read = tokio::time::timeout_at(deadline, client.next()) => break read,
+                changed = changes.changed(), if watching => match changed {
                     Err(_) => watching = false,
-                    Ok(()) if binding.current().is_none() => return Ok(End::Drain),
-                    Ok(()) => {}
-                }
-                continue;
+                    Ok(()) => match binding.current() {
+                        None => return Ok(End::Drain),
+                        // Configuration this node cannot enforce now
+                        // applies to open connections too.
+                        Some(route) => if let Some(refusal) = &route.not_enforced {
+                            return Err(refusal.error());
+                        },
+                    },
+                },
             }
         };
         let Some(route) = binding.current() else {
             return Ok(End::Drain);
         };
+        if let Some(refusal) = &route.not_enforced {
+            return Err(refusal.error());
+        }
         let bad_frame = |message: String| {
             HopError::new(
                 Hop::Listener,
@@ -104,6 +115,16 @@ where
         let Some((api_key, version, correlation_id)) = frame::request_key(&body) else {
             return Err(bad_frame("request shorter than its header".into()));
         };
+        if !request::forwardable(api_key) {
+            return Err(HopError::new(
+                Hop::VirtualCluster,
+                route.virtual_cluster.id.clone(),
+                Kind::UnsupportedApi,
+                format!(
+                    "api_key={api_key}: its answers carry broker addresses this proxy does not rewrite, or the proxy does not know it"
+                ),
+            ));
+        }
         if request::api_versions_too_new(api_key, version) {
             let answer = request::unsupported_api_versions(correlation_id);
             if in_flight.send(Pending::Local(answer)).await.is_err() {
@@ -111,7 +132,13 @@ where
             }
             continue;
         }
-        let expects_response = request::expects_response(api_key, version, &body);
+        let Some(expects_response) = request::expects_response(api_key, version, &body) else {
+            // An answer expected where none comes (or the reverse) would
+            // shift every later answer onto the wrong request.
+            return Err(bad_frame(
+                "a produce request whose acks cannot be read".into(),
+            ));
+        };
         let chain = &route.virtual_cluster.chain;
         let mut notes = Notes::default();
         let outcome = if chain.wants_request(api_key, version) {
@@ -141,7 +168,11 @@ where
                 version,
                 correlation_id,
             };
-            if in_flight.send(Pending::Broker(entry, notes)).await.is_err() {
+            if in_flight
+                .send(Pending::Broker(entry, notes, route.clone()))
+                .await
+                .is_err()
+            {
                 // The response side ended (its error is the one reported).
                 return Ok(End::ClientClosed);
             }

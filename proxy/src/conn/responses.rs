@@ -9,7 +9,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::{Pending, binding::Binding};
+use super::Pending;
 use crate::{
     filter::{Context, Findings},
     hop::{Hop, HopError, Kind},
@@ -21,7 +21,6 @@ use crate::{
 /// done and the FIFO is empty, the broker closes, or a hop fails.
 pub(crate) async fn pump<R, W>(
     node: &Node,
-    mut binding: Binding,
     mut upstream: FrameReader<R>,
     mut client: W,
     mut in_flight: mpsc::Receiver<Pending>,
@@ -31,16 +30,17 @@ where
     W: AsyncWrite + Unpin,
 {
     while let Some(next) = in_flight.recv().await {
-        let (entry, mut notes) = match next {
+        let (entry, mut notes, route) = match next {
             Pending::Local(answer) => {
                 if frame::write_frame(&mut client, &answer).await.is_err() {
                     return Ok(());
                 }
                 continue;
             }
-            Pending::Broker(entry, notes) => (entry, notes),
+            Pending::Broker(entry, notes, route) => (entry, notes, route),
         };
-        let route = binding.latest();
+        // The answer goes through the chain (and mapping) its request
+        // went through, even if the configuration changed in between.
         let backend = &route.virtual_cluster.backend.id;
         let fail =
             |kind, message: String| HopError::new(Hop::BackendCluster, backend, kind, message);
@@ -66,7 +66,7 @@ where
         let sent = if chain.wants_response(entry.api_key, entry.version) {
             let mut findings = Findings::default();
             let mut cx = Context {
-                route,
+                route: &route,
                 notes: &mut notes,
                 findings: &mut findings,
             };

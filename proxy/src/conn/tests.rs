@@ -77,10 +77,11 @@ fn start(filters: Vec<Arc<dyn Filter>>) -> Harness {
     let (proxy_upstream, broker) = tokio::io::duplex(1 << 16);
     let running = node.clone();
     let done = tokio::spawn(async move {
+        let (client_read, client_write) = tokio::io::split(proxy_client);
         run(
             &running,
             binding,
-            tokio::io::split(proxy_client),
+            (FrameReader::new(client_read, MAX_FRAME), client_write),
             tokio::io::split(proxy_upstream),
         )
         .await
@@ -402,4 +403,74 @@ async fn an_intercepting_filter_sees_only_its_api_and_forwards_an_equivalent_req
         "the heartbeat was not decoded"
     );
     h.done.abort();
+}
+
+#[tokio::test]
+async fn an_open_connection_is_closed_once_its_path_is_not_enforced() {
+    let mut h = start(base_filters());
+    h.send(&heartbeat(1)).await;
+    h.broker_receives().await;
+    h.broker_sends(&opaque(1, b"ok")).await;
+    h.receive().await;
+    // The virtual cluster gains something this node cannot enforce.
+    let mut route = test_route(Chain::new(base_filters()), mapping());
+    route.not_enforced = Some(crate::config::NotEnforced {
+        hop: crate::hop::Hop::VirtualCluster,
+        entity: "vc".into(),
+        feature: "namespace".into(),
+    });
+    let mut compiled = Compiled::default();
+    compiled.routes.insert(key(), Arc::new(route));
+    h.node.config.replace(Config::from_compiled(compiled));
+    let err = h.result().await.unwrap_err();
+    assert_eq!(err.kind, Kind::NotEnforced);
+    assert!(err.to_string().contains("feature=namespace"), "{err}");
+}
+
+#[tokio::test]
+async fn a_port_that_now_leads_to_another_backend_drains_the_connection() {
+    let mut h = start(base_filters());
+    h.send(&produce(5, 1)).await;
+    h.broker_receives().await;
+    // Same port, but its virtual cluster now points at another backend:
+    // this upstream socket must not carry the port's traffic any more.
+    let mut route = test_route(Chain::new(base_filters()), mapping());
+    let mut vc = crate::config::VirtualCluster {
+        id: "vc".into(),
+        backend: route.virtual_cluster.backend.clone(),
+        chain: Chain::new(base_filters()),
+        not_enforced: None,
+    };
+    let mut other = (*vc.backend).clone();
+    other.id = "another-backend".into();
+    vc.backend = Arc::new(other);
+    route.virtual_cluster = Arc::new(vc);
+    let mut compiled = Compiled::default();
+    compiled.routes.insert(key(), Arc::new(route));
+    h.node.config.replace(Config::from_compiled(compiled));
+    h.broker_sends(&opaque(5, b"produced")).await;
+    assert_eq!(
+        h.receive().await,
+        opaque(5, b"produced"),
+        "in flight: answered"
+    );
+    assert!(h.result().await.is_ok(), "then closed");
+}
+
+#[tokio::test]
+async fn a_produce_whose_acks_cannot_be_read_is_refused() {
+    let mut h = start(base_filters());
+    let mut bad = produce(1, 0).to_vec();
+    // A client id of two bytes that are not UTF-8 in front of acks=0.
+    let mut patched = bad[..12].to_vec();
+    patched.extend_from_slice(&2i16.to_be_bytes());
+    patched.extend_from_slice(&[0xff, 0xfe]);
+    patched.extend_from_slice(&bad[18..]);
+    let len = (patched.len() - 4) as i32;
+    patched[..4].copy_from_slice(&len.to_be_bytes());
+    bad = patched;
+    h.send(&bad).await;
+    let err = h.result().await.unwrap_err();
+    assert_eq!(err.kind, Kind::BadFrame);
+    assert!(err.message.contains("acks"), "{err}");
 }

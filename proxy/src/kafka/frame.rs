@@ -80,31 +80,31 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.buf.len()
     }
 
+    /// Waits until a whole frame is buffered (true) or the peer closed
+    /// between frames (false), without taking the frame. Cancel-safe.
+    pub async fn fill(&mut self) -> Result<bool, FrameError> {
+        loop {
+            if let Some(total) = self.complete()? {
+                return Ok(total > 0);
+            }
+            if self.read_more().await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(false)
+                } else {
+                    Err(FrameError::Truncated)
+                };
+            }
+        }
+    }
+
     /// The next frame; `None` when the peer closed between frames.
     /// Cancel-safe: bytes read before a cancellation stay buffered.
     pub async fn next(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
-            let want = match self.buf.get(..4) {
-                Some(prefix) => {
-                    let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-                    if len < 0 || len as usize > self.max {
-                        return Err(FrameError::TooLarge {
-                            len: i64::from(len),
-                            max: self.max,
-                        });
-                    }
-                    let total = 4 + len as usize;
-                    if self.buf.len() >= total {
-                        return Ok(Some(Frame(self.buf.split_to(total).freeze())));
-                    }
-                    total - self.buf.len()
-                }
-                None => 4 - self.buf.len(),
-            };
-            if self.buf.capacity() - self.buf.len() < want.min(READ_MIN) {
-                self.buf.reserve(want.clamp(READ_MIN, READ_STEP));
+            if let Some(total) = self.complete()? {
+                return Ok(Some(Frame(self.buf.split_to(total).freeze())));
             }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            if self.read_more().await? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -112,6 +112,39 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 };
             }
         }
+    }
+
+    /// The length of the whole frame at the front of the buffer, once it
+    /// is all there.
+    fn complete(&self) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = self.buf.get(..4) else {
+            return Ok(None);
+        };
+        let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if len < 0 || len as usize > self.max {
+            return Err(FrameError::TooLarge {
+                len: i64::from(len),
+                max: self.max,
+            });
+        }
+        let total = 4 + len as usize;
+        Ok((self.buf.len() >= total).then_some(total))
+    }
+
+    /// Reads what the peer sent, growing the buffer towards the frame's
+    /// claimed size in bounded steps; 0 at end of stream.
+    async fn read_more(&mut self) -> Result<usize, FrameError> {
+        let want = match self.buf.get(..4) {
+            Some(prefix) => {
+                let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                (4 + len.max(0) as usize).saturating_sub(self.buf.len())
+            }
+            None => 4 - self.buf.len(),
+        };
+        if self.buf.capacity() - self.buf.len() < want.min(READ_MIN) {
+            self.buf.reserve(want.clamp(READ_MIN, READ_STEP));
+        }
+        Ok(self.inner.read_buf(&mut self.buf).await?)
     }
 }
 

@@ -42,16 +42,37 @@ pub fn unsupported_api_versions(correlation_id: i32) -> Bytes {
     out.freeze()
 }
 
-/// Whether a request gets a response: everything but `acks=0` produce.
-pub fn expects_response(api_key: i16, version: i16, frame: &[u8]) -> bool {
-    api_key != ApiKey::Produce as i16 || produce_acks(version, frame) != Some(0)
+/// APIs whose answers carry broker addresses the proxy does not rewrite
+/// (KIP-932 share fetches, DescribeQuorum's listeners): carried on, they
+/// would send clients around the gateway, so they are refused and not
+/// advertised.
+const ADDRESSES_NOT_REWRITTEN: [ApiKey; 3] = [
+    ApiKey::DescribeQuorum,
+    ApiKey::ShareFetch,
+    ApiKey::ShareAcknowledge,
+];
+
+/// Whether requests of this API may be carried: it is one the proxy's
+/// Kafka library knows (so none of its answers can surprise it) and its
+/// answers carry no broker address the proxy leaves unrewritten.
+pub fn forwardable(api_key: i16) -> bool {
+    ApiKey::try_from(api_key).is_ok_and(|k| !ADDRESSES_NOT_REWRITTEN.contains(&k))
+}
+
+/// Whether a request gets a response (everything but `acks=0` produce),
+/// or `None` for a produce request whose `acks` cannot be read.
+pub fn expects_response(api_key: i16, version: i16, frame: &Bytes) -> Option<bool> {
+    if api_key != ApiKey::Produce as i16 {
+        return Some(true);
+    }
+    produce_acks(version, frame).map(|acks| acks != 0)
 }
 
 /// The `acks` of a produce request: the field after the header and, from
 /// v3, the transactional id. Read by hand so the records stay undecoded.
-fn produce_acks(version: i16, frame: &[u8]) -> Option<i16> {
+fn produce_acks(version: i16, frame: &Bytes) -> Option<i16> {
     let header_version = ApiKey::Produce.request_header_version(version);
-    let mut buf = Bytes::copy_from_slice(frame.get(..frame.len().min(4096))?);
+    let mut buf = frame.clone();
     RequestHeader::decode(&mut buf, header_version).ok()?;
     let mut rest: &[u8] = &buf;
     if version >= 3 {
@@ -76,4 +97,82 @@ fn varint(bytes: &[u8]) -> Option<(u32, usize)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::{
+        messages::{ProduceRequest, TransactionalId},
+        protocol::StrBytes,
+    };
+
+    use super::*;
+
+    fn produce(version: i16, acks: i16, client_id: &[u8]) -> Bytes {
+        let mut out = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .encode(&mut out, ApiKey::Produce.request_header_version(version))
+            .unwrap();
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+            .encode(&mut out, version)
+            .unwrap();
+        let mut body = out.freeze();
+        if !client_id.is_empty() {
+            // Replace the (null) client id: key, version, correlation,
+            // then an i16 length and the bytes.
+            let mut patched = body[..8].to_vec();
+            patched.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+            patched.extend_from_slice(client_id);
+            patched.extend_from_slice(&body[10..]);
+            body = Bytes::from(patched);
+        }
+        body
+    }
+
+    #[test]
+    fn acks_are_read_at_every_version_and_an_unreadable_one_is_refused() {
+        for version in [3, 8, 9, 11] {
+            assert_eq!(
+                expects_response(0, version, &produce(version, 0, b"")),
+                Some(false)
+            );
+            assert_eq!(
+                expects_response(0, version, &produce(version, 1, b"")),
+                Some(true)
+            );
+            assert_eq!(
+                expects_response(0, version, &produce(version, -1, b"")),
+                Some(true)
+            );
+        }
+        // A client id that is not UTF-8: a broker may accept it, but the
+        // proxy cannot read acks behind it, so it refuses the request
+        // rather than guess whether an answer will come.
+        assert_eq!(expects_response(0, 8, &produce(8, 0, b"\xff\xfe")), None);
+        assert_eq!(
+            expects_response(0, 8, &Bytes::from_static(&[0, 0, 0, 8])),
+            None
+        );
+        assert_eq!(
+            expects_response(3, 12, &Bytes::new()),
+            Some(true),
+            "not a produce"
+        );
+    }
+
+    #[test]
+    fn apis_with_unrewritten_addresses_or_unknown_keys_are_not_carried() {
+        assert!(forwardable(ApiKey::Metadata as i16));
+        assert!(forwardable(ApiKey::Produce as i16));
+        assert!(!forwardable(ApiKey::ShareFetch as i16));
+        assert!(!forwardable(ApiKey::DescribeQuorum as i16));
+        assert!(!forwardable(999));
+        assert!(!forwardable(-1));
+    }
 }

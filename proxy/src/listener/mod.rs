@@ -53,6 +53,10 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// First pause after a failed accept.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(50);
+/// Longest pause after failed accepts.
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
 /// First wait before binding a failed port again.
 const BIND_RETRY_MIN: Duration = Duration::from_millis(500);
 /// Longest wait between attempts to bind a failed port.
@@ -115,9 +119,11 @@ async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) -
 }
 
 async fn accept(listener: TcpListener, key: Key, node: Arc<Node>) {
+    let mut pause = ACCEPT_PAUSE_MIN;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                pause = ACCEPT_PAUSE_MIN;
                 let listener_id = node
                     .config
                     .peek()
@@ -145,8 +151,15 @@ async fn accept(listener: TcpListener, key: Key, node: Arc<Node>) {
                 });
             }
             Err(e) => {
-                tracing::warn!(port = key.1, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Out of file descriptors, say: back off instead of spinning.
+                node.report(&HopError::new(
+                    Hop::Listener,
+                    format!("{}:{}", key.0, key.1),
+                    Kind::AcceptFailed,
+                    format!("accept failed: {e} (pausing {pause:?})"),
+                ));
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
             }
         }
     }

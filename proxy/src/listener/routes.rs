@@ -124,6 +124,16 @@ pub(crate) fn routes(
         } else {
             &ports[..]
         };
+        // A port an older policy already took on any of this listener's
+        // addresses is not this policy's: its broker is left out of the
+        // mapping (reported as outside it) rather than advertised on a
+        // port that leads elsewhere.
+        let taken = |port: u16| {
+            listener
+                .addresses
+                .iter()
+                .any(|a| out.contains_key(&(a.clone(), port)))
+        };
         let brokers: BTreeMap<i32, u16> = broker_ports
             .iter()
             .enumerate()
@@ -131,7 +141,9 @@ pub(crate) fn routes(
                 let id = i32::try_from(i).ok()?.checked_add(mapping.min_broker_id)?;
                 Some((id, *p))
             })
+            .filter(|(_, p)| !taken(*p))
             .collect();
+        let bootstrap_port = ports.first().copied().filter(|p| bootstrap && !taken(*p));
         let map = Arc::new(Mapping {
             advertised_host: mapping.advertised_host.clone(),
             min_broker_id: mapping.min_broker_id,
@@ -155,8 +167,8 @@ pub(crate) fn routes(
             })
         };
         for address in &listener.addresses {
-            if bootstrap && let Some(first) = ports.first() {
-                out.entry((address.clone(), *first))
+            if let Some(first) = bootstrap_port {
+                out.entry((address.clone(), first))
                     .or_insert_with(|| route(Role::Bootstrap));
             }
             for (id, port) in &brokers {
@@ -410,6 +422,43 @@ mod tests {
                 "l".into(),
                 "listener_policy_tls_server(t1)".into()
             ))
+        );
+    }
+
+    #[test]
+    fn a_newer_policy_never_advertises_a_port_an_older_one_took() {
+        let mut set = entities(&["9000-9002"], 0, BootstrapPort::AtStart);
+        let f = set.pop().unwrap();
+        set.push(created(f.clone(), 1));
+        set.push(entity(
+            "l2",
+            Spec::Listener(Listener {
+                addresses: vec!["127.0.0.1".into()],
+                ports: vec!["9001-9003".into()],
+            }),
+        ));
+        let mut newer = f;
+        newer.id = "f2".into();
+        if let Some(Spec::ListenerPolicyForwardToVirtualCluster(p)) = &mut newer.spec {
+            p.listener_id = "l2".into();
+        }
+        set.push(created(newer, 2));
+        let config = apply(set);
+        let routes = &config.compiled().routes;
+        let port = |p: u16| routes[&("127.0.0.1".to_string(), p)].clone();
+        assert_eq!(
+            port(9001).policy_id,
+            "f",
+            "the older policy keeps its ports"
+        );
+        assert_eq!(port(9002).policy_id, "f");
+        let newer = port(9003);
+        assert_eq!(newer.policy_id, "f2");
+        assert_eq!(newer.role, Role::Broker(1));
+        assert_eq!(
+            newer.mapping.brokers,
+            BTreeMap::from([(1, 9003)]),
+            "broker 0's port belongs to the other policy"
         );
     }
 }

@@ -125,8 +125,16 @@ impl Dispatcher {
     }
 
     async fn attempt(&self, due: DueDelivery) {
-        if !matches!(self.store.still_due(&due.id, due.attempts).await, Ok(true)) {
-            return;
+        match self.store.still_due(&due.id, due.attempts).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                // Cannot tell: hold the hook back a while rather than ask
+                // the database again at once.
+                tracing::warn!(hook = due.hook_id, error = %e, "could not check an event delivery");
+                tokio::time::sleep(self.policy.base).await;
+                return;
+            }
         }
         let result = match self.store.hook_for_delivery(&due.hook_id).await {
             Ok(Some(hook)) => self.deliver(&hook, &due).await,
@@ -162,8 +170,27 @@ impl Dispatcher {
                 }
             }
         };
-        if let Err(e) = self.store.record_attempt(&due.id, outcome).await {
-            tracing::warn!(error = %e, "could not record an event delivery");
+        self.record(&due, outcome).await;
+    }
+
+    /// Records how an attempt ended, retrying with backoff until the
+    /// database takes it. The hook stays in flight meanwhile, so a delivery
+    /// whose outcome cannot be written (disk full, busy) is not sent again
+    /// and again: it waits, and is sent again only if the server stops
+    /// before the outcome is written (at least once).
+    async fn record(&self, due: &DueDelivery, outcome: Outcome) {
+        let mut failures = 0u32;
+        while let Err(e) = self.store.record_attempt(&due.id, outcome.clone()).await {
+            failures = failures.saturating_add(1);
+            let delay = self.policy.delay(failures);
+            tracing::warn!(
+                hook = due.hook_id,
+                event = due.event_id,
+                error = %e,
+                retry_in_ms = delay.as_millis() as u64,
+                "could not record an event delivery; recording again later (the event is not resent)"
+            );
+            tokio::time::sleep(delay).await;
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 pub mod sign;
+pub mod snooze;
 
 use prost::Message;
 use prost_reflect::{DynamicMessage, SerializeOptions};

@@ -5,6 +5,7 @@ mod dataplane;
 mod nodes;
 mod outbox;
 mod read;
+mod retention;
 mod tokens;
 mod write;
 
@@ -59,8 +60,8 @@ pub struct Store {
     roots: Arc<RwLock<Arc<Vec<CertificateDer<'static>>>>>,
     /// Wakes the event dispatcher when an event was queued.
     events_queued: Arc<tokio::sync::Notify>,
-    /// When each (hook, snooze key) last fired.
-    snoozed: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>>,
+    /// When each (hook, snooze key) last fired (bounded).
+    snoozer: Arc<crate::events::snooze::Snoozer>,
 }
 
 impl Store {
@@ -98,7 +99,7 @@ impl Store {
             keep_revisions: None,
             roots: Arc::default(),
             events_queued: Arc::default(),
-            snoozed: Arc::default(),
+            snoozer: Arc::default(),
         };
         store.reload_roots().await?;
         Ok(store)

@@ -23,6 +23,7 @@ pub struct DueDelivery {
 }
 
 /// How an attempt ended.
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// Delivered.
     Delivered,
@@ -111,30 +112,39 @@ impl Store {
         Ok(queued)
     }
 
-    /// Whether a snoozed repeat should be suppressed (false) or sent.
+    /// Whether a snoozed repeat should be suppressed (false) or sent; a
+    /// sent one starts the hook's window again.
     fn not_snoozed(&self, hook_id: &str, hook: &EventHook, event: &Event) -> bool {
-        let (Some(key), secs) = (&event.snooze_key, hook.snooze_seconds) else {
-            return true;
-        };
-        if secs == 0 {
-            return true;
-        }
-        let Ok(mut last) = self.snoozed.lock() else {
-            return true;
-        };
-        let now = std::time::Instant::now();
-        let slot = (hook_id.to_string(), key.clone());
-        match last.get(&slot) {
-            Some(t) if now.duration_since(*t).as_secs() < u64::from(secs) => false,
-            _ => {
-                last.insert(slot, now);
-                true
-            }
+        match &event.snooze_key {
+            Some(key) => self.snoozer.admit(hook_id, key, hook.snooze_seconds),
+            None => true,
         }
     }
 
-    /// Queues a data-plane event for the hooks that listen to it.
+    /// Whether some hook of the gateway would take `event` now (read only).
+    async fn anyone_listens(&self, gateway_id: &str, event: &Event) -> Result<bool, ApiError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(Self::hooks(&mut conn, gateway_id)
+            .await?
+            .iter()
+            .any(|hook| match &hook.spec {
+                Some(Spec::EventHook(spec)) => {
+                    event.matches(spec)
+                        && event.snooze_key.as_ref().is_none_or(|key| {
+                            self.snoozer.would_admit(&hook.id, key, spec.snooze_seconds)
+                        })
+                }
+                _ => false,
+            }))
+    }
+
+    /// Queues a data-plane event for the hooks that listen to it. Most
+    /// node events match no hook, or only a snoozed one: those cost a read
+    /// and no write transaction.
     pub async fn emit(&self, gateway_id: &str, event: Event) -> Result<(), ApiError> {
+        if !self.anyone_listens(gateway_id, &event).await? {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
         let queued = self
             .enqueue_matching(&mut tx, gateway_id, &event, None)
@@ -299,5 +309,88 @@ impl Store {
                 delivered_at: ts(r.get("delivered_at")),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sluice_proto::admin::v1::{EventHandler, EventSource, Gateway};
+    use sqlx::{Connection, Executor, sqlite::SqliteConnectOptions};
+
+    use super::*;
+    use crate::{secrets::MasterKey, store::Mode};
+
+    fn dataplane(gateway_id: &str, event: &str, key: &str) -> Event {
+        Event::dataplane(gateway_id, "n1", event, key, serde_json::json!({}))
+    }
+
+    #[tokio::test]
+    async fn node_events_nobody_takes_need_no_write_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), MasterKey::random()).await.unwrap();
+        let gateway = store
+            .create(
+                Entity {
+                    name: "gw".into(),
+                    spec: Some(Spec::Gateway(Gateway::default())),
+                    ..Default::default()
+                },
+                Mode::Commit,
+            )
+            .await
+            .unwrap();
+        let hook = store
+            .create(
+                Entity {
+                    gateway_id: gateway.id.clone(),
+                    name: "denials".into(),
+                    spec: Some(Spec::EventHook(EventHook {
+                        source: EventSource::Dataplane as i32,
+                        event: "acl_denied".into(),
+                        handler: EventHandler::Log as i32,
+                        snooze_seconds: 3600,
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                },
+                Mode::Commit,
+            )
+            .await
+            .unwrap();
+        store
+            .emit(&gateway.id, dataplane(&gateway.id, "acl_denied", "alice"))
+            .await
+            .unwrap();
+
+        // Another writer holds the database: whatever needs a write waits.
+        let mut other = sqlx::SqliteConnection::connect_with(
+            &SqliteConnectOptions::new().filename(dir.path().join(super::super::DATABASE_FILE)),
+        )
+        .await
+        .unwrap();
+        other.execute("BEGIN IMMEDIATE").await.unwrap();
+        for (event, key) in [
+            ("auth_failed", "bob"),   // no hook listens
+            ("acl_denied", "alice"),  // snoozed
+            ("node_connected", "n1"), // no hook listens
+        ] {
+            tokio::time::timeout(
+                Duration::from_secs(3),
+                store.emit(&gateway.id, dataplane(&gateway.id, event, key)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{event} waited for the write lock"))
+            .unwrap();
+        }
+        other.execute("ROLLBACK").await.unwrap();
+
+        let queued = store
+            .deliveries(&gateway.id, &hook.id, "", 100)
+            .await
+            .unwrap();
+        let events: Vec<&str> = queued.iter().map(|d| d.event.as_str()).collect();
+        assert_eq!(events, ["acl_denied", "ping"], "newest first");
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tonic::{Status, Streaming};
 
 use super::{
+    emitter::Emitter,
     plan::{FromLog, Log, Next, Plan},
     registry::Registry,
 };
@@ -40,8 +41,8 @@ pub struct Session {
     out: mpsc::Sender<Result<ServerMessage, Status>>,
     /// The protocol state: what was ACKed, sent, in flight and pending.
     plan: Plan,
-    /// Data-plane events for the emitter task.
-    events: mpsc::UnboundedSender<Event>,
+    /// Data-plane events for the emitter task (bounded, drops counted).
+    events: Emitter,
 }
 
 /// Why a stream ended.
@@ -62,16 +63,7 @@ impl Session {
         out: mpsc::Sender<Result<ServerMessage, Status>>,
     ) -> Self {
         let plan = Plan::new(hello.last_applied_revision);
-        let (events, mut queue) = mpsc::unbounded_channel::<Event>();
-        let emitter = store.clone();
-        let gateway = peer.gateway_id.clone();
-        tokio::spawn(async move {
-            while let Some(event) = queue.recv().await {
-                if let Err(e) = emitter.emit(&gateway, event).await {
-                    tracing::warn!(error = %e, "could not queue a data-plane event");
-                }
-            }
-        });
+        let events = Emitter::spawn(store.clone(), &peer.gateway_id, &hello.node_id);
         Self {
             store,
             registry,
@@ -319,7 +311,7 @@ impl Session {
 
     /// Queues a data-plane event about this node for the hooks that listen,
     /// through the session's emitter task: in order, and without the
-    /// stream waiting on the outbox.
+    /// stream waiting on the outbox (dropped and counted when it is full).
     fn emit(&self, event: &str, key: &str, details: serde_json::Value) {
         let event = Event::dataplane(
             &self.peer.gateway_id,
@@ -328,6 +320,6 @@ impl Session {
             key,
             details,
         );
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 }

@@ -128,6 +128,11 @@ impl Receiver {
         *self.behaviour.lock().unwrap() = behaviour;
     }
 
+    /// A request answered 200 that is waiting to be taken, if any.
+    pub fn try_next(&mut self) -> Option<Received> {
+        self.rx.try_recv().ok()
+    }
+
     /// The next request answered 200 (fails the test after 20 s).
     pub(crate) async fn next(&mut self) -> Received {
         tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
