@@ -54,7 +54,7 @@ impl Emitter {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(event)) => {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if dropped == 1 || dropped % WARN_EVERY == 0 {
+                if dropped == 1 || dropped.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(
                         gateway = self.gateway_id,
                         node = self.node_id,

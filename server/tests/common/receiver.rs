@@ -129,7 +129,7 @@ impl Receiver {
     }
 
     /// A request answered 200 that is waiting to be taken, if any.
-    pub fn try_next(&mut self) -> Option<Received> {
+    pub(crate) fn try_next(&mut self) -> Option<Received> {
         self.rx.try_recv().ok()
     }
 
