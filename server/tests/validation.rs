@@ -295,3 +295,75 @@ async fn validate_is_a_dry_run_with_the_same_errors() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Aborted);
 }
+
+#[tokio::test]
+async fn port_clashes_are_refused_naming_both_entities_and_the_port() {
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("ports")).await;
+    let backend = create(&mut c, fixtures::backend(&gw.id, "b", "pw")).await;
+    let vc = create(
+        &mut c,
+        fixtures::virtual_cluster(&gw.id, "vc", &backend.id, "vc"),
+    )
+    .await;
+    let first = create(&mut c, fixtures::listener(&gw.id, "first", &["9092-9094"])).await;
+
+    // Another listener whose ports overlap on the same address, or on a
+    // wildcard address.
+    let status = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(fixtures::listener(&gw.id, "second", &["9000", "9094-9099"])),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["ports[1]"]);
+    let message = format!("{:?}", status.get_details_bad_request());
+    assert!(
+        message.contains("9094") && message.contains(&first.id),
+        "{message}"
+    );
+    let mut wildcard = fixtures::listener(&gw.id, "wild", &["9093"]);
+    spec(&mut wildcard, as_variant!(Spec::Listener)).addresses = vec!["0.0.0.0".into()];
+    assert_eq!(create_err(&mut c, wildcard).await, ["ports[0]"]);
+    // Another gateway's listener may use the same ports (other nodes).
+    let other_gw = create(&mut c, fixtures::gateway("elsewhere")).await;
+    create(
+        &mut c,
+        fixtures::listener(&other_gw.id, "same", &["9092-9094"]),
+    )
+    .await;
+    // Moving an existing listener onto a taken port is refused too.
+    let mut moved = create(&mut c, fixtures::listener(&gw.id, "moved", &["9200"])).await;
+    spec(&mut moved, as_variant!(Spec::Listener)).ports = vec!["9092".into()];
+    let status = c
+        .update_entity(UpdateEntityRequest {
+            entity: Some(moved),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["ports[0]"]);
+
+    // A second forward policy on a port-mapped listener.
+    create(&mut c, fixtures::forward(&gw.id, "a", &first.id, &vc.id)).await;
+    let status = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(fixtures::forward(&gw.id, "b", &first.id, &vc.id)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["listener_id"]);
+
+    // Broker ids past i32::MAX.
+    let high = create(&mut c, fixtures::listener(&gw.id, "high", &["9300-9303"])).await;
+    let mut forward = fixtures::forward(&gw.id, "high", &high.id, &vc.id);
+    if let Some(Spec::ListenerPolicyForwardToVirtualCluster(f)) = &mut forward.spec
+        && let Some(Config::PortMapping(m)) = &mut f.config
+    {
+        m.min_broker_id = i32::MAX - 1;
+    }
+    assert_eq!(
+        create_err(&mut c, forward).await,
+        ["port_mapping.min_broker_id"]
+    );
+}

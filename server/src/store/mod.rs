@@ -4,6 +4,7 @@
 mod dataplane;
 mod nodes;
 mod outbox;
+mod ports;
 mod read;
 mod retention;
 mod tokens;

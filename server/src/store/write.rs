@@ -242,6 +242,7 @@ async fn check_against_store(
             );
         }
     }
+    super::ports::check(conn, entity, &mut v).await?;
     v.into_result(kind.slug())?;
     Ok(refs)
 }
