@@ -20,7 +20,14 @@ use sluice_proto::admin::v1::{
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/resources");
 /// Attributes Terraform holds but the server never returns.
-const WRITE_ONLY: &[&str] = &["password", "key", "value", "secret", "private_key"];
+const WRITE_ONLY: &[&str] = &[
+    "password",
+    "key",
+    "value",
+    "secret",
+    "private_key",
+    "headers",
+];
 
 fn start() -> (tempfile::TempDir, Server, String) {
     let bin = workspace_bin("sluice-server");

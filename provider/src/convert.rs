@@ -9,18 +9,12 @@ use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind as FieldKind, MapKey, MessageDescriptor, ReflectMessage,
     Value as PValue,
 };
-use sha2::{Digest, Sha256};
 use sluice_proto::admin::v1::Entity;
 
 use crate::{
     plugin::value::Value,
     schema::{Attr, ResourceSchema, Source},
 };
-
-/// `sha256:<hex>`, as the server fingerprints secrets.
-pub fn fingerprint(secret: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(secret.as_bytes())))
-}
 
 fn enum_prefix(e: &prost_reflect::EnumDescriptor) -> String {
     e.values()
@@ -96,7 +90,28 @@ fn fill(
             continue;
         }
         match &attr.source {
-            Source::Common | Source::SecretFingerprint(_) => {}
+            Source::Common | Source::SecretFingerprint(_) | Source::SecretMapFingerprint(_) => {}
+            Source::SecretMapValue(name) => {
+                let field = descriptor
+                    .get_field_by_name(name)
+                    .with_context(|| format!("{at}: no such field"))?;
+                let (FieldKind::Message(entry), Value::Map(values)) = (field.kind(), v) else {
+                    continue;
+                };
+                let FieldKind::Message(secret) = entry.map_entry_value_field().kind() else {
+                    continue;
+                };
+                let mut map = HashMap::new();
+                for (key, value) in values {
+                    let mut s = DynamicMessage::new(secret.clone());
+                    s.set_field_by_name(
+                        "value",
+                        PValue::String(value.as_str().unwrap_or_default().to_string()),
+                    );
+                    map.insert(MapKey::String(key.clone()), PValue::Message(s));
+                }
+                message.set_field(&field, PValue::Map(map));
+            }
             Source::SecretValue(name) => {
                 let field = descriptor
                     .get_field_by_name(name)
@@ -231,7 +246,28 @@ fn read(message: &DynamicMessage, attrs: &[Attr]) -> BTreeMap<String, Value> {
     for attr in attrs {
         let value = match &attr.source {
             Source::Common => continue,
-            Source::SecretValue(_) => Value::Null,
+            Source::SecretValue(_) | Source::SecretMapValue(_) => Value::Null,
+            Source::SecretMapFingerprint(name) => match descriptor
+                .get_field_by_name(name)
+                .map(|f| message.get_field(&f))
+                .as_deref()
+            {
+                Some(PValue::Map(entries)) if !entries.is_empty() => Value::Map(
+                    entries
+                        .iter()
+                        .filter_map(|(k, v)| match (k, v) {
+                            (MapKey::String(k), PValue::Message(s)) => Some((
+                                k.clone(),
+                                s.get_field_by_name("fingerprint")
+                                    .and_then(|f| f.as_str().map(str::to_string))
+                                    .map_or(Value::Null, Value::String),
+                            )),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            },
             Source::SecretFingerprint(name) => descriptor
                 .get_field_by_name(name)
                 .filter(|f| message.has_field(f))
@@ -341,50 +377,4 @@ pub fn to_value(schema: &ResourceSchema, entity: &Entity) -> anyhow::Result<Valu
     out.insert("created_at".into(), timestamp(entity.created_at.as_ref()));
     out.insert("updated_at".into(), timestamp(entity.updated_at.as_ref()));
     Ok(Value::Map(out))
-}
-
-/// Fills secret values of `new` from `from` (config, plan or prior state)
-/// where the server's fingerprint matches them; a secret changed behind
-/// Terraform's back becomes null, so the next plan sets it again. With
-/// `trust`, values are taken without comparing (plans and applies).
-pub fn keep_secrets(attrs: &[Attr], new: &mut Value, from: &Value, trust: bool) {
-    let Value::Map(object) = new else { return };
-    for attr in attrs {
-        match (&attr.source, &attr.nested) {
-            (Source::SecretValue(name), _) => {
-                let print_attr = format!("{name}_fingerprint");
-                let candidate = from.get(&attr.name).clone();
-                let matches = match (&candidate, object.get(&print_attr)) {
-                    (Value::String(s), Some(Value::String(print))) => fingerprint(s) == *print,
-                    _ => false,
-                };
-                if trust {
-                    if let Value::String(s) = &candidate {
-                        object.insert(print_attr, Value::String(fingerprint(s)));
-                    }
-                    object.insert(attr.name.clone(), candidate);
-                } else {
-                    object.insert(
-                        attr.name.clone(),
-                        if matches { candidate } else { Value::Null },
-                    );
-                }
-            }
-            (_, Some((_, inner))) => {
-                let source = from.get(&attr.name);
-                if let Some(child) = object.get_mut(&attr.name) {
-                    match (child, source) {
-                        (Value::List(items), Value::List(others)) => {
-                            for (item, other) in items.iter_mut().zip(others) {
-                                keep_secrets(inner, item, other, trust);
-                            }
-                        }
-                        (child @ Value::Map(_), other) => keep_secrets(inner, child, other, trust),
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
 }

@@ -10,3 +10,4 @@ pub mod plugin;
 pub mod provider;
 pub mod resources;
 pub mod schema;
+pub mod secrets;

@@ -13,9 +13,10 @@ use tonic::Code;
 
 use crate::{
     client::Admin,
-    convert::{keep_secrets, to_entity, to_value},
+    convert::{to_entity, to_value},
     plugin::value::Value,
     schema::{Attr, ResourceSchema},
+    secrets::{self, Phase, Sources},
 };
 
 /// An error for Terraform, optionally at an attribute.
@@ -103,7 +104,7 @@ fn fill_defaults(attrs: &[Attr], planned: &mut Value, server: &Value, config: &V
             continue;
         }
         if c.is_null() {
-            if a.computed && !matches!(a.source, crate::schema::Source::SecretValue(_)) {
+            if a.computed && !a.source.is_secret_value() {
                 m.insert(a.name.clone(), s.clone());
             }
         } else if let (Some((_, inner)), Some(child)) = (&a.nested, m.get_mut(&a.name)) {
@@ -126,8 +127,7 @@ fn fill_defaults(attrs: &[Attr], planned: &mut Value, server: &Value, config: &V
 fn unset_unknown(attrs: &[Attr], planned: &mut Value, config: &Value) {
     let Value::Map(m) = planned else { return };
     for a in attrs {
-        if a.is_output() || a.required || matches!(a.source, crate::schema::Source::SecretValue(_))
-        {
+        if a.is_output() || a.required || a.source.is_secret_value() {
             continue;
         }
         let c = config.get(&a.name);
@@ -185,6 +185,10 @@ pub async fn plan(
     if creating && !config.is_wholly_known() {
         unset_unknown(&schema.attrs, &mut planned, config);
     }
+    // The entity as the server's dry run would store it: defaults, and the
+    // fingerprints of the configured secrets (keyed: only it can compute
+    // them).
+    let mut server_view = None;
     if let (Some(admin), true) = (admin, config.is_wholly_known()) {
         let entity = match to_entity(schema, &planned) {
             Ok(e) => e,
@@ -213,6 +217,7 @@ pub async fn plan(
             Ok(reply) => {
                 if let Some(Ok(server)) = reply.into_inner().entity.map(|e| to_value(schema, &e)) {
                     fill_defaults(&schema.attrs, &mut planned, &server, config);
+                    server_view = Some(server);
                 }
             }
             // A changed gateway or parent replaces the resource: the update
@@ -230,16 +235,23 @@ pub async fn plan(
             }
         }
     }
-    keep_secrets(&schema.attrs, &mut planned, config, true);
+    let sources = Sources {
+        values: config,
+        prior,
+        server: server_view.as_ref(),
+    };
+    secrets::keep(&schema.attrs, &mut planned, sources, Phase::Plan);
     if creating {
         outputs_unknown(&schema.attrs, &mut planned, &[]);
         // Fingerprints of secrets set in config are known now.
-        keep_secrets(&schema.attrs, &mut planned, config, true);
-    } else if !differs(&schema.attrs, &planned, prior) {
+        secrets::keep(&schema.attrs, &mut planned, sources, Phase::Plan);
+    } else if !differs(&schema.attrs, &planned, prior)
+        && !secrets::fingerprints_changed(&schema.attrs, &planned, prior)
+    {
         planned = prior.clone();
     } else {
         outputs_unknown(&schema.attrs, &mut planned, &["id", "created_at"]);
-        keep_secrets(&schema.attrs, &mut planned, config, true);
+        secrets::keep(&schema.attrs, &mut planned, sources, Phase::Plan);
         for name in schema.requires_replace() {
             if planned.get(name) != prior.get(name) {
                 out.requires_replace.push(attribute_path(name));
@@ -302,7 +314,12 @@ pub async fn apply(
     .into_inner();
     let mut state = to_value(schema, &stored)
         .map_err(|e| vec![diagnostic("unreadable reply", &format!("{e:#}"), None)])?;
-    keep_secrets(&schema.attrs, &mut state, planned, true);
+    let sources = Sources {
+        values: planned,
+        prior: &Value::Null,
+        server: None,
+    };
+    secrets::keep(&schema.attrs, &mut state, sources, Phase::Apply);
     Ok(state)
 }
 
@@ -324,7 +341,12 @@ pub async fn read(
         Ok(reply) => {
             let mut state = to_value(schema, &reply.into_inner())
                 .map_err(|e| vec![diagnostic("unreadable reply", &format!("{e:#}"), None)])?;
-            keep_secrets(&schema.attrs, &mut state, prior, false);
+            let sources = Sources {
+                values: prior,
+                prior,
+                server: None,
+            };
+            secrets::keep(&schema.attrs, &mut state, sources, Phase::Read);
             Ok(state)
         }
         Err(s) if s.code() == Code::NotFound => Ok(Value::Null),

@@ -24,6 +24,34 @@ pub enum Source {
     SecretValue(String),
     /// The fingerprint of a `Secret` field of this name.
     SecretFingerprint(String),
+    /// The values of a `map<string, Secret>` field of this name.
+    SecretMapValue(String),
+    /// The fingerprints of a `map<string, Secret>` field of this name.
+    SecretMapFingerprint(String),
+}
+
+impl Source {
+    /// Whether the attribute holds write-only values (never read back).
+    pub fn is_secret_value(&self) -> bool {
+        matches!(self, Source::SecretValue(_) | Source::SecretMapValue(_))
+    }
+}
+
+/// The message type of write-only secrets.
+const SECRET: &str = "sluice.admin.v1.Secret";
+
+/// What a `<name>_fingerprint` attribute says.
+const FINGERPRINT: &str = "`hmac-sha256:<hex>` of the secret under a key only the server holds: it changes when the secret does.";
+
+/// Whether a map field's values are secrets.
+fn is_secret_map(field: &FieldDescriptor) -> bool {
+    match field.kind() {
+        FieldKind::Message(entry) if field.is_map() => matches!(
+            entry.map_entry_value_field().kind(),
+            FieldKind::Message(m) if m.full_name() == SECRET
+        ),
+        _ => false,
+    }
 }
 
 /// How a nested attribute nests.
@@ -152,7 +180,7 @@ fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
         let required = top && facts.required;
         let replaces = top && facts.immutable;
         let mut attr = match field.kind() {
-            FieldKind::Message(m) if m.full_name() == "sluice.admin.v1.Secret" => {
+            FieldKind::Message(m) if m.full_name() == SECRET => {
                 let mut value = Attr::new(
                     &name,
                     Type::String,
@@ -170,7 +198,33 @@ fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
                         &format!("{name}_fingerprint"),
                         Type::String,
                         Source::SecretFingerprint(name.clone()),
-                        "`sha256:<hex>` of the secret as the server holds it.",
+                        FINGERPRINT,
+                    )
+                    .output(),
+                );
+                continue;
+            }
+            FieldKind::Message(_) if is_secret_map(&field) => {
+                let text = if description.is_empty() {
+                    "Write-only values.".to_string()
+                } else {
+                    description.clone()
+                };
+                let mut value = Attr::new(
+                    &name,
+                    Type::Map(Box::new(Type::String)),
+                    Source::SecretMapValue(name.clone()),
+                    &text,
+                );
+                value.sensitive = true;
+                value.replaces = replaces;
+                attrs.push(value);
+                attrs.push(
+                    Attr::new(
+                        &format!("{name}_fingerprint"),
+                        Type::Map(Box::new(Type::String)),
+                        Source::SecretMapFingerprint(name.clone()),
+                        &format!("By key: {FINGERPRINT}"),
                     )
                     .output(),
                 );

@@ -11,7 +11,7 @@ use std::{
 
 use sluice_proto::admin::v1::{EventHandler, EventHook};
 
-use super::sign;
+use super::{redact, sign};
 use crate::store::{DueDelivery, Outcome, Store};
 
 /// Retry settings.
@@ -213,11 +213,14 @@ impl Dispatcher {
             .header("x-sluice-event-id", &due.event_id)
             .header("idempotency-key", &due.event_id);
         for (name, value) in &config.headers {
-            request = request.header(name, value);
+            request = request.header(name, value.value.as_str());
         }
         if let Some(secret) = config.secret.as_ref().filter(|s| !s.value.is_empty()) {
             request = request.header("x-sluice-signature", sign::signature(&secret.value, &body));
         }
+        // Errors are stored, listed and logged: never with the URL's
+        // credentials (reqwest's own message would repeat the whole URL).
+        let shown = redact::url(&config.url);
         let response = request.body(body).send().await.map_err(|e| {
             let kind = if e.is_timeout() {
                 "timed out"
@@ -226,13 +229,17 @@ impl Dispatcher {
             } else {
                 "failed"
             };
-            format!("POST {}: {kind}: {e}", config.url)
+            let e = e.without_url();
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            format!("POST {shown}: {kind}: {e}{cause}")
         })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!("POST {}: HTTP {}", config.url, status.as_u16()))
+            Err(format!("POST {shown}: HTTP {}", status.as_u16()))
         }
     }
 }

@@ -2,6 +2,7 @@
 //! as JSON payloads queued in the outbox and delivered by the dispatcher.
 
 pub mod dispatch;
+pub mod redact;
 pub mod sign;
 pub mod snooze;
 
@@ -49,12 +50,15 @@ fn now_rfc3339() -> String {
 }
 
 /// An entity as payload JSON (field names as in the proto; secrets appear
-/// only as fingerprints because stored entities hold no secret values).
+/// only as fingerprints because stored entities hold no secret values, and
+/// a webhook URL without its userinfo and query).
 pub fn entity_json(entity: &Entity) -> Value {
     let pool = sluice_proto::descriptor_pool();
     let Some(descriptor) = pool.get_message_by_name("sluice.admin.v1.Entity") else {
         return Value::Null;
     };
+    let mut entity = entity.clone();
+    redact::entity(&mut entity);
     let Ok(message) = DynamicMessage::decode(descriptor, entity.encode_to_vec().as_slice()) else {
         return Value::Null;
     };

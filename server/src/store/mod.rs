@@ -8,6 +8,7 @@ mod ports;
 mod read;
 mod retention;
 mod tokens;
+mod upgrade;
 mod write;
 
 pub use dataplane::Delta;
@@ -88,6 +89,9 @@ impl Store {
             .run(&pool)
             .await
             .with_context(|| format!("migrating database {}", path.display()))?;
+        upgrade::run(&pool, &key)
+            .await
+            .with_context(|| format!("upgrading the secrets in {}", path.display()))?;
         let latest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM revisions")
             .fetch_one(&pool)
             .await?;

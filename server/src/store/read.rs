@@ -132,7 +132,8 @@ impl Store {
     }
 
     /// Reads the revision log of a gateway after `after`; returns the page
-    /// and the newest revision of the gateway.
+    /// and the newest revision of the gateway. Entities show as stored, with
+    /// webhook URLs redacted ([`crate::events::redact`]).
     pub async fn revisions(
         &self,
         gateway_id: &str,
@@ -157,13 +158,17 @@ impl Store {
                     "update" => Operation::Update,
                     _ => Operation::Delete,
                 };
+                // The log is an audit trail anyone with a token reads: a
+                // webhook URL's credentials stay out of it.
+                let mut entity = decode(row.get("body"))?;
+                crate::events::redact::entity(&mut entity);
                 Ok(Revision {
                     revision: row.get("revision"),
                     gateway_id: row.get("gateway_id"),
                     kind: Kind::from_slug(row.get("kind")).unwrap_or(Kind::Unspecified) as i32,
                     entity_id: row.get("entity_id"),
                     operation: operation as i32,
-                    entity: Some(decode(row.get("body"))?),
+                    entity: Some(entity),
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;

@@ -265,7 +265,7 @@ impl Store {
         entity.id = uuid::Uuid::new_v4().to_string();
         defaults::clear_output_only(&mut entity)?;
         defaults::apply(&mut entity);
-        secrets::carry_over(&mut entity, &SealedSecrets::new())?;
+        secrets::carry_over(&mut entity, &SealedSecrets::new(), &self.key)?;
         let mut v = Violations::default();
         let kind = validate::check(&entity, &mut v)?;
         let _guard = self.write_lock.lock().await;
@@ -338,7 +338,7 @@ impl Store {
             entity.gateway_id.clone_from(&stored.entity.gateway_id);
         }
         defaults::apply(&mut entity);
-        secrets::carry_over(&mut entity, &stored.secrets)?;
+        secrets::carry_over(&mut entity, &stored.secrets, &self.key)?;
         let mut v = Violations::default();
         validate::declared::immutable(&stored.entity, &entity, kind, &mut v)?;
         if kind == Kind::DataPlaneCertificate {

@@ -12,7 +12,7 @@ use sluice_proto::{
     facts::{self, Visit},
 };
 
-use crate::{error::Violations, secrets};
+use crate::error::Violations;
 
 /// The longest id a reference may hold (ids are UUIDs).
 const MAX_ID: usize = 64;
@@ -106,12 +106,10 @@ fn secret(value: &Value) -> Option<&DynamicMessage> {
         .filter(|m| m.descriptor().full_name() == SECRET)
 }
 
-/// A secret's fingerprint: of the value sent, else the one stored.
+/// A secret's fingerprint: `secrets::carry_over` fills it in (keyed) for
+/// a value sent as for one kept.
 fn fingerprint(secret: &DynamicMessage) -> String {
-    match text(secret, "value") {
-        value if value.is_empty() => text(secret, "fingerprint"),
-        value => secrets::fingerprint(&value),
-    }
+    text(secret, "fingerprint")
 }
 
 fn text(secret: &DynamicMessage, field: &str) -> String {
@@ -274,12 +272,16 @@ mod tests {
                 }),
             }))
         };
-        let stored = key("", &secrets::fingerprint("k1"));
-        for same in [key("k1", ""), key("", &secrets::fingerprint("k1"))] {
+        let master = crate::secrets::MasterKey::random();
+        let stored = key("", &master.fingerprint("k1"));
+        for same in [
+            key("k1", &master.fingerprint("k1")),
+            key("", &master.fingerprint("k1")),
+        ] {
             assert!(faults(|v| immutable(&stored, &same, Kind::StaticKey, v).unwrap()).is_empty());
         }
         for changed in [
-            key("k2", ""),
+            key("k2", &master.fingerprint("k2")),
             Entity {
                 spec: Some(Spec::StaticKey(StaticKey::default())),
                 ..key("", "")

@@ -1,0 +1,471 @@
+//! Write-only attributes in Terraform state. The server never returns a
+//! secret, only its fingerprint (`hmac-sha256:`, keyed with a key only the
+//! server holds, so the provider cannot compute it). Hence:
+//!
+//! - plan: the value comes from the configuration, its fingerprint from
+//!   the server's dry run of the change (`Validate`), else the prior one
+//!   while the value is unchanged, else it is known after apply;
+//! - apply: the value from the plan, the fingerprint from the reply;
+//! - read: the prior value stays while the server's fingerprint is the one
+//!   the state holds; a secret changed behind Terraform's back becomes
+//!   null, so the next plan sets it again.
+//!
+//! A fingerprint of older servers (`sha256:` of the value, unkeyed) is
+//! still understood, in the state and from a server: it is checked
+//! against the value itself.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::{
+    plugin::value::Value,
+    schema::{Attr, Source},
+};
+
+/// How servers before keyed fingerprints printed a secret.
+const LEGACY_PREFIX: &str = "sha256:";
+
+fn legacy_fingerprint(secret: &str) -> String {
+    format!(
+        "{LEGACY_PREFIX}{}",
+        hex::encode(Sha256::digest(secret.as_bytes()))
+    )
+}
+
+fn is_legacy(print: &str) -> bool {
+    print.starts_with(LEGACY_PREFIX)
+}
+
+/// Which step of a resource's life the values are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `new` is the planned state; `values` the configuration.
+    Plan,
+    /// `new` is the state from the server's reply; `values` the plan.
+    Apply,
+    /// `new` is the state from the server; `values` the prior state.
+    Read,
+}
+
+/// Where secrets come from, at one level of nesting.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// The configuration (plan), the plan (apply) or the prior state (read).
+    pub values: &'a Value,
+    /// The prior state (null when creating, and for apply).
+    pub prior: &'a Value,
+    /// The entity as the server's dry run would store it (plan only; None
+    /// when it did not run).
+    pub server: Option<&'a Value>,
+}
+
+impl<'a> Sources<'a> {
+    fn child(&self, name: &str) -> Sources<'a> {
+        Sources {
+            values: self.values.get(name),
+            prior: self.prior.get(name),
+            server: self.server.map(|s| s.get(name)),
+        }
+    }
+
+    fn item(&self, i: usize) -> Sources<'a> {
+        fn at(v: &Value, i: usize) -> &Value {
+            match v {
+                Value::List(items) => items.get(i).unwrap_or(&Value::Null),
+                _ => &Value::Null,
+            }
+        }
+        Sources {
+            values: at(self.values, i),
+            prior: at(self.prior, i),
+            server: self.server.map(|s| at(s, i)),
+        }
+    }
+}
+
+/// Whether `value` is still the secret a server reports as `server`, the
+/// state having last seen it as `prior`.
+fn still_same(value: &str, server: &str, prior: &Value) -> bool {
+    if prior.as_str() == Some(server) {
+        return true;
+    }
+    if is_legacy(server) {
+        // An older server: its fingerprint is the value's digest.
+        return legacy_fingerprint(value) == server;
+    }
+    // State written against an older server meets a keyed fingerprint:
+    // the value is kept while the state agrees with itself, and the next
+    // plan compares the server's fingerprint of the configured value.
+    prior
+        .as_str()
+        .is_some_and(|p| is_legacy(p) && legacy_fingerprint(value) == p)
+}
+
+/// The planned fingerprint of one configured secret.
+fn planned_print(
+    value: &Value,
+    prior_value: &Value,
+    prior_print: &Value,
+    server: Option<&Value>,
+) -> Value {
+    match value {
+        Value::Null => Value::Null,
+        Value::String(_) => match server {
+            Some(Value::String(print)) => Value::String(print.clone()),
+            Some(_) => Value::Unknown,
+            None if prior_value == value && prior_print.as_str().is_some_and(|p| !is_legacy(p)) => {
+                prior_print.clone()
+            }
+            None => Value::Unknown,
+        },
+        _ => Value::Unknown,
+    }
+}
+
+/// One `Secret` attribute and its fingerprint.
+fn single(
+    object: &mut BTreeMap<String, Value>,
+    name: &str,
+    print_attr: &str,
+    from: Sources<'_>,
+    phase: Phase,
+) {
+    let value = from.values.get(name).clone();
+    match phase {
+        Phase::Plan => {
+            let print = planned_print(
+                &value,
+                from.prior.get(name),
+                from.prior.get(print_attr),
+                from.server.map(|s| s.get(print_attr)),
+            );
+            object.insert(print_attr.to_string(), print);
+            object.insert(name.to_string(), value);
+        }
+        Phase::Apply => {
+            object.insert(name.to_string(), value);
+        }
+        Phase::Read => {
+            let kept = match (&value, object.get(print_attr)) {
+                (Value::String(s), Some(Value::String(server)))
+                    if still_same(s, server, from.prior.get(print_attr)) =>
+                {
+                    value
+                }
+                _ => Value::Null,
+            };
+            object.insert(name.to_string(), kept);
+        }
+    }
+}
+
+/// A `map<string, Secret>` attribute and its fingerprints, entry by entry;
+/// the fingerprints' map has the shape of the values' (null, empty or not).
+fn map(
+    object: &mut BTreeMap<String, Value>,
+    name: &str,
+    print_attr: &str,
+    from: Sources<'_>,
+    phase: Phase,
+) {
+    let value = from.values.get(name).clone();
+    let entries = |v: &Value| match v {
+        Value::Map(m) => m.clone(),
+        _ => BTreeMap::new(),
+    };
+    match phase {
+        Phase::Plan => {
+            let print = match &value {
+                Value::Map(values) => {
+                    let prior_values = entries(from.prior.get(name));
+                    let prior_prints = entries(from.prior.get(print_attr));
+                    let server = from.server.map(|s| entries(s.get(print_attr)));
+                    Value::Map(
+                        values
+                            .iter()
+                            .map(|(k, v)| {
+                                let print = planned_print(
+                                    v,
+                                    prior_values.get(k).unwrap_or(&Value::Null),
+                                    prior_prints.get(k).unwrap_or(&Value::Null),
+                                    server.as_ref().map(|s| s.get(k).unwrap_or(&Value::Null)),
+                                );
+                                (k.clone(), print)
+                            })
+                            .collect(),
+                    )
+                }
+                other => other.clone(),
+            };
+            object.insert(print_attr.to_string(), print);
+            object.insert(name.to_string(), value);
+        }
+        Phase::Apply => {
+            if matches!(&value, Value::Map(m) if m.is_empty()) {
+                object.insert(print_attr.to_string(), Value::Map(BTreeMap::new()));
+            }
+            object.insert(name.to_string(), value);
+        }
+        Phase::Read => {
+            let server = entries(object.get(print_attr).unwrap_or(&Value::Null));
+            let prior_prints = entries(from.prior.get(print_attr));
+            let kept = match &value {
+                Value::Map(values) if server.is_empty() && values.is_empty() => {
+                    object.insert(print_attr.to_string(), Value::Map(BTreeMap::new()));
+                    value.clone()
+                }
+                Value::Map(values) if !server.is_empty() => Value::Map(
+                    server
+                        .iter()
+                        .filter_map(|(k, print)| {
+                            let v = values.get(k)?.as_str()?;
+                            let p = print.as_str()?;
+                            still_same(v, p, prior_prints.get(k).unwrap_or(&Value::Null))
+                                .then(|| (k.clone(), Value::String(v.to_string())))
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            };
+            object.insert(name.to_string(), kept);
+        }
+    }
+}
+
+/// Sets the secret values (and, planning, their fingerprints) of `new`
+/// for `phase`, recursively.
+pub fn keep(attrs: &[Attr], new: &mut Value, from: Sources<'_>, phase: Phase) {
+    let Value::Map(object) = new else { return };
+    for attr in attrs {
+        match (&attr.source, &attr.nested) {
+            (Source::SecretValue(name), _) => {
+                single(object, name, &format!("{name}_fingerprint"), from, phase)
+            }
+            (Source::SecretMapValue(name), _) => {
+                map(object, name, &format!("{name}_fingerprint"), from, phase)
+            }
+            (_, Some((_, inner))) => {
+                let from = from.child(&attr.name);
+                match object.get_mut(&attr.name) {
+                    Some(Value::List(items)) => {
+                        for (i, item) in items.iter_mut().enumerate() {
+                            keep(inner, item, from.item(i), phase);
+                        }
+                    }
+                    Some(child @ Value::Map(_)) => keep(inner, child, from, phase),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a planned fingerprint, where known, differs from the prior
+/// one: the secret changed on the server, or a state from before keyed
+/// fingerprints meets the server's, for a value that is not the same.
+pub fn fingerprints_changed(attrs: &[Attr], planned: &Value, prior: &Value) -> bool {
+    attrs.iter().any(|attr| match (&attr.source, &attr.nested) {
+        (Source::SecretFingerprint(_), _) => {
+            let p = planned.get(&attr.name);
+            p.as_str().is_some() && p != prior.get(&attr.name)
+        }
+        (Source::SecretMapFingerprint(_), _) => match planned.get(&attr.name) {
+            Value::Map(m) => m
+                .iter()
+                .any(|(k, v)| v.as_str().is_some() && v != prior.get(&attr.name).get(k)),
+            _ => false,
+        },
+        (_, Some((_, inner))) => match (planned.get(&attr.name), prior.get(&attr.name)) {
+            (Value::List(a), Value::List(b)) => a
+                .iter()
+                .zip(b)
+                .any(|(a, b)| fingerprints_changed(inner, a, b)),
+            (a @ Value::Map(_), b) => fingerprints_changed(inner, a, b),
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema;
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    fn object(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    /// The static key schema: `value` and `value_fingerprint` at the top.
+    fn attrs() -> Vec<Attr> {
+        schema::resource(sluice_proto::admin::v1::Kind::StaticKey).attrs
+    }
+
+    fn read(server_print: &str, prior: &Value) -> Value {
+        let mut state = object(&[
+            ("value", Value::Null),
+            ("value_fingerprint", s(server_print)),
+        ]);
+        let from = Sources {
+            values: prior,
+            prior,
+            server: None,
+        };
+        keep(&attrs(), &mut state, from, Phase::Read);
+        state.get("value").clone()
+    }
+
+    #[test]
+    fn reads_keep_a_secret_while_the_server_reports_the_same_fingerprint() {
+        let prior = object(&[
+            ("value", s("k1")),
+            ("value_fingerprint", s("hmac-sha256:aa")),
+        ]);
+        assert_eq!(read("hmac-sha256:aa", &prior), s("k1"));
+        // Changed behind Terraform's back: null, so the next plan sets it.
+        assert_eq!(read("hmac-sha256:bb", &prior), Value::Null);
+        assert_eq!(read("", &prior), Value::Null);
+    }
+
+    #[test]
+    fn state_from_before_keyed_fingerprints_reads_without_drift() {
+        // Applied against an older server, read from an upgraded one.
+        let prior = object(&[
+            ("value", s("k1")),
+            ("value_fingerprint", s(&legacy_fingerprint("k1"))),
+        ]);
+        assert_eq!(read("hmac-sha256:aa", &prior), s("k1"));
+        // A state that disagrees with itself is not trusted.
+        let odd = object(&[
+            ("value", s("k1")),
+            ("value_fingerprint", s(&legacy_fingerprint("k2"))),
+        ]);
+        assert_eq!(read("hmac-sha256:aa", &odd), Value::Null);
+        // An older server's digest is checked against the value.
+        let fresh = object(&[("value", s("k1")), ("value_fingerprint", Value::Null)]);
+        assert_eq!(read(&legacy_fingerprint("k1"), &fresh), s("k1"));
+        assert_eq!(read(&legacy_fingerprint("k2"), &fresh), Value::Null);
+    }
+
+    fn plan(config: &Value, prior: &Value, server: Option<&Value>) -> Value {
+        let mut planned = config.clone();
+        let from = Sources {
+            values: config,
+            prior,
+            server,
+        };
+        keep(&attrs(), &mut planned, from, Phase::Plan);
+        planned
+    }
+
+    #[test]
+    fn plans_take_fingerprints_from_the_dry_run() {
+        let config = object(&[("value", s("k1"))]);
+        let server = object(&[("value_fingerprint", s("hmac-sha256:aa"))]);
+        let planned = plan(&config, &Value::Null, Some(&server));
+        assert_eq!(planned.get("value_fingerprint"), &s("hmac-sha256:aa"));
+        // No dry run (unknown references): known after apply, unless the
+        // value is the prior one.
+        assert_eq!(
+            plan(&config, &Value::Null, None).get("value_fingerprint"),
+            &Value::Unknown
+        );
+        let prior = object(&[
+            ("value", s("k1")),
+            ("value_fingerprint", s("hmac-sha256:aa")),
+        ]);
+        assert_eq!(
+            plan(&config, &prior, None).get("value_fingerprint"),
+            &s("hmac-sha256:aa")
+        );
+        // The dry run's fingerprint of the configured value differs from
+        // the state's: the secret is planned to change.
+        let changed = object(&[("value_fingerprint", s("hmac-sha256:bb"))]);
+        let planned = plan(&config, &prior, Some(&changed));
+        assert!(fingerprints_changed(&attrs(), &planned, &prior));
+        assert!(!fingerprints_changed(
+            &attrs(),
+            &plan(&config, &prior, Some(&server)),
+            &prior
+        ));
+        assert_eq!(
+            plan(&object(&[("value", Value::Null)]), &prior, None).get("value_fingerprint"),
+            &Value::Null
+        );
+    }
+
+    /// The event hook's `config` attributes (`headers` is a map of secrets).
+    fn hook_config() -> Vec<Attr> {
+        let hook = schema::resource(sluice_proto::admin::v1::Kind::EventHook);
+        let config = hook.attrs.into_iter().find(|a| a.name == "config").unwrap();
+        config.nested.unwrap().1
+    }
+
+    #[test]
+    fn maps_of_secrets_are_kept_entry_by_entry() {
+        let attrs = hook_config();
+        let headers = |pairs: &[(&str, &str)]| {
+            Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect())
+        };
+        let config = object(&[("headers", headers(&[("A", "a1"), ("B", "b1")]))]);
+        let server = object(&[(
+            "headers_fingerprint",
+            headers(&[("A", "hmac-sha256:a"), ("B", "hmac-sha256:b")]),
+        )]);
+        let mut planned = config.clone();
+        let from = Sources {
+            values: &config,
+            prior: &Value::Null,
+            server: Some(&server),
+        };
+        keep(&attrs, &mut planned, from, Phase::Plan);
+        assert_eq!(
+            planned.get("headers_fingerprint"),
+            server.get("headers_fingerprint")
+        );
+
+        // Read: B changed on the server; A is kept, B dropped.
+        let mut state = object(&[
+            ("headers", Value::Null),
+            (
+                "headers_fingerprint",
+                headers(&[("A", "hmac-sha256:a"), ("B", "hmac-sha256:other")]),
+            ),
+        ]);
+        let from = Sources {
+            values: &planned,
+            prior: &planned,
+            server: None,
+        };
+        keep(&attrs, &mut state, from, Phase::Read);
+        assert_eq!(state.get("headers"), &headers(&[("A", "a1")]));
+
+        // No headers: null stays null, empty stays empty.
+        for shape in [Value::Null, Value::Map(BTreeMap::new())] {
+            let prior = object(&[("headers", shape.clone())]);
+            let mut state = object(&[
+                ("headers", Value::Null),
+                ("headers_fingerprint", Value::Null),
+            ]);
+            let from = Sources {
+                values: &prior,
+                prior: &prior,
+                server: None,
+            };
+            keep(&attrs, &mut state, from, Phase::Read);
+            assert_eq!(state.get("headers"), &shape);
+            assert_eq!(state.get("headers_fingerprint"), &shape);
+        }
+    }
+}
