@@ -168,6 +168,7 @@ impl AdminService for AdminApi {
             }
         };
         Ok(Response::new(ValidateResponse {
+            warnings: crate::validate::enforced::warnings(&entity),
             entity: Some(entity),
         }))
     }

@@ -3,6 +3,7 @@
 
 pub mod declared;
 pub mod defaults;
+pub mod enforced;
 pub mod references;
 pub mod rules;
 pub mod spec;

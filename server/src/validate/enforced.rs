@@ -1,0 +1,274 @@
+//! What a write accepts that sluice-proxy does not enforce yet. Nodes fail
+//! closed on it (they refuse every connection whose path involves it, see
+//! `proxy/src/config/enforce.rs`); `Validate` warns about it so that
+//! `terraform plan` shows the attribute before anything is applied. The
+//! table mirrors the proxy's list: a feature leaves both in the change that
+//! enforces it.
+
+use sluice_proto::admin::v1::{
+    AclMode, Entity, Kind, ValidateWarning, backend_authentication, entity::Spec,
+    listener_policy_forward_to_virtual_cluster::Config as Forward,
+    virtual_cluster_authentication::Method,
+};
+
+/// The sluice-proxy release line these warnings describe.
+const PROXY: &str = concat!(
+    "sluice-proxy ",
+    env!("CARGO_PKG_VERSION_MAJOR"),
+    ".",
+    env!("CARGO_PKG_VERSION_MINOR")
+);
+
+/// One row of the table: for entities of `kind`, the field paths `fields`
+/// finds in a spec are not enforced, and nodes then refuse `refused`.
+struct Row {
+    kind: Kind,
+    fields: fn(&Spec) -> Vec<String>,
+    refused: &'static str,
+}
+
+/// Everything configurable that no node enforces yet.
+const TABLE: &[Row] = &[
+    Row {
+        kind: Kind::ListenerPolicyTlsServer,
+        fields: tls_server,
+        refused: "connections to its listener are refused",
+    },
+    Row {
+        kind: Kind::ListenerPolicyForwardToVirtualCluster,
+        fields: sni,
+        refused: "it binds no port, so no connection is served through it",
+    },
+    Row {
+        kind: Kind::BackendCluster,
+        fields: backend_cluster,
+        refused: "connections to the virtual clusters on this backend cluster are refused",
+    },
+    Row {
+        kind: Kind::VirtualCluster,
+        fields: virtual_cluster,
+        refused: "connections to this virtual cluster are refused",
+    },
+    Row {
+        kind: Kind::ClusterPolicyAcls,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+    Row {
+        kind: Kind::ProducePolicyModifyHeaders,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+    Row {
+        kind: Kind::ProducePolicySchemaValidation,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+    Row {
+        kind: Kind::ProducePolicyEncrypt,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+    Row {
+        kind: Kind::ConsumePolicyModifyHeaders,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+    Row {
+        kind: Kind::ConsumePolicySchemaValidation,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+    Row {
+        kind: Kind::ConsumePolicyDecrypt,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+    Row {
+        kind: Kind::ConsumePolicySkipRecord,
+        fields: enabled_policy,
+        refused: "connections to its virtual cluster are refused while it is enabled",
+    },
+];
+
+/// The warnings for an entity as it would be stored (defaults applied):
+/// one per attribute that is not enforced, in field order.
+pub fn warnings(entity: &Entity) -> Vec<ValidateWarning> {
+    let Some(spec) = &entity.spec else {
+        return Vec::new();
+    };
+    let kind = spec.kind();
+    TABLE
+        .iter()
+        .filter(|row| row.kind == kind)
+        .flat_map(|row| {
+            (row.fields)(spec)
+                .into_iter()
+                .map(move |field| ValidateWarning {
+                    message: format!("{field} is not enforced by {PROXY}: {}", row.refused),
+                    field,
+                })
+        })
+        .collect()
+}
+
+fn tls_server(spec: &Spec) -> Vec<String> {
+    match spec {
+        Spec::ListenerPolicyTlsServer(_) => vec!["listener_id".into()],
+        _ => Vec::new(),
+    }
+}
+
+fn sni(spec: &Spec) -> Vec<String> {
+    match spec {
+        Spec::ListenerPolicyForwardToVirtualCluster(f)
+            if matches!(f.config, Some(Forward::Sni(_))) =>
+        {
+            vec!["sni".into()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn backend_cluster(spec: &Spec) -> Vec<String> {
+    let Spec::BackendCluster(b) = spec else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if b.tls.as_ref().is_some_and(|t| t.enabled) {
+        out.push("tls.enabled".into());
+    }
+    match b.authentication.as_ref().and_then(|a| a.method.as_ref()) {
+        Some(backend_authentication::Method::SaslPlain(_)) => {
+            out.push("authentication.sasl_plain".into())
+        }
+        Some(backend_authentication::Method::SaslScram(_)) => {
+            out.push("authentication.sasl_scram".into())
+        }
+        Some(backend_authentication::Method::Anonymous(_)) | None => {}
+    }
+    out
+}
+
+fn virtual_cluster(spec: &Spec) -> Vec<String> {
+    let Spec::VirtualCluster(vc) = spec else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, rule) in vc.authentication.iter().enumerate() {
+        let method = match &rule.method {
+            Some(Method::Anonymous(_)) | None => continue,
+            Some(Method::SaslPlain(_)) => "sasl_plain",
+            Some(Method::SaslScram(_)) => "sasl_scram",
+            Some(Method::OauthBearer(_)) => "oauth_bearer",
+            Some(Method::ClientCertificate(_)) => "client_certificate",
+        };
+        out.push(format!("authentication[{i}].{method}"));
+    }
+    if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
+        out.push("acl_mode".into());
+    }
+    if vc.namespace.is_some() {
+        out.push("namespace".into());
+    }
+    if !vc.topic_aliases.is_empty() {
+        out.push("topic_aliases".into());
+    }
+    out
+}
+
+fn enabled_policy(spec: &Spec) -> Vec<String> {
+    match spec.policy() {
+        Some(p) if p.enabled != Some(false) => vec!["enabled".into()],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_proto::admin::v1::{
+        BackendAuthentication, BackendCluster, BackendSaslPlain, BackendTls, ClusterPolicyAcls,
+        VirtualCluster, VirtualClusterAuthentication,
+    };
+
+    use super::*;
+
+    fn entity(spec: Spec) -> Entity {
+        Entity {
+            spec: Some(spec),
+            ..Default::default()
+        }
+    }
+
+    fn fields(e: &Entity) -> Vec<String> {
+        warnings(e).into_iter().map(|w| w.field).collect()
+    }
+
+    #[test]
+    fn every_feature_not_enforced_is_named() {
+        let vc = entity(Spec::VirtualCluster(VirtualCluster {
+            authentication: vec![
+                VirtualClusterAuthentication {
+                    method: Some(Method::Anonymous(Default::default())),
+                },
+                VirtualClusterAuthentication {
+                    method: Some(Method::SaslPlain(Default::default())),
+                },
+            ],
+            acl_mode: AclMode::EnforceOnGateway as i32,
+            ..Default::default()
+        }));
+        assert_eq!(fields(&vc), ["authentication[1].sasl_plain", "acl_mode"]);
+        let w = &warnings(&vc)[1];
+        assert!(
+            w.message.contains(
+                "not enforced by sluice-proxy 0.1: connections to this virtual cluster are refused"
+            ),
+            "{}",
+            w.message
+        );
+        let backend = entity(Spec::BackendCluster(BackendCluster {
+            tls: Some(BackendTls {
+                enabled: true,
+                ..Default::default()
+            }),
+            authentication: Some(BackendAuthentication {
+                method: Some(backend_authentication::Method::SaslPlain(
+                    BackendSaslPlain::default(),
+                )),
+            }),
+            ..Default::default()
+        }));
+        assert_eq!(
+            fields(&backend),
+            ["tls.enabled", "authentication.sasl_plain"]
+        );
+        let acls = ClusterPolicyAcls {
+            enabled: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(&entity(Spec::ClusterPolicyAcls(acls.clone()))),
+            ["enabled"]
+        );
+        let disabled = ClusterPolicyAcls {
+            enabled: Some(false),
+            ..acls
+        };
+        assert!(fields(&entity(Spec::ClusterPolicyAcls(disabled))).is_empty());
+    }
+
+    #[test]
+    fn what_is_enforced_has_no_warning() {
+        let vc = entity(Spec::VirtualCluster(VirtualCluster {
+            authentication: vec![VirtualClusterAuthentication {
+                method: Some(Method::Anonymous(Default::default())),
+            }],
+            acl_mode: AclMode::Passthrough as i32,
+            ..Default::default()
+        }));
+        assert!(warnings(&vc).is_empty());
+        assert!(warnings(&entity(Spec::BackendCluster(Default::default()))).is_empty());
+        assert!(warnings(&entity(Spec::Listener(Default::default()))).is_empty());
+    }
+}
