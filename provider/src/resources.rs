@@ -5,7 +5,7 @@
 use sluice_proto::{
     admin::v1::{
         CreateEntityRequest, DeleteEntityRequest, GetEntityRequest, Kind, UpdateEntityRequest,
-        ValidateRequest, validate_request::Operation,
+        ValidateRequest, ValidateWarning, validate_request::Operation,
     },
     tfplugin6::{AttributePath, Diagnostic, attribute_path, diagnostic::Severity},
 };
@@ -26,6 +26,21 @@ pub fn diagnostic(summary: &str, detail: &str, path: Option<AttributePath>) -> D
         summary: summary.into(),
         detail: detail.into(),
         attribute: path,
+    }
+}
+
+/// A warning for Terraform about configuration that is accepted but not
+/// enforced on the data plane (the server's `Validate` warnings), at its
+/// attribute.
+fn not_enforced(schema: &ResourceSchema, warning: &ValidateWarning) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Warning as i32,
+        summary: format!(
+            "{}: {} is not enforced by the data plane",
+            schema.type_name, warning.field
+        ),
+        detail: warning.message.clone(),
+        attribute: Some(attribute_path(&warning.field)),
     }
 }
 
@@ -215,7 +230,10 @@ pub async fn plan(
             .await
         {
             Ok(reply) => {
-                if let Some(Ok(server)) = reply.into_inner().entity.map(|e| to_value(schema, &e)) {
+                let reply = reply.into_inner();
+                out.diagnostics
+                    .extend(reply.warnings.iter().map(|w| not_enforced(schema, w)));
+                if let Some(Ok(server)) = reply.entity.map(|e| to_value(schema, &e)) {
                     fill_defaults(&schema.attrs, &mut planned, &server, config);
                     server_view = Some(server);
                 }
