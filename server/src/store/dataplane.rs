@@ -162,6 +162,19 @@ impl Store {
         .await?)
     }
 
+    /// Whether the data_plane_certificate `id` of `gateway_id` is still
+    /// live (revoking one deletes it).
+    pub async fn certificate_is_live(&self, gateway_id: &str, id: &str) -> Result<bool, ApiError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM entities WHERE id = ? AND gateway_id = ? AND kind = 'data_plane_certificate'",
+        )
+        .bind(id)
+        .bind(gateway_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Every data-plane entity of a gateway with secrets in clear, and the
     /// revision they are at, read in one consistent transaction.
     pub async fn snapshot(&self, gateway_id: &str) -> Result<(i64, Vec<Entity>), ApiError> {

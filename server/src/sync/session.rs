@@ -240,6 +240,7 @@ impl Session {
             Next::FromLog { since } => {
                 let gateway = &self.peer.gateway_id;
                 let delta = self.store.changes_since(gateway, since).await?;
+                self.ensure_live().await?;
                 let log = match &delta {
                     None => Log::Compacted,
                     Some(d) if d.revision > since => Log::Changes,
@@ -263,6 +264,7 @@ impl Session {
     async fn send_snapshot(&mut self) -> Result<(), Status> {
         self.plan.snapshot_taken();
         let (revision, entities) = self.store.snapshot(&self.peer.gateway_id).await?;
+        self.ensure_live().await?;
         let update = ConfigUpdate {
             revision,
             nonce: String::new(),
@@ -272,6 +274,30 @@ impl Session {
             removed: Vec::new(),
         };
         self.send(update).await
+    }
+
+    /// Refuses the stream unless its certificate is still a live
+    /// data_plane_certificate. Checked after reading every snapshot and
+    /// every update read from the log (resume, after a NACK): those do not
+    /// come from the change feed that carries revocations, which a lagged
+    /// stream has lost and which misses one committed between the
+    /// handshake and the subscription.
+    async fn ensure_live(&self) -> Result<(), Status> {
+        let Peer {
+            gateway_id,
+            certificate_id,
+        } = &self.peer;
+        if self
+            .store
+            .certificate_is_live(gateway_id, certificate_id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "data_plane_certificate {certificate_id} was revoked (deleted); this node is disconnected"
+            )))
+        }
     }
 
     async fn send_delta(
@@ -323,3 +349,6 @@ impl Session {
         self.events.send(event);
     }
 }
+
+#[cfg(test)]
+mod tests;
