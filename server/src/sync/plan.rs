@@ -169,6 +169,17 @@ impl Plan {
         nonce
     }
 
+    /// Records a snapshot at `revision` as sent and in flight; returns the
+    /// nonce its ACK or NACK must carry. Unlike a delta it sets what was
+    /// sent to its revision even when the node claimed a newer one: a node
+    /// ahead of this store (a restored backup) is resynchronised from the
+    /// snapshot, and the changes after it must reach it.
+    pub(crate) fn snapshot_sent(&mut self, revision: i64) -> String {
+        let nonce = self.sent(revision);
+        self.sent = revision;
+        nonce
+    }
+
     /// A committed change from the gateway's feed: kept for the next delta
     /// unless the node already has it or never receives its kind. Returns
     /// whether it was kept.
@@ -266,6 +277,24 @@ mod tests {
         assert_eq!(plan.next(), Next::Wait);
         assert!(plan.on_change(change(8, "a")));
         assert_eq!(plan.next(), Next::Delta);
+    }
+
+    #[test]
+    fn a_node_ahead_of_a_restored_store_follows_its_snapshot() {
+        // The node ACKed 50 elsewhere; this store was restored at 40.
+        let mut plan = Plan::new(50);
+        assert_eq!(plan.next(), Next::FromLog { since: 50 });
+        assert_eq!(
+            plan.after_log(Log::Unchanged { latest: 40 }),
+            FromLog::Snapshot
+        );
+        plan.snapshot_taken();
+        let nonce = plan.snapshot_sent(40);
+        assert_eq!(plan.on_ack(&nonce), Some(40));
+        // The store's next revisions are news to the node.
+        assert!(plan.on_change(change(41, "a")));
+        assert_eq!(plan.next(), Next::Delta);
+        assert_eq!(plan.take_pending().0, 41);
     }
 
     #[test]

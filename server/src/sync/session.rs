@@ -325,7 +325,11 @@ impl Session {
 
     /// Sends an update, in flight until the node answers its nonce.
     async fn send(&mut self, mut update: ConfigUpdate) -> Result<(), Status> {
-        update.nonce = self.plan.sent(update.revision);
+        update.nonce = if update.snapshot {
+            self.plan.snapshot_sent(update.revision)
+        } else {
+            self.plan.sent(update.revision)
+        };
         let message = ServerMessage {
             message: Some(server_message::Message::Update(update)),
         };
