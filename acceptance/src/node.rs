@@ -64,6 +64,7 @@ pub fn hello(id: &str, revision: i64) -> Hello {
         version: "test".into(),
         gateway_id: String::new(),
         last_applied_revision: revision,
+        accepts_chunks: true,
     }
 }
 

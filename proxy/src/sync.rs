@@ -121,6 +121,7 @@ async fn session(
         version: env!("CARGO_PKG_VERSION").into(),
         gateway_id: store.current().gateway_id().unwrap_or_default().to_string(),
         last_applied_revision: from,
+        accepts_chunks: true,
     };
     send(&tx, node_message::Message::Hello(hello)).await?;
     let mut inbound = DataPlaneSyncClient::new(channel)
@@ -136,12 +137,17 @@ async fn session(
     );
     let mut status = tokio::time::interval(STATUS_EVERY);
     let mut events = tokio::time::interval(EVENTS_EVERY);
+    let mut chunks = Chunks::default();
     loop {
         tokio::select! {
             message = inbound.message() => {
                 let Some(message) = message.context("sync stream")? else { return Ok(()) };
                 if let Some(server_message::Message::Update(update)) = message.message {
-                    apply(update, store, cache, &tx).await?;
+                    match chunks.add(update) {
+                        Ok(Some(update)) => apply(update, store, cache, &tx).await?,
+                        Ok(None) => {}
+                        Err(nack) => send(&tx, node_message::Message::Nack(nack)).await?,
+                    }
                 }
             }
             _ = status.tick() => {
@@ -158,6 +164,79 @@ async fn session(
             }
             () = telemetry.wake.notified() => send_events(&tx, telemetry).await?,
         }
+    }
+}
+
+/// The most chunks one snapshot may come in (the server cuts them at
+/// 1 MiB): a stream that never ends one is refused, not buffered.
+const MAX_CHUNKS: u32 = 4096;
+
+/// A snapshot arriving in chunks: they are kept until the last one, then
+/// applied as one snapshot (atomically, and answered once).
+#[derive(Default)]
+struct Chunks {
+    /// The chunks so far, as one update.
+    started: Option<ConfigUpdate>,
+}
+
+impl Chunks {
+    /// Takes one message of an update: the whole update once it is
+    /// complete, None while chunks are missing, or the NACK for a chunk
+    /// that does not continue the snapshot being assembled (which is then
+    /// dropped).
+    fn add(&mut self, mut update: ConfigUpdate) -> Result<Option<ConfigUpdate>, Nack> {
+        let Some(mut started) = self.started.take() else {
+            if update.chunk != 0 {
+                return Err(refuse(&update, "a snapshot chunk without its first chunk"));
+            }
+            if update.snapshot && update.more_chunks {
+                self.started = Some(update);
+                return Ok(None);
+            }
+            return Ok(Some(update));
+        };
+        let expected = started.chunk.saturating_add(1);
+        if !update.snapshot
+            || update.nonce != started.nonce
+            || update.revision != started.revision
+            || update.chunk != expected
+        {
+            return Err(refuse(
+                &update,
+                &format!(
+                    "chunk {} of revision {} does not continue the snapshot of revision {} (chunk {expected} expected)",
+                    update.chunk, update.revision, started.revision
+                ),
+            ));
+        }
+        if expected >= MAX_CHUNKS {
+            return Err(refuse(
+                &update,
+                &format!("a snapshot in more than {MAX_CHUNKS} chunks"),
+            ));
+        }
+        started.upserted.append(&mut update.upserted);
+        started.chunk = expected;
+        if update.more_chunks {
+            self.started = Some(started);
+            return Ok(None);
+        }
+        started.more_chunks = false;
+        Ok(Some(started))
+    }
+}
+
+/// The NACK of an update that cannot be assembled.
+fn refuse(update: &ConfigUpdate, why: &str) -> Nack {
+    tracing::warn!(
+        revision = update.revision,
+        reason = why,
+        "rejected a config update"
+    );
+    Nack {
+        nonce: update.nonce.clone(),
+        revision: update.revision,
+        error_detail: why.to_string(),
     }
 }
 
@@ -231,7 +310,51 @@ async fn send(
 
 #[cfg(test)]
 mod tests {
+    use sluice_proto::admin::v1::Entity;
+
     use super::*;
+
+    fn chunk(nonce: &str, chunk: u32, more_chunks: bool, id: &str) -> ConfigUpdate {
+        ConfigUpdate {
+            revision: 7,
+            nonce: nonce.into(),
+            snapshot: true,
+            upserted: vec![Entity {
+                id: id.into(),
+                ..Default::default()
+            }],
+            chunk,
+            more_chunks,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn chunks_are_applied_together_when_the_last_arrives() {
+        let mut chunks = Chunks::default();
+        assert_eq!(chunks.add(chunk("1", 0, true, "a")), Ok(None));
+        assert_eq!(chunks.add(chunk("1", 1, true, "b")), Ok(None));
+        let whole = chunks.add(chunk("1", 2, false, "c")).unwrap().unwrap();
+        let ids: Vec<&str> = whole.upserted.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!((ids, whole.nonce.as_str()), (vec!["a", "b", "c"], "1"));
+        // An update in one message passes straight through.
+        assert_eq!(
+            chunks.add(chunk("2", 0, false, "d")),
+            Ok(Some(chunk("2", 0, false, "d")))
+        );
+    }
+
+    #[test]
+    fn a_chunk_out_of_place_is_refused() {
+        let mut chunks = Chunks::default();
+        assert!(chunks.add(chunk("1", 1, false, "a")).is_err());
+        assert_eq!(chunks.add(chunk("1", 0, true, "a")), Ok(None));
+        let nack = chunks.add(chunk("1", 2, false, "c")).unwrap_err();
+        assert_eq!(nack.nonce, "1");
+        // What was assembled is dropped: a fresh snapshot starts over.
+        assert_eq!(chunks.add(chunk("2", 0, true, "a")), Ok(None));
+        assert!(chunks.add(chunk("2", 1, false, "b")).unwrap().is_some());
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {

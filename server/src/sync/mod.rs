@@ -1,6 +1,7 @@
 //! The data-plane sync endpoint (`sluice.dataplane.v1.DataPlaneSync`):
 //! mTLS, one session per node stream, node status.
 
+pub mod chunks;
 pub mod emitter;
 mod plan;
 pub mod registry;

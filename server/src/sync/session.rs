@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tonic::{Status, Streaming};
 
 use super::{
+    chunks,
     emitter::Emitter,
     plan::{FromLog, Log, Next, Plan},
     registry::Registry,
@@ -265,15 +266,28 @@ impl Session {
         self.plan.snapshot_taken();
         let (revision, entities) = self.store.snapshot(&self.peer.gateway_id).await?;
         self.ensure_live().await?;
-        let update = ConfigUpdate {
-            revision,
-            nonce: String::new(),
-            snapshot: true,
-            base_revision: 0,
-            upserted: entities,
-            removed: Vec::new(),
+        // One message for a node that cannot assemble chunks (as large as
+        // it must be); chunks well under gRPC's 4 MiB for one that can.
+        let limit = match self.hello.accepts_chunks {
+            true => chunks::CHUNK_BYTES,
+            false => usize::MAX,
         };
-        self.send(update).await
+        let parts = chunks::split(entities, limit);
+        let last = parts.len().saturating_sub(1);
+        let nonce = self.plan.snapshot_sent(revision);
+        for (i, upserted) in parts.into_iter().enumerate() {
+            let update = ConfigUpdate {
+                revision,
+                nonce: nonce.clone(),
+                snapshot: true,
+                upserted,
+                chunk: u32::try_from(i).unwrap_or(u32::MAX),
+                more_chunks: i < last,
+                ..Default::default()
+            };
+            self.transmit(update).await?;
+        }
+        Ok(())
     }
 
     /// Refuses the stream unless its certificate is still a live
@@ -308,7 +322,6 @@ impl Session {
     ) -> Result<(), Status> {
         let update = ConfigUpdate {
             revision,
-            nonce: String::new(),
             snapshot: false,
             base_revision: self.plan.acked(),
             upserted,
@@ -319,17 +332,19 @@ impl Session {
                     id,
                 })
                 .collect(),
+            ..Default::default()
         };
         self.send(update).await
     }
 
     /// Sends an update, in flight until the node answers its nonce.
     async fn send(&mut self, mut update: ConfigUpdate) -> Result<(), Status> {
-        update.nonce = if update.snapshot {
-            self.plan.snapshot_sent(update.revision)
-        } else {
-            self.plan.sent(update.revision)
-        };
+        update.nonce = self.plan.sent(update.revision);
+        self.transmit(update).await
+    }
+
+    /// Writes one message of an update to the stream.
+    async fn transmit(&self, update: ConfigUpdate) -> Result<(), Status> {
         let message = ServerMessage {
             message: Some(server_message::Message::Update(update)),
         };
