@@ -41,10 +41,21 @@ async fn others(
         .collect()
 }
 
-/// Whether two listener addresses can both be bound to one port.
+/// Whether two listener addresses cannot both be bound to one port: the
+/// same address however it is spelled (`::ffff:10.0.0.5` is `10.0.0.5`,
+/// `0:0::1` is `::1`), or either is a wildcard (`0.0.0.0`, `::`, `::0`).
+/// A host name may resolve to anything, so it clashes with every address.
 fn same_address(a: &str, b: &str) -> bool {
-    let wildcard = |x: &str| matches!(x, "0.0.0.0" | "::" | "[::]");
-    a.eq_ignore_ascii_case(b) || wildcard(a) || wildcard(b)
+    let parse = |x: &str| {
+        x.trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| ip.to_canonical())
+    };
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x == y || x.is_unspecified() || y.is_unspecified(),
+        _ => true,
+    }
 }
 
 /// The port ranges of a listener, with the index of their entry.
@@ -206,11 +217,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wildcards_overlap_every_address() {
+    fn wildcards_overlap_every_address_however_spelled() {
         assert!(same_address("127.0.0.1", "127.0.0.1"));
         assert!(same_address("0.0.0.0", "127.0.0.1"));
         assert!(same_address("10.0.0.5", "::"));
+        assert!(same_address("0:0:0:0:0:0:0:0", "10.0.0.5"));
+        assert!(same_address("::0", "::1"));
+        assert!(same_address("0:0::1", "::1"));
+        assert!(same_address("::ffff:10.0.0.5", "10.0.0.5"));
+        assert!(
+            same_address("localhost", "127.0.0.1"),
+            "a host name may be anything"
+        );
         assert!(!same_address("127.0.0.1", "127.0.0.2"));
+        assert!(!same_address("::1", "127.0.0.1"));
     }
 
     #[test]

@@ -211,8 +211,11 @@ impl Plan {
     /// revision, or None for a nonce that is not in flight.
     pub(crate) fn on_nack(&mut self, nonce: &str) -> Option<i64> {
         let f = self.in_flight.take_if(|f| f.nonce == nonce)?;
+        // Changes that arrived while the update was in flight stay
+        // pending: they are sent at once, rebuilt from the log after the
+        // last ACK (a fix committed before the NACK came must not wait for
+        // some later, unrelated write).
         self.from_log = true;
-        self.pending.clear();
         Some(f.revision)
     }
 }
@@ -318,6 +321,18 @@ mod tests {
         assert_eq!(plan.after_log(Log::Changes), FromLog::Delta);
         plan.sent(12);
         assert_eq!(plan.next(), Next::Wait);
+    }
+
+    #[test]
+    fn a_change_that_came_while_the_update_was_in_flight_follows_its_nack_at_once() {
+        let mut plan = running(10);
+        assert!(plan.on_change(change(11, "a")));
+        let (revision, _) = plan.take_pending();
+        let nonce = plan.sent(revision);
+        // The operator's fix is committed before the node's NACK arrives.
+        assert!(plan.on_change(change(12, "a")));
+        assert_eq!(plan.on_nack(&nonce), Some(11));
+        assert_eq!(plan.next(), Next::FromLog { since: 10 });
     }
 
     #[test]

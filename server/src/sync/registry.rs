@@ -43,6 +43,9 @@ pub struct Registry {
     store: Store,
     nodes: Arc<Mutex<HashMap<Key, Entry>>>,
     generations: Arc<std::sync::atomic::AtomicU64>,
+    /// One flush at a time: two overlapping flushes could commit in the
+    /// wrong order and leave an older "connected" record last.
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn now() -> i64 {
@@ -59,6 +62,7 @@ impl Registry {
             store,
             nodes: Arc::default(),
             generations: Arc::default(),
+            flushing: Arc::default(),
         };
         let flusher = registry.clone();
         tokio::spawn(async move {
@@ -165,6 +169,7 @@ impl Registry {
     /// that succeeded: when saving fails, it stays dirty and the next flush
     /// writes it again (else a node could stay "connected" forever).
     pub async fn flush(&self) -> Result<(), ApiError> {
+        let _one_at_a_time = self.flushing.lock().await;
         let (keys, dirty): (Vec<(Key, u64)>, Vec<NodeRecord>) = match self.nodes.lock() {
             Ok(nodes) => nodes
                 .iter()
