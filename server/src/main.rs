@@ -136,10 +136,12 @@ enum TokenCommand {
     #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["id", "name"])))]
     Revoke {
         /// The token's id (from `token list`).
-        #[arg(long, env = "SLUICE_TOKEN_ID")]
+        #[arg(long, env = "SLUICE_REVOKE_TOKEN_ID")]
         id: Option<String>,
-        /// Every live token with this name.
-        #[arg(long, env = "SLUICE_TOKEN_NAME")]
+        /// Every live token with this name. (Its variable is not
+        /// SLUICE_TOKEN_NAME, which `token create` reads: a name exported
+        /// for creating must never revoke by itself.)
+        #[arg(long, env = "SLUICE_REVOKE_TOKEN_NAME")]
         name: Option<String>,
         #[command(flatten)]
         data: DataDir,

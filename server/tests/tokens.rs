@@ -99,7 +99,7 @@ async fn revoked_and_expired_tokens_are_refused() {
     token_cli(d, &["revoke", "--name", "laptop"], &[]);
     assert_eq!(call(&server, &by_name).await, Err(Code::Unauthenticated));
     let ci = rows[0].0.clone();
-    token_cli(d, &["revoke"], &[("SLUICE_TOKEN_ID", ci.as_str())]);
+    token_cli(d, &["revoke"], &[("SLUICE_REVOKE_TOKEN_ID", ci.as_str())]);
     assert_eq!(call(&server, &forever).await, Err(Code::Unauthenticated));
     // Nothing left to revoke by that name is an error.
     let again = Command::new(common::bin())

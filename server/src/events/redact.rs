@@ -1,7 +1,8 @@
 //! What is shown of a webhook URL outside the hook's own reads (event
 //! payloads, the revision log, delivery errors, the server log): the
-//! scheme, host, port and path. Userinfo and the query often carry
-//! credentials (`https://user:token@host/hook?key=...`), so they are
+//! scheme, host and port. Userinfo, the query and the path often carry
+//! credentials (`https://user:token@host/hook?key=...`; Slack's and
+//! Discord's webhook URLs carry their token in the path), so they are
 //! replaced, and a fragment is dropped.
 
 use sluice_proto::admin::v1::{Entity, entity::Spec};
@@ -29,6 +30,11 @@ pub fn url(url: &str) -> String {
     let host = match authority.rsplit_once('@') {
         Some((_, host)) => format!("{REDACTED}@{host}"),
         None => authority.to_string(),
+    };
+    let path = if path.is_empty() || path == "/" {
+        path.to_string()
+    } else {
+        format!("/{REDACTED}")
     };
     let mut out = match scheme {
         Some(scheme) => format!("{scheme}://{host}{path}"),
@@ -61,22 +67,30 @@ mod tests {
         for (given, shown) in [
             (
                 "https://hooks.example.com/sluice",
-                "https://hooks.example.com/sluice",
+                "https://hooks.example.com/redacted",
             ),
-            ("http://127.0.0.1:8080/h", "http://127.0.0.1:8080/h"),
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+                "https://hooks.slack.com/redacted",
+            ),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/"),
             (
                 "https://user:s3cret@hooks.example.com:8443/h?token=abc&x=1#frag",
-                "https://redacted@hooks.example.com:8443/h?redacted",
+                "https://redacted@hooks.example.com:8443/redacted?redacted",
             ),
             ("https://tok@host", "https://redacted@host"),
             ("https://host?key=abc", "https://host?redacted"),
-            ("https://a@b@host/p", "https://redacted@host/p"),
-            ("https://[::1]:9000/p?q", "https://[::1]:9000/p?redacted"),
-            ("https://host/p@q", "https://host/p@q"),
-            ("https://host/p#token", "https://host/p"),
+            ("https://a@b@host/p", "https://redacted@host/redacted"),
+            (
+                "https://[::1]:9000/p?q",
+                "https://[::1]:9000/redacted?redacted",
+            ),
+            ("https://host/p@q", "https://host/redacted"),
+            ("https://host/p#token", "https://host/redacted"),
         ] {
             assert_eq!(url(given), shown, "{given}");
         }
+        assert!(!url("https://discord.com/api/webhooks/1/SECRET").contains("SECRET"));
         for secret in ["s3cret", "abc", "token=", "user"] {
             assert!(!url("https://user:s3cret@h/p?token=abc").contains(secret));
         }
