@@ -25,6 +25,11 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often a node reports its status without being asked.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// The largest single message taken from the control plane. Snapshots
+/// come in chunks of at most 1 MiB; a delta read from the log (a node back
+/// from a long absence) is one message and may be larger than tonic's
+/// 4 MiB default, so the cap is deliberate and bounded.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// How often sampled event counts are sent.
 const EVENTS_EVERY: Duration = Duration::from_secs(5);
 
@@ -125,6 +130,7 @@ async fn session(
     };
     send(&tx, node_message::Message::Hello(hello)).await?;
     let mut inbound = DataPlaneSyncClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
         .stream(ReceiverStream::new(rx))
         .await
         .context("opening the sync stream")?
