@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{create, deliveries, wait_deliveries};
+
 use std::time::{Duration, Instant};
 
 use common::{
@@ -16,9 +18,9 @@ use sha2::Sha256;
 use sluice_acceptance::node::{self, Node};
 use sluice_proto::{
     admin::v1::{
-        CreateEntityRequest, DeleteEntityRequest, Entity, EventDelivery, EventHandler, EventHook,
-        EventHookConfig, EventSource, Kind, ListEventDeliveriesRequest, ListEventSourcesRequest,
-        PingEventHookRequest, TestEventHookRequest, UpdateEntityRequest, entity::Spec,
+        DeleteEntityRequest, Entity, EventHandler, EventHook, EventHookConfig, EventSource, Kind,
+        ListEventSourcesRequest, PingEventHookRequest, TestEventHookRequest, UpdateEntityRequest,
+        entity::Spec,
     },
     dataplane::v1::DataPlaneEvent,
 };
@@ -53,47 +55,6 @@ fn hook(
             snooze_seconds: 0,
         }),
     )
-}
-
-async fn create(admin: &mut common::Admin, e: Entity) -> Entity {
-    admin
-        .create_entity(CreateEntityRequest { entity: Some(e) })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn deliveries(admin: &mut common::Admin, gw: &str, hook: &str) -> Vec<EventDelivery> {
-    admin
-        .list_event_deliveries(ListEventDeliveriesRequest {
-            gateway_id: gw.into(),
-            hook_id: hook.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .deliveries
-}
-
-/// Polls the delivery list until `done` holds (at most 20 s).
-async fn wait_deliveries(
-    admin: &mut common::Admin,
-    gw: &str,
-    hook: &str,
-    done: impl Fn(&[EventDelivery]) -> bool,
-) -> Vec<EventDelivery> {
-    for _ in 0..400 {
-        let list = deliveries(admin, gw, hook).await;
-        if done(&list) {
-            return list;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "deliveries never reached the expected state: {:?}",
-        deliveries(admin, gw, hook).await
-    );
 }
 
 fn verify_signature(secret: &str, received: &common::receiver::Received) {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{create, deliveries, wait_deliveries};
+
 use std::time::Duration;
 
 use common::{
@@ -11,8 +13,7 @@ use common::{
     receiver::{Behaviour, Receiver},
 };
 use sluice_proto::admin::v1::{
-    CreateEntityRequest, Entity, EventDelivery, EventHandler, EventHook, EventHookConfig,
-    EventSource, ListEventDeliveriesRequest, entity::Spec,
+    Entity, EventHandler, EventHook, EventHookConfig, EventSource, entity::Spec,
 };
 
 const FAST_RETRIES: &[&str] = &["--event-retry-base-ms", "50", "--event-retry-max-ms", "200"];
@@ -33,47 +34,6 @@ fn webhook(gw: &str, name: &str, url: &str) -> Entity {
             snooze_seconds: 0,
         }),
     )
-}
-
-async fn create(admin: &mut common::Admin, e: Entity) -> Entity {
-    admin
-        .create_entity(CreateEntityRequest { entity: Some(e) })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn deliveries(admin: &mut common::Admin, gw: &str, hook: &str) -> Vec<EventDelivery> {
-    admin
-        .list_event_deliveries(ListEventDeliveriesRequest {
-            gateway_id: gw.into(),
-            hook_id: hook.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .deliveries
-}
-
-/// Polls the delivery list until `done` holds (at most 20 s).
-async fn wait_deliveries(
-    admin: &mut common::Admin,
-    gw: &str,
-    hook: &str,
-    done: impl Fn(&[EventDelivery]) -> bool,
-) -> Vec<EventDelivery> {
-    for _ in 0..400 {
-        let list = deliveries(admin, gw, hook).await;
-        if done(&list) {
-            return list;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "deliveries never reached the expected state: {:?}",
-        deliveries(admin, gw, hook).await
-    );
 }
 
 /// A closed loopback port.

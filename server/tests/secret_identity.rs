@@ -6,21 +6,15 @@
 
 mod common;
 
+use common::create;
+
 use common::fixtures;
 use sha2::{Digest, Sha256};
 use sluice_acceptance::node::{self, Node};
 use sluice_proto::admin::v1::{
-    CertificateAndKey, CreateEntityRequest, Entity, ListenerPolicyTlsServer, Principal, Secret,
-    UpdateEntityRequest, VirtualCluster, entity::Spec, virtual_cluster_authentication::Method,
+    CertificateAndKey, Entity, ListenerPolicyTlsServer, Principal, Secret, UpdateEntityRequest,
+    VirtualCluster, entity::Spec, virtual_cluster_authentication::Method,
 };
-
-async fn create(admin: &mut common::Admin, e: Entity) -> Entity {
-    admin
-        .create_entity(CreateEntityRequest { entity: Some(e) })
-        .await
-        .unwrap()
-        .into_inner()
-}
 
 async fn update(admin: &mut common::Admin, e: Entity) -> Entity {
     admin

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::create;
+
 use common::fixtures;
 use sluice_acceptance::node::{self, Node, NodeCerts};
 use sluice_proto::admin::v1::{
@@ -34,14 +36,6 @@ async fn setup(extra: &[&str]) -> Setup {
         gateway,
         certs,
     }
-}
-
-async fn create(admin: &mut common::Admin, e: Entity) -> Entity {
-    admin
-        .create_entity(CreateEntityRequest { entity: Some(e) })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 async fn delete(admin: &mut common::Admin, e: &Entity) -> i64 {

@@ -5,19 +5,12 @@
 
 mod common;
 
+use common::create;
+
 use std::path::Path;
 
 use common::fixtures;
 use sluice_acceptance::node::{self, Node};
-use sluice_proto::admin::v1::{CreateEntityRequest, Entity};
-
-async fn create(admin: &mut common::Admin, e: Entity) -> Entity {
-    admin
-        .create_entity(CreateEntityRequest { entity: Some(e) })
-        .await
-        .unwrap()
-        .into_inner()
-}
 
 /// Copies the database files (`sluice.db` and any WAL beside it) of a
 /// stopped server from `from` to `to`, replacing what `to` holds.

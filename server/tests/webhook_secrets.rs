@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::create;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -15,9 +17,9 @@ use common::{
 };
 use prost::Message;
 use sluice_proto::admin::v1::{
-    CreateEntityRequest, Entity, EventDelivery, EventHandler, EventHook, EventHookConfig,
-    EventSource, GetEntityRequest, Kind, ListEventDeliveriesRequest, ListRevisionsRequest,
-    PingEventHookRequest, Secret, UpdateEntityRequest, entity::Spec,
+    Entity, EventDelivery, EventHandler, EventHook, EventHookConfig, EventSource, GetEntityRequest,
+    Kind, ListEventDeliveriesRequest, ListRevisionsRequest, PingEventHookRequest, Secret,
+    UpdateEntityRequest, entity::Spec,
 };
 
 const HEADER_TOKEN: &str = "Bearer header-token-4711";
@@ -52,14 +54,6 @@ fn hook(gw: &str, name: &str, url: &str, headers: &[(&str, &str)]) -> Entity {
             snooze_seconds: 0,
         }),
     )
-}
-
-async fn create(admin: &mut common::Admin, e: Entity) -> Entity {
-    admin
-        .create_entity(CreateEntityRequest { entity: Some(e) })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 fn leaks(text: &str) -> Vec<&'static str> {

@@ -8,7 +8,11 @@ pub(crate) mod db;
 pub(crate) mod fixtures;
 pub(crate) mod receiver;
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
+
+use sluice_proto::admin::v1::{
+    CreateEntityRequest, Entity, EventDelivery, ListEventDeliveriesRequest,
+};
 
 pub(crate) use sluice_acceptance::server::{Admin, Server};
 
@@ -58,4 +62,47 @@ pub(crate) async fn logged(
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Creates an entity through the admin API (the test fails if refused).
+pub(crate) async fn create(admin: &mut Admin, e: Entity) -> Entity {
+    admin
+        .create_entity(CreateEntityRequest { entity: Some(e) })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The event deliveries of one hook.
+pub(crate) async fn deliveries(admin: &mut Admin, gw: &str, hook: &str) -> Vec<EventDelivery> {
+    admin
+        .list_event_deliveries(ListEventDeliveriesRequest {
+            gateway_id: gw.into(),
+            hook_id: hook.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries
+}
+
+/// Polls the delivery list until `done` holds (at most 20 s).
+pub(crate) async fn wait_deliveries(
+    admin: &mut Admin,
+    gw: &str,
+    hook: &str,
+    done: impl Fn(&[EventDelivery]) -> bool,
+) -> Vec<EventDelivery> {
+    for _ in 0..400 {
+        let list = deliveries(admin, gw, hook).await;
+        if done(&list) {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "deliveries never reached the expected state: {:?}",
+        deliveries(admin, gw, hook).await
+    );
 }
