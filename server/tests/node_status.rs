@@ -6,11 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{db, fixtures};
+use common::{db, fixtures, wait_nodes};
 use sluice_acceptance::node::{self, Node, NodeCerts};
-use sluice_proto::admin::v1::{
-    CreateEntityRequest, DataPlaneNode, Entity, ListDataPlaneNodesRequest,
-};
+use sluice_proto::admin::v1::{CreateEntityRequest, Entity};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -40,36 +38,6 @@ async fn setup(extra: &[&str]) -> Setup {
         gateway,
         certs,
     }
-}
-
-async fn nodes(admin: &mut common::Admin, gateway: &str) -> Vec<DataPlaneNode> {
-    admin
-        .list_data_plane_nodes(ListDataPlaneNodesRequest {
-            gateway_id: gateway.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .nodes
-}
-
-/// Polls the node list until `done` holds (at most 20 s).
-async fn wait_nodes(
-    admin: &mut common::Admin,
-    gateway: &str,
-    done: impl Fn(&[DataPlaneNode]) -> bool,
-) -> Vec<DataPlaneNode> {
-    for _ in 0..400 {
-        let listed = nodes(admin, gateway).await;
-        if done(&listed) {
-            return listed;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "the node list never reached the expected state: {:?}",
-        nodes(admin, gateway).await
-    );
 }
 
 /// A node that connected and ACKed its snapshot.

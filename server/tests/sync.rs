@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::create;
+use common::{create, nodes, wait_nodes};
 
 use common::fixtures;
 use sluice_acceptance::node::{self, Node, NodeCerts};
 use sluice_proto::admin::v1::{
     CreateEntityRequest, DeleteDataPlaneNodeRequest, DeleteEntityRequest, Entity, Kind,
-    ListDataPlaneNodesRequest, UpdateEntityRequest, backend_authentication::Method, entity::Spec,
+    UpdateEntityRequest, backend_authentication::Method, entity::Spec,
 };
 use tonic::Code;
 
@@ -49,20 +49,6 @@ async fn delete(admin: &mut common::Admin, e: &Entity) -> i64 {
         .unwrap()
         .into_inner()
         .revision
-}
-
-async fn nodes(
-    admin: &mut common::Admin,
-    gateway: &str,
-) -> Vec<sluice_proto::admin::v1::DataPlaneNode> {
-    admin
-        .list_data_plane_nodes(ListDataPlaneNodesRequest {
-            gateway_id: gateway.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .nodes
 }
 
 fn ids(entities: &[Entity]) -> Vec<&str> {
@@ -160,8 +146,12 @@ async fn a_node_sees_exactly_the_changes_in_revision_order() {
     assert_eq!(ids(&u4.upserted), [listener.id.as_str()]);
     n.ack(&u4).await;
 
-    // The node's status shows what it ACKed.
-    let listed = nodes(&mut admin, &gateway.id).await;
+    // The node's status shows what it ACKed, once the server has read the
+    // ACK (the send returns before that).
+    let listed = wait_nodes(&mut admin, &gateway.id, |l| {
+        l.first().is_some_and(|n| n.applied_revision == u4.revision)
+    })
+    .await;
     assert_eq!(listed.len(), 1);
     assert!(listed[0].connected);
     assert_eq!(listed[0].applied_revision, u4.revision);
@@ -257,7 +247,7 @@ async fn a_nack_is_recorded_and_not_resent() {
     assert_eq!(u2.base_revision, snapshot.revision);
     assert_eq!(ids(&u2.upserted), [bad.id.as_str(), next.id.as_str()]);
 
-    let listed = nodes(&mut admin, &gateway.id).await;
+    let listed = wait_nodes(&mut admin, &gateway.id, |l| l[0].rejected.is_some()).await;
     let rejected = listed[0].rejected.as_ref().expect("rejection recorded");
     assert_eq!(rejected.revision, u1.revision);
     assert!(rejected.reason.contains("cannot resolve host"));
@@ -267,8 +257,10 @@ async fn a_nack_is_recorded_and_not_resent() {
     );
 
     n.ack(&u2).await;
-    let listed = nodes(&mut admin, &gateway.id).await;
-    assert_eq!(listed[0].applied_revision, u2.revision);
+    wait_nodes(&mut admin, &gateway.id, |l| {
+        l[0].applied_revision == u2.revision
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -280,7 +272,10 @@ async fn unknown_and_revoked_certificates_are_refused() {
         gateway,
         certs,
     } = setup(&[]).await;
-    // A certificate from no gateway CA fails the TLS handshake or the call.
+    // A certificate from no gateway CA is refused in the TLS handshake (an
+    // UnknownCA alert), before any gRPC call: the client sees the broken
+    // connection, as Unknown ("transport error") or, when the alert wins
+    // the race with the request, Cancelled; never a status from a handler.
     let (cert, key) = fixtures::cert_and_key();
     let stranger = NodeCerts {
         ca: certs.ca.clone(),
@@ -288,10 +283,25 @@ async fn unknown_and_revoked_certificates_are_refused() {
         key,
         id: String::new(),
     };
+    let err = match Node::connect(&server.sync_addr, &stranger, node::hello("x", 0)).await {
+        Ok(mut n) => n.next().await.unwrap_err(),
+        Err(e) => e,
+    };
     assert!(
-        Node::connect(&server.sync_addr, &stranger, node::hello("x", 0))
-            .await
-            .is_err()
+        matches!(
+            err.code(),
+            Code::Unknown | Code::Cancelled | Code::Unavailable
+        ),
+        "{err:?}"
+    );
+    let refused = common::logged(&server, std::time::Duration::from_secs(20), |l| {
+        l.contains("TLS handshake refused")
+    })
+    .await
+    .expect("the server logs the refused handshake");
+    assert!(
+        refused.contains("invalid peer certificate: UnknownIssuer"),
+        "{refused}"
     );
 
     let mut n = Node::connect(&server.sync_addr, &certs, node::hello("n1", 0))
@@ -389,15 +399,7 @@ async fn disconnected_nodes_stay_listed_until_pruned() {
     );
     drop(n);
     // The disconnect is recorded when the server sees the stream end.
-    let mut listed = nodes(&mut admin, &gateway.id).await;
-    for _ in 0..100 {
-        if !listed[0].connected {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        listed = nodes(&mut admin, &gateway.id).await;
-    }
-    assert!(!listed[0].connected);
+    let listed = wait_nodes(&mut admin, &gateway.id, |l| !l[0].connected).await;
     assert_eq!(listed[0].applied_revision, snapshot.revision);
     admin
         .delete_data_plane_node(DeleteDataPlaneNodeRequest {

@@ -11,7 +11,8 @@ pub(crate) mod receiver;
 use std::{path::Path, time::Duration};
 
 use sluice_proto::admin::v1::{
-    CreateEntityRequest, Entity, EventDelivery, ListEventDeliveriesRequest,
+    CreateEntityRequest, DataPlaneNode, Entity, EventDelivery, ListDataPlaneNodesRequest,
+    ListEventDeliveriesRequest,
 };
 
 pub(crate) use sluice_acceptance::server::{Admin, Server};
@@ -104,5 +105,37 @@ pub(crate) async fn wait_deliveries(
     panic!(
         "deliveries never reached the expected state: {:?}",
         deliveries(admin, gw, hook).await
+    );
+}
+
+/// The data-plane nodes of one gateway.
+pub(crate) async fn nodes(admin: &mut Admin, gateway: &str) -> Vec<DataPlaneNode> {
+    admin
+        .list_data_plane_nodes(ListDataPlaneNodesRequest {
+            gateway_id: gateway.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes
+}
+
+/// Polls the node list until `done` holds (at most 20 s): what a node
+/// sends is applied by the server after the send returns.
+pub(crate) async fn wait_nodes(
+    admin: &mut Admin,
+    gateway: &str,
+    done: impl Fn(&[DataPlaneNode]) -> bool,
+) -> Vec<DataPlaneNode> {
+    for _ in 0..400 {
+        let listed = nodes(admin, gateway).await;
+        if done(&listed) {
+            return listed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the node list never reached the expected state: {:?}",
+        nodes(admin, gateway).await
     );
 }
