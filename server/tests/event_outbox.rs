@@ -12,27 +12,19 @@ use common::{
     db, fixtures,
     receiver::{Behaviour, Receiver},
 };
-use sluice_proto::admin::v1::{
-    Entity, EventHandler, EventHook, EventHookConfig, EventSource, entity::Spec,
-};
+use sluice_proto::admin::v1::{Entity, EventHandler, EventSource, entity::Spec};
 
 const FAST_RETRIES: &[&str] = &["--event-retry-base-ms", "50", "--event-retry-max-ms", "200"];
 
 fn webhook(gw: &str, name: &str, url: &str) -> Entity {
-    fixtures::entity(
+    fixtures::hook(
         gw,
         name,
-        Spec::EventHook(EventHook {
-            source: EventSource::Crud as i32,
-            event: String::new(),
-            handler: EventHandler::Webhook as i32,
-            config: Some(EventHookConfig {
-                url: url.into(),
-                timeout: 5,
-                ..Default::default()
-            }),
-            snooze_seconds: 0,
-        }),
+        EventSource::Crud,
+        "",
+        EventHandler::Webhook,
+        url,
+        "",
     )
 }
 

@@ -250,3 +250,32 @@ pub(crate) fn of_kind(kind: Kind, ids: &Ids) -> Entity {
     };
     entity(gw, &name, spec)
 }
+
+/// An event hook with `url`, signed with `secret` (none when empty), that
+/// gives each delivery 5 s.
+pub(crate) fn hook(
+    gw: &str,
+    name: &str,
+    source: pb::EventSource,
+    event: &str,
+    handler: pb::EventHandler,
+    url: &str,
+    secret: &str,
+) -> Entity {
+    entity(
+        gw,
+        name,
+        Spec::EventHook(EventHook {
+            source: source as i32,
+            event: event.into(),
+            handler: handler as i32,
+            config: Some(EventHookConfig {
+                url: url.into(),
+                secret: (!secret.is_empty()).then(|| self::secret(secret)).flatten(),
+                timeout: 5,
+                ..Default::default()
+            }),
+            snooze_seconds: 0,
+        }),
+    )
+}
