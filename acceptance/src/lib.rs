@@ -3,11 +3,14 @@
 //! and scripted data-plane nodes.
 
 pub mod broker;
+pub mod clients;
 pub mod node;
 pub mod process;
+pub mod relay;
 pub mod server;
 pub mod stack;
 pub mod terraform;
+pub mod webhook;
 
 use std::path::PathBuf;
 

@@ -35,6 +35,8 @@ pub struct Stack {
     pub ports: (u16, u16),
     /// Data dir, certificates, cache.
     pub dir: tempfile::TempDir,
+    /// An admin token.
+    pub token: String,
 }
 
 /// Creates an entity.
@@ -128,6 +130,18 @@ pub fn start_proxy_with(
     gateway: &str,
     extra: &[&str],
 ) -> Process {
+    start_proxy_via(&server.sync_addr, dir, gateway, extra)
+}
+
+/// [`start_proxy_with`] reaching the control plane at `control_plane`
+/// (a relay in front of the server's sync endpoint, say); `dir` is the
+/// server's data dir.
+pub fn start_proxy_via(
+    control_plane: &str,
+    dir: &std::path::Path,
+    gateway: &str,
+    extra: &[&str],
+) -> Process {
     let certs = dir.join("node");
     server::run_cli(
         &workspace_bin("sluice-server"),
@@ -144,7 +158,7 @@ pub fn start_proxy_with(
     );
     let mut command = Command::new(workspace_bin("sluice-proxy"));
     command
-        .args(["run", "--control-plane", &server.sync_addr])
+        .args(["run", "--control-plane", control_plane])
         .arg("--cert")
         .arg(certs.join("tls.crt"))
         .arg("--key")
@@ -208,6 +222,7 @@ impl Stack {
             backend,
             ports,
             dir,
+            token,
         }
     }
 

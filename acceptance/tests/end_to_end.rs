@@ -12,6 +12,7 @@ use std::{
 
 use sluice_acceptance::{
     broker::Tansu,
+    clients::{self, CLIENTS},
     server::{self, Server},
     stack::{start_proxy, two_ports},
     terraform::Terraform,
@@ -19,7 +20,6 @@ use sluice_acceptance::{
 };
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clients");
 const WAIT: Duration = Duration::from_secs(30);
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -33,21 +33,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn client(program: &str, script: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .arg(format!("{CLIENTS}/{script}"))
-        .args(args)
-        .output()
-        .expect(program);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{script} failed:\n{text}");
-    text
 }
 
 fn accepts(port: u16) -> bool {
@@ -123,17 +108,17 @@ async fn terraform_to_kafka_clients_and_back() {
     let bootstrap = format!("127.0.0.1:{}", ports.0);
 
     // Three independent clients.
-    client(
+    clients::run(
         "python3",
         "confluent_roundtrip.py",
         &[&bootstrap, "e2e-confluent", "g-confluent"],
     );
-    client(
+    clients::run(
         "python3",
         "kafka_python_roundtrip.py",
         &[&bootstrap, "e2e-python", "g-python"],
     );
-    let js = client(
+    let js = clients::run(
         "node",
         "kafkajs_roundtrip.js",
         &[&bootstrap, "e2e-js", "g-js"],
@@ -183,7 +168,7 @@ async fn terraform_to_kafka_clients_and_back() {
     let took = applied.elapsed();
     eprintln!("the new virtual cluster accepted {took:?} after terraform apply returned");
     assert!(accepts(more.0), "the new virtual cluster never accepted");
-    client(
+    clients::run(
         "python3",
         "kafka_python_roundtrip.py",
         &[&format!("127.0.0.1:{}", more.0), "e2e-live", "g-live"],

@@ -102,6 +102,7 @@ async fn kafka_clients_work_through_the_proxy() {
         backend,
         ports,
         dir: _dir,
+        ..
     } = stack;
     let bootstrap = format!("127.0.0.1:{}", ports.0);
 

@@ -5,27 +5,10 @@
 
 use std::{process::Command, time::Duration};
 
-use sluice_acceptance::stack::Stack;
+use sluice_acceptance::{clients::roundtrip, stack::Stack};
 use sluice_proto::admin::v1::{DeleteEntityRequest, Kind, ListEntitiesRequest};
 
 const WAIT: Duration = Duration::from_secs(30);
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clients");
-
-/// A produce-then-consume round trip with a real client; its output.
-fn roundtrip(script: &str, bootstrap: &str, topic: &str, group: &str) -> String {
-    let out = Command::new("python3")
-        .arg(format!("{CLIENTS}/{script}"))
-        .args([bootstrap, topic, group])
-        .output()
-        .expect("python3");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{script} failed:\n{text}");
-    text
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_proxy_serves_kafka_from_its_cache_without_a_control_plane() {
