@@ -8,8 +8,8 @@ use sluice_proto::admin::v1::{Kind, ListDataPlaneNodesRequest, ListEntitiesReque
 use crate::{
     client::Admin,
     convert::to_value,
+    diagnostics::{diagnostic, status_diagnostics},
     plugin::value::{Type, Value},
-    resources::{diagnostic, status_diagnostics},
     schema::{self, Attr, Nesting, ResourceSchema, Source},
 };
 use sluice_proto::tfplugin6::Diagnostic;

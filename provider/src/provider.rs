@@ -19,8 +19,9 @@ use tonic::{Request, Response, Status};
 use crate::{
     client::{self, Admin},
     data_sources::{self, DataSource},
+    diagnostics::{self, diagnostic},
     plugin::value::{self, Type, Value},
-    resources::{self, diagnostic},
+    resources,
     schema::{self, Attr, ResourceSchema, Source},
 };
 
@@ -224,7 +225,7 @@ impl Provider for SluiceProvider {
             diagnostics.push(diagnostic(
                 "invalid endpoint",
                 "must start with http:// or https://",
-                Some(resources::attribute_path("endpoint")),
+                Some(diagnostics::attribute_path("endpoint")),
             ));
         }
         Ok(Response::new(validate_provider_config::Response {
@@ -245,7 +246,8 @@ impl Provider for SluiceProvider {
         if let Err(e) = crate::convert::to_entity(schema, &config) {
             let path = e.to_string();
             let cause = e.root_cause().to_string();
-            let at = (!path.is_empty() && path != cause).then(|| resources::attribute_path(&path));
+            let at =
+                (!path.is_empty() && path != cause).then(|| diagnostics::attribute_path(&path));
             diagnostics.push(diagnostic(&format!("invalid {path}"), &cause, at));
         }
         Ok(Response::new(validate_resource_config::Response {
@@ -307,14 +309,14 @@ impl Provider for SluiceProvider {
             diagnostics.push(diagnostic(
                 "missing endpoint",
                 "set endpoint or SLUICE_ENDPOINT",
-                Some(resources::attribute_path("endpoint")),
+                Some(diagnostics::attribute_path("endpoint")),
             ));
         }
         if token.is_empty() {
             diagnostics.push(diagnostic(
                 "missing token",
                 "set token or SLUICE_TOKEN",
-                Some(resources::attribute_path("token")),
+                Some(diagnostics::attribute_path("token")),
             ));
         }
         if diagnostics.is_empty() {
@@ -323,7 +325,7 @@ impl Provider for SluiceProvider {
                 Err(e) => diagnostics.push(diagnostic(
                     "cannot use the endpoint",
                     &format!("{e:#}"),
-                    Some(resources::attribute_path("endpoint")),
+                    Some(diagnostics::attribute_path("endpoint")),
                 )),
             }
         }
