@@ -17,6 +17,7 @@ use crate::{
     events::{self, Event},
     store::{ListFilter, Mode, Store},
     sync::Registry,
+    validate::known::Known,
 };
 
 /// The admin service over a store.
@@ -137,26 +138,51 @@ impl AdminService for AdminApi {
         self.authorize(&request).await?;
         let r = request.into_inner();
         let kind = kind_of(r.kind)?;
+        if r.force && kind != Kind::Gateway {
+            return Err(ApiError::invalid(
+                "delete request",
+                "force",
+                "only a gateway delete takes force (it also deletes the gateway's \
+                 data_plane_certificates); delete this entity without it",
+            )
+            .into());
+        }
         let revision = self
             .store
-            .delete(kind, &r.id, r.expected_revision, Mode::Commit)
+            .delete_forced(kind, &r.id, r.expected_revision, r.force, Mode::Commit)
             .await?;
-        tracing::info!(kind = kind.slug(), id = %r.id, revision, "deleted");
+        if kind == Kind::Gateway {
+            self.nodes.forget_gateway(&r.id).await?;
+        }
+        tracing::info!(kind = kind.slug(), id = %r.id, revision, force = r.force, "deleted");
         Ok(Response::new(DeleteEntityResponse { revision }))
     }
 
     async fn validate(&self, request: Request<ValidateRequest>) -> Reply<ValidateResponse> {
         self.authorize(&request).await?;
-        let entity = match request.into_inner().operation {
+        let r = request.into_inner();
+        let (entity, known) = match r.operation {
             Some(Operation::Create(c)) => {
-                self.store
-                    .create(entity_of(c.entity)?, Mode::DryRun)
-                    .await?
+                let entity = entity_of(c.entity)?;
+                let known = Known::parse(&entity, &r.unknown_fields)?;
+                (self.store.validate_create(entity, &known).await?, known)
             }
             Some(Operation::Update(u)) => {
-                self.store
-                    .update(entity_of(u.entity)?, u.expected_revision, Mode::DryRun)
-                    .await?
+                let entity = entity_of(u.entity)?;
+                let known = Known::parse(&entity, &r.unknown_fields)?;
+                if !known.is_known("id") {
+                    return Err(ApiError::invalid(
+                        "validate request",
+                        "unknown_fields",
+                        "the id of the entity to update must be known",
+                    )
+                    .into());
+                }
+                let checked = self
+                    .store
+                    .validate_update(entity, u.expected_revision, &known)
+                    .await?;
+                (checked, known)
             }
             None => {
                 return Err(ApiError::invalid(
@@ -168,7 +194,7 @@ impl AdminService for AdminApi {
             }
         };
         Ok(Response::new(ValidateResponse {
-            warnings: crate::validate::enforced::warnings(&entity),
+            warnings: known.keep_warnings(crate::validate::enforced::warnings(&entity)),
             entity: Some(entity),
         }))
     }

@@ -76,22 +76,49 @@ impl From<ApiError> for Status {
 
 /// Collects every rule a request breaks, with the field path of each.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations(Vec<Found>);
+
+/// One broken rule and the other fields its verdict depends on.
+#[derive(Debug)]
+struct Found {
+    violation: FieldViolation,
+    /// Fields besides the violation's own that the rule compared it with.
+    compared: Vec<String>,
+}
 
 impl Violations {
     /// Records that `field` breaks a rule.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        self.add_comparing(field, Vec::<String>::new(), description);
+    }
+
+    /// Records that `field` breaks a rule that looked at the `compared`
+    /// fields too (the verdict cannot stand while one of them is unknown).
+    pub fn add_comparing(
+        &mut self,
+        field: impl Into<String>,
+        compared: impl IntoIterator<Item = impl Into<String>>,
+        description: impl Into<String>,
+    ) {
+        self.0.push(Found {
+            violation: FieldViolation::new(field, description),
+            compared: compared.into_iter().map(Into::into).collect(),
+        });
     }
 
     /// Whether something was recorded about `field` already.
     pub fn has(&self, field: &str) -> bool {
-        self.0.iter().any(|v| v.field == field)
+        self.0.iter().any(|f| f.violation.field == field)
     }
 
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Keeps the violations for which `keep(field, compared fields)` holds.
+    pub fn retain(&mut self, keep: impl Fn(&str, &[String]) -> bool) {
+        self.0.retain(|f| keep(&f.violation.field, &f.compared));
     }
 
     /// `Ok` when nothing was recorded, else an [`ApiError::Invalid`].
@@ -101,7 +128,7 @@ impl Violations {
         } else {
             Err(ApiError::Invalid {
                 kind,
-                violations: self.0,
+                violations: self.0.into_iter().map(|f| f.violation).collect(),
             })
         }
     }

@@ -175,6 +175,26 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// Which of the data_plane_certificates `ids` still exist.
+    pub async fn live_certificates(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, ApiError> {
+        let mut live = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT id FROM entities WHERE kind = 'data_plane_certificate' AND id IN ({marks})"
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            live.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(live)
+    }
+
     /// Every data-plane entity of a gateway with secrets in clear, and the
     /// revision they are at, read in one consistent transaction.
     pub async fn snapshot(&self, gateway_id: &str) -> Result<(i64, Vec<Entity>), ApiError> {

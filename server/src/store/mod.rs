@@ -1,7 +1,9 @@
 //! The SQLite store: entities, their references, the revision log and admin
 //! tokens. Every write is one transaction that also appends to the log.
 
+mod checks;
 mod dataplane;
+mod delete;
 mod nodes;
 mod outbox;
 mod ports;

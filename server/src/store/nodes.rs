@@ -147,6 +147,15 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Forgets every node record of a gateway (deleted).
+    pub async fn forget_nodes(&self, gateway_id: &str) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM data_plane_nodes WHERE gateway_id = ?")
+            .bind(gateway_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Marks every node disconnected (at start: no stream survives a restart).
     pub async fn mark_all_nodes_disconnected(&self) -> Result<(), ApiError> {
         sqlx::query("UPDATE data_plane_nodes SET connected = 0")

@@ -16,7 +16,7 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::{
     error::{ApiError, Violations},
-    validate::rules::parse_port_spec,
+    validate::{known::Known, rules::parse_port_spec},
 };
 
 /// Every other entity of `kind` in the gateway, decoded.
@@ -96,15 +96,22 @@ fn broker_ids_fit(v: &mut Violations, field: &str, mapping: &PortMapping, ports:
     }
 }
 
-/// Refuses port clashes for a listener or forward policy being written.
+/// Refuses port clashes for a listener or forward policy being written,
+/// as far as the fields they depend on are known (an unknown address
+/// could be any; an unknown listener could be any).
 pub(super) async fn check(
     conn: &mut SqliteConnection,
     entity: &Entity,
+    known: &Known,
     v: &mut Violations,
 ) -> Result<(), ApiError> {
     match &entity.spec {
-        Some(Spec::Listener(listener)) => check_listener(conn, entity, listener, v).await,
-        Some(Spec::ListenerPolicyForwardToVirtualCluster(forward)) => {
+        Some(Spec::Listener(listener)) if known.is_whole("addresses") => {
+            check_listener(conn, entity, listener, v).await
+        }
+        Some(Spec::ListenerPolicyForwardToVirtualCluster(forward))
+            if known.is_known("listener_id") =>
+        {
             check_forward(conn, entity, forward, v).await
         }
         _ => Ok(()),

@@ -1,12 +1,13 @@
-//! Writes: create, update and delete, each one transaction that appends to
-//! the revision log. A dry run does all of it and rolls back, so `Validate`
-//! returns exactly the errors the real write would.
+//! Writes: create and update (delete: `delete.rs`), each one transaction
+//! that appends to the revision log. A dry run does all of it and rolls
+//! back, so `Validate` returns exactly the errors the real write would;
+//! with fields not known yet it stops after the checks.
 
 use prost::Message;
 use sluice_proto::admin::v1::{Entity, Kind, entity::Spec};
 use sqlx::{Row, SqliteConnection};
 
-use super::{Store, now_millis, read};
+use super::{Store, checks, now_millis, read};
 use crate::{
     error::{ApiError, Violations},
     events::Event,
@@ -14,6 +15,7 @@ use crate::{
     secrets::{self, SealedSecrets},
     validate::{
         self, defaults,
+        known::Known,
         references::{self, Reference},
     },
 };
@@ -28,11 +30,15 @@ pub enum Mode {
 }
 
 /// An entity row as stored.
-struct Stored {
-    kind: String,
-    revision: i64,
-    entity: Entity,
-    secrets: SealedSecrets,
+pub(super) struct Stored {
+    /// Its kind's slug.
+    pub(super) kind: String,
+    /// Its last revision.
+    pub(super) revision: i64,
+    /// The entity (secrets as fingerprints).
+    pub(super) entity: Entity,
+    /// Its sealed secrets.
+    pub(super) secrets: SealedSecrets,
 }
 
 async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<Stored>, ApiError> {
@@ -53,7 +59,7 @@ async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<Stored>, A
 
 /// Loads an entity that must exist and be of `kind`, checking the caller's
 /// expected revision.
-async fn load_expected(
+pub(super) async fn load_expected(
     conn: &mut SqliteConnection,
     kind: Kind,
     id: &str,
@@ -87,7 +93,7 @@ async fn load_expected(
 }
 
 /// The gateway a change is logged under (a gateway's own id for a gateway).
-fn log_gateway(entity: &Entity) -> &str {
+pub(super) fn log_gateway(entity: &Entity) -> &str {
     if entity.kind() == Kind::Gateway {
         &entity.id
     } else {
@@ -97,7 +103,7 @@ fn log_gateway(entity: &Entity) -> &str {
 
 /// Appends to the revision log and returns the new revision. The body is
 /// written after the entity knows its revision.
-async fn append_revision(
+pub(super) async fn append_revision(
     conn: &mut SqliteConnection,
     entity: &Entity,
     operation: &str,
@@ -119,7 +125,7 @@ async fn append_revision(
     Ok(revision)
 }
 
-async fn set_revision_body(
+pub(super) async fn set_revision_body(
     conn: &mut SqliteConnection,
     revision: i64,
     entity: &Entity,
@@ -152,101 +158,6 @@ async fn write_refs(
     Ok(())
 }
 
-/// Checks what needs the database: references resolve to entities of the
-/// right kind in the same gateway, the name is free in its scope, and the
-/// kind's own cross-entity rules hold.
-async fn check_against_store(
-    conn: &mut SqliteConnection,
-    entity: &Entity,
-    kind: Kind,
-    mut v: Violations,
-) -> Result<Vec<Reference>, ApiError> {
-    let refs = references::references(entity);
-    for r in &refs {
-        if r.target == entity.id {
-            v.add(&r.field, "an entity cannot refer to itself");
-            continue;
-        }
-        let row = sqlx::query("SELECT kind, gateway_id, scope_id FROM entities WHERE id = ?")
-            .bind(&r.target)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let wanted = r
-            .kinds
-            .iter()
-            .map(|k| k.slug())
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let Some(row) = row else {
-            v.add(&r.field, format!("no {wanted} with id {:?}", r.target));
-            continue;
-        };
-        let target_kind: String = row.get("kind");
-        let target_gateway: Option<String> = row.get("gateway_id");
-        if !r.kinds.iter().any(|k| k.slug() == target_kind) {
-            v.add(
-                &r.field,
-                format!("{:?} is a {target_kind}, not a {wanted}", r.target),
-            );
-        } else if target_kind != "gateway" && target_gateway.as_deref() != Some(&entity.gateway_id)
-        {
-            v.add(
-                &r.field,
-                format!("{wanted} {:?} belongs to another gateway", r.target),
-            );
-        } else if r.field == "parent_policy_id" {
-            let scope: String = row.get("scope_id");
-            let own = entity
-                .spec
-                .as_ref()
-                .and_then(Spec::policy)
-                .map(|p| p.virtual_cluster_id);
-            if Some(scope.as_str()) != own {
-                v.add(
-                    &r.field,
-                    "the parent policy belongs to another virtual cluster",
-                );
-            }
-        }
-    }
-    let (scope, family) = references::name_scope(entity);
-    let clash: Option<(String, String)> = sqlx::query_as(
-        "SELECT id, kind FROM entities WHERE scope_id = ? AND name_family = ? AND name = ? AND id != ?",
-    )
-    .bind(&scope)
-    .bind(family)
-    .bind(&entity.name)
-    .bind(&entity.id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((id, other)) = clash {
-        v.add(
-            "name",
-            format!("{other} {id:?} already has the name {:?} here", entity.name),
-        );
-    }
-    if let Some(Spec::ListenerPolicyTlsServer(t)) = &entity.spec {
-        let other: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM entities WHERE kind = 'listener_policy_tls_server' AND scope_id = ? AND id != ?",
-        )
-        .bind(&t.listener_id)
-        .bind(&entity.id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(other) = other {
-            v.add(
-                "listener_id",
-                format!(
-                    "listener already has a tls_server policy ({other:?}); at most one is allowed"
-                ),
-            );
-        }
-    }
-    super::ports::check(conn, entity, &mut v).await?;
-    v.into_result(kind.slug())?;
-    Ok(refs)
-}
-
 /// The entity as stored (a generated private key removed) and, for a
 /// data-plane certificate, its fingerprint.
 fn without_private_key(entity: &Entity) -> (Entity, Option<String>) {
@@ -261,7 +172,23 @@ fn without_private_key(entity: &Entity) -> (Entity, Option<String>) {
 
 impl Store {
     /// Creates an entity; returns it as stored.
-    pub async fn create(&self, mut entity: Entity, mode: Mode) -> Result<Entity, ApiError> {
+    pub async fn create(&self, entity: Entity, mode: Mode) -> Result<Entity, ApiError> {
+        self.create_known(entity, mode, &Known::everything()).await
+    }
+
+    /// `Validate` of a create: a dry run; with fields not known yet, the
+    /// checks that can be judged and the entity as far as it is known,
+    /// without a write (nothing is even attempted).
+    pub async fn validate_create(&self, entity: Entity, known: &Known) -> Result<Entity, ApiError> {
+        self.create_known(entity, Mode::DryRun, known).await
+    }
+
+    async fn create_known(
+        &self,
+        mut entity: Entity,
+        mode: Mode,
+        known: &Known,
+    ) -> Result<Entity, ApiError> {
         entity.id = uuid::Uuid::new_v4().to_string();
         defaults::clear_output_only(&mut entity)?;
         defaults::apply(&mut entity);
@@ -270,7 +197,13 @@ impl Store {
         let kind = validate::check(&entity, &mut v)?;
         let _guard = self.write_lock.lock().await;
         let mut tx = self.begin_write().await?;
-        let refs = check_against_store(&mut tx, &entity, kind, v).await?;
+        let refs = checks::against_store(&mut tx, &entity, kind, v, known).await?;
+        if !known.is_everything() {
+            let now = prost_types::Timestamp::from(std::time::SystemTime::now());
+            entity.created_at = Some(now);
+            entity.updated_at = Some(now);
+            return self.preview(tx, entity, &SealedSecrets::new(), known).await;
+        }
         if kind == Kind::DataPlaneCertificate {
             self.issue_data_plane_certificate(&mut tx, &mut entity)
                 .await?;
@@ -315,7 +248,7 @@ impl Store {
         }
         read::decorate(&mut tx, &mut entity).await?;
         let change = self.upsert_change(&stored, &sealed)?;
-        self.finish(tx, mode, change, queued > 0).await?;
+        self.finish(tx, mode, vec![change], queued > 0).await?;
         Ok(entity)
     }
 
@@ -323,9 +256,31 @@ impl Store {
     /// must be its current revision.
     pub async fn update(
         &self,
+        entity: Entity,
+        expected_revision: i64,
+        mode: Mode,
+    ) -> Result<Entity, ApiError> {
+        self.update_known(entity, expected_revision, mode, Known::everything())
+            .await
+    }
+
+    /// `Validate` of an update: as [`Store::validate_create`].
+    pub async fn validate_update(
+        &self,
+        entity: Entity,
+        expected_revision: i64,
+        known: &Known,
+    ) -> Result<Entity, ApiError> {
+        self.update_known(entity, expected_revision, Mode::DryRun, known.clone())
+            .await
+    }
+
+    async fn update_known(
+        &self,
         mut entity: Entity,
         expected_revision: i64,
         mode: Mode,
+        mut known: Known,
     ) -> Result<Entity, ApiError> {
         let kind = entity.kind();
         if kind == Kind::Unspecified {
@@ -334,8 +289,10 @@ impl Store {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.begin_write().await?;
         let stored = load_expected(&mut tx, kind, &entity.id, expected_revision).await?;
-        if entity.gateway_id.is_empty() {
+        if entity.gateway_id.is_empty() || !known.is_known("gateway_id") {
+            // Immutable: an update's gateway is the stored one.
             entity.gateway_id.clone_from(&stored.entity.gateway_id);
+            known.learn("gateway_id");
         }
         defaults::apply(&mut entity);
         secrets::carry_over(&mut entity, &stored.secrets, &self.key)?;
@@ -346,7 +303,13 @@ impl Store {
             entity.spec.clone_from(&stored.entity.spec);
         }
         validate::check(&entity, &mut v)?;
-        let refs = check_against_store(&mut tx, &entity, kind, v).await?;
+        let refs = checks::against_store(&mut tx, &entity, kind, v, &known).await?;
+        if !known.is_everything() {
+            entity.created_at = stored.entity.created_at;
+            entity.updated_at = Some(prost_types::Timestamp::from(std::time::SystemTime::now()));
+            entity.revision = stored.revision;
+            return self.preview(tx, entity, &stored.secrets, &known).await;
+        }
         let sealed = secrets::seal(&mut entity, &stored.secrets, &self.key)?;
         entity.created_at = stored.entity.created_at;
         entity.updated_at = Some(prost_types::Timestamp::from(std::time::SystemTime::now()));
@@ -381,61 +344,8 @@ impl Store {
             .await?;
         read::decorate(&mut tx, &mut entity).await?;
         let change = self.upsert_change(&entity, &sealed)?;
-        self.finish(tx, mode, change, queued > 0).await?;
+        self.finish(tx, mode, vec![change], queued > 0).await?;
         Ok(entity)
-    }
-
-    /// Deletes an entity nothing refers to; returns the revision that
-    /// recorded the delete.
-    pub async fn delete(
-        &self,
-        kind: Kind,
-        id: &str,
-        expected_revision: i64,
-        mode: Mode,
-    ) -> Result<i64, ApiError> {
-        let _guard = self.write_lock.lock().await;
-        let mut tx = self.begin_write().await?;
-        let stored = load_expected(&mut tx, kind, id, expected_revision).await?;
-        let referrers: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT e.kind, e.name, e.id, r.field FROM entity_refs r JOIN entities e ON e.id = r.from_id \
-             WHERE r.to_id = ? ORDER BY e.seq LIMIT 6",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        if !referrers.is_empty() {
-            let list = referrers
-                .iter()
-                .take(5)
-                .map(|(k, n, i, f)| format!("{k} {n:?} ({i}) through {f}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let more = if referrers.len() > 5 { " and more" } else { "" };
-            return Err(ApiError::FailedPrecondition(format!(
-                "cannot delete {} {:?} ({id}): still referenced by {list}{more}; delete or change those first",
-                kind.slug(),
-                stored.entity.name
-            )));
-        }
-        let revision = append_revision(&mut tx, &stored.entity, "delete", &stored.secrets).await?;
-        set_revision_body(&mut tx, revision, &stored.entity).await?;
-        let gateway = log_gateway(&stored.entity).to_string();
-        let event = Event::crud("delete", &gateway, revision, Some(&stored.entity), None);
-        let queued = self
-            .enqueue_matching(&mut tx, &gateway, &event, Some(id))
-            .await?;
-        sqlx::query("DELETE FROM entities WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let change = Change {
-            gateway_id: log_gateway(&stored.entity).to_string(),
-            revision,
-            op: ChangeOp::Remove(kind, id.to_string()),
-        };
-        self.finish(tx, mode, change, queued > 0).await?;
-        Ok(revision)
     }
 
     /// The change data planes see for a created or updated entity: the
@@ -452,23 +362,45 @@ impl Store {
         })
     }
 
-    /// Compacts the log, then commits (publishing the change to the sync
-    /// streams) or rolls back.
-    async fn finish(
+    /// What a `Validate` with unknown fields returns: the checked entity
+    /// with its secrets as fingerprints (none for an unknown one). Rolls
+    /// back a transaction that wrote nothing.
+    async fn preview(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+        mut entity: Entity,
+        stored: &SealedSecrets,
+        known: &Known,
+    ) -> Result<Entity, ApiError> {
+        tx.rollback().await?;
+        secrets::seal(&mut entity, stored, &self.key)?;
+        known.forget_secrets(&mut entity)?;
+        Ok(entity)
+    }
+
+    /// Compacts the log, then commits (publishing the changes, in order,
+    /// to the sync streams) or rolls back.
+    pub(super) async fn finish(
         &self,
         mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
         mode: Mode,
-        change: Change,
+        changes: Vec<Change>,
         events_queued: bool,
     ) -> Result<(), ApiError> {
+        let Some(revision) = changes.last().map(|c| c.revision) else {
+            return Ok(tx.rollback().await?);
+        };
         match mode {
             Mode::DryRun => tx.rollback().await?,
             Mode::Commit => {
-                self.compact(&mut tx, change.revision).await?;
+                self.compact(&mut tx, revision).await?;
                 tx.commit().await?;
-                let revision = change.revision;
-                let new_certificate = matches!(&change.op, ChangeOp::Upsert(e) if e.kind() == Kind::DataPlaneCertificate);
-                self.hub.publish(change);
+                let new_certificate = changes.iter().any(|c| {
+                    matches!(&c.op, ChangeOp::Upsert(e) if e.kind() == Kind::DataPlaneCertificate)
+                });
+                for change in changes {
+                    self.hub.publish(change);
+                }
                 self.committed.send_replace(revision);
                 if events_queued {
                     self.events_queued.notify_one();

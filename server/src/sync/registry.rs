@@ -1,11 +1,17 @@
 //! Live node status: kept in memory while streams run (ACKs are frequent),
 //! written through on connect, NACK and disconnect, and flushed in batches.
+//! Each flush also disconnects the nodes whose certificate another process
+//! revoked (`sluice-server dataplane-cert revoke` on the same data
+//! directory): this process's own revocations reach the streams through
+//! the change feed, those do not.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
+
+use tokio::sync::Notify;
 
 use sluice_proto::{admin::v1::NodeHopErrors, dataplane::v1::NodeStatus};
 
@@ -14,7 +20,8 @@ use crate::{
     store::{NodeRecord, Store},
 };
 
-/// How often ACKs and status reports are written to the database.
+/// How often ACKs and status reports are written to the database (and
+/// the certificates of connected nodes checked).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 type Key = (String, String);
@@ -28,6 +35,8 @@ struct Entry {
     /// Bumped by every change, so a flush clears `dirty` only when nothing
     /// changed while it was saving.
     version: u64,
+    /// Ends the current stream: its certificate was revoked.
+    revoked: Arc<Notify>,
 }
 
 impl Entry {
@@ -72,6 +81,9 @@ impl Registry {
                 if let Err(e) = flusher.flush().await {
                     tracing::warn!(error = %e, "could not save node status");
                 }
+                if let Err(e) = flusher.drop_revoked().await {
+                    tracing::warn!(error = %e, "could not check node certificates");
+                }
             }
         });
         registry
@@ -82,8 +94,9 @@ impl Registry {
         nodes.get_mut(&(gateway.to_string(), id.to_string())).map(f)
     }
 
-    /// Records a new stream of a node; returns its generation.
-    pub async fn connected(&self, mut record: NodeRecord) -> Result<u64, ApiError> {
+    /// Records a new stream of a node; returns its generation and what
+    /// tells the stream that its certificate was revoked.
+    pub async fn connected(&self, mut record: NodeRecord) -> Result<(u64, Arc<Notify>), ApiError> {
         let generation = self
             .generations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -95,6 +108,7 @@ impl Registry {
         record.connected = true;
         record.last_seen_at = now();
         let key = (record.gateway_id.clone(), record.id.clone());
+        let revoked = Arc::new(Notify::new());
         if let Ok(mut nodes) = self.nodes.lock() {
             // A replaced entry's version carries on, so a flush that read
             // the old one cannot mark the new one clean.
@@ -106,10 +120,11 @@ impl Registry {
                     generation,
                     dirty: true,
                     version,
+                    revoked: revoked.clone(),
                 },
             );
         }
-        Ok(generation)
+        Ok((generation, revoked))
     }
 
     /// The node applied `revision`.
@@ -188,6 +203,43 @@ impl Registry {
             nodes.retain(|_, e| e.record.connected || e.dirty);
         }
         Ok(())
+    }
+
+    /// Ends the streams of connected nodes whose data_plane_certificate is
+    /// no longer in the store.
+    pub async fn drop_revoked(&self) -> Result<(), ApiError> {
+        let certificates: Vec<String> = match self.nodes.lock() {
+            Ok(nodes) => nodes
+                .values()
+                .filter(|e| e.record.connected)
+                .map(|e| e.record.certificate_id.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect(),
+            Err(_) => return Ok(()),
+        };
+        if certificates.is_empty() {
+            return Ok(());
+        }
+        let live = self.store.live_certificates(&certificates).await?;
+        if let Ok(nodes) = self.nodes.lock() {
+            for e in nodes.values() {
+                if e.record.connected && !live.contains(&e.record.certificate_id) {
+                    e.revoked.notify_one();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets every node of a deleted gateway, in memory and stored (one
+    /// flush cannot write them back meanwhile).
+    pub async fn forget_gateway(&self, gateway: &str) -> Result<(), ApiError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.retain(|(g, _), _| g != gateway);
+        }
+        self.store.forget_nodes(gateway).await
     }
 
     /// Every node of a gateway, current.

@@ -10,7 +10,7 @@ use sluice_proto::{
         ConfigUpdate, Hello, NodeMessage, Removed, ServerMessage, node_message, server_message,
     },
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tonic::{Status, Streaming};
 
 use super::{
@@ -91,8 +91,8 @@ impl Session {
             applied_revision: self.plan.acked(),
             ..Default::default()
         };
-        let generation = match self.registry.connected(record).await {
-            Ok(g) => g,
+        let (generation, revoked) = match self.registry.connected(record).await {
+            Ok(connected) => connected,
             Err(e) => {
                 let _ = self.out.send(Err(e.into())).await;
                 return;
@@ -102,7 +102,7 @@ impl Session {
         tracing::info!(gateway, node, revision, "data plane connected");
         self.emit("node_connected", "", serde_json::json!({"hostname": self.hello.hostname, "version": self.hello.version, "revision": revision}));
         let end = match self.send_next().await {
-            Ok(()) => self.serve(&mut inbound, &mut feed).await,
+            Ok(()) => self.serve(&mut inbound, &mut feed, &revoked).await,
             Err(status) => End::Refused(status),
         };
         if let End::Refused(status) = end {
@@ -127,9 +127,11 @@ impl Session {
         &mut self,
         inbound: &mut Streaming<NodeMessage>,
         feed: &mut broadcast::Receiver<Arc<Change>>,
+        revoked: &Notify,
     ) -> End {
         loop {
             tokio::select! {
+                () = revoked.notified() => return End::Refused(self.revoked()),
                 message = inbound.message() => match message {
                     Ok(Some(m)) => {
                         if let Err(status) = self.on_node_message(m) {
@@ -213,9 +215,7 @@ impl Session {
         if let ChangeOp::Remove(Kind::DataPlaneCertificate, id) = &change.op
             && *id == self.peer.certificate_id
         {
-            return Err(Status::permission_denied(format!(
-                "data_plane_certificate {id} was revoked (deleted); this node is disconnected"
-            )));
+            return Err(self.revoked());
         }
         self.plan.on_change(change);
         Ok(())
@@ -308,10 +308,16 @@ impl Session {
         {
             Ok(())
         } else {
-            Err(Status::permission_denied(format!(
-                "data_plane_certificate {certificate_id} was revoked (deleted); this node is disconnected"
-            )))
+            Err(self.revoked())
         }
+    }
+
+    /// How the stream ends once its certificate is revoked.
+    fn revoked(&self) -> Status {
+        Status::permission_denied(format!(
+            "data_plane_certificate {} was revoked (deleted); this node is disconnected",
+            self.peer.certificate_id
+        ))
     }
 
     async fn send_delta(

@@ -4,6 +4,7 @@
 pub mod declared;
 pub mod defaults;
 pub mod enforced;
+pub mod known;
 pub mod references;
 pub mod rules;
 pub mod spec;

@@ -153,14 +153,16 @@ pub fn check(v: &mut Violations, spec: &Spec) {
         Spec::TlsTrustBundle(t) => rules::pem(v, "trusted_ca", &t.trusted_ca, "CERTIFICATE"),
         Spec::DataPlaneCertificate(c) => {
             let csr = c.csr.trim();
-            match (c.generated, csr.is_empty()) {
-                (true, false) => v.add("csr", "set either csr or generated = true, not both"),
-                (false, true) => v.add("csr", "set a PEM certificate signing request, or generated = true"),
-                (false, false) if !csr.contains("-----BEGIN CERTIFICATE REQUEST-----") => v.add(
-                    "csr",
+            let problem = match (c.generated, csr.is_empty()) {
+                (true, false) => Some("set either csr or generated = true, not both"),
+                (false, true) => Some("set a PEM certificate signing request, or generated = true"),
+                (false, false) if !csr.contains("-----BEGIN CERTIFICATE REQUEST-----") => Some(
                     "must be a PEM certificate signing request (BEGIN CERTIFICATE REQUEST) for the gateway CA to sign",
                 ),
-                _ => {}
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                v.add_comparing("csr", ["generated"], problem);
             }
         }
         Spec::EventHook(h) => event_hook(v, h),
@@ -333,9 +335,13 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
     for (i, alias) in vc.topic_aliases.iter().enumerate() {
         rules::max_len(v, &format!("topic_aliases[{i}].alias"), &alias.alias, 249);
         rules::max_len(v, &format!("topic_aliases[{i}].topic"), &alias.topic, 249);
-        if vc.topic_aliases[..i].iter().any(|a| a.alias == alias.alias) {
-            v.add(
+        if let Some(first) = vc.topic_aliases[..i]
+            .iter()
+            .position(|a| a.alias == alias.alias)
+        {
+            v.add_comparing(
                 format!("topic_aliases[{i}].alias"),
+                [format!("topic_aliases[{first}].alias")],
                 format!("alias {:?} is listed twice", alias.alias),
             );
         }
@@ -515,8 +521,9 @@ fn event_hook(v: &mut Violations, h: &EventHook) {
             } else {
                 "an entity kind such as virtual_cluster".to_string()
             };
-            v.add(
+            v.add_comparing(
                 "event",
+                ["source"],
                 format!(
                     "{:?} is not an event of this source: use {choices}, or leave it empty for all",
                     h.event
