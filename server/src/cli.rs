@@ -84,3 +84,145 @@ pub async fn issue_dataplane_cert(
     );
     Ok(created.id)
 }
+
+/// Every data_plane_certificate of a gateway (by name or id), oldest first,
+/// and the gateway.
+pub async fn list_dataplane_certs(
+    store: &Store,
+    gateway: &str,
+) -> anyhow::Result<(Entity, Vec<Entity>)> {
+    let gateway = find_gateway(store, gateway).await?;
+    let mut filter = ListFilter {
+        kind: Some(Kind::DataPlaneCertificate),
+        gateway_id: gateway.id.clone(),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    loop {
+        let (page, next) = store
+            .list(&filter)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        all.extend(page);
+        if next.is_empty() {
+            return Ok((gateway, all));
+        }
+        filter.page_token = next;
+    }
+}
+
+/// A timestamp as RFC 3339 (`-` when unset).
+fn rfc3339(at: Option<&prost_types::Timestamp>) -> String {
+    at.and_then(|t| {
+        let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+    })
+    .and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+/// The printable facts of a certificate: (expires at, SHA-256 fingerprint).
+fn certificate_facts(entity: &Entity) -> (String, String) {
+    match &entity.spec {
+        Some(Spec::DataPlaneCertificate(dp)) => {
+            (rfc3339(dp.expires_at.as_ref()), dp.fingerprint.clone())
+        }
+        _ => ("-".into(), String::new()),
+    }
+}
+
+/// Certificates as tab-separated lines under a header: id, name, created,
+/// expires, fingerprint.
+pub fn certificates_table(certificates: &[Entity]) -> String {
+    let mut out = String::from("ID\tNAME\tCREATED\tEXPIRES\tFINGERPRINT\n");
+    for c in certificates {
+        let (expires, fingerprint) = certificate_facts(c);
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{expires}\t{fingerprint}\n",
+            c.id,
+            c.name,
+            rfc3339(c.created_at.as_ref())
+        ));
+    }
+    out
+}
+
+/// Certificates as a JSON array of objects.
+pub fn certificates_json(certificates: &[Entity]) -> serde_json::Value {
+    certificates
+        .iter()
+        .map(|c| {
+            let (expires, fingerprint) = certificate_facts(c);
+            let generated = matches!(&c.spec, Some(Spec::DataPlaneCertificate(dp)) if dp.generated);
+            serde_json::json!({
+                "id": c.id,
+                "gateway_id": c.gateway_id,
+                "name": c.name,
+                "description": c.description,
+                "labels": c.labels,
+                "created_at": rfc3339(c.created_at.as_ref()),
+                "expires_at": expires,
+                "fingerprint": fingerprint,
+                "generated": generated,
+            })
+        })
+        .collect()
+}
+
+/// Which certificates `dataplane-cert revoke` deletes.
+#[derive(Debug, Default)]
+pub struct CertSelector {
+    /// One certificate by id.
+    pub id: Option<String>,
+    /// The gateway (name or id) they must belong to.
+    pub gateway: Option<String>,
+    /// Every certificate of `gateway`.
+    pub all: bool,
+}
+
+/// Deletes (revokes) the selected data_plane_certificates; returns them.
+/// Fails without deleting anything when the selection names no
+/// certificate or one outside the given gateway.
+pub async fn revoke_dataplane_certs(
+    store: &Store,
+    which: &CertSelector,
+) -> anyhow::Result<Vec<Entity>> {
+    let gateway = match &which.gateway {
+        Some(g) => Some(find_gateway(store, g).await?),
+        None => None,
+    };
+    let chosen = match (&which.id, &gateway) {
+        (Some(id), _) => {
+            let certificate = store
+                .get(Kind::DataPlaneCertificate, id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e} (see `sluice-server dataplane-cert list`)"))?;
+            if let Some(g) = &gateway
+                && certificate.gateway_id != g.id
+            {
+                anyhow::bail!(
+                    "data_plane_certificate {id} belongs to another gateway than {:?}",
+                    g.name
+                );
+            }
+            vec![certificate]
+        }
+        (None, Some(g)) if which.all => list_dataplane_certs(store, &g.id).await?.1,
+        _ => anyhow::bail!(
+            "name a certificate with --id, or every one of a gateway with --gateway G --all"
+        ),
+    };
+    let mut revoked = Vec::new();
+    for certificate in chosen {
+        store
+            .delete(Kind::DataPlaneCertificate, &certificate.id, 0, Mode::Commit)
+            .await
+            .map_err(|e| anyhow::anyhow!("revoking {}: {e}", certificate.id))?;
+        revoked.push(certificate);
+    }
+    Ok(revoked)
+}

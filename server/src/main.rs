@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use sluice_server::{
+    cli::CertSelector,
     events::dispatch::RetryPolicy,
     retention::Retention,
     serve::{self, ServeConfig},
@@ -47,6 +48,38 @@ enum DataplaneCertCommand {
         /// Name of the data_plane_certificate entity (default: node-<random>).
         #[arg(long, env = "SLUICE_CERT_NAME")]
         name: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// List a gateway's node certificates, however they were made: id,
+    /// name, created, expires, SHA-256 fingerprint (or a JSON array).
+    List {
+        /// The gateway's name or id.
+        #[arg(long, env = "SLUICE_GATEWAY")]
+        gateway: String,
+        /// Print a JSON array of objects instead of a table.
+        #[arg(long, env = "SLUICE_OUTPUT_JSON")]
+        json: bool,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Revoke (delete) node certificates by id, or every one of a gateway;
+    /// a server running on the same data directory disconnects their
+    /// nodes within seconds, and refuses them from then on.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Revoke {
+        /// The certificate's id (from `dataplane-cert list`).
+        #[arg(long, env = "SLUICE_REVOKE_CERT_ID")]
+        id: Option<String>,
+        /// The gateway (name or id): with --all, whose certificates; with
+        /// --id, the one it must belong to. (Not SLUICE_GATEWAY, which
+        /// `issue` and `list` read: a gateway exported for those must
+        /// never select what to revoke.)
+        #[arg(long, env = "SLUICE_REVOKE_CERT_GATEWAY")]
+        gateway: Option<String>,
+        /// Every certificate of --gateway.
+        #[arg(long, env = "SLUICE_REVOKE_ALL_CERTS", requires = "gateway")]
+        all: bool,
         #[command(flatten)]
         data: DataDir,
     },
@@ -213,6 +246,17 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::DataplaneCert(DataplaneCertCommand::List {
+            gateway,
+            json,
+            data,
+        }) => list_certs(&gateway, json, &data).await,
+        Command::DataplaneCert(DataplaneCertCommand::Revoke {
+            id,
+            gateway,
+            all,
+            data,
+        }) => revoke_certs(CertSelector { id, gateway, all }, &data).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -286,5 +330,38 @@ async fn revoke_tokens(which: TokenSelector, data: &DataDir) -> anyhow::Result<(
     for id in &revoked {
         eprintln!("revoked admin token {id}");
     }
+    Ok(())
+}
+
+async fn list_certs(gateway: &str, json: bool, data: &DataDir) -> anyhow::Result<()> {
+    let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await?;
+    let listed = sluice_server::cli::list_dataplane_certs(&store, gateway).await;
+    store.close().await;
+    let (_, certificates) = listed?;
+    if json {
+        let array = sluice_server::cli::certificates_json(&certificates);
+        println!("{}", serde_json::to_string_pretty(&array)?);
+    } else {
+        print!("{}", sluice_server::cli::certificates_table(&certificates));
+    }
+    Ok(())
+}
+
+async fn revoke_certs(which: CertSelector, data: &DataDir) -> anyhow::Result<()> {
+    let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await?;
+    let revoked = sluice_server::cli::revoke_dataplane_certs(&store, &which).await;
+    store.close().await;
+    let revoked = revoked?;
+    if revoked.is_empty() {
+        anyhow::bail!("the gateway has no data_plane_certificate to revoke");
+    }
+    for c in &revoked {
+        eprintln!("revoked data_plane_certificate {:?} ({})", c.name, c.id);
+    }
+    eprintln!(
+        "a sluice-server running on this data directory disconnects the nodes using {} within a \
+         few seconds and refuses them from then on",
+        if revoked.len() == 1 { "it" } else { "them" }
+    );
     Ok(())
 }
