@@ -1,0 +1,2 @@
+# Import id: the gateway's id, a slash, then this entity's id.
+terraform import sluice_consume_policy_schema_validation.example '<gateway_id>/<id>'

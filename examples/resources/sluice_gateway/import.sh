@@ -1,0 +1,2 @@
+# A gateway is imported by its id.
+terraform import sluice_gateway.example '<id>'

@@ -1,0 +1,2 @@
+# Import id: the gateway's id, a slash, then this entity's id.
+terraform import sluice_produce_policy_encrypt.example '<gateway_id>/<id>'
