@@ -49,18 +49,31 @@ impl Terraform {
     /// `provider.tf` unless the configuration there configures the
     /// provider itself.
     pub fn new(dir: &Path, endpoint: &str, token: &str) -> Terraform {
-        std::fs::create_dir_all(dir).expect("terraform dir");
         let provider = crate::workspace_bin("terraform-provider-sluice");
         let provider_dir = provider.parent().expect("provider dir");
-        let cli_config = dir.join("dev.tfrc");
-        std::fs::write(
-            &cli_config,
-            format!(
+        Terraform::with_cli_config(
+            dir,
+            &format!(
                 "provider_installation {{\n  dev_overrides {{\n    \"sluice/sluice\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
                 provider_dir.display()
             ),
+            endpoint,
+            token,
         )
-        .expect("write CLI config");
+    }
+
+    /// Like [`Terraform::new`], but with `cli_config_text` as the CLI
+    /// configuration (say, a `filesystem_mirror` to install from) instead
+    /// of `dev_overrides`.
+    pub fn with_cli_config(
+        dir: &Path,
+        cli_config_text: &str,
+        endpoint: &str,
+        token: &str,
+    ) -> Terraform {
+        std::fs::create_dir_all(dir).expect("terraform dir");
+        let cli_config = dir.join("dev.tfrc");
+        std::fs::write(&cli_config, cli_config_text).expect("write CLI config");
         let configures_provider = std::fs::read_dir(dir)
             .map(|files| {
                 files.filter_map(Result::ok).any(|f| {
