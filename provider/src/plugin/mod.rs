@@ -20,6 +20,10 @@ use tokio::{net::TcpListener, sync::Notify};
 use tokio_stream::{StreamExt, wrappers::TcpListenerStream};
 use tonic::{Request, Response, Status};
 
+/// The largest message either way: Terraform's own limit (256 MiB), so a
+/// large configuration or state is never refused by tonic's 4 MiB default.
+pub const MAX_MESSAGE: usize = 256 << 20;
+
 /// The cookie Terraform sets for its providers.
 const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
 const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
@@ -60,7 +64,11 @@ pub async fn serve<P: Provider>(provider: P) -> anyhow::Result<()> {
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(GrpcControllerServer::new(Controller(stop.clone())))
-        .add_service(ProviderServer::new(provider));
+        .add_service(
+            ProviderServer::new(provider)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        );
     let stopped = {
         let stop = stop.clone();
         async move { stop.notified().await }
