@@ -8,7 +8,7 @@ use sluice_proto::admin::v1::{Kind, ListDataPlaneNodesRequest, ListEntitiesReque
 use crate::{
     client::Admin,
     convert::to_value,
-    diagnostics::{diagnostic, status_diagnostics},
+    diagnostics::{attribute_path, diagnostic, status_diagnostics},
     plugin::value::{Type, Value},
     schema::{self, Attr, Nesting, ResourceSchema, Source},
 };
@@ -123,6 +123,45 @@ pub fn all() -> BTreeMap<String, DataSource> {
     .collect()
 }
 
+/// What a data source's configuration must hold beyond what its schema
+/// says, each error at its attribute: `sluice_gateway` needs `id` or
+/// `name` (with neither it would match every gateway), and no required
+/// key may be empty. Values not known yet pass.
+pub fn validate(source: &DataSource, config: &Value) -> Vec<Diagnostic> {
+    let given = |name: &str| match config.get(name) {
+        Value::Unknown => true,
+        Value::String(s) => !s.is_empty(),
+        _ => false,
+    };
+    let mut out = Vec::new();
+    if source
+        .entity
+        .as_ref()
+        .is_some_and(|e| e.kind == Kind::Gateway)
+        && !given("id")
+        && !given("name")
+    {
+        out.push(diagnostic(
+            "missing id or name",
+            &format!(
+                "{} reads one gateway: set its id or its name",
+                source.type_name
+            ),
+            Some(attribute_path("id")),
+        ));
+    }
+    for attr in source.attrs.iter().filter(|a| a.required) {
+        if !given(&attr.name) {
+            out.push(diagnostic(
+                &format!("missing {}", attr.name),
+                &format!("{} needs a non-empty {}", source.type_name, attr.name),
+                Some(attribute_path(&attr.name)),
+            ));
+        }
+    }
+    out
+}
+
 fn ts(t: Option<&prost_types::Timestamp>) -> Value {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .and_then(|d| {
@@ -212,5 +251,67 @@ pub async fn read(
             "set id to choose one",
             None,
         )]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn at(d: &Diagnostic) -> Vec<String> {
+        use sluice_proto::tfplugin6::attribute_path::step::Selector;
+        d.attribute
+            .iter()
+            .flat_map(|p| &p.steps)
+            .filter_map(|s| match &s.selector {
+                Some(Selector::AttributeName(n)) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_gateway_is_read_by_id_or_name() {
+        let all = all();
+        let gw = &all["sluice_gateway"];
+        let none = validate(gw, &config(&[]));
+        assert_eq!(none.len(), 1, "{none:?}");
+        assert_eq!(at(&none[0]), ["id"]);
+        let empty = validate(gw, &config(&[("id", Value::String(String::new()))]));
+        assert_eq!(empty.len(), 1, "{empty:?}");
+        for ok in [
+            config(&[("id", Value::String("gw-1".into()))]),
+            config(&[("name", Value::String("edge".into()))]),
+            config(&[("name", Value::Unknown)]),
+        ] {
+            assert!(validate(gw, &ok).is_empty(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn required_keys_may_not_be_empty() {
+        let all = all();
+        let vc = &all["sluice_virtual_cluster"];
+        let d = validate(
+            vc,
+            &config(&[
+                ("gateway_id", Value::String(String::new())),
+                ("name", Value::String("team".into())),
+            ]),
+        );
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(at(&d[0]), ["gateway_id"]);
+        let nodes = &all["sluice_data_plane_nodes"];
+        assert_eq!(validate(nodes, &config(&[])).len(), 1);
+        assert!(validate(nodes, &config(&[("gateway_id", Value::Unknown)])).is_empty());
     }
 }

@@ -12,3 +12,4 @@ pub mod provider;
 pub mod resources;
 pub mod schema;
 pub mod secrets;
+pub mod upgrade;
