@@ -235,7 +235,7 @@ async fn terraform_to_kafka_clients_and_back() {
             .delete_entity(sluice_proto::admin::v1::DeleteEntityRequest {
                 kind: sluice_proto::admin::v1::Kind::DataPlaneCertificate as i32,
                 id: certificate.id,
-                expected_revision: 0,
+                ..Default::default()
             })
             .await
             .unwrap();

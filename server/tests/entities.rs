@@ -147,6 +147,7 @@ async fn every_kind_round_trips_through_the_api() {
             kind: e.kind() as i32,
             id: e.id.clone(),
             expected_revision: e.revision,
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|s| panic!("delete {}: {s:?}", e.kind().slug()));
@@ -275,6 +276,7 @@ async fn deleting_a_referenced_entity_names_the_referrer() {
             kind: Kind::BackendCluster as i32,
             id: backend.id.clone(),
             expected_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -295,6 +297,7 @@ async fn deleting_a_referenced_entity_names_the_referrer() {
             kind: Kind::Gateway as i32,
             id: gw.id.clone(),
             expected_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -305,6 +308,7 @@ async fn deleting_a_referenced_entity_names_the_referrer() {
         kind: Kind::VirtualCluster as i32,
         id: vc.id,
         expected_revision: 0,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -312,6 +316,7 @@ async fn deleting_a_referenced_entity_names_the_referrer() {
         kind: Kind::BackendCluster as i32,
         id: backend.id,
         expected_revision: 0,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -346,6 +351,7 @@ async fn a_stale_update_is_aborted() {
             kind: Kind::BackendCluster as i32,
             id: b.id.clone(),
             expected_revision: b.revision,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -77,6 +77,7 @@ async fn each_change_arrives_once_in_order_and_signed() {
             kind: Kind::BackendCluster as i32,
             id: backend.id.clone(),
             expected_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -16,6 +16,7 @@ async fn warnings(c: &mut common::Admin, entity: Entity) -> Vec<ValidateWarning>
         operation: Some(Operation::Create(CreateEntityRequest {
             entity: Some(entity),
         })),
+        ..Default::default()
     })
     .await
     .unwrap()

@@ -336,6 +336,7 @@ fn validate_create(e: &Entity) -> ValidateRequest {
         operation: Some(Operation::Create(CreateEntityRequest {
             entity: Some(e.clone()),
         })),
+        ..Default::default()
     }
 }
 
@@ -448,6 +449,7 @@ async fn no_secret_is_ever_returned_or_stored_in_clear() {
         let dry = c
             .validate(ValidateRequest {
                 operation: Some(Operation::Update(update_req(&changed))),
+                ..Default::default()
             })
             .await;
         let immutable = facts::of(site.leaf()).immutable;

@@ -44,6 +44,7 @@ async fn delete(admin: &mut common::Admin, e: &Entity) -> i64 {
             kind: e.kind() as i32,
             id: e.id.clone(),
             expected_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -314,6 +315,7 @@ async fn unknown_and_revoked_certificates_are_refused() {
             kind: Kind::DataPlaneCertificate as i32,
             id: certs.id.clone(),
             expected_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -239,6 +239,7 @@ async fn validate_is_a_dry_run_with_the_same_errors() {
         operation: Some(Operation::Create(CreateEntityRequest {
             entity: Some(good.clone()),
         })),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -248,6 +249,7 @@ async fn validate_is_a_dry_run_with_the_same_errors() {
             operation: Some(Operation::Create(CreateEntityRequest {
                 entity: Some(bad.clone()),
             })),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -290,6 +292,7 @@ async fn validate_is_a_dry_run_with_the_same_errors() {
                 entity: Some(stale),
                 expected_revision: stored.revision - 1,
             })),
+            ..Default::default()
         })
         .await
         .unwrap_err();
