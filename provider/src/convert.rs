@@ -90,7 +90,10 @@ fn fill(
             continue;
         }
         match &attr.source {
-            Source::Common | Source::SecretFingerprint(_) | Source::SecretMapFingerprint(_) => {}
+            Source::Common
+            | Source::ProviderOnly
+            | Source::SecretFingerprint(_)
+            | Source::SecretMapFingerprint(_) => {}
             Source::SecretMapValue(name) => {
                 let field = descriptor
                     .get_field_by_name(name)
@@ -245,7 +248,7 @@ fn read(message: &DynamicMessage, attrs: &[Attr]) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for attr in attrs {
         let value = match &attr.source {
-            Source::Common => continue,
+            Source::Common | Source::ProviderOnly => continue,
             Source::SecretValue(_) | Source::SecretMapValue(_) => Value::Null,
             Source::SecretMapFingerprint(name) => match descriptor
                 .get_field_by_name(name)

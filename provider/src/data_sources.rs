@@ -31,6 +31,8 @@ fn all_computed(attrs: &mut [Attr]) {
         a.required = false;
         a.optional = false;
         a.computed = true;
+        // Data sources have no write-only attributes (secrets read null).
+        a.write_only = false;
         // Reading replaces nothing.
         a.replaces = false;
         if let Some((_, inner)) = a.nested.as_mut() {
@@ -62,7 +64,7 @@ fn simple(name: &str, ty: Type) -> Attr {
     a.name = name.into();
     a.ty = ty;
     a.source = Source::Common;
-    a.description = String::new();
+    a.description = crate::docs::data_plane_node_attr(name).into();
     a
 }
 
@@ -109,11 +111,11 @@ fn nodes() -> DataSource {
 pub fn all() -> BTreeMap<String, DataSource> {
     [
         lookup(
-            schema::resource(Kind::Gateway),
+            schema::entity(Kind::Gateway),
             &[("id", false), ("name", false)],
         ),
         lookup(
-            schema::resource(Kind::VirtualCluster),
+            schema::entity(Kind::VirtualCluster),
             &[("gateway_id", true), ("name", true)],
         ),
         nodes(),

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod data_sources;
 pub mod diagnostics;
 pub mod docs;
+pub mod plan;
 pub mod plugin;
 pub mod provider;
 pub mod resources;

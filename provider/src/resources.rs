@@ -1,10 +1,12 @@
 //! Every entity resource behaves the same way: plan through the server's
 //! `Validate` dry run (defaults, references and every rule, with attribute
-//! paths), apply through Create/Update/Delete, read through Get.
+//! paths; values not known yet are named, not guessed), apply through
+//! Create/Update/Delete with the revision read at plan time (a change made
+//! in between fails instead of being overwritten), read through Get.
 
 use sluice_proto::{
     admin::v1::{
-        CreateEntityRequest, DeleteEntityRequest, GetEntityRequest, Kind, UpdateEntityRequest,
+        CreateEntityRequest, DeleteEntityRequest, Entity, GetEntityRequest, UpdateEntityRequest,
         ValidateRequest, validate_request::Operation,
     },
     tfplugin6::{AttributePath, Diagnostic},
@@ -15,86 +17,11 @@ use crate::{
     client::Admin,
     convert::{to_entity, to_value},
     diagnostics::{attribute_path, diagnostic, not_enforced, status_diagnostics},
+    plan::{self, SecretMode},
     plugin::value::Value,
-    schema::{Attr, ResourceSchema},
+    schema::{FORCE_DESTROY, ResourceSchema, Source},
     secrets::{self, Phase, Sources},
 };
-
-/// Sets every output attribute (top level) to unknown.
-fn outputs_unknown(attrs: &[Attr], value: &mut Value, keep: &[&str]) {
-    if let Value::Map(m) = value {
-        for a in attrs
-            .iter()
-            .filter(|a| a.is_output() && !keep.contains(&a.name.as_str()))
-        {
-            m.insert(a.name.clone(), Value::Unknown);
-        }
-    }
-}
-
-/// Takes the server's value for every attribute the config leaves null
-/// (defaults), recursively.
-fn fill_defaults(attrs: &[Attr], planned: &mut Value, server: &Value, config: &Value) {
-    let Value::Map(m) = planned else { return };
-    for a in attrs {
-        let c = config.get(&a.name);
-        let s = server.get(&a.name);
-        if a.is_output() || a.required {
-            continue;
-        }
-        if c.is_null() {
-            if a.computed && !a.source.is_secret_value() {
-                m.insert(a.name.clone(), s.clone());
-            }
-        } else if let (Some((_, inner)), Some(child)) = (&a.nested, m.get_mut(&a.name)) {
-            match (child, s, c) {
-                (Value::List(items), Value::List(servers), Value::List(configs)) => {
-                    for ((item, sv), cv) in items.iter_mut().zip(servers).zip(configs) {
-                        fill_defaults(inner, item, sv, cv);
-                    }
-                }
-                (child @ Value::Map(_), sv, cv) => fill_defaults(inner, child, sv, cv),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Marks every attribute the config leaves null, and the server may fill,
-/// as unknown (the server's defaults are not known until the references
-/// in the config are).
-fn unset_unknown(attrs: &[Attr], planned: &mut Value, config: &Value) {
-    let Value::Map(m) = planned else { return };
-    for a in attrs {
-        if a.is_output() || a.required || a.source.is_secret_value() {
-            continue;
-        }
-        let c = config.get(&a.name);
-        if c.is_null() {
-            if a.computed {
-                m.insert(a.name.clone(), Value::Unknown);
-            }
-        } else if let (Some((_, inner)), Some(child)) = (&a.nested, m.get_mut(&a.name)) {
-            match (child, c) {
-                (Value::List(items), Value::List(configs)) => {
-                    for (item, cv) in items.iter_mut().zip(configs) {
-                        unset_unknown(inner, item, cv);
-                    }
-                }
-                (child @ Value::Map(_), cv) => unset_unknown(inner, child, cv),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Whether two values differ in anything but output attributes.
-fn differs(attrs: &[Attr], a: &Value, b: &Value) -> bool {
-    attrs
-        .iter()
-        .filter(|x| !x.is_output())
-        .any(|x| a.get(&x.name) != b.get(&x.name))
-}
 
 /// What a plan decided.
 pub struct Plan {
@@ -102,72 +29,126 @@ pub struct Plan {
     pub planned: Value,
     /// Attributes whose change replaces the resource.
     pub requires_replace: Vec<AttributePath>,
-    /// Errors, with attribute paths.
+    /// Errors and warnings, with attribute paths.
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Plans a create or update.
+/// The provider's private state of a resource: the entity's revision as
+/// last read or written, sent back as `expected_revision`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Private {
+    /// The entity's revision (0: unknown, no check).
+    pub revision: i64,
+}
+
+impl Private {
+    /// Reads private state bytes (anything unreadable: no revision).
+    pub fn decode(bytes: &[u8]) -> Private {
+        let revision = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| v["revision"].as_i64())
+            .unwrap_or_default();
+        Private { revision }
+    }
+
+    /// Private state bytes.
+    pub fn encode(self) -> Vec<u8> {
+        serde_json::json!({ "revision": self.revision })
+            .to_string()
+            .into_bytes()
+    }
+}
+
+/// Whether a non-secret attribute that replaces the resource is set to
+/// something other than its prior value (or to a value not known yet).
+fn replacing(schema: &ResourceSchema, prior: &Value, config: &Value) -> bool {
+    !prior.is_null()
+        && schema.attrs.iter().any(|a| {
+            a.replaces
+                && !a.source.is_secret_value()
+                && !config.get(&a.name).is_null()
+                && config.get(&a.name) != prior.get(&a.name)
+        })
+}
+
+/// The server's dry run of `desired` as a create or an update.
+async fn dry_run(
+    admin: &mut Admin,
+    schema: &ResourceSchema,
+    desired: &Value,
+    unknown: &[String],
+    create: bool,
+) -> Result<(Value, Vec<Diagnostic>), tonic::Status> {
+    let mut entity = to_entity(schema, desired)
+        .map_err(|e| tonic::Status::invalid_argument(format!("{e:#}")))?;
+    let operation = if create {
+        entity.id.clear();
+        Operation::Create(CreateEntityRequest {
+            entity: Some(entity),
+        })
+    } else {
+        Operation::Update(UpdateEntityRequest {
+            entity: Some(entity),
+            expected_revision: 0,
+        })
+    };
+    let reply = admin
+        .validate(ValidateRequest {
+            operation: Some(operation),
+            unknown_fields: unknown.to_vec(),
+        })
+        .await?
+        .into_inner();
+    let warnings = reply
+        .warnings
+        .iter()
+        .map(|w| not_enforced(schema, w))
+        .collect();
+    let view = match reply.entity.map(|e| to_value(schema, &e)) {
+        Some(Ok(v)) => v,
+        _ => Value::Null,
+    };
+    Ok((view, warnings))
+}
+
+/// Plans a create or update of `config` over `prior`.
 pub async fn plan(
     admin: Option<&mut Admin>,
     schema: &ResourceSchema,
     prior: &Value,
-    proposed: &Value,
     config: &Value,
+    mode: SecretMode,
 ) -> Plan {
-    let mut planned = proposed.clone();
     let mut out = Plan {
         planned: Value::Null,
         requires_replace: Vec::new(),
         diagnostics: Vec::new(),
     };
-    let creating = prior.is_null();
-    if creating && !config.is_wholly_known() {
-        unset_unknown(&schema.attrs, &mut planned, config);
+    let mut unknown = Vec::new();
+    let mut desired = plan::known_part(&schema.attrs, config, "", &mut unknown);
+    if let (Value::Map(m), Some(id)) = (&mut desired, prior.get("id").as_str()) {
+        m.insert("id".into(), Value::String(id.to_string()));
     }
-    // The entity as the server's dry run would store it: defaults, and the
-    // fingerprints of the configured secrets (keyed: only it can compute
-    // them).
-    let mut server_view = None;
-    if let (Some(admin), true) = (admin, config.is_wholly_known()) {
-        let entity = match to_entity(schema, &planned) {
-            Ok(e) => e,
-            Err(e) => {
-                out.diagnostics
-                    .push(diagnostic("invalid configuration", &format!("{e:#}"), None));
-                return out;
-            }
-        };
-        let operation = if creating {
-            Operation::Create(CreateEntityRequest {
-                entity: Some(entity),
-            })
-        } else {
-            Operation::Update(UpdateEntityRequest {
-                entity: Some(entity),
-                expected_revision: 0,
-            })
-        };
-        match admin
-            .validate(ValidateRequest {
-                operation: Some(operation),
-            })
-            .await
+    let mut dry = None;
+    let mut refused_update = None;
+    if let Some(admin) = admin {
+        let create = prior.is_null() || replacing(schema, prior, config);
+        let mut answer = dry_run(admin, schema, &desired, &unknown, create).await;
+        // A secret that replaces the resource (a static key's value) is
+        // refused by an update: the replacement's create decides.
+        if let Err(status) = &answer
+            && !create
+            && status.code() == Code::InvalidArgument
+            && schema.requires_replace().next().is_some()
         {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                out.diagnostics
-                    .extend(reply.warnings.iter().map(|w| not_enforced(schema, w)));
-                if let Some(Ok(server)) = reply.entity.map(|e| to_value(schema, &e)) {
-                    fill_defaults(&schema.attrs, &mut planned, &server, config);
-                    server_view = Some(server);
-                }
+            refused_update = Some(status.clone());
+            answer = dry_run(admin, schema, &desired, &unknown, true).await;
+        }
+        match answer {
+            Ok((view, warnings)) => {
+                out.diagnostics.extend(warnings);
+                dry = Some(view);
             }
-            // A changed gateway or parent replaces the resource: the update
-            // dry run refuses it, the replacement's create will check it.
-            Err(status)
-                if !creating
-                    && status.code() == Code::InvalidArgument
-                    && replaces(schema, prior, &planned) => {}
             Err(status) => {
                 out.diagnostics.extend(status_diagnostics(
                     &format!("{} would be refused", schema.type_name),
@@ -177,47 +158,103 @@ pub async fn plan(
             }
         }
     }
-    let sources = Sources {
-        values: config,
+    let defaults_known = !plan::unknown_beyond_secrets(&schema.attrs, &unknown);
+    let planned = plan::plan(
+        &schema.attrs,
+        config,
         prior,
-        server: server_view.as_ref(),
-    };
-    secrets::keep(&schema.attrs, &mut planned, sources, Phase::Plan);
-    if creating {
-        outputs_unknown(&schema.attrs, &mut planned, &[]);
-        // Fingerprints of secrets set in config are known now.
-        secrets::keep(&schema.attrs, &mut planned, sources, Phase::Plan);
-    } else if !differs(&schema.attrs, &planned, prior)
-        && !secrets::fingerprints_changed(&schema.attrs, &planned, prior)
+        dry.as_ref(),
+        defaults_known,
+        mode,
+    );
+    if let Some(status) = refused_update
+        && planned.requires_replace.is_empty()
     {
-        planned = prior.clone();
-    } else {
-        outputs_unknown(&schema.attrs, &mut planned, &["id", "created_at"]);
-        secrets::keep(&schema.attrs, &mut planned, sources, Phase::Plan);
-        for name in schema.requires_replace() {
-            if planned.get(name) != prior.get(name) {
-                out.requires_replace.push(attribute_path(name));
-            }
-        }
+        out.diagnostics.extend(status_diagnostics(
+            &format!("{} would be refused", schema.type_name),
+            &status,
+        ));
+        return out;
     }
-    out.planned = planned;
+    out.requires_replace = planned
+        .requires_replace
+        .iter()
+        .map(|name| attribute_path(name))
+        .collect();
+    out.planned = planned.planned;
     out
 }
 
-fn replaces(schema: &ResourceSchema, prior: &Value, planned: &Value) -> bool {
-    schema
-        .requires_replace()
-        .any(|n| prior.get(n) != planned.get(n))
+/// A refusal because the entity changed since it was read (plan time).
+fn changed_since_plan(schema: &ResourceSchema, status: &tonic::Status) -> Vec<Diagnostic> {
+    vec![diagnostic(
+        &format!("{} changed since it was planned", schema.type_name),
+        &format!(
+            "{} Someone changed it outside this run; run `terraform plan` again to see the \
+             change before applying.",
+            status.message()
+        ),
+        None,
+    )]
 }
 
-/// Applies a plan: create, update or (planned null) delete.
+/// The state after the server's answer `stored`: what the server returns,
+/// secret values per `mode` (from `config` before Terraform 1.11), and a
+/// generated private key kept from `prior` (it is returned only once).
+fn state_of(
+    schema: &ResourceSchema,
+    stored: &Entity,
+    prior: &Value,
+    config: &Value,
+    mode: SecretMode,
+    phase: Phase,
+) -> Result<Value, Vec<Diagnostic>> {
+    let mut state = to_value(schema, stored)
+        .map_err(|e| vec![diagnostic("unreadable reply", &format!("{e:#}"), None)])?;
+    if mode == SecretMode::InState {
+        let sources = Sources {
+            values: config,
+            prior,
+        };
+        secrets::keep(&schema.attrs, &mut state, sources, phase);
+    }
+    if let Value::Map(m) = &mut state {
+        for a in schema
+            .attrs
+            .iter()
+            .filter(|a| a.source == Source::ProviderOnly)
+        {
+            let held = match phase {
+                Phase::Apply => config.get(&a.name),
+                Phase::Read => prior.get(&a.name),
+            };
+            m.insert(a.name.clone(), held.clone());
+        }
+    }
+    if let Value::Map(m) = &mut state
+        && matches!(m.get("private_key"), Some(Value::String(k)) if k.is_empty())
+        && let Some(kept @ Value::String(_)) = prior.get("private_key").into()
+    {
+        m.insert("private_key".into(), kept.clone());
+    }
+    Ok(state)
+}
+
+/// Applies a plan: create, update or (planned null) delete. Returns the
+/// new state and private state.
 pub async fn apply(
     admin: &mut Admin,
     schema: &ResourceSchema,
     prior: &Value,
     planned: &Value,
-) -> Result<Value, Vec<Diagnostic>> {
+    config: &Value,
+    private: Private,
+    mode: SecretMode,
+) -> Result<(Value, Private), Vec<Diagnostic>> {
     let failed = |what: &str, status: tonic::Status| {
+        if status.code() == Code::Aborted {
+            return changed_since_plan(schema, &status);
+        }
         status_diagnostics(&format!("{what} {}", schema.type_name), &status)
     };
     if planned.is_null() {
@@ -226,16 +263,18 @@ pub async fn apply(
             .delete_entity(DeleteEntityRequest {
                 kind: schema.kind as i32,
                 id,
-                expected_revision: 0,
+                expected_revision: private.revision,
+                force: prior.get(FORCE_DESTROY) == &Value::Bool(true),
             })
             .await
         {
-            Ok(_) => Ok(Value::Null),
-            Err(s) if s.code() == Code::NotFound => Ok(Value::Null),
+            Ok(_) => Ok((Value::Null, Private::default())),
+            Err(s) if s.code() == Code::NotFound => Ok((Value::Null, Private::default())),
             Err(s) => Err(failed("deleting", s)),
         };
     }
-    let entity = to_entity(schema, planned)
+    let sent = plan::with_secrets(&schema.attrs, planned, config);
+    let entity = to_entity(schema, &sent)
         .map_err(|e| vec![diagnostic("invalid plan", &format!("{e:#}"), None)])?;
     let stored = if prior.is_null() {
         admin
@@ -248,50 +287,48 @@ pub async fn apply(
         admin
             .update_entity(UpdateEntityRequest {
                 entity: Some(entity),
-                expected_revision: 0,
+                expected_revision: private.revision,
             })
             .await
             .map_err(|s| failed("updating", s))?
     }
     .into_inner();
-    let mut state = to_value(schema, &stored)
-        .map_err(|e| vec![diagnostic("unreadable reply", &format!("{e:#}"), None)])?;
-    let sources = Sources {
-        values: planned,
-        prior: &Value::Null,
-        server: None,
-    };
-    secrets::keep(&schema.attrs, &mut state, sources, Phase::Apply);
-    Ok(state)
+    let state = state_of(schema, &stored, prior, config, mode, Phase::Apply)?;
+    Ok((
+        state,
+        Private {
+            revision: stored.revision,
+        },
+    ))
 }
 
-/// Reads the current state; null when the entity is gone.
+/// Reads the current state (null when the entity is gone) and the
+/// revision it is at.
 pub async fn read(
     admin: &mut Admin,
     schema: &ResourceSchema,
-    kind: Kind,
     id: &str,
     prior: &Value,
-) -> Result<Value, Vec<Diagnostic>> {
+    mode: SecretMode,
+) -> Result<(Value, Private), Vec<Diagnostic>> {
     match admin
         .get_entity(GetEntityRequest {
-            kind: kind as i32,
+            kind: schema.kind as i32,
             id: id.to_string(),
         })
         .await
     {
         Ok(reply) => {
-            let mut state = to_value(schema, &reply.into_inner())
-                .map_err(|e| vec![diagnostic("unreadable reply", &format!("{e:#}"), None)])?;
-            let sources = Sources {
-                values: prior,
-                prior,
-                server: None,
-            };
-            secrets::keep(&schema.attrs, &mut state, sources, Phase::Read);
-            Ok(state)
+            let stored = reply.into_inner();
+            let state = state_of(schema, &stored, prior, prior, mode, Phase::Read)?;
+            Ok((
+                state,
+                Private {
+                    revision: stored.revision,
+                },
+            ))
         }
-        Err(s) if s.code() == Code::NotFound => Ok(Value::Null),
+        Err(s) if s.code() == Code::NotFound => Ok((Value::Null, Private::default())),
         Err(s) => Err(status_diagnostics(
             &format!("reading {}", schema.type_name),
             &s,

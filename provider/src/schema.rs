@@ -28,6 +28,8 @@ pub enum Source {
     SecretMapValue(String),
     /// The fingerprints of a `map<string, Secret>` field of this name.
     SecretMapFingerprint(String),
+    /// Held by Terraform only, never sent as a field (`force_destroy`).
+    ProviderOnly,
 }
 
 impl Source {
@@ -80,6 +82,9 @@ pub struct Attr {
     pub computed: bool,
     /// Hidden in plans and logs.
     pub sensitive: bool,
+    /// Never stored in plan or state (Terraform ≥ 1.11 write-only): the
+    /// value lives only in the configuration.
+    pub write_only: bool,
     /// A change replaces the resource (the field is immutable).
     pub replaces: bool,
     /// Where the value lives.
@@ -98,6 +103,7 @@ impl Attr {
             optional: true,
             computed: true,
             sensitive: false,
+            write_only: false,
             replaces: false,
             source,
             description: description.into(),
@@ -172,7 +178,9 @@ fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
     let mut attrs = Vec::new();
     for field in message.fields() {
         let name = field.name().to_string();
-        let description = comment(&field).unwrap_or_default();
+        // Enum fields list their values (docs and `providers schema -json`).
+        let description =
+            crate::docs::with_enum_values(&field, comment(&field).unwrap_or_default());
         let facts = facts::of(&field);
         // Only top-level attributes are required: nested ones stay optional
         // so that the server's defaults and oneof choices show, and the
@@ -188,6 +196,8 @@ fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
                     "Write-only secret.",
                 );
                 value.sensitive = true;
+                value.write_only = true;
+                value.computed = false;
                 value.replaces = replaces;
                 if required {
                     value = value.required();
@@ -217,6 +227,8 @@ fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
                     &text,
                 );
                 value.sensitive = true;
+                value.write_only = true;
+                value.computed = false;
                 value.replaces = replaces;
                 attrs.push(value);
                 attrs.push(
@@ -276,8 +288,47 @@ fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
     attrs
 }
 
-/// The schema of the resource for `kind`.
+/// Attributes of the `sluice_gateway` entity that change with every change
+/// under the gateway: read through the data source, never held by the
+/// resource (they would show as drift on every refresh).
+const GATEWAY_COUNTERS: [&str; 3] = ["revision", "nodes_total", "virtual_clusters_total"];
+
+/// The gateway attribute that makes destroy revoke what Terraform cannot
+/// see.
+pub const FORCE_DESTROY: &str = "force_destroy";
+
+/// The schema of the resource for `kind`: the entity's attributes less
+/// what a resource must not hold (a gateway's counters).
 pub fn resource(kind: Kind) -> ResourceSchema {
+    let mut schema = entity(kind);
+    if kind == Kind::Gateway {
+        schema
+            .attrs
+            .retain(|a| !GATEWAY_COUNTERS.contains(&a.name.as_str()));
+        let mut force = Attr::new(
+            FORCE_DESTROY,
+            Type::Bool,
+            Source::ProviderOnly,
+            "On destroy, also revoke the gateway's data_plane_certificates made outside Terraform (which disconnects their nodes) and forget its node records; without it, destroy fails while any exist. Default false.",
+        );
+        force.computed = false;
+        schema.attrs.push(force);
+        schema.ty = object_type(&schema.attrs);
+    }
+    schema
+}
+
+fn object_type(attrs: &[Attr]) -> Type {
+    Type::Object(
+        attrs
+            .iter()
+            .map(|a| (a.name.clone(), a.ty.clone()))
+            .collect(),
+    )
+}
+
+/// Every attribute of the entity of `kind` (what data sources read).
+pub fn entity(kind: Kind) -> ResourceSchema {
     let pool = sluice_proto::descriptor_pool();
     let entity = pool.get_message_by_name("sluice.admin.v1.Entity");
     let spec = entity
@@ -329,12 +380,7 @@ pub fn resource(kind: Kind) -> ResourceSchema {
     if let Some(spec) = spec {
         attrs.extend(message_attrs(&spec, true));
     }
-    let ty = Type::Object(
-        attrs
-            .iter()
-            .map(|a| (a.name.clone(), a.ty.clone()))
-            .collect(),
-    );
+    let ty = object_type(&attrs);
     ResourceSchema {
         kind,
         type_name: format!("sluice_{}", kind.slug()),
@@ -366,6 +412,7 @@ fn attr_proto(attr: &Attr) -> tfplugin6::schema::Attribute {
         optional: attr.optional,
         computed: attr.computed,
         sensitive: attr.sensitive,
+        write_only: attr.write_only,
         ..Default::default()
     }
 }
@@ -447,13 +494,41 @@ mod tests {
         }
         let gw = resource(Kind::Gateway);
         assert!(gw.attrs.iter().all(|a| a.name != "gateway_id"));
-        assert!(
-            gw.attrs
-                .iter()
-                .find(|a| a.name == "revision")
-                .unwrap()
-                .is_output()
-        );
+        // Counters that move with every change under the gateway are the
+        // data source's, never the resource's (they would drift).
+        for counter in GATEWAY_COUNTERS {
+            assert!(gw.attrs.iter().all(|a| a.name != counter), "{counter}");
+            assert!(
+                entity(Kind::Gateway)
+                    .attrs
+                    .iter()
+                    .any(|a| a.name == counter && a.is_output()),
+                "{counter}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_secret_value_is_write_only_and_never_computed() {
+        for (name, s) in all_resources() {
+            fn check(name: &str, attrs: &[Attr]) {
+                for a in attrs {
+                    if a.source.is_secret_value() {
+                        assert!(
+                            a.write_only && a.sensitive && !a.computed,
+                            "{name}.{}",
+                            a.name
+                        );
+                    } else {
+                        assert!(!a.write_only, "{name}.{}", a.name);
+                    }
+                    if let Some((_, inner)) = &a.nested {
+                        check(name, inner);
+                    }
+                }
+            }
+            check(&name, &s.attrs);
+        }
     }
 
     #[test]

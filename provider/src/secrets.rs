@@ -1,11 +1,13 @@
-//! Write-only attributes in Terraform state. The server never returns a
-//! secret, only its fingerprint (`hmac-sha256:`, keyed with a key only the
-//! server holds, so the provider cannot compute it). Hence:
+//! Secret values in state, for Terraform before 1.11 (no write-only
+//! attributes: the configured value is kept in state, marked sensitive).
+//! With write-only attributes (`plan::SecretMode::WriteOnly`) none of this
+//! runs: values are null in state and only fingerprints are kept.
 //!
-//! - plan: the value comes from the configuration, its fingerprint from
-//!   the server's dry run of the change (`Validate`), else the prior one
-//!   while the value is unchanged, else it is known after apply;
-//! - apply: the value from the plan, the fingerprint from the reply;
+//! The server never returns a secret, only its fingerprint (`hmac-sha256:`,
+//! keyed with a key only the server holds). Hence:
+//!
+//! - apply: the value from the configuration, the fingerprint from the
+//!   reply;
 //! - read: the prior value stays while the server's fingerprint is the one
 //!   the state holds; a secret changed behind Terraform's back becomes
 //!   null, so the next plan sets it again.
@@ -40,8 +42,6 @@ fn is_legacy(print: &str) -> bool {
 /// Which step of a resource's life the values are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// `new` is the planned state; `values` the configuration.
-    Plan,
     /// `new` is the state from the server's reply; `values` the plan.
     Apply,
     /// `new` is the state from the server; `values` the prior state.
@@ -51,13 +51,10 @@ pub enum Phase {
 /// Where secrets come from, at one level of nesting.
 #[derive(Debug, Clone, Copy)]
 pub struct Sources<'a> {
-    /// The configuration (plan), the plan (apply) or the prior state (read).
+    /// The configuration (apply) or the prior state (read).
     pub values: &'a Value,
-    /// The prior state (null when creating, and for apply).
+    /// The prior state (null for apply).
     pub prior: &'a Value,
-    /// The entity as the server's dry run would store it (plan only; None
-    /// when it did not run).
-    pub server: Option<&'a Value>,
 }
 
 impl<'a> Sources<'a> {
@@ -65,7 +62,6 @@ impl<'a> Sources<'a> {
         Sources {
             values: self.values.get(name),
             prior: self.prior.get(name),
-            server: self.server.map(|s| s.get(name)),
         }
     }
 
@@ -79,7 +75,6 @@ impl<'a> Sources<'a> {
         Sources {
             values: at(self.values, i),
             prior: at(self.prior, i),
-            server: self.server.map(|s| at(s, i)),
         }
     }
 }
@@ -102,27 +97,6 @@ fn still_same(value: &str, server: &str, prior: &Value) -> bool {
         .is_some_and(|p| is_legacy(p) && legacy_fingerprint(value) == p)
 }
 
-/// The planned fingerprint of one configured secret.
-fn planned_print(
-    value: &Value,
-    prior_value: &Value,
-    prior_print: &Value,
-    server: Option<&Value>,
-) -> Value {
-    match value {
-        Value::Null => Value::Null,
-        Value::String(_) => match server {
-            Some(Value::String(print)) => Value::String(print.clone()),
-            Some(_) => Value::Unknown,
-            None if prior_value == value && prior_print.as_str().is_some_and(|p| !is_legacy(p)) => {
-                prior_print.clone()
-            }
-            None => Value::Unknown,
-        },
-        _ => Value::Unknown,
-    }
-}
-
 /// One `Secret` attribute and its fingerprint.
 fn single(
     object: &mut BTreeMap<String, Value>,
@@ -133,16 +107,6 @@ fn single(
 ) {
     let value = from.values.get(name).clone();
     match phase {
-        Phase::Plan => {
-            let print = planned_print(
-                &value,
-                from.prior.get(name),
-                from.prior.get(print_attr),
-                from.server.map(|s| s.get(print_attr)),
-            );
-            object.insert(print_attr.to_string(), print);
-            object.insert(name.to_string(), value);
-        }
         Phase::Apply => {
             object.insert(name.to_string(), value);
         }
@@ -175,32 +139,6 @@ fn map(
         _ => BTreeMap::new(),
     };
     match phase {
-        Phase::Plan => {
-            let print = match &value {
-                Value::Map(values) => {
-                    let prior_values = entries(from.prior.get(name));
-                    let prior_prints = entries(from.prior.get(print_attr));
-                    let server = from.server.map(|s| entries(s.get(print_attr)));
-                    Value::Map(
-                        values
-                            .iter()
-                            .map(|(k, v)| {
-                                let print = planned_print(
-                                    v,
-                                    prior_values.get(k).unwrap_or(&Value::Null),
-                                    prior_prints.get(k).unwrap_or(&Value::Null),
-                                    server.as_ref().map(|s| s.get(k).unwrap_or(&Value::Null)),
-                                );
-                                (k.clone(), print)
-                            })
-                            .collect(),
-                    )
-                }
-                other => other.clone(),
-            };
-            object.insert(print_attr.to_string(), print);
-            object.insert(name.to_string(), value);
-        }
         Phase::Apply => {
             if matches!(&value, Value::Map(m) if m.is_empty()) {
                 object.insert(print_attr.to_string(), Value::Map(BTreeMap::new()));
@@ -233,8 +171,8 @@ fn map(
     }
 }
 
-/// Sets the secret values (and, planning, their fingerprints) of `new`
-/// for `phase`, recursively.
+/// Sets the secret values of `new` for `phase`, recursively (state kept
+/// for Terraform before 1.11).
 pub fn keep(attrs: &[Attr], new: &mut Value, from: Sources<'_>, phase: Phase) {
     let Value::Map(object) = new else { return };
     for attr in attrs {
@@ -260,33 +198,6 @@ pub fn keep(attrs: &[Attr], new: &mut Value, from: Sources<'_>, phase: Phase) {
             _ => {}
         }
     }
-}
-
-/// Whether a planned fingerprint, where known, differs from the prior
-/// one: the secret changed on the server, or a state from before keyed
-/// fingerprints meets the server's, for a value that is not the same.
-pub fn fingerprints_changed(attrs: &[Attr], planned: &Value, prior: &Value) -> bool {
-    attrs.iter().any(|attr| match (&attr.source, &attr.nested) {
-        (Source::SecretFingerprint(_), _) => {
-            let p = planned.get(&attr.name);
-            p.as_str().is_some() && p != prior.get(&attr.name)
-        }
-        (Source::SecretMapFingerprint(_), _) => match planned.get(&attr.name) {
-            Value::Map(m) => m
-                .iter()
-                .any(|(k, v)| v.as_str().is_some() && v != prior.get(&attr.name).get(k)),
-            _ => false,
-        },
-        (_, Some((_, inner))) => match (planned.get(&attr.name), prior.get(&attr.name)) {
-            (Value::List(a), Value::List(b)) => a
-                .iter()
-                .zip(b)
-                .any(|(a, b)| fingerprints_changed(inner, a, b)),
-            (a @ Value::Map(_), b) => fingerprints_changed(inner, a, b),
-            _ => false,
-        },
-        _ => false,
-    })
 }
 
 #[cfg(test)]
@@ -320,7 +231,6 @@ mod tests {
         let from = Sources {
             values: prior,
             prior,
-            server: None,
         };
         keep(&attrs(), &mut state, from, Phase::Read);
         state.get("value").clone()
@@ -358,53 +268,6 @@ mod tests {
         assert_eq!(read(&legacy_fingerprint("k2"), &fresh), Value::Null);
     }
 
-    fn plan(config: &Value, prior: &Value, server: Option<&Value>) -> Value {
-        let mut planned = config.clone();
-        let from = Sources {
-            values: config,
-            prior,
-            server,
-        };
-        keep(&attrs(), &mut planned, from, Phase::Plan);
-        planned
-    }
-
-    #[test]
-    fn plans_take_fingerprints_from_the_dry_run() {
-        let config = object(&[("value", s("k1"))]);
-        let server = object(&[("value_fingerprint", s("hmac-sha256:aa"))]);
-        let planned = plan(&config, &Value::Null, Some(&server));
-        assert_eq!(planned.get("value_fingerprint"), &s("hmac-sha256:aa"));
-        // No dry run (unknown references): known after apply, unless the
-        // value is the prior one.
-        assert_eq!(
-            plan(&config, &Value::Null, None).get("value_fingerprint"),
-            &Value::Unknown
-        );
-        let prior = object(&[
-            ("value", s("k1")),
-            ("value_fingerprint", s("hmac-sha256:aa")),
-        ]);
-        assert_eq!(
-            plan(&config, &prior, None).get("value_fingerprint"),
-            &s("hmac-sha256:aa")
-        );
-        // The dry run's fingerprint of the configured value differs from
-        // the state's: the secret is planned to change.
-        let changed = object(&[("value_fingerprint", s("hmac-sha256:bb"))]);
-        let planned = plan(&config, &prior, Some(&changed));
-        assert!(fingerprints_changed(&attrs(), &planned, &prior));
-        assert!(!fingerprints_changed(
-            &attrs(),
-            &plan(&config, &prior, Some(&server)),
-            &prior
-        ));
-        assert_eq!(
-            plan(&object(&[("value", Value::Null)]), &prior, None).get("value_fingerprint"),
-            &Value::Null
-        );
-    }
-
     /// The event hook's `config` attributes (`headers` is a map of secrets).
     fn hook_config() -> Vec<Attr> {
         let hook = schema::resource(sluice_proto::admin::v1::Kind::EventHook);
@@ -418,23 +281,13 @@ mod tests {
         let headers = |pairs: &[(&str, &str)]| {
             Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect())
         };
-        let config = object(&[("headers", headers(&[("A", "a1"), ("B", "b1")]))]);
-        let server = object(&[(
-            "headers_fingerprint",
-            headers(&[("A", "hmac-sha256:a"), ("B", "hmac-sha256:b")]),
-        )]);
-        let mut planned = config.clone();
-        let from = Sources {
-            values: &config,
-            prior: &Value::Null,
-            server: Some(&server),
-        };
-        keep(&attrs, &mut planned, from, Phase::Plan);
-        assert_eq!(
-            planned.get("headers_fingerprint"),
-            server.get("headers_fingerprint")
-        );
-
+        let planned = object(&[
+            ("headers", headers(&[("A", "a1"), ("B", "b1")])),
+            (
+                "headers_fingerprint",
+                headers(&[("A", "hmac-sha256:a"), ("B", "hmac-sha256:b")]),
+            ),
+        ]);
         // Read: B changed on the server; A is kept, B dropped.
         let mut state = object(&[
             ("headers", Value::Null),
@@ -446,7 +299,6 @@ mod tests {
         let from = Sources {
             values: &planned,
             prior: &planned,
-            server: None,
         };
         keep(&attrs, &mut state, from, Phase::Read);
         assert_eq!(state.get("headers"), &headers(&[("A", "a1")]));
@@ -461,7 +313,6 @@ mod tests {
             let from = Sources {
                 values: &prior,
                 prior: &prior,
-                server: None,
             };
             keep(&attrs, &mut state, from, Phase::Read);
             assert_eq!(state.get("headers"), &shape);
