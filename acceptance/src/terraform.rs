@@ -136,23 +136,66 @@ impl Terraform {
         self.run(&["plan", "-detailed-exitcode", "-no-color", "-input=false"])
     }
 
-    /// The resources in state: address → attribute values.
+    /// The resources in state: address → attribute values. An empty state
+    /// is an empty map; any other shape than Terraform's documented JSON
+    /// fails the test (so a comparison never silently checks nothing).
     pub fn state(&self) -> serde_json::Map<String, serde_json::Value> {
         let json: serde_json::Value =
             serde_json::from_str(&self.ok(&["show", "-json", "-no-color"])).expect("show -json");
-        json["values"]["root_module"]["resources"]
+        let Some(values) = json.get("values") else {
+            return serde_json::Map::new();
+        };
+        let resources = values["root_module"]["resources"]
             .as_array()
-            .map(|resources| {
-                resources
-                    .iter()
-                    .map(|r| {
-                        (
-                            r["address"].as_str().unwrap_or_default().to_string(),
-                            r["values"].clone(),
-                        )
-                    })
-                    .collect()
+            .unwrap_or_else(|| panic!("state without root_module.resources: {json}"));
+        resources
+            .iter()
+            .map(|r| {
+                let address = r["address"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a resource without an address: {r}"));
+                assert!(r["values"].is_object(), "{address} has no values: {r}");
+                (address.to_string(), r["values"].clone())
             })
-            .unwrap_or_default()
+            .collect()
+    }
+
+    /// Write-only attribute paths by resource type, from `terraform
+    /// providers schema -json` (nested ones as `config.headers`).
+    pub fn write_only_attributes(&self) -> Vec<(String, String)> {
+        let json: serde_json::Value =
+            serde_json::from_str(&self.ok(&["providers", "schema", "-json"]))
+                .expect("providers schema -json");
+        let mut out = Vec::new();
+        let schemas = &json["provider_schemas"];
+        for provider in schemas.as_object().into_iter().flat_map(|m| m.values()) {
+            for (resource, schema) in provider["resource_schemas"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                collect_write_only(resource, "", &schema["block"]["attributes"], &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn collect_write_only(
+    resource: &str,
+    prefix: &str,
+    attributes: &serde_json::Value,
+    out: &mut Vec<(String, String)>,
+) {
+    for (name, attr) in attributes.as_object().into_iter().flatten() {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if attr["write_only"] == true {
+            out.push((resource.to_string(), path.clone()));
+        }
+        collect_write_only(resource, &path, &attr["nested_type"]["attributes"], out);
     }
 }

@@ -81,7 +81,10 @@ async fn the_cli_lists_and_revokes_certificates_of_a_running_server() {
     let b = node::issue(common::bin(), dir.path(), &gw.id, &dir.path().join("b"));
 
     let rows = list(dir.path(), "edge");
-    assert_eq!(listed_ids(dir.path(), &gw.id), [a.id.as_str(), b.id.as_str()]);
+    assert_eq!(
+        listed_ids(dir.path(), &gw.id),
+        [a.id.as_str(), b.id.as_str()]
+    );
     for row in &rows {
         assert_eq!(
             row.len(),
