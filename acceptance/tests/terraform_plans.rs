@@ -10,7 +10,7 @@ use sluice_acceptance::{
     terraform::Terraform,
     workspace_bin,
 };
-use sluice_proto::admin::v1::{GetEntityRequest, Kind, UpdateEntityRequest};
+use sluice_proto::admin::v1::{GetEntityRequest, Kind, ListEntitiesRequest, UpdateEntityRequest};
 
 fn start() -> (tempfile::TempDir, Server, String) {
     let bin = workspace_bin("sluice-server");
@@ -73,10 +73,17 @@ resource "sluice_listener" "l" {
             ("invalid ports[0]", "ports      = [\"9095-9092\"]"),
         ],
     );
-    assert!(
-        tf.state().is_empty(),
-        "nothing was created by a failed plan"
-    );
+    let mut admin = server.client(Some(&token)).await;
+    let gateways = admin
+        .list_entities(ListEntitiesRequest {
+            kind: Kind::Gateway as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entities;
+    assert!(gateways.is_empty(), "a failed plan created {gateways:?}");
     // Once the gateway exists its references are checked too.
     std::fs::write(tf.dir.join("main.tf"), GATEWAY).unwrap();
     tf.apply();
@@ -274,5 +281,142 @@ resource "sluice_backend_cluster" "b" {
     assert_eq!(tf.plan().code, 0);
     drop(admin);
     tf.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    server.stop();
+}
+
+/// Plans `config` and returns its output; `code` is the expected exit code.
+fn plan_is(tf: &Terraform, config: &str, code: i32) -> String {
+    std::fs::write(tf.dir.join("main.tf"), config).unwrap();
+    let plan = tf.plan();
+    assert_eq!(plan.code, code, "{}", plan.output);
+    plan.output
+}
+
+#[tokio::test]
+async fn replacements_defaults_and_odd_values_plan_as_a_user_expects() {
+    let (dir, server, token) = start();
+    let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
+    let base = r#"
+resource "sluice_gateway" "gw" {
+  name = "odd"
+}
+resource "sluice_static_key" "k" {
+  gateway_id = sluice_gateway.gw.id
+  name       = "records"
+  value      = "__KEY__"
+}
+resource "sluice_data_plane_certificate" "node" {
+  gateway_id = sluice_gateway.gw.id
+  name       = "node"
+  generated  = true
+  __LABELS__
+}
+resource "sluice_backend_cluster" "b" {
+  gateway_id        = sluice_gateway.gw.id
+  name              = "kafka"
+  bootstrap_servers = ["127.0.0.1:9092"]
+  __BACKEND__
+}
+"#;
+    let config = |key: &str, labels: &str, backend: &str| {
+        base.replace("__KEY__", key)
+            .replace("__LABELS__", labels)
+            .replace("__BACKEND__", backend)
+    };
+    let key1 = "0001020304050607080910111213141516171819202122232425262728293031";
+    let key2 = "3130292827262524232221201918171615141312111009080706050403020100";
+    std::fs::write(tf.dir.join("main.tf"), config(key1, "", "")).unwrap();
+    tf.apply();
+    assert_eq!(tf.plan().code, 0);
+
+    // A new value of an immutable secret replaces the key under the same
+    // name (destroy, then create).
+    let out = plan_is(&tf, &config(key2, "", ""), 2);
+    assert!(out.contains("must be replaced"), "{out}");
+    assert!(!out.contains("already has the name"), "{out}");
+    tf.apply();
+    assert_eq!(tf.plan().code, 0, "empty after the replacement");
+
+    // A label known only after apply (a key created in the same run) does
+    // not replace the certificate.
+    let extra = format!(
+        "{}\nresource \"sluice_static_key\" \"k2\" {{\n  gateway_id = sluice_gateway.gw.id\n  name = \"k2\"\n  value = \"{key1}\"\n}}\n",
+        config(key2, "labels = { key = sluice_static_key.k2.id }", "")
+    );
+    let out = plan_is(&tf, &extra, 2);
+    assert!(out.contains("known after apply"), "{out}");
+    assert!(!out.contains("must be replaced"), "{out}");
+    assert!(out.contains("1 to add, 1 to change, 0 to destroy"), "{out}");
+
+    // A value the server would store differently fails at plan, naming it.
+    let out = plan_is(
+        &tf,
+        &config(key2, "", "metadata_update_interval_seconds = 0"),
+        1,
+    );
+    assert!(
+        out.contains("invalid metadata_update_interval_seconds") && out.contains("60"),
+        "{out}"
+    );
+    // A fraction is refused, not truncated.
+    let out = plan_is(
+        &tf,
+        &config(key2, "", "metadata_update_interval_seconds = 30.5"),
+        1,
+    );
+    assert!(out.contains("30.5"), "{out}");
+    // An empty secret is refused, not silently ignored.
+    let out = plan_is(
+        &tf,
+        &config(
+            key2,
+            "",
+            "authentication = { sasl_plain = { username = \"u\", password = \"\" } }",
+        ),
+        1,
+    );
+    assert!(out.contains("must not be empty"), "{out}");
+    // An invalid update shows its own error only.
+    let mut admin = server.client(Some(&token)).await;
+    let bad = config(key2, "", "").replace("127.0.0.1:9092", "not-an-address");
+    let out = plan_is(&tf, &bad, 1);
+    assert!(out.contains("bootstrap_servers"), "{out}");
+    assert!(!out.contains("already has the name"), "{out}");
+
+    // Importing under the wrong gateway is refused.
+    let state = tf.state();
+    let key_id = state["sluice_static_key.k"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fresh = Terraform::new(&dir.path().join("fresh"), &server.addr, &token);
+    std::fs::write(fresh.dir.join("main.tf"), config(key2, "", "")).unwrap();
+    let wrong = fresh.run(&[
+        "import",
+        "-no-color",
+        "-input=false",
+        "sluice_static_key.k",
+        &format!("00000000-0000-0000-0000-000000000000/{key_id}"),
+    ]);
+    assert_ne!(wrong.code, 0, "{}", wrong.output);
+    assert!(
+        wrong.output.contains("belongs to gateway"),
+        "{}",
+        wrong.output
+    );
+
+    std::fs::write(tf.dir.join("main.tf"), config(key2, "", "")).unwrap();
+    tf.apply();
+    tf.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    let left = admin
+        .list_entities(ListEntitiesRequest {
+            kind: Kind::Gateway as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entities;
+    assert!(left.is_empty(), "{left:?}");
     server.stop();
 }

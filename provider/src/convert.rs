@@ -62,13 +62,27 @@ fn scalar_to_proto(field: &FieldDescriptor, v: &Value) -> anyhow::Result<Option<
         (_, Value::Null | Value::Unknown) => return Ok(None),
         (FieldKind::String, Value::String(s)) => PValue::String(s.clone()),
         (FieldKind::Bool, Value::Bool(b)) => PValue::Bool(*b),
-        (FieldKind::Int32, Value::Number(n)) => PValue::I32(*n as i32),
-        (FieldKind::Int64, Value::Number(n)) => PValue::I64(*n as i64),
-        (FieldKind::Uint32, Value::Number(n)) => PValue::U32(n.max(0.0) as u32),
-        (FieldKind::Uint64, Value::Number(n)) => PValue::U64(n.max(0.0) as u64),
+        (FieldKind::Int32, Value::Number(n)) => PValue::I32(whole(*n)?),
+        (FieldKind::Int64, Value::Number(n)) => PValue::I64(whole(*n)?),
+        (FieldKind::Uint32, Value::Number(n)) => PValue::U32(whole(*n)?),
+        (FieldKind::Uint64, Value::Number(n)) => PValue::U64(whole(*n)?),
         (FieldKind::Enum(_), Value::String(s)) => PValue::EnumNumber(enum_number(field, s)?),
         (k, v) => bail!("{v:?} does not fit a {k:?} field"),
     }))
+}
+
+/// `n` as a whole number that fits `T`, or why not (never truncated or
+/// clamped: `30.7` or `-1` are refused, not stored as 30 or 0).
+fn whole<T: TryFrom<i128>>(n: f64) -> anyhow::Result<T> {
+    let refused = || {
+        let ty = std::any::type_name::<T>();
+        anyhow::anyhow!("{n} is not a whole number that fits this field ({ty})")
+    };
+    // 2^64 and beyond fit no field; i128 holds every f64 below it exactly.
+    if n.fract() != 0.0 || !n.is_finite() || n.abs() >= 18_446_744_073_709_551_616.0 {
+        return Err(refused());
+    }
+    T::try_from(n as i128).map_err(|_| refused())
 }
 
 /// Fills `message` from an object value, attribute by attribute.

@@ -121,6 +121,35 @@ fn attribute_path_typed(field: &str, mut ty: Option<&Type>) -> AttributePath {
 /// Diagnostics for a failed admin call: one per field violation, pointing
 /// at the attribute.
 pub fn status_diagnostics(what: &str, status: &tonic::Status) -> Vec<Diagnostic> {
+    violation_diagnostics(None, what, status)
+}
+
+/// [`status_diagnostics`] for a resource of type `ty`: a bracket is read
+/// by what it indexes (`labels[8080]` is a map key, not a list index).
+pub fn status_diagnostics_in(ty: &Type, what: &str, status: &tonic::Status) -> Vec<Diagnostic> {
+    violation_diagnostics(Some(ty), what, status)
+}
+
+/// The top-level attribute names the server's field violations name
+/// (none when the refusal is not about fields).
+pub fn violated_attributes(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            v.field
+                .split(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+fn violation_diagnostics(ty: Option<&Type>, what: &str, status: &tonic::Status) -> Vec<Diagnostic> {
     use tonic_types::StatusExt;
     let violations = status
         .get_details_bad_request()
@@ -132,10 +161,14 @@ pub fn status_diagnostics(what: &str, status: &tonic::Status) -> Vec<Diagnostic>
     violations
         .iter()
         .map(|v| {
+            let path = match ty {
+                Some(ty) => attribute_path_in(ty, &v.field),
+                None => attribute_path(&v.field),
+            };
             diagnostic(
                 &format!("{what}: invalid {}", v.field),
                 &v.description,
-                Some(attribute_path(&v.field)),
+                Some(path),
             )
         })
         .collect()

@@ -38,6 +38,10 @@ pub struct Planned {
     pub planned: Value,
     /// Top-level attribute names whose change replaces the resource.
     pub requires_replace: Vec<String>,
+    /// Configured values the server's dry run stores differently (a value
+    /// it replaces with its default, say): `(path, configured, stored)`.
+    /// Applying them would fail as an inconsistent result.
+    pub mismatches: Vec<(String, Value, Value)>,
 }
 
 #[derive(Clone, Copy)]
@@ -64,17 +68,14 @@ pub fn plan(
         defaults_known: defaults_known && dry.is_some(),
         mode,
     };
-    let mut planned = object(attrs, config, prior, dry.unwrap_or(&Value::Null), cx);
-    if cx.creating {
+    let mut mismatches = Vec::new();
+    let dry = dry.unwrap_or(&Value::Null);
+    let mut planned = object(attrs, config, prior, dry, cx, "", &mut mismatches);
+    if cx.creating || planned == *prior {
         return Planned {
             planned,
             requires_replace: Vec::new(),
-        };
-    }
-    if planned == *prior {
-        return Planned {
-            planned,
-            requires_replace: Vec::new(),
+            mismatches,
         };
     }
     if let Value::Map(m) = &mut planned
@@ -98,6 +99,7 @@ pub fn plan(
     Planned {
         planned,
         requires_replace,
+        mismatches,
     }
 }
 
@@ -108,10 +110,22 @@ fn at(v: &Value, i: usize) -> &Value {
     }
 }
 
-fn object(attrs: &[Attr], config: &Value, prior: &Value, dry: &Value, cx: Cx) -> Value {
+fn object(
+    attrs: &[Attr],
+    config: &Value,
+    prior: &Value,
+    dry: &Value,
+    cx: Cx,
+    path: &str,
+    mismatches: &mut Vec<(String, Value, Value)>,
+) -> Value {
     let mut out = BTreeMap::new();
     for a in attrs {
         let (c, p, d) = (config.get(&a.name), prior.get(&a.name), dry.get(&a.name));
+        let here = match path {
+            "" => a.name.clone(),
+            _ => format!("{path}.{}", a.name),
+        };
         let value = match &a.source {
             Source::SecretValue(_) | Source::SecretMapValue(_) => match cx.mode {
                 SecretMode::WriteOnly => Value::Null,
@@ -126,23 +140,48 @@ fn object(attrs: &[Attr], config: &Value, prior: &Value, dry: &Value, cx: Cx) ->
             _ => match c {
                 Value::Unknown => Value::Unknown,
                 Value::Null if a.computed && cx.defaults_known => d.clone(),
+                // What replaces the resource cannot change by default: an
+                // unknown elsewhere must not plan a replacement.
+                Value::Null if a.computed && a.replaces && !cx.creating => p.clone(),
                 Value::Null if a.computed => Value::Unknown,
                 Value::Null => Value::Null,
                 known => match (&a.nested, known) {
-                    (Some((Nesting::List, inner)), Value::List(items)) => Value::List(
-                        items
-                            .iter()
-                            .enumerate()
-                            .map(|(i, item)| match item {
-                                Value::Map(_) => object(inner, item, at(p, i), at(d, i), cx),
-                                other => other.clone(),
-                            })
-                            .collect(),
-                    ),
-                    (Some((Nesting::Single, inner)), Value::Map(_)) => {
-                        object(inner, known, p, d, cx)
+                    (Some((Nesting::List, inner)), Value::List(items)) => {
+                        let stored = match d {
+                            Value::List(stored) => stored.len(),
+                            _ => 0,
+                        };
+                        if cx.defaults_known && stored != items.len() {
+                            mismatches.push((here.clone(), known.clone(), d.clone()));
+                        }
+                        Value::List(
+                            items
+                                .iter()
+                                .enumerate()
+                                .map(|(i, item)| match item {
+                                    Value::Map(_) => object(
+                                        inner,
+                                        item,
+                                        at(p, i),
+                                        at(d, i),
+                                        cx,
+                                        &format!("{here}[{i}]"),
+                                        mismatches,
+                                    ),
+                                    other => other.clone(),
+                                })
+                                .collect(),
+                        )
                     }
-                    _ => known.clone(),
+                    (Some((Nesting::Single, inner)), Value::Map(_)) => {
+                        object(inner, known, p, d, cx, &here, mismatches)
+                    }
+                    _ => {
+                        if cx.defaults_known && a.source != Source::ProviderOnly && d != known {
+                            mismatches.push((here.clone(), known.clone(), d.clone()));
+                        }
+                        known.clone()
+                    }
                 },
             },
         };
@@ -155,6 +194,9 @@ fn object(attrs: &[Attr], config: &Value, prior: &Value, dry: &Value, cx: Cx) ->
 /// having printed `dry`.
 fn fingerprint(secret: &Value, dry: &Value) -> Value {
     match (secret, dry) {
+        // Not configured: what the server keeps (a stored secret is kept
+        // when a change leaves it out), as its dry run shows.
+        (Value::Null, Value::String(print)) => Value::String(print.clone()),
         (Value::Null, _) => Value::Null,
         (Value::String(_), Value::String(print)) => Value::String(print.clone()),
         _ => Value::Unknown,
@@ -172,7 +214,39 @@ fn map_fingerprints(secrets: &Value, dry: &Value) -> Value {
                 .collect(),
         ),
         Value::Unknown => Value::Unknown,
-        _ => Value::Null,
+        _ => match dry {
+            Value::Map(kept) if !kept.is_empty() => dry.clone(),
+            _ => Value::Null,
+        },
+    }
+}
+
+/// Paths of secrets configured as `""` (the server reads an empty secret
+/// as "keep the stored one", so it would be silently ignored).
+pub fn empty_secrets(attrs: &[Attr], config: &Value, prefix: &str, out: &mut Vec<String>) {
+    for a in attrs {
+        let path = match prefix {
+            "" => a.name.clone(),
+            _ => format!("{prefix}.{}", a.name),
+        };
+        match (&a.source, &a.nested, config.get(&a.name)) {
+            (Source::SecretValue(_), _, Value::String(v)) if v.is_empty() => out.push(path),
+            (Source::SecretMapValue(_), _, Value::Map(entries)) => out.extend(
+                entries
+                    .iter()
+                    .filter(|(_, v)| v.as_str() == Some(""))
+                    .map(|(k, _)| format!("{path}[{k}]")),
+            ),
+            (_, Some((_, inner)), Value::List(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    empty_secrets(inner, item, &format!("{path}[{i}]"), out);
+                }
+            }
+            (_, Some((_, inner)), object @ Value::Map(_)) => {
+                empty_secrets(inner, object, &path, out)
+            }
+            _ => {}
+        }
     }
 }
 

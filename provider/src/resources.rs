@@ -16,7 +16,10 @@ use tonic::Code;
 use crate::{
     client::Admin,
     convert::{to_entity, to_value},
-    diagnostics::{attribute_path, diagnostic, not_enforced, status_diagnostics},
+    diagnostics::{
+        attribute_path, attribute_path_in, diagnostic, not_enforced, status_diagnostics,
+        status_diagnostics_in, violated_attributes,
+    },
     plan::{self, SecretMode},
     plugin::value::Value,
     schema::{FORCE_DESTROY, ResourceSchema, Source},
@@ -31,31 +34,39 @@ pub struct Plan {
     pub requires_replace: Vec<AttributePath>,
     /// Errors and warnings, with attribute paths.
     pub diagnostics: Vec<Diagnostic>,
+    /// The private state to plan with.
+    pub private: Private,
 }
 
 /// The provider's private state of a resource: the entity's revision as
 /// last read or written, sent back as `expected_revision`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Private {
     /// The entity's revision (0: unknown, no check).
     pub revision: i64,
+    /// Planned: the id of the entity this create replaces (Terraform plans
+    /// a replacement's create with a null prior state and this private
+    /// state, so the dry run can judge it as if the old one were gone).
+    pub replacing: Option<String>,
 }
 
 impl Private {
     /// Reads private state bytes (anything unreadable: no revision).
     pub fn decode(bytes: &[u8]) -> Private {
-        let revision = serde_json::from_slice::<serde_json::Value>(bytes)
-            .ok()
-            .and_then(|v| v["revision"].as_i64())
-            .unwrap_or_default();
-        Private { revision }
+        let json = serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_default();
+        Private {
+            revision: json["revision"].as_i64().unwrap_or_default(),
+            replacing: json["replacing"].as_str().map(str::to_string),
+        }
     }
 
     /// Private state bytes.
-    pub fn encode(self) -> Vec<u8> {
-        serde_json::json!({ "revision": self.revision })
-            .to_string()
-            .into_bytes()
+    pub fn encode(&self) -> Vec<u8> {
+        let mut json = serde_json::json!({ "revision": self.revision });
+        if let Some(id) = &self.replacing {
+            json["replacing"] = serde_json::Value::String(id.clone());
+        }
+        json.to_string().into_bytes()
     }
 }
 
@@ -78,6 +89,7 @@ async fn dry_run(
     desired: &Value,
     unknown: &[String],
     create: bool,
+    replaces: Option<&str>,
 ) -> Result<(Value, Vec<Diagnostic>), tonic::Status> {
     let mut entity = to_entity(schema, desired)
         .map_err(|e| tonic::Status::invalid_argument(format!("{e:#}")))?;
@@ -96,6 +108,10 @@ async fn dry_run(
         .validate(ValidateRequest {
             operation: Some(operation),
             unknown_fields: unknown.to_vec(),
+            replaces_id: match create {
+                true => replaces.unwrap_or_default().to_string(),
+                false => String::new(),
+            },
         })
         .await?
         .into_inner();
@@ -111,38 +127,86 @@ async fn dry_run(
     Ok((view, warnings))
 }
 
-/// Plans a create or update of `config` over `prior`.
+/// Whether an update's refusal names only attributes that replace the
+/// resource (a changed immutable secret, say): the replacement's create
+/// decides instead.
+fn refused_for_immutability(schema: &ResourceSchema, status: &tonic::Status) -> bool {
+    let named = violated_attributes(status);
+    !named.is_empty()
+        && named
+            .iter()
+            .all(|n| schema.attrs.iter().any(|a| a.replaces && a.name == *n))
+}
+
+/// Plans a create or update of `config` over `prior`; `private` is the
+/// prior private state (a replacement's create finds there what it
+/// replaces).
 pub async fn plan(
     admin: Option<&mut Admin>,
     schema: &ResourceSchema,
     prior: &Value,
     config: &Value,
+    private: Private,
     mode: SecretMode,
 ) -> Plan {
+    let refused = |status: &tonic::Status| {
+        status_diagnostics_in(
+            &schema.ty,
+            &format!("{} would be refused", schema.type_name),
+            status,
+        )
+    };
     let mut out = Plan {
         planned: Value::Null,
         requires_replace: Vec::new(),
         diagnostics: Vec::new(),
+        private: Private {
+            revision: private.revision,
+            replacing: None,
+        },
     };
+    let mut empty = Vec::new();
+    plan::empty_secrets(&schema.attrs, config, "", &mut empty);
+    if !empty.is_empty() {
+        out.diagnostics = empty
+            .iter()
+            .map(|path| {
+                diagnostic(
+                    &format!("{}: invalid {path}", schema.type_name),
+                    "a secret must not be empty (the server would keep the stored one)",
+                    Some(attribute_path_in(&schema.ty, path)),
+                )
+            })
+            .collect();
+        return out;
+    }
     let mut unknown = Vec::new();
     let mut desired = plan::known_part(&schema.attrs, config, "", &mut unknown);
     if let (Value::Map(m), Some(id)) = (&mut desired, prior.get("id").as_str()) {
         m.insert("id".into(), Value::String(id.to_string()));
     }
+    // What this plan's create replaces: the prior entity (first plan of a
+    // replacement), or what the first plan noted (Terraform's second plan,
+    // with a null prior).
+    let replaces = match prior.get("id").as_str() {
+        Some(id) => Some(id.to_string()),
+        None => private.replacing.clone(),
+    };
     let mut dry = None;
     let mut refused_update = None;
     if let Some(admin) = admin {
         let create = prior.is_null() || replacing(schema, prior, config);
-        let mut answer = dry_run(admin, schema, &desired, &unknown, create).await;
+        let replaces = replaces.as_deref();
+        let mut answer = dry_run(admin, schema, &desired, &unknown, create, replaces).await;
         // A secret that replaces the resource (a static key's value) is
         // refused by an update: the replacement's create decides.
         if let Err(status) = &answer
             && !create
             && status.code() == Code::InvalidArgument
-            && schema.requires_replace().next().is_some()
+            && refused_for_immutability(schema, status)
         {
             refused_update = Some(status.clone());
-            answer = dry_run(admin, schema, &desired, &unknown, true).await;
+            answer = dry_run(admin, schema, &desired, &unknown, true, replaces).await;
         }
         match answer {
             Ok((view, warnings)) => {
@@ -150,10 +214,7 @@ pub async fn plan(
                 dry = Some(view);
             }
             Err(status) => {
-                out.diagnostics.extend(status_diagnostics(
-                    &format!("{} would be refused", schema.type_name),
-                    &status,
-                ));
+                out.diagnostics.extend(refused(&status));
                 return out;
             }
         }
@@ -170,10 +231,24 @@ pub async fn plan(
     if let Some(status) = refused_update
         && planned.requires_replace.is_empty()
     {
-        out.diagnostics.extend(status_diagnostics(
-            &format!("{} would be refused", schema.type_name),
-            &status,
-        ));
+        out.diagnostics.extend(refused(&status));
+        return out;
+    }
+    if !planned.mismatches.is_empty() {
+        out.diagnostics
+            .extend(planned.mismatches.iter().map(|(path, configured, stored)| {
+                diagnostic(
+                    &format!("{}: invalid {path}", schema.type_name),
+                    &format!(
+                        "the server would store {} for the configured {}: configure {} or leave \
+                         the attribute out",
+                        shown(stored),
+                        shown(configured),
+                        shown(stored)
+                    ),
+                    Some(attribute_path_in(&schema.ty, path)),
+                )
+            }));
         return out;
     }
     out.requires_replace = planned
@@ -181,8 +256,33 @@ pub async fn plan(
         .iter()
         .map(|name| attribute_path(name))
         .collect();
+    if !out.requires_replace.is_empty() {
+        out.private.replacing = prior.get("id").as_str().map(str::to_string);
+    }
     out.planned = planned.planned;
     out
+}
+
+/// A value as HCL would spell it, for messages.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Unknown => "(known after apply)".into(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::List(items) => format!(
+            "[{}]",
+            items.iter().map(shown).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Map(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{k} = {}", shown(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// A refusal because the entity changed since it was read (plan time).
@@ -298,6 +398,7 @@ pub async fn apply(
         state,
         Private {
             revision: stored.revision,
+            replacing: None,
         },
     ))
 }
@@ -325,6 +426,7 @@ pub async fn read(
                 state,
                 Private {
                     revision: stored.revision,
+                    replacing: None,
                 },
             ))
         }

@@ -74,7 +74,10 @@ pub fn upgrade(
     } else {
         Value::Null
     };
-    if version < 1 && !keep_secret_values {
+    // Whatever wrote it (a provider before version 1, or this one under a
+    // Terraform before 1.11), a Terraform with write-only attributes must
+    // never get a secret value back from state.
+    if !keep_secret_values {
         null_secrets(&schema.attrs, &mut state);
     }
     Ok(state)

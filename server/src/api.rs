@@ -151,8 +151,12 @@ impl AdminService for AdminApi {
             .store
             .delete_forced(kind, &r.id, r.expected_revision, r.force, Mode::Commit)
             .await?;
-        if kind == Kind::Gateway {
-            self.nodes.forget_gateway(&r.id).await?;
+        // The delete is committed: what follows cannot fail it (Terraform
+        // would retry destroying a gateway that is gone).
+        if kind == Kind::Gateway
+            && let Err(e) = self.nodes.forget_gateway(&r.id).await
+        {
+            tracing::warn!(gateway = %r.id, error = %e, "deleted the gateway but could not forget its node records");
         }
         tracing::info!(kind = kind.slug(), id = %r.id, revision, force = r.force, "deleted");
         Ok(Response::new(DeleteEntityResponse { revision }))
@@ -165,7 +169,9 @@ impl AdminService for AdminApi {
             Some(Operation::Create(c)) => {
                 let entity = entity_of(c.entity)?;
                 let known = Known::parse(&entity, &r.unknown_fields)?;
-                (self.store.validate_create(entity, &known).await?, known)
+                let replaces = (!r.replaces_id.is_empty()).then_some(r.replaces_id.as_str());
+                let checked = self.store.validate_create(entity, &known, replaces).await?;
+                (checked, known)
             }
             Some(Operation::Update(u)) => {
                 let entity = entity_of(u.entity)?;

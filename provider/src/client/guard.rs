@@ -82,11 +82,16 @@ pub struct Policy {
     pub backoff: Backoff,
 }
 
+/// How long after a failed attempt other calls fail at once instead of
+/// waiting on the same dead server (then it is tried again).
+const FAIL_FAST: Duration = Duration::from_secs(5);
+
 struct Shared {
     policy: Policy,
     stop: Stop,
-    /// Why the server could not be reached, the first time.
-    unreachable: Mutex<Option<String>>,
+    /// Why the server could not be reached, the first time, and when it
+    /// last failed (calls within [`FAIL_FAST`] of it fail at once).
+    unreachable: Mutex<Option<(String, Instant)>>,
 }
 
 /// The guarded channel (a tower service under the generated clients).
@@ -155,11 +160,22 @@ impl Shared {
         ))
     }
 
-    fn remembered(&self) -> Option<String> {
+    /// Whether the server failed to answer within the last
+    /// [`FAIL_FAST`] (a restarted server is tried again after it).
+    fn recently_unreachable(&self) -> bool {
         self.unreachable
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() < FAIL_FAST)
+    }
+
+    /// An answer came: the server is reachable again.
+    fn reached(&self) {
+        let mut memory = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        if memory.is_some() {
+            *memory = None;
+        }
     }
 
     /// The error for a transport failure: the long one the first time,
@@ -167,10 +183,11 @@ impl Shared {
     fn unreachable(&self, detail: String) -> Status {
         let endpoint = &self.policy.endpoint;
         let mut first = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
-        if first.is_some() {
+        if let Some((_, at)) = first.as_mut() {
+            *at = Instant::now();
             return self.short(endpoint);
         }
-        *first = Some(detail.clone());
+        *first = Some((detail.clone(), Instant::now()));
         Status::unavailable(format!(
             "cannot reach the Sluice admin API at {endpoint}: {detail}. Check the provider's \
              endpoint (or SLUICE_ENDPOINT) and that sluice-server runs there and answers."
@@ -198,7 +215,7 @@ impl Shared {
         if self.stop.is_stopped() {
             return Err(self.stopped(&method));
         }
-        if self.remembered().is_some() {
+        if self.recently_unreachable() {
             return Err(self.short(&self.policy.endpoint));
         }
         let deadline = Instant::now() + self.policy.timeout;
@@ -228,13 +245,22 @@ impl Shared {
             };
             let failure = match outcome {
                 Err(_) => {
+                    let outcome = match retries {
+                        true => "",
+                        false => {
+                            "; the change may or may not have been applied: run `terraform plan` (or import) to see"
+                        }
+                    };
                     return Err(Status::deadline_exceeded(format!(
                         "no answer from the Sluice admin API at {} to {method} within {:?} \
-                         (request_timeout or SLUICE_REQUEST_TIMEOUT)",
+                         (request_timeout or SLUICE_REQUEST_TIMEOUT){outcome}",
                         self.policy.endpoint, self.policy.timeout
                     )));
                 }
-                Ok(Ok(Ok(answer))) => return Ok(answer),
+                Ok(Ok(Ok(answer))) => {
+                    self.reached();
+                    return Ok(answer);
+                }
                 Ok(Ok(Err(answer))) => Failure::Answered(answer),
                 Ok(Err(detail)) => Failure::Transport(detail),
             };
@@ -250,6 +276,12 @@ impl Shared {
             }
             return match failure {
                 Failure::Answered(answer) => Ok(answer),
+                Failure::Transport(detail) if !retries => Err(Status::unavailable(format!(
+                    "the connection to the Sluice admin API at {} failed during {method} ({detail}): \
+                     the change may or may not have been applied; run `terraform plan` (or \
+                     import) to see",
+                    self.policy.endpoint
+                ))),
                 Failure::Transport(detail) => Err(self.unreachable(detail)),
             };
         }

@@ -76,12 +76,13 @@ impl SluiceProvider {
             }));
         }
         let mut admin = self.admin().await.ok();
-        let plan =
-            resources::plan(admin.as_mut(), schema, &prior, &config, self.secret_mode()).await;
+        let private = Private::decode(&r.prior_private);
+        let mode = self.secret_mode();
+        let plan = resources::plan(admin.as_mut(), schema, &prior, &config, private, mode).await;
         Ok(Response::new(plan_resource_change::Response {
             planned_state: Some(encode(&plan.planned, &schema.ty)?),
             requires_replace: plan.requires_replace,
-            planned_private: r.prior_private,
+            planned_private: plan.private.encode(),
             diagnostics: plan.diagnostics,
             ..Default::default()
         }))
@@ -146,6 +147,7 @@ impl SluiceProvider {
             self.resource_or_diagnostic(&r.type_name),
             import_resource_state::Response
         );
+        let gateway = r.id.split_once('/').map(|(g, _)| g.to_string());
         let id = match (schema.kind, r.id.split_once('/')) {
             (Kind::Gateway, None) => r.id.clone(),
             (Kind::Gateway, Some(_)) => {
@@ -161,6 +163,21 @@ impl SluiceProvider {
                 "cannot import",
                 &format!("no {} with id {id}", schema.kind.slug()),
             ),
+            (state, _)
+                if gateway
+                    .as_deref()
+                    .is_some_and(|g| state.get("gateway_id").as_str() != Some(g)) =>
+            {
+                refuse(
+                    "cannot import",
+                    &format!(
+                        "{} {id} belongs to gateway {}, not {}: use <its gateway_id>/<id>",
+                        schema.kind.slug(),
+                        state.get("gateway_id").as_str().unwrap_or_default(),
+                        gateway.as_deref().unwrap_or_default()
+                    ),
+                )
+            }
             (state, private) => Ok(Response::new(import_resource_state::Response {
                 imported_resources: vec![import_resource_state::ImportedResource {
                     type_name: r.type_name.clone(),

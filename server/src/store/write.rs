@@ -173,14 +173,22 @@ fn without_private_key(entity: &Entity) -> (Entity, Option<String>) {
 impl Store {
     /// Creates an entity; returns it as stored.
     pub async fn create(&self, entity: Entity, mode: Mode) -> Result<Entity, ApiError> {
-        self.create_known(entity, mode, &Known::everything()).await
+        self.create_known(entity, mode, &Known::everything(), None)
+            .await
     }
 
     /// `Validate` of a create: a dry run; with fields not known yet, the
     /// checks that can be judged and the entity as far as it is known,
-    /// without a write (nothing is even attempted).
-    pub async fn validate_create(&self, entity: Entity, known: &Known) -> Result<Entity, ApiError> {
-        self.create_known(entity, Mode::DryRun, known).await
+    /// without a write (nothing is even attempted). A create that
+    /// `replaces` an entity is judged as if that entity were gone.
+    pub async fn validate_create(
+        &self,
+        entity: Entity,
+        known: &Known,
+        replaces: Option<&str>,
+    ) -> Result<Entity, ApiError> {
+        self.create_known(entity, Mode::DryRun, known, replaces)
+            .await
     }
 
     async fn create_known(
@@ -188,8 +196,23 @@ impl Store {
         mut entity: Entity,
         mode: Mode,
         known: &Known,
+        replaces: Option<&str>,
     ) -> Result<Entity, ApiError> {
         entity.id = uuid::Uuid::new_v4().to_string();
+        if let Some(replaced) = replaces {
+            // The checks against the store skip the entity's own id: with
+            // the replaced entity's, its name and ports count as free.
+            let kind = entity.kind();
+            let stored = self.get(kind, replaced).await?;
+            if stored.gateway_id != entity.gateway_id && !entity.gateway_id.is_empty() {
+                return Err(ApiError::invalid(
+                    "validate request",
+                    "replaces_id",
+                    "the replaced entity belongs to another gateway",
+                ));
+            }
+            entity.id = stored.id;
+        }
         defaults::clear_output_only(&mut entity)?;
         defaults::apply(&mut entity);
         secrets::carry_over(&mut entity, &SealedSecrets::new(), &self.key)?;
@@ -198,7 +221,7 @@ impl Store {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.begin_write().await?;
         let refs = checks::against_store(&mut tx, &entity, kind, v, known).await?;
-        if !known.is_everything() {
+        if !known.is_everything() || replaces.is_some() {
             let now = prost_types::Timestamp::from(std::time::SystemTime::now());
             entity.created_at = Some(now);
             entity.updated_at = Some(now);
