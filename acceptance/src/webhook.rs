@@ -48,6 +48,7 @@ pub struct Receiver {
     pub addr: SocketAddr,
     rx: mpsc::UnboundedReceiver<Received>,
     behaviour: Arc<Mutex<Behaviour>>,
+    every: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -58,15 +59,19 @@ impl Receiver {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let behaviour = Arc::new(Mutex::new(behaviour));
+        let every = Arc::new(Mutex::new(Vec::new()));
         let shared = behaviour.clone();
+        let log = every.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let tx = tx.clone();
                 let shared = shared.clone();
+                let log = log.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let tx = tx.clone();
                         let shared = shared.clone();
+                        let log = log.clone();
                         async move {
                             let headers = req
                                 .headers()
@@ -84,6 +89,8 @@ impl Receiver {
                                 .await
                                 .map(|b| b.to_bytes().to_vec())
                                 .unwrap_or_default();
+                            let received = Received { headers, body };
+                            log.lock().unwrap().push(received.clone());
                             let behaviour = *shared.lock().unwrap();
                             let status = match behaviour {
                                 Behaviour::Hang => {
@@ -91,7 +98,7 @@ impl Receiver {
                                     200
                                 }
                                 Behaviour::Ok => {
-                                    let _ = tx.send(Received { headers, body });
+                                    let _ = tx.send(received);
                                     200
                                 }
                                 Behaviour::Status(code) => code,
@@ -114,6 +121,7 @@ impl Receiver {
             addr,
             rx,
             behaviour,
+            every,
             task,
         }
     }
@@ -126,6 +134,19 @@ impl Receiver {
     /// Changes how it answers from now on.
     pub fn set(&self, behaviour: Behaviour) {
         *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Every request received so far, whatever the answer, in order.
+    pub fn every(&self) -> Vec<Received> {
+        self.every.lock().unwrap().clone()
+    }
+
+    /// How many requests so far carried the event `id`.
+    pub fn tries_of(&self, id: &str) -> usize {
+        self.every()
+            .iter()
+            .filter(|r| r.headers.get("x-sluice-event-id").map(String::as_str) == Some(id))
+            .count()
     }
 
     /// A request answered 200 that is waiting to be taken, if any.
