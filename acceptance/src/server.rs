@@ -148,7 +148,11 @@ impl Server {
     /// A raw channel, trusting `ca` (PEM) when TLS is on.
     pub async fn channel(&self, ca: Option<&str>) -> Channel {
         let scheme = if self.tls { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", self.addr)).unwrap();
+        // Every admin call of a test is bounded: a hung server fails the
+        // test instead of hanging the suite.
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", self.addr))
+            .unwrap()
+            .timeout(Duration::from_secs(120));
         if let Some(ca) = ca {
             endpoint = endpoint
                 .tls_config(

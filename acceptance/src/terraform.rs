@@ -26,6 +26,9 @@ pub fn binary() -> PathBuf {
     shim
 }
 
+/// The longest a single terraform command may take in a test.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What a terraform command did.
 pub struct Run {
     /// Its exit code.
@@ -97,9 +100,12 @@ impl Terraform {
         }
     }
 
-    /// Runs `terraform args...` in the directory.
+    /// Runs `terraform args...` in the directory; a run that takes longer
+    /// than [`RUN_LIMIT`] is killed and fails the test (a hung provider or
+    /// server must not hang the suite).
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(binary())
+        use std::io::Read;
+        let mut child = Command::new(binary())
             .args(args)
             .current_dir(&self.dir)
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
@@ -107,14 +113,54 @@ impl Terraform {
             .env("CHECKPOINT_DISABLE", "1")
             .env("SLUICE_ENDPOINT", &self.endpoint)
             .env("SLUICE_TOKEN", &self.token)
-            .output()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run terraform");
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut text);
+                }
+                text
+            })
+        };
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let started = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait().expect("wait for terraform") {
+                Some(status) => break status,
+                None if started.elapsed() > RUN_LIMIT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("terraform {args:?} still running after {RUN_LIMIT:?}: killed");
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        let (out, err) = (
+            out.join().unwrap_or_default(),
+            err.join().unwrap_or_default(),
+        );
         Run {
-            code: out.status.code().unwrap_or(-1),
+            code: status.code().unwrap_or(-1),
             output: format!(
                 "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
             ),
         }
     }

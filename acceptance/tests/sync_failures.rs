@@ -256,8 +256,7 @@ async fn a_node_stalled_past_the_broadcast_buffer_gets_a_snapshot_and_converges(
     assert!(line.contains("upserted=1109"), "every entity: {line}");
     assert!(
         server
-            .wait_for_log(Duration::ZERO, |l| l
-                .contains("node fell behind; it gets a snapshot"))
+            .wait_for_log(WAIT, |l| l.contains("node fell behind; it gets a snapshot"))
             .is_some(),
         "the server saw the node fall behind"
     );
