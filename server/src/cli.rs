@@ -184,13 +184,16 @@ pub struct CertSelector {
     pub all: bool,
 }
 
-/// Deletes (revokes) the selected data_plane_certificates; returns them.
+/// Deletes (revokes) the selected data_plane_certificates one by one,
+/// telling `revoked` about each as soon as it is gone; returns how many.
 /// Fails without deleting anything when the selection names no
-/// certificate or one outside the given gateway.
+/// certificate or one outside the given gateway; a failure part-way says
+/// how many were revoked before it (each already told).
 pub async fn revoke_dataplane_certs(
     store: &Store,
     which: &CertSelector,
-) -> anyhow::Result<Vec<Entity>> {
+    mut revoked: impl FnMut(&Entity),
+) -> anyhow::Result<usize> {
     let gateway = match &which.gateway {
         Some(g) => Some(find_gateway(store, g).await?),
         None => None,
@@ -216,13 +219,18 @@ pub async fn revoke_dataplane_certs(
             "name a certificate with --id, or every one of a gateway with --gateway G --all"
         ),
     };
-    let mut revoked = Vec::new();
-    for certificate in chosen {
+    for (done, certificate) in chosen.iter().enumerate() {
         store
             .delete(Kind::DataPlaneCertificate, &certificate.id, 0, Mode::Commit)
             .await
-            .map_err(|e| anyhow::anyhow!("revoking {}: {e}", certificate.id))?;
-        revoked.push(certificate);
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "revoking {}: {e} ({done} of {} revoked before it; run again for the rest)",
+                    certificate.id,
+                    chosen.len()
+                )
+            })?;
+        revoked(certificate);
     }
-    Ok(revoked)
+    Ok(chosen.len())
 }

@@ -349,19 +349,21 @@ async fn list_certs(gateway: &str, json: bool, data: &DataDir) -> anyhow::Result
 
 async fn revoke_certs(which: CertSelector, data: &DataDir) -> anyhow::Result<()> {
     let store = serve::open_store(&data.data_dir, data.key_file().as_deref()).await?;
-    let revoked = sluice_server::cli::revoke_dataplane_certs(&store, &which).await;
+    // Each is printed once it is gone: a failure part-way leaves a record
+    // of what was revoked before it.
+    let revoked = sluice_server::cli::revoke_dataplane_certs(&store, &which, |c| {
+        eprintln!("revoked data_plane_certificate {:?} ({})", c.name, c.id);
+    })
+    .await;
     store.close().await;
     let revoked = revoked?;
-    if revoked.is_empty() {
+    if revoked == 0 {
         anyhow::bail!("the gateway has no data_plane_certificate to revoke");
-    }
-    for c in &revoked {
-        eprintln!("revoked data_plane_certificate {:?} ({})", c.name, c.id);
     }
     eprintln!(
         "a sluice-server running on this data directory disconnects the nodes using {} within a \
          few seconds and refuses them from then on",
-        if revoked.len() == 1 { "it" } else { "them" }
+        if revoked == 1 { "it" } else { "them" }
     );
     Ok(())
 }

@@ -262,3 +262,133 @@ async fn a_gateway_delete_names_its_certificates_and_force_revokes_them() {
             .unwrap();
     assert_eq!(left, 0, "node records of a deleted gateway are forgotten");
 }
+
+/// The status a stream ends with, after any updates still on their way.
+async fn ended(n: &mut Node) -> Status {
+    loop {
+        match n.next().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_ends_every_stream_of_a_node_id() {
+    let (dir, server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("edge")).await;
+    let certs = node::issue(common::bin(), dir.path(), "edge", &dir.path().join("n"));
+    // Two streams say hello as the same node with the same certificate,
+    // then another process revokes the certificate: no stream of it stays.
+    let mut older = synced(&server.sync_addr, &certs, "twin").await;
+    let mut newer = synced(&server.sync_addr, &certs, "twin").await;
+    let (ok, _, stderr) = run(
+        &["dataplane-cert", "revoke", "--data-dir", data(dir.path())],
+        &[("SLUICE_REVOKE_CERT_ID", &certs.id)],
+    );
+    assert!(ok, "{stderr}");
+    let end = ended(&mut newer).await;
+    assert_eq!(end.code(), Code::PermissionDenied, "{end:?}");
+    assert!(end.message().contains("revoked"), "{end:?}");
+    // The older one was closed when the newer one connected: one live
+    // stream per node id, and the server says so.
+    let end = ended(&mut older).await;
+    assert_eq!(end.code(), Code::Aborted, "{end:?}");
+    assert!(end.message().contains("another sync stream"), "{end:?}");
+    let warned = common::logged(&server, std::time::Duration::from_secs(10), |l| {
+        l.contains("one live stream per node id")
+    })
+    .await;
+    assert!(warned.is_some(), "the replaced stream is logged");
+
+    // A change made afterwards (a secret in it) reaches neither.
+    create(&mut c, fixtures::backend(&gw.id, "later", "pw-123456")).await;
+    for n in [&mut older, &mut newer] {
+        match n.next().await {
+            Ok(None) | Err(_) => {}
+            Ok(Some(u)) => panic!("an ended stream got an update: {u:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoke_all_reports_each_certificate_it_revoked_before_a_failure() {
+    let (dir, _server, mut c, _) = common::start().await;
+    create(&mut c, fixtures::gateway("edge")).await;
+    node::issue(common::bin(), dir.path(), "edge", &dir.path().join("a"));
+    node::issue(common::bin(), dir.path(), "edge", &dir.path().join("b"));
+    let ids = listed_ids(dir.path(), "edge");
+    // The second one cannot be deleted.
+    let mut conn = common::db::open(dir.path()).await;
+    sqlx::query(&format!(
+        "CREATE TRIGGER keep_one BEFORE DELETE ON entities WHEN OLD.id = '{}' \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        ids[1]
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (ok, _, stderr) = run(
+        &[
+            "dataplane-cert",
+            "revoke",
+            "--gateway",
+            "edge",
+            "--all",
+            "--data-dir",
+            data(dir.path()),
+        ],
+        &[],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("revoked data_plane_certificate") && stderr.contains(&ids[0]),
+        "the one revoked is named: {stderr}"
+    );
+    assert!(
+        stderr.contains(&ids[1]) && stderr.contains("1 of 2 revoked before it"),
+        "{stderr}"
+    );
+    assert_eq!(listed_ids(dir.path(), "edge"), [ids[1].clone()]);
+}
+
+#[tokio::test]
+async fn a_gateway_delete_that_committed_succeeds_even_if_forgetting_its_nodes_fails() {
+    let (dir, server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("edge")).await;
+    let certs = node::issue(common::bin(), dir.path(), "edge", &dir.path().join("n"));
+    let mut n = synced(&server.sync_addr, &certs, "n1").await;
+    assert_eq!(common::nodes(&mut c, &gw.id).await.len(), 1, "saved");
+    // The delete's own transaction removes the node's row; that leaves one
+    // behind which cannot be deleted, so only the cleanup after the
+    // commit fails.
+    let mut conn = common::db::open(dir.path()).await;
+    for sql in [
+        "CREATE TRIGGER leave_one AFTER DELETE ON data_plane_nodes WHEN OLD.id != 'left' \
+         BEGIN INSERT INTO data_plane_nodes (id, gateway_id, hostname, version, certificate_id, \
+         connected, last_seen_at, applied_revision, applied_at) \
+         VALUES ('left', OLD.gateway_id, '', '', '', 0, 0, 0, 0); END",
+        "CREATE TRIGGER keep_left BEFORE DELETE ON data_plane_nodes WHEN OLD.id = 'left' \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    delete(&mut c, &gw, true)
+        .await
+        .expect("the gateway is gone: its delete succeeded");
+    assert_eq!(ended(&mut n).await.code(), Code::PermissionDenied);
+    let gone = c
+        .get_entity(GetEntityRequest {
+            kind: Kind::Gateway as i32,
+            id: gw.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    let logged = common::logged(&server, std::time::Duration::from_secs(10), |l| {
+        l.contains("could not forget its node records")
+    })
+    .await;
+    assert!(logged.is_some(), "the failure after the commit is logged");
+}

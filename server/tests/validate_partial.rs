@@ -21,6 +21,7 @@ async fn validate(
     c.validate(ValidateRequest {
         operation: Some(operation),
         unknown_fields: unknown.iter().map(|f| f.to_string()).collect(),
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())
@@ -367,4 +368,36 @@ async fn unknown_fields_must_name_fields_of_the_kind() {
         "{found:?}"
     );
     assert!(status.message().contains("destination_ids"), "{status:?}");
+}
+
+#[tokio::test]
+async fn unknown_fields_are_bounded() {
+    let (_dir, _server, mut c, _) = common::start().await;
+    let labels: Vec<String> = (0..999).map(|i| format!("labels[k{i}]")).collect();
+    let mut many = vec!["gateway_id", "destination_id"];
+    many.extend(labels.iter().map(String::as_str));
+    let status = validate(&mut c, creating(&planned_vc("team-a")), &many)
+        .await
+        .unwrap_err();
+    let found = violations(&status);
+    assert_eq!(fields(&status), ["unknown_fields"], "{found:?}");
+    assert!(
+        found[0].1.contains("1001") && found[0].1.contains("at most 1000"),
+        "{found:?}"
+    );
+    // A thousand is fine; one path longer than 256 bytes is named.
+    validate(&mut c, creating(&planned_vc("team-a")), &many[..1_000])
+        .await
+        .unwrap();
+    let long = format!("labels[{}]", "k".repeat(300));
+    let status = validate(
+        &mut c,
+        creating(&planned_vc("team-a")),
+        &["gateway_id", &long],
+    )
+    .await
+    .unwrap_err();
+    let found = violations(&status);
+    assert_eq!(fields(&status), ["unknown_fields[1]"], "{found:?}");
+    assert!(found[0].1.contains("at most 256"), "{found:?}");
 }

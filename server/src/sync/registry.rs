@@ -1,13 +1,16 @@
 //! Live node status: kept in memory while streams run (ACKs are frequent),
 //! written through on connect, NACK and disconnect, and flushed in batches.
-//! Each flush also disconnects the nodes whose certificate another process
-//! revoked (`sluice-server dataplane-cert revoke` on the same data
-//! directory): this process's own revocations reach the streams through
-//! the change feed, those do not.
+//!
+//! Every live stream is tracked by its generation, so the server can end it
+//! from outside: a node id has one live stream (a newer stream of the same
+//! id ends the older one), and a revocation check of its own ends every
+//! stream whose certificate another process revoked (`sluice-server
+//! dataplane-cert revoke` on the same data directory): this process's own
+//! revocations reach the streams through the change feed, those do not.
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::Duration,
 };
 
@@ -20,11 +23,60 @@ use crate::{
     store::{NodeRecord, Store},
 };
 
-/// How often ACKs and status reports are written to the database (and
-/// the certificates of connected nodes checked).
+/// How often ACKs and status reports are written to the database.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the certificates of live streams are checked.
+const REVOCATION_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Consecutive failed revocation checks after which each failure is an
+/// error, not a warning: revoked nodes may be staying connected.
+const CHECK_FAILURES_ALARM: u32 = 3;
 
 type Key = (String, String);
+
+/// Why the server ends a stream from outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Its data_plane_certificate was revoked (deleted).
+    Revoked,
+    /// A newer stream of the same node id connected.
+    Replaced,
+}
+
+/// Ends one stream: set once, seen by the stream whenever it looks.
+#[derive(Default)]
+pub struct Stop {
+    notify: Notify,
+    why: OnceLock<Ending>,
+}
+
+impl Stop {
+    /// Ends the stream (the first reason given stays); whether this call
+    /// did.
+    fn end(&self, why: Ending) -> bool {
+        let first = self.why.set(why).is_ok();
+        self.notify.notify_waiters();
+        first
+    }
+
+    /// Why the stream is to end, if it is.
+    pub fn why(&self) -> Option<Ending> {
+        self.why.get().copied()
+    }
+
+    /// Resolves when the stream is to end, with why.
+    pub async fn ended(&self) -> Ending {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so no `end` falls in between.
+            notified.as_mut().enable();
+            if let Some(why) = self.why() {
+                return why;
+            }
+            notified.await;
+        }
+    }
+}
 
 struct Entry {
     record: NodeRecord,
@@ -35,8 +87,6 @@ struct Entry {
     /// Bumped by every change, so a flush clears `dirty` only when nothing
     /// changed while it was saving.
     version: u64,
-    /// Ends the current stream: its certificate was revoked.
-    revoked: Arc<Notify>,
 }
 
 impl Entry {
@@ -46,11 +96,25 @@ impl Entry {
     }
 }
 
+/// One live stream.
+struct Stream {
+    certificate_id: String,
+    stop: Arc<Stop>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The record of each node (its newest stream's).
+    nodes: HashMap<Key, Entry>,
+    /// Every stream that has not ended, by generation.
+    streams: HashMap<u64, Stream>,
+}
+
 /// The nodes the sync endpoint knows.
 #[derive(Clone)]
 pub struct Registry {
     store: Store,
-    nodes: Arc<Mutex<HashMap<Key, Entry>>>,
+    state: Arc<Mutex<State>>,
     generations: Arc<std::sync::atomic::AtomicU64>,
     /// One flush at a time: two overlapping flushes could commit in the
     /// wrong order and leave an older "connected" record last.
@@ -65,11 +129,13 @@ fn now() -> i64 {
 }
 
 impl Registry {
-    /// A registry writing to `store`, with a background flush task.
+    /// A registry writing to `store`, with background tasks that flush
+    /// node status and check the certificates of live streams, each on
+    /// its own timer (a slow flush does not delay a revocation).
     pub fn new(store: Store) -> Self {
         let registry = Self {
             store,
-            nodes: Arc::default(),
+            state: Arc::default(),
             generations: Arc::default(),
             flushing: Arc::default(),
         };
@@ -81,22 +147,63 @@ impl Registry {
                 if let Err(e) = flusher.flush().await {
                     tracing::warn!(error = %e, "could not save node status");
                 }
-                if let Err(e) = flusher.drop_revoked().await {
-                    tracing::warn!(error = %e, "could not check node certificates");
+            }
+        });
+        let checker = registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REVOCATION_CHECK_EVERY);
+            let mut failures = 0u32;
+            loop {
+                tick.tick().await;
+                match checker.drop_revoked().await {
+                    Ok(_) if failures > 0 => {
+                        tracing::info!(failures, "node certificates checked again");
+                        failures = 0;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        failures += 1;
+                        if failures >= CHECK_FAILURES_ALARM {
+                            tracing::error!(
+                                error = %e,
+                                failures,
+                                "node certificates not checked: nodes whose certificate \
+                                 another process revoked stay connected until this succeeds"
+                            );
+                        } else {
+                            tracing::warn!(error = %e, "could not check node certificates");
+                        }
+                    }
                 }
             }
         });
         registry
     }
 
+    /// The registry's state. A panic while it was held leaves it usable:
+    /// refusing it would stop revocations reaching streams.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| {
+            tracing::error!("node registry lock poisoned by a panic; carrying on with its state");
+            self.state.clear_poison();
+            poisoned.into_inner()
+        })
+    }
+
     fn with<R>(&self, gateway: &str, id: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-        let mut nodes = self.nodes.lock().ok()?;
-        nodes.get_mut(&(gateway.to_string(), id.to_string())).map(f)
+        let mut state = self.state();
+        state
+            .nodes
+            .get_mut(&(gateway.to_string(), id.to_string()))
+            .map(f)
     }
 
     /// Records a new stream of a node; returns its generation and what
-    /// tells the stream that its certificate was revoked.
-    pub async fn connected(&self, mut record: NodeRecord) -> Result<(u64, Arc<Notify>), ApiError> {
+    /// ends it (its certificate revoked, or a newer stream of the node).
+    /// An older stream of the same node id still open is ended: one live
+    /// stream per node id, else one could outlive the other's revocation
+    /// unnoticed.
+    pub async fn connected(&self, mut record: NodeRecord) -> Result<(u64, Arc<Stop>), ApiError> {
         let generation = self
             .generations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -108,23 +215,40 @@ impl Registry {
         record.connected = true;
         record.last_seen_at = now();
         let key = (record.gateway_id.clone(), record.id.clone());
-        let revoked = Arc::new(Notify::new());
-        if let Ok(mut nodes) = self.nodes.lock() {
-            // A replaced entry's version carries on, so a flush that read
-            // the old one cannot mark the new one clean.
-            let version = nodes.get(&key).map_or(0, |e| e.version + 1);
-            nodes.insert(
-                key,
-                Entry {
-                    record,
-                    generation,
-                    dirty: true,
-                    version,
-                    revoked: revoked.clone(),
-                },
+        let stop = Arc::new(Stop::default());
+        let mut state = self.state();
+        state.streams.insert(
+            generation,
+            Stream {
+                certificate_id: record.certificate_id.clone(),
+                stop: stop.clone(),
+            },
+        );
+        // A replaced entry's version carries on, so a flush that read the
+        // old one cannot mark the new one clean.
+        let (version, older) = state
+            .nodes
+            .get(&key)
+            .map_or((0, None), |e| (e.version + 1, Some(e.generation)));
+        if let Some(older) = older.and_then(|g| state.streams.get(&g)) {
+            tracing::warn!(
+                gateway = key.0,
+                node = key.1,
+                "another stream of this node id connected: the older one is closed \
+                 (one live stream per node id; two nodes sharing an id take turns)"
             );
+            older.stop.end(Ending::Replaced);
         }
-        Ok((generation, revoked))
+        state.nodes.insert(
+            key,
+            Entry {
+                record,
+                generation,
+                dirty: true,
+                version,
+            },
+        );
+        Ok((generation, stop))
     }
 
     /// The node applied `revision`.
@@ -170,13 +294,17 @@ impl Registry {
     /// The stream of `generation` ended; the node is disconnected unless a
     /// newer stream of it is open.
     pub fn disconnected(&self, gateway: &str, id: &str, generation: u64) {
-        self.with(gateway, id, |e| {
-            if e.generation == generation {
-                e.record.connected = false;
-                e.record.last_seen_at = now();
-                e.touch();
-            }
-        });
+        let mut state = self.state();
+        state.streams.remove(&generation);
+        if let Some(e) = state
+            .nodes
+            .get_mut(&(gateway.to_string(), id.to_string()))
+            .filter(|e| e.generation == generation)
+        {
+            e.record.connected = false;
+            e.record.last_seen_at = now();
+            e.touch();
+        }
     }
 
     /// Writes every changed record in one transaction, and forgets the
@@ -185,60 +313,55 @@ impl Registry {
     /// writes it again (else a node could stay "connected" forever).
     pub async fn flush(&self) -> Result<(), ApiError> {
         let _one_at_a_time = self.flushing.lock().await;
-        let (keys, dirty): (Vec<(Key, u64)>, Vec<NodeRecord>) = match self.nodes.lock() {
-            Ok(nodes) => nodes
-                .iter()
-                .filter(|(_, e)| e.dirty)
-                .map(|(k, e)| ((k.clone(), e.version), e.record.clone()))
-                .unzip(),
-            Err(_) => return Ok(()),
-        };
+        let (keys, dirty): (Vec<(Key, u64)>, Vec<NodeRecord>) = self
+            .state()
+            .nodes
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .map(|(k, e)| ((k.clone(), e.version), e.record.clone()))
+            .unzip();
         self.store.save_nodes(&dirty).await?;
-        if let Ok(mut nodes) = self.nodes.lock() {
-            for (key, version) in keys {
-                if let Some(e) = nodes.get_mut(&key).filter(|e| e.version == version) {
-                    e.dirty = false;
-                }
+        let mut state = self.state();
+        for (key, version) in keys {
+            if let Some(e) = state.nodes.get_mut(&key).filter(|e| e.version == version) {
+                e.dirty = false;
             }
-            nodes.retain(|_, e| e.record.connected || e.dirty);
         }
+        state.nodes.retain(|_, e| e.record.connected || e.dirty);
         Ok(())
     }
 
-    /// Ends the streams of connected nodes whose data_plane_certificate is
-    /// no longer in the store.
-    pub async fn drop_revoked(&self) -> Result<(), ApiError> {
-        let certificates: Vec<String> = match self.nodes.lock() {
-            Ok(nodes) => nodes
-                .values()
-                .filter(|e| e.record.connected)
-                .map(|e| e.record.certificate_id.clone())
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect(),
-            Err(_) => return Ok(()),
-        };
+    /// Ends every live stream whose data_plane_certificate is no longer in
+    /// the store (each stream a node id ever opened, not only its newest);
+    /// returns how many it ended.
+    pub async fn drop_revoked(&self) -> Result<usize, ApiError> {
+        let certificates: Vec<String> = self
+            .state()
+            .streams
+            .values()
+            .map(|s| s.certificate_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         if certificates.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let live = self.store.live_certificates(&certificates).await?;
-        if let Ok(nodes) = self.nodes.lock() {
-            for e in nodes.values() {
-                if e.record.connected && !live.contains(&e.record.certificate_id) {
-                    e.revoked.notify_one();
-                }
+        let state = self.state();
+        let mut ended = 0;
+        for s in state.streams.values() {
+            if !live.contains(&s.certificate_id) && s.stop.end(Ending::Revoked) {
+                ended += 1;
             }
         }
-        Ok(())
+        Ok(ended)
     }
 
     /// Forgets every node of a deleted gateway, in memory and stored (one
     /// flush cannot write them back meanwhile).
     pub async fn forget_gateway(&self, gateway: &str) -> Result<(), ApiError> {
         let _one_at_a_time = self.flushing.lock().await;
-        if let Ok(mut nodes) = self.nodes.lock() {
-            nodes.retain(|(g, _), _| g != gateway);
-        }
+        self.state().nodes.retain(|(g, _), _| g != gateway);
         self.store.forget_nodes(gateway).await
     }
 

@@ -10,14 +10,14 @@ use sluice_proto::{
         ConfigUpdate, Hello, NodeMessage, Removed, ServerMessage, node_message, server_message,
     },
 };
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 use tonic::{Status, Streaming};
 
 use super::{
     chunks,
     emitter::Emitter,
     plan::{FromLog, Log, Next, Plan},
-    registry::Registry,
+    registry::{Ending, Registry, Stop},
 };
 use crate::{
     events::Event,
@@ -91,7 +91,7 @@ impl Session {
             applied_revision: self.plan.acked(),
             ..Default::default()
         };
-        let (generation, revoked) = match self.registry.connected(record).await {
+        let (generation, stop) = match self.registry.connected(record).await {
             Ok(connected) => connected,
             Err(e) => {
                 let _ = self.out.send(Err(e.into())).await;
@@ -102,7 +102,7 @@ impl Session {
         tracing::info!(gateway, node, revision, "data plane connected");
         self.emit("node_connected", "", serde_json::json!({"hostname": self.hello.hostname, "version": self.hello.version, "revision": revision}));
         let end = match self.send_next().await {
-            Ok(()) => self.serve(&mut inbound, &mut feed, &revoked).await,
+            Ok(()) => self.serve(&mut inbound, &mut feed, &stop).await,
             Err(status) => End::Refused(status),
         };
         if let End::Refused(status) = end {
@@ -127,11 +127,11 @@ impl Session {
         &mut self,
         inbound: &mut Streaming<NodeMessage>,
         feed: &mut broadcast::Receiver<Arc<Change>>,
-        revoked: &Notify,
+        stop: &Stop,
     ) -> End {
         loop {
             tokio::select! {
-                () = revoked.notified() => return End::Refused(self.revoked()),
+                why = stop.ended() => return End::Refused(self.stopped(why)),
                 message = inbound.message() => match message {
                     Ok(Some(m)) => {
                         if let Err(status) = self.on_node_message(m) {
@@ -152,6 +152,10 @@ impl Session {
                     }
                     Err(broadcast::error::RecvError::Closed) => return End::Closed,
                 },
+            }
+            // Ended while this turn ran: nothing more is sent.
+            if let Some(why) = stop.why() {
+                return End::Refused(self.stopped(why));
             }
             if let Err(status) = self.send_next().await {
                 return End::Refused(status);
@@ -317,6 +321,23 @@ impl Session {
         Status::permission_denied(format!(
             "data_plane_certificate {} was revoked (deleted); this node is disconnected",
             self.peer.certificate_id
+        ))
+    }
+
+    /// How the stream ends when the server ends it from outside.
+    fn stopped(&self, why: Ending) -> Status {
+        match why {
+            Ending::Revoked => self.revoked(),
+            Ending::Replaced => self.replaced(),
+        }
+    }
+
+    /// How an older stream of a node id ends once a newer one connected.
+    fn replaced(&self) -> Status {
+        Status::aborted(format!(
+            "node id {:?} opened another sync stream; only the newest stream of a node id \
+             stays open (give each node its own id)",
+            self.hello.node_id
         ))
     }
 

@@ -8,6 +8,8 @@
 //! for a map entry (`authentication[0].sasl_plain.principals[1].password`,
 //! `labels[team]`, `gateway_id`).
 
+use std::{collections::BTreeSet, ops::Bound};
+
 use prost_reflect::{Kind as FieldKind, MessageDescriptor};
 use sluice_proto::{
     admin::v1::{Entity, ValidateWarning},
@@ -19,17 +21,27 @@ use crate::{
     secrets::{self, Naming},
 };
 
+/// At most this many `unknown_fields` in one request.
+pub const MAX_UNKNOWN_FIELDS: usize = 1_000;
+/// At most this many bytes in one `unknown_fields` path.
+pub const MAX_UNKNOWN_FIELD_BYTES: usize = 256;
+
 /// The fields of a write whose values are not known; empty for an
-/// ordinary write, where everything is.
+/// ordinary write, where everything is. Sorted, so a path's unknown
+/// ancestors and descendants are a few lookups away (a verdict is judged
+/// in time independent of how many paths are unknown).
 #[derive(Debug, Clone, Default)]
 pub struct Known {
-    unknown: Vec<String>,
+    unknown: BTreeSet<String>,
 }
 
-/// Whether `path` is `base` or lies below it (`base.x`, `base[0]`).
-fn at_or_below(path: &str, base: &str) -> bool {
-    path.strip_prefix(base)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+/// The ends of the fields `path` lies in: `a.b[0].c` gives `a`, `a.b`,
+/// `a.b[0]` and itself (and, as a plain prefix test would, the text before
+/// any `.` or `[` inside a key: no unknown path ends there).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices(['.', '['])
+        .map(|(i, _)| &path[..i])
+        .chain(std::iter::once(path))
 }
 
 impl Known {
@@ -39,32 +51,50 @@ impl Known {
     }
 
     /// The unknown fields a request names, each checked to be a field path
-    /// of the entity's kind; names every path that is not one.
+    /// of the entity's kind; names every path that is not one. At most
+    /// [`MAX_UNKNOWN_FIELDS`] paths of at most [`MAX_UNKNOWN_FIELD_BYTES`].
     pub fn parse(entity: &Entity, paths: &[String]) -> Result<Self, ApiError> {
+        if paths.len() > MAX_UNKNOWN_FIELDS {
+            return Err(ApiError::invalid(
+                "validate request",
+                "unknown_fields",
+                &format!(
+                    "names {} paths; at most {MAX_UNKNOWN_FIELDS} are allowed",
+                    paths.len()
+                ),
+            ));
+        }
         let spec = entity
             .spec
             .as_ref()
             .and_then(|s| facts::spec_message(s.kind()));
         let mut v = Violations::default();
-        if let Some(spec) = &spec {
-            for (i, path) in paths.iter().enumerate() {
-                if let Err(why) = resolve(spec, path) {
-                    v.add(
-                        format!("unknown_fields[{i}]"),
-                        format!(
-                            "{path:?} is not a field path of {}: {why}",
-                            entity.kind().slug()
-                        ),
-                    );
-                }
+        for (i, path) in paths.iter().enumerate() {
+            if path.len() > MAX_UNKNOWN_FIELD_BYTES {
+                v.add(
+                    format!("unknown_fields[{i}]"),
+                    format!(
+                        "is {} bytes long; a field path has at most {MAX_UNKNOWN_FIELD_BYTES}",
+                        path.len()
+                    ),
+                );
+            } else if let Some(spec) = &spec
+                && let Err(why) = resolve(spec, path)
+            {
+                v.add(
+                    format!("unknown_fields[{i}]"),
+                    format!(
+                        "{path:?} is not a field path of {}: {why}",
+                        entity.kind().slug()
+                    ),
+                );
             }
         }
         // Without a spec the write itself is refused for that.
         v.into_result("validate request")?;
-        let mut unknown = paths.to_vec();
-        unknown.sort();
-        unknown.dedup();
-        Ok(Self { unknown })
+        Ok(Self {
+            unknown: paths.iter().cloned().collect(),
+        })
     }
 
     /// Whether every field is known.
@@ -75,19 +105,31 @@ impl Known {
     /// Whether `path` is known: neither unknown itself nor inside an
     /// unknown field.
     pub fn is_known(&self, path: &str) -> bool {
-        !self.unknown.iter().any(|u| at_or_below(path, u))
+        self.is_everything() || !ancestors(path).any(|a| self.unknown.contains(a))
     }
 
     /// Whether everything at `path` is known: also nothing below it is
     /// unknown (a list or message with an unknown part is not).
     pub fn is_whole(&self, path: &str) -> bool {
-        self.is_known(path) && !self.unknown.iter().any(|u| at_or_below(u, path))
+        self.is_known(path) && !self.unknown_below(path)
+    }
+
+    /// Whether an unknown path lies below `path` (`path.x`, `path[0]`):
+    /// the first unknown path at or after `path.` (and `path[`) says.
+    fn unknown_below(&self, path: &str) -> bool {
+        ['.', '['].into_iter().any(|sep| {
+            let below = format!("{path}{sep}");
+            self.unknown
+                .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
+                .next()
+                .is_some_and(|u| u.starts_with(&below))
+        })
     }
 
     /// Marks `path` known again (an update's immutable field taken from
     /// the stored entity).
     pub fn learn(&mut self, path: &str) {
-        self.unknown.retain(|u| u != path);
+        self.unknown.remove(path);
     }
 
     /// Drops the violations that cannot be judged: of a field that is not
@@ -269,5 +311,40 @@ mod tests {
         assert!(v.has("dns_label"));
         assert!(!v.has("authentication[0].sasl_plain.principals"));
         assert!(!v.has("name"));
+    }
+
+    #[test]
+    fn unknown_below_and_at_keep_to_field_boundaries() {
+        let known = parse(&["labels[app.kubernetes.io/name]", "dns_label"]).unwrap();
+        assert!(!known.is_known("labels[app.kubernetes.io/name]"));
+        assert!(known.is_known("labels[app]"));
+        assert!(known.is_known("labels"));
+        assert!(!known.is_whole("labels"));
+        assert!(known.is_whole("labels[app.kubernetes.io/name2]"));
+        assert!(!known.is_known("dns_label"));
+        assert!(known.is_whole("dns"));
+        assert!(known.is_whole("name"));
+        assert!(Known::everything().is_whole("anything"));
+    }
+
+    #[test]
+    fn too_many_or_too_long_paths_are_refused() {
+        let many: Vec<String> = (0..=MAX_UNKNOWN_FIELDS)
+            .map(|i| format!("labels[k{i}]"))
+            .collect();
+        let err = Known::parse(&vc(), &many).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown_fields") && err.contains("1001"),
+            "{err}"
+        );
+        Known::parse(&vc(), &many[..MAX_UNKNOWN_FIELDS]).unwrap();
+        let long = format!("labels[{}]", "k".repeat(MAX_UNKNOWN_FIELD_BYTES));
+        let err = Known::parse(&vc(), &["dns_label".into(), long])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown_fields[1]") && err.contains("256"),
+            "{err}"
+        );
     }
 }
