@@ -66,6 +66,19 @@ pub fn create_token(bin: &Path, data_dir: &Path) -> String {
     out.trim().to_string()
 }
 
+/// Every gateway the server holds (the test fails if it cannot say).
+pub async fn gateways(admin: &mut Admin) -> Vec<sluice_proto::admin::v1::Entity> {
+    admin
+        .list_entities(sluice_proto::admin::v1::ListEntitiesRequest {
+            kind: sluice_proto::admin::v1::Kind::Gateway as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("list gateways")
+        .into_inner()
+        .entities
+}
+
 /// A running server process.
 pub struct Server {
     process: Process,

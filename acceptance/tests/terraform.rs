@@ -17,8 +17,7 @@ use sluice_acceptance::{
     workspace_bin,
 };
 use sluice_proto::admin::v1::{
-    DeleteEntityRequest, GetEntityRequest, Kind, ListEntitiesRequest, UpdateEntityRequest,
-    entity::Spec,
+    DeleteEntityRequest, GetEntityRequest, Kind, UpdateEntityRequest, entity::Spec,
 };
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/resources");
@@ -377,15 +376,7 @@ output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
     std::fs::write(tf.dir.join("main.tf"), &forced).unwrap();
     tf.apply();
     tf.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    let left = admin
-        .list_entities(ListEntitiesRequest {
-            kind: Kind::Gateway as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entities;
+    let left = server::gateways(&mut admin).await;
     assert!(left.is_empty(), "{left:?}");
     drop(admin);
     server.stop();

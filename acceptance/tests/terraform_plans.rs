@@ -10,7 +10,7 @@ use sluice_acceptance::{
     terraform::Terraform,
     workspace_bin,
 };
-use sluice_proto::admin::v1::{GetEntityRequest, Kind, ListEntitiesRequest, UpdateEntityRequest};
+use sluice_proto::admin::v1::{GetEntityRequest, Kind, UpdateEntityRequest};
 
 fn start() -> (tempfile::TempDir, Server, String) {
     let bin = workspace_bin("sluice-server");
@@ -74,15 +74,7 @@ resource "sluice_listener" "l" {
         ],
     );
     let mut admin = server.client(Some(&token)).await;
-    let gateways = admin
-        .list_entities(ListEntitiesRequest {
-            kind: Kind::Gateway as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entities;
+    let gateways = server::gateways(&mut admin).await;
     assert!(gateways.is_empty(), "a failed plan created {gateways:?}");
     // Once the gateway exists its references are checked too.
     std::fs::write(tf.dir.join("main.tf"), GATEWAY).unwrap();
@@ -408,15 +400,7 @@ resource "sluice_backend_cluster" "b" {
     std::fs::write(tf.dir.join("main.tf"), config(key2, "", "")).unwrap();
     tf.apply();
     tf.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    let left = admin
-        .list_entities(ListEntitiesRequest {
-            kind: Kind::Gateway as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entities;
+    let left = server::gateways(&mut admin).await;
     assert!(left.is_empty(), "{left:?}");
     server.stop();
 }
