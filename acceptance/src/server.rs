@@ -66,6 +66,16 @@ pub fn create_token(bin: &Path, data_dir: &Path) -> String {
     out.trim().to_string()
 }
 
+/// A fresh data dir, an admin token for it and the `sluice-server` of
+/// this workspace running on it (free loopback ports).
+pub fn start_fresh() -> (tempfile::TempDir, Server, String) {
+    let bin = crate::workspace_bin("sluice-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = create_token(&bin, dir.path());
+    let server = Server::start(&bin, dir.path(), &[]);
+    (dir, server, token)
+}
+
 /// Every gateway the server holds (the test fails if it cannot say).
 pub async fn gateways(admin: &mut Admin) -> Vec<sluice_proto::admin::v1::Entity> {
     admin

@@ -21,14 +21,6 @@ use sluice_proto::admin::v1::{
 };
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/resources");
-fn start() -> (tempfile::TempDir, Server, String) {
-    let bin = workspace_bin("sluice-server");
-    let dir = tempfile::tempdir().unwrap();
-    let token = server::create_token(&bin, dir.path());
-    let server = Server::start(&bin, dir.path(), &[]);
-    (dir, server, token)
-}
-
 /// Writes every example resource (and the TLS files they read) into `dir`.
 fn write_examples(dir: &Path) -> Vec<String> {
     std::fs::create_dir_all(dir.join("tls")).unwrap();
@@ -119,7 +111,7 @@ async fn admin(server: &Server, token: &str) -> Admin {
 
 #[tokio::test]
 async fn every_resource_round_trips_through_terraform() {
-    let (dir, server, token) = start();
+    let (dir, server, token) = server::start_fresh();
     let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
     let names = write_examples(&tf.dir);
     assert_eq!(names.len(), 18, "an example per resource");
@@ -384,7 +376,7 @@ output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
 
 #[tokio::test]
 async fn two_hundred_resources_apply() {
-    let (dir, server, token) = start();
+    let (dir, server, token) = server::start_fresh();
     let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
     std::fs::write(
         tf.dir.join("main.tf"),
@@ -425,7 +417,7 @@ resource "sluice_backend_cluster" "b" {
 
 #[tokio::test]
 async fn the_examples_validate() {
-    let (dir, server, token) = start();
+    let (dir, server, token) = server::start_fresh();
     let examples = std::path::Path::new(EXAMPLES).join("..");
     for example in ["quickstart", "multi-tenant"] {
         let root = dir.path().join(example);

@@ -5,20 +5,8 @@
 //! without an inconsistent plan, on create and on update; a change made
 //! between plan and apply is refused instead of overwritten.
 
-use sluice_acceptance::{
-    server::{self, Server},
-    terraform::Terraform,
-    workspace_bin,
-};
+use sluice_acceptance::{server, terraform::Terraform};
 use sluice_proto::admin::v1::{GetEntityRequest, Kind, UpdateEntityRequest};
-
-fn start() -> (tempfile::TempDir, Server, String) {
-    let bin = workspace_bin("sluice-server");
-    let dir = tempfile::tempdir().unwrap();
-    let token = server::create_token(&bin, dir.path());
-    let server = Server::start(&bin, dir.path(), &[]);
-    (dir, server, token)
-}
 
 /// Writes `main.tf` and plans it; fails unless the plan fails naming every
 /// `(attribute, configuration line)`.
@@ -44,7 +32,7 @@ const GATEWAY: &str = "resource \"sluice_gateway\" \"gw\" {\n  name = \"bad\"\n}
 
 #[tokio::test]
 async fn bad_configurations_fail_at_the_first_plan_naming_the_attribute() {
-    let (dir, server, token) = start();
+    let (dir, server, token) = server::start_fresh();
     let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
     // A fresh stack: the gateway's id is unknown, yet every field error
     // shows at plan, before anything is created.
@@ -146,7 +134,7 @@ resource "sluice_backend_cluster" "b" {
 
 #[tokio::test]
 async fn values_known_only_after_apply_plan_and_apply_consistently() {
-    let (dir, server, token) = start();
+    let (dir, server, token) = server::start_fresh();
     let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
     let create = format!(
         "{}{}",
@@ -212,7 +200,7 @@ async fn values_known_only_after_apply_plan_and_apply_consistently() {
 
 #[tokio::test]
 async fn a_change_made_between_plan_and_apply_is_refused_not_overwritten() {
-    let (dir, server, token) = start();
+    let (dir, server, token) = server::start_fresh();
     let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
     let config = r#"
 resource "sluice_gateway" "gw" {
@@ -286,7 +274,7 @@ fn plan_is(tf: &Terraform, config: &str, code: i32) -> String {
 
 #[tokio::test]
 async fn replacements_defaults_and_odd_values_plan_as_a_user_expects() {
-    let (dir, server, token) = start();
+    let (dir, server, token) = server::start_fresh();
     let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
     let base = r#"
 resource "sluice_gateway" "gw" {
