@@ -74,6 +74,19 @@ pub enum Kind {
     BrokerOutsideMapping,
     /// Refreshing the backend's broker list failed.
     MetadataRefreshFailed,
+    /// A plaintext client reached a listener that requires TLS.
+    TlsRequired,
+    /// A TLS handshake failed (with a client or a broker).
+    TlsHandshake,
+    /// No virtual cluster serves the SNI host name a client asked for.
+    UnknownServerName,
+    /// A PROXY protocol header was missing, malformed or untrusted.
+    ProxyHeader,
+    /// Authenticating failed (the gateway to a broker, say).
+    AuthFailed,
+    /// Configuration this node cannot use as given (a certificate that
+    /// does not parse, say): its connections are refused.
+    InvalidConfig,
 }
 
 impl Kind {
@@ -98,6 +111,12 @@ impl Kind {
             Kind::UnknownBroker => "unknown_broker",
             Kind::BrokerOutsideMapping => "broker_outside_mapping",
             Kind::MetadataRefreshFailed => "metadata_refresh_failed",
+            Kind::TlsRequired => "tls_required",
+            Kind::TlsHandshake => "tls_handshake_failed",
+            Kind::UnknownServerName => "unknown_sni_name",
+            Kind::ProxyHeader => "proxy_protocol",
+            Kind::AuthFailed => "auth_failed",
+            Kind::InvalidConfig => "invalid_config",
         }
     }
 }

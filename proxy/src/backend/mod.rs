@@ -1,34 +1,199 @@
-//! The backend hop: broker addresses learned from the backend cluster's
-//! metadata, and upstream connections to the broker a client addressed.
+//! The backend hop: the backend cluster as the proxy dials it (TLS and
+//! SASL included), broker addresses learned from its metadata, and
+//! upstream connections to the broker a client addressed.
+
+mod metadata;
+pub mod sasl;
 
 use std::{
     collections::HashMap,
+    fmt,
     sync::{Arc, RwLock},
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::{
-    messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader},
-    protocol::{Decodable, Encodable, StrBytes},
-};
+use sluice_proto::admin::v1::{BackendCluster, ScramAlgorithm, backend_authentication::Method};
 use tokio::{net::TcpStream, task::JoinHandle};
 
+pub use metadata::fetch_brokers;
+use sasl::{Credentials, Mechanism};
+
 use crate::{
-    config::Backend,
     hop::{Hop, HopError, Kind},
-    kafka::frame::{self, MAX_FRAME},
+    io::Stream,
     listener::routes::Role,
     node::Node,
 };
 
-/// How long connecting to a broker may take.
+/// How long connecting to a broker may take (TCP, TLS and SASL).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a metadata exchange (connect, ask, answer) may take: a
-/// broker that accepts and never answers must not stall anything.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
-/// The Metadata version the proxy asks with.
-const METADATA_VERSION: i16 = 4;
+
+/// A backend cluster as the proxy dials it.
+#[derive(Clone)]
+pub struct Backend {
+    /// The entity id.
+    pub id: String,
+    /// Where to bootstrap from.
+    pub bootstrap_servers: Vec<String>,
+    /// How often its broker list is refreshed.
+    pub metadata_interval: Duration,
+    /// TLS towards its brokers, when enabled.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// SASL towards its brokers, when configured.
+    pub sasl: Option<Credentials>,
+    /// Set when it is configured with something this node cannot enforce
+    /// or use: its connections are refused, it is never dialled.
+    pub refused: Option<HopError>,
+    /// The stored settings, for telling whether they changed.
+    spec: BackendCluster,
+}
+
+impl PartialEq for Backend {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.spec == other.spec
+    }
+}
+
+impl Eq for Backend {}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("id", &self.id)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl)
+            .field("refused", &self.refused)
+            .finish()
+    }
+}
+
+impl Backend {
+    /// Compiles a backend cluster; what cannot be used (a TLS setting, an
+    /// authentication method unknown to this node) sets `refused`.
+    pub fn compile(id: &str, spec: &BackendCluster) -> Backend {
+        let mut backend = Backend {
+            id: id.to_string(),
+            bootstrap_servers: spec.bootstrap_servers.clone(),
+            metadata_interval: Duration::from_secs(u64::from(
+                spec.metadata_update_interval_seconds.max(1),
+            )),
+            tls: None,
+            sasl: None,
+            refused: None,
+            spec: spec.clone(),
+        };
+        let refuse = |kind, message: String| {
+            Some(HopError::new(
+                Hop::BackendCluster,
+                id,
+                kind,
+                format!("{message}; connections are refused"),
+            ))
+        };
+        if let Some(tls) = spec.tls.as_ref().filter(|t| t.enabled) {
+            match crate::tls::client::compile(tls) {
+                Ok(config) => backend.tls = Some(config),
+                Err(e) => backend.refused = refuse(Kind::InvalidConfig, e),
+            }
+        }
+        let password = |p: &Option<sluice_proto::admin::v1::Secret>| {
+            p.as_ref().map(|s| s.value.clone()).unwrap_or_default()
+        };
+        match spec.authentication.as_ref().map(|a| a.method.as_ref()) {
+            None | Some(Some(Method::Anonymous(_))) => {}
+            Some(Some(Method::SaslPlain(p))) => {
+                backend.sasl = Some(Credentials {
+                    mechanism: Mechanism::Plain,
+                    username: p.username.clone(),
+                    password: password(&p.password),
+                });
+            }
+            Some(Some(Method::SaslScram(s))) => match ScramAlgorithm::try_from(s.algorithm) {
+                Ok(ScramAlgorithm::Sha256) | Ok(ScramAlgorithm::Sha512) => {
+                    backend.sasl = Some(Credentials {
+                        mechanism: if s.algorithm == ScramAlgorithm::Sha256 as i32 {
+                            Mechanism::ScramSha256
+                        } else {
+                            Mechanism::ScramSha512
+                        },
+                        username: s.username.clone(),
+                        password: password(&s.password),
+                    });
+                }
+                _ => {
+                    backend.refused = backend.refused.take().or(refuse(
+                        Kind::NotEnforced,
+                        format!(
+                            "authentication.sasl_scram.algorithm {} is unknown to this node",
+                            s.algorithm
+                        ),
+                    ));
+                }
+            },
+            Some(None) => {
+                backend.refused = backend.refused.take().or(refuse(
+                    Kind::NotEnforced,
+                    "authentication: a method unknown to this node".into(),
+                ));
+            }
+        }
+        if backend.sasl.as_ref().is_some_and(|c| c.password.is_empty()) {
+            backend.refused = backend.refused.take().or(refuse(
+                Kind::InvalidConfig,
+                "authentication: no password reached this node".into(),
+            ));
+        }
+        backend
+    }
+}
+
+/// Why opening a broker connection failed.
+#[derive(Debug)]
+pub struct OpenError {
+    /// Which step: unreachable, TLS, authentication.
+    pub kind: Kind,
+    /// What happened, naming the address.
+    pub message: String,
+}
+
+/// Opens a connection to one broker address: TCP, then TLS and SASL as the
+/// backend is configured, all within [`CONNECT_TIMEOUT`].
+pub async fn open(backend: &Backend, address: &str) -> Result<Stream, OpenError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, open_now(backend, address))
+        .await
+        .unwrap_or_else(|_| {
+            Err(OpenError {
+                kind: Kind::Unreachable,
+                message: format!(
+                    "{address}: no connection (TCP, TLS and SASL) within {CONNECT_TIMEOUT:?}"
+                ),
+            })
+        })
+}
+
+async fn open_now(backend: &Backend, address: &str) -> Result<Stream, OpenError> {
+    let fail = |kind, message: String| OpenError {
+        kind,
+        message: format!("{address}: {message}"),
+    };
+    let tcp = TcpStream::connect(address)
+        .await
+        .map_err(|e| fail(Kind::Unreachable, e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match &backend.tls {
+        None => Stream::Tcp(tcp),
+        Some(config) => crate::tls::client::handshake(config, tcp, address)
+            .await
+            .map_err(|e| fail(Kind::TlsHandshake, e))?,
+    };
+    if let Some(credentials) = &backend.sasl {
+        sasl::authenticate(&mut stream, credentials)
+            .await
+            .map_err(|e| fail(Kind::AuthFailed, e))?;
+    }
+    Ok(stream)
+}
 
 /// Broker addresses (id → host:port) per backend cluster.
 #[derive(Default)]
@@ -61,49 +226,6 @@ impl Directory {
     }
 }
 
-async fn dial(address: &str) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// Asks a broker for the cluster's brokers (id, host, port), within
-/// [`METADATA_TIMEOUT`].
-pub async fn fetch_brokers(address: &str) -> anyhow::Result<Vec<(i32, String, i32)>> {
-    tokio::time::timeout(METADATA_TIMEOUT, ask_brokers(address))
-        .await
-        .map_err(|_| anyhow::anyhow!("no metadata answer within {METADATA_TIMEOUT:?}"))?
-}
-
-async fn ask_brokers(address: &str) -> anyhow::Result<Vec<(i32, String, i32)>> {
-    let mut stream = dial(address).await?;
-    let key = ApiKey::Metadata;
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(METADATA_VERSION)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("sluice-proxy")));
-    let mut out = BytesMut::new();
-    header.encode(&mut out, key.request_header_version(METADATA_VERSION))?;
-    MetadataRequest::default()
-        .with_topics(Some(Vec::new()))
-        .encode(&mut out, METADATA_VERSION)?;
-    frame::write_frame(&mut stream, &out).await?;
-    let mut reply: Bytes = frame::read_frame(&mut stream, MAX_FRAME)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the broker closed the connection"))?
-        .body();
-    ResponseHeader::decode(&mut reply, key.response_header_version(METADATA_VERSION))?;
-    let response = MetadataResponse::decode(&mut reply, METADATA_VERSION)?;
-    Ok(response
-        .brokers
-        .iter()
-        .map(|b| (b.node_id.0, b.host.as_str().to_string(), b.port))
-        .collect())
-}
-
 /// Connects to the broker a client addressed: any bootstrap server for the
 /// bootstrap port, the broker with that id for a broker port (learning the
 /// cluster's brokers first when needed).
@@ -111,46 +233,67 @@ pub async fn connect(
     backend: &Backend,
     role: Role,
     directory: &Directory,
-) -> Result<(TcpStream, String), HopError> {
+) -> Result<(Stream, String), HopError> {
     let backend_id = backend.id.as_str();
     let fail =
         |kind, message: String| HopError::new(Hop::BackendCluster, backend_id, kind, message);
-    let mut last = String::from("no bootstrap_servers");
+    if let Some(refused) = &backend.refused {
+        return Err(refused.clone());
+    }
+    let mut last: Option<OpenError> = None;
     match role {
         Role::Bootstrap => {
             for address in &backend.bootstrap_servers {
-                match dial(address).await {
+                match open(backend, address).await {
                     Ok(s) => return Ok((s, address.clone())),
-                    Err(e) => last = format!("{address}: {e}"),
+                    Err(e) => last = Some(e),
                 }
             }
-            Err(fail(
-                Kind::Unreachable,
-                format!("no bootstrap server answered ({last})"),
-            ))
+            Err(match last {
+                // TLS and authentication failures keep their kind: the
+                // broker answered, the gateway could not get in.
+                Some(e) if e.kind != Kind::Unreachable => fail(e.kind, e.message),
+                Some(e) => fail(
+                    Kind::Unreachable,
+                    format!("no bootstrap server answered ({})", e.message),
+                ),
+                None => fail(Kind::Unreachable, "no bootstrap_servers".into()),
+            })
         }
         Role::Broker(id) => {
             if directory.address(backend_id, id).is_none() {
                 for address in &backend.bootstrap_servers {
-                    match fetch_brokers(address).await {
+                    match fetch_brokers(backend, address).await {
                         Ok(brokers) => {
                             directory.learn(backend_id, &brokers);
+                            last = None;
                             break;
                         }
-                        Err(e) => last = format!("{address}: {e:#}"),
+                        Err(e) => last = Some(e),
                     }
                 }
             }
             let Some(address) = directory.address(backend_id, id) else {
-                return Err(fail(
-                    Kind::UnknownBroker,
-                    format!("the backend reports no broker {id} ({last})"),
-                ));
+                return Err(match last {
+                    Some(e)
+                        if e.kind != Kind::Unreachable && e.kind != Kind::MetadataRefreshFailed =>
+                    {
+                        fail(e.kind, e.message)
+                    }
+                    last => fail(
+                        Kind::UnknownBroker,
+                        format!(
+                            "the backend reports no broker {id}{}",
+                            last.map(|e| format!(" ({})", e.message))
+                                .unwrap_or_default()
+                        ),
+                    ),
+                });
             };
-            dial(&address)
+            open(backend, &address)
                 .await
                 .map(|s| (s, address.clone()))
-                .map_err(|e| fail(Kind::Unreachable, format!("broker {id} at {address}: {e}")))
+                .map_err(|e| fail(e.kind, format!("broker {id} at {}", e.message)))
         }
     }
 }
@@ -174,7 +317,7 @@ pub async fn refresh_loop(node: Arc<Node>) {
             keep
         });
         // A backend this node refuses to serve is not dialled either.
-        for (id, backend) in backends.iter().filter(|(_, b)| b.not_enforced.is_none()) {
+        for (id, backend) in backends.iter().filter(|(_, b)| b.refused.is_none()) {
             if !tasks.contains_key(id) {
                 let task = tokio::spawn(refresh(node.clone(), backend.clone()));
                 tasks.insert(id.clone(), (backend.clone(), task));
@@ -194,21 +337,27 @@ async fn refresh(node: Arc<Node>, backend: Arc<Backend>) {
     loop {
         let mut failure = None;
         for address in &backend.bootstrap_servers {
-            match fetch_brokers(address).await {
+            match fetch_brokers(&backend, address).await {
                 Ok(brokers) => {
                     node.directory.learn(&backend.id, &brokers);
                     failure = None;
                     break;
                 }
-                Err(e) => failure = Some(format!("{address}: {e:#}")),
+                Err(e) => failure = Some(e),
             }
         }
-        if let Some(message) = failure {
+        if let Some(e) = failure {
+            // TLS and authentication failures keep their kind, so an
+            // expired certificate or a wrong password is named as such.
+            let kind = match e.kind {
+                Kind::TlsHandshake | Kind::AuthFailed => e.kind,
+                _ => Kind::MetadataRefreshFailed,
+            };
             node.report(&HopError::new(
                 Hop::BackendCluster,
                 backend.id.clone(),
-                Kind::MetadataRefreshFailed,
-                format!("metadata refresh failed: {message}"),
+                kind,
+                format!("metadata refresh failed: {}", e.message),
             ));
         }
         tokio::time::sleep(backend.metadata_interval).await;

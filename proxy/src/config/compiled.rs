@@ -4,31 +4,30 @@
 //! connection ever matches on entity specs. A revision whose policies
 //! cannot compile is NACKed with the reason and never applied.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use sluice_proto::admin::v1::{Kind, entity::Spec};
 
-use super::{
-    Config,
-    enforce::{self, NotEnforced},
-};
+use super::{Config, enforce};
+pub use crate::backend::Backend;
 use crate::{
     filter::{ApiVersionsCap, BrokerAddresses, Chain, Filter},
-    listener::routes::{self, Key, Route},
+    hop::HopError,
+    listener::routes::{self, Key, Port},
 };
 
 /// One revision, compiled.
 #[derive(Debug, Default)]
 pub struct Compiled {
     /// Every bound (address, port) and where it leads.
-    pub routes: BTreeMap<Key, Arc<Route>>,
+    pub ports: BTreeMap<Key, Arc<Port>>,
     /// Every virtual cluster, by id.
     pub virtual_clusters: BTreeMap<String, Arc<VirtualCluster>>,
     /// Every backend cluster, by id.
     pub backends: BTreeMap<String, Arc<Backend>>,
-    /// Configuration that binds nothing because it is not enforced (SNI
-    /// routing), reported when the revision is applied.
-    pub unserved: Vec<NotEnforced>,
+    /// Configuration this node cannot use (its connections are refused),
+    /// reported once when the revision is applied.
+    pub problems: Vec<HopError>,
 }
 
 /// A virtual cluster: its backend and its filter chain.
@@ -36,46 +35,30 @@ pub struct Compiled {
 pub struct VirtualCluster {
     /// The entity id.
     pub id: String,
+    /// Its `dns_label`, for SNI host names.
+    pub dns_label: String,
     /// Where its connections go.
     pub backend: Arc<Backend>,
     /// Its policies, in order.
     pub chain: Chain,
     /// Set when it (or its backend) is configured with something this
-    /// node cannot enforce: its connections are refused.
-    pub not_enforced: Option<NotEnforced>,
-}
-
-/// A backend cluster as the proxy dials it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backend {
-    /// Set when it is configured with something this node cannot enforce.
-    pub not_enforced: Option<NotEnforced>,
-    /// The entity id.
-    pub id: String,
-    /// Where to bootstrap from.
-    pub bootstrap_servers: Vec<String>,
-    /// How often its broker list is refreshed.
-    pub metadata_interval: Duration,
+    /// node cannot enforce or use: its connections are refused.
+    pub refused: Option<HopError>,
 }
 
 /// Compiles a checked configuration, or says which entity cannot be.
 pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
+    let mut problems = Vec::new();
     let mut backends = BTreeMap::new();
     for entity in config.of_kind(Kind::BackendCluster) {
         let Some(Spec::BackendCluster(b)) = &entity.spec else {
             continue;
         };
-        backends.insert(
-            entity.id.clone(),
-            Arc::new(Backend {
-                not_enforced: enforce::backend(entity),
-                id: entity.id.clone(),
-                bootstrap_servers: b.bootstrap_servers.clone(),
-                metadata_interval: Duration::from_secs(u64::from(
-                    b.metadata_update_interval_seconds.max(1),
-                )),
-            }),
-        );
+        let backend = Backend::compile(&entity.id, b);
+        if let Some(problem) = &backend.refused {
+            problems.push(problem.clone());
+        }
+        backends.insert(entity.id.clone(), Arc::new(backend));
     }
     let mut virtual_clusters = BTreeMap::new();
     let policies = enforce::first_policies(config);
@@ -89,24 +72,27 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
                 entity.id, vc.destination_id
             )
         })?;
-        let not_enforced =
-            enforce::virtual_cluster(entity, &policies).or_else(|| backend.not_enforced.clone());
+        let refused = enforce::virtual_cluster(entity, &policies)
+            .map(|n| n.error())
+            .or_else(|| backend.refused.clone());
         virtual_clusters.insert(
             entity.id.clone(),
             Arc::new(VirtualCluster {
                 id: entity.id.clone(),
+                dns_label: vc.dns_label.clone(),
                 chain: chain(config, &entity.id)?,
                 backend,
-                not_enforced,
+                refused,
             }),
         );
     }
-    let routes = routes::routes(config, &virtual_clusters);
+    let (ports, listener_problems) = routes::ports(config, &virtual_clusters);
+    problems.extend(listener_problems);
     Ok(Compiled {
-        routes,
+        ports,
         virtual_clusters,
         backends,
-        unserved: enforce::forward_policies(config),
+        problems,
     })
 }
 
@@ -126,24 +112,42 @@ fn chain(_config: &Config, _virtual_cluster_id: &str) -> Result<Chain, String> {
 /// A route to a virtual cluster with `chain`, for tests of filters and
 /// connections.
 #[cfg(test)]
-pub(crate) fn test_route(chain: Chain, mapping: crate::listener::routes::Mapping) -> Route {
-    let backend = Arc::new(Backend {
-        not_enforced: None,
-        id: "backend".into(),
-        bootstrap_servers: vec!["127.0.0.1:1".into()],
-        metadata_interval: Duration::from_secs(60),
-    });
-    Route {
+pub(crate) fn test_route(
+    chain: Chain,
+    mapping: impl Into<crate::listener::routes::Mapping>,
+) -> crate::listener::routes::Route {
+    let backend = Arc::new(Backend::compile(
+        "backend",
+        &sluice_proto::admin::v1::BackendCluster {
+            bootstrap_servers: vec!["127.0.0.1:1".into()],
+            ..Default::default()
+        },
+    ));
+    crate::listener::routes::Route {
         listener_id: "listener".into(),
         policy_id: "forward".into(),
         role: routes::Role::Bootstrap,
-        mapping: Arc::new(mapping),
-        not_enforced: None,
+        mapping: Arc::new(mapping.into()),
+        refused: None,
         virtual_cluster: Arc::new(VirtualCluster {
             id: "vc".into(),
+            dns_label: "vc".into(),
             backend,
             chain,
-            not_enforced: None,
+            refused: None,
         }),
+    }
+}
+
+/// A port that maps every connection to `route`, for tests.
+#[cfg(test)]
+pub(crate) fn test_port(route: crate::listener::routes::Route) -> Port {
+    Port {
+        listener_id: route.listener_id.clone(),
+        port: 19092,
+        tls: None,
+        proxy_protocol: None,
+        refused: None,
+        forwards: vec![crate::listener::routes::Forwarding::Mapped(Arc::new(route))],
     }
 }

@@ -7,9 +7,7 @@
 //! this list in the change that enforces it.
 
 use sluice_proto::admin::v1::{
-    AclMode, Entity, Kind, backend_authentication, entity::Spec,
-    listener_policy_forward_to_virtual_cluster::Config as Forward,
-    virtual_cluster_authentication::Method,
+    AclMode, Entity, entity::Spec, virtual_cluster_authentication::Method,
 };
 
 use std::collections::HashMap;
@@ -115,60 +113,4 @@ pub(crate) fn virtual_cluster(
     policies
         .get(entity.id.as_str())
         .and_then(|p| at(format!("{}({})", p.kind().slug(), p.id)))
-}
-
-/// What a backend cluster asks for that is not enforced.
-pub(crate) fn backend(entity: &Entity) -> Option<NotEnforced> {
-    let Some(Spec::BackendCluster(b)) = &entity.spec else {
-        return None;
-    };
-    let at = |feature: &str| Some(NotEnforced::new(Hop::BackendCluster, &entity.id, feature));
-    if b.tls.as_ref().is_some_and(|t| t.enabled) {
-        return at("tls.enabled");
-    }
-    match b.authentication.as_ref().map(|a| a.method.as_ref()) {
-        None | Some(Some(backend_authentication::Method::Anonymous(_))) => None,
-        Some(Some(backend_authentication::Method::SaslPlain(_))) => at("authentication.sasl_plain"),
-        Some(Some(backend_authentication::Method::SaslScram(_))) => at("authentication.sasl_scram"),
-        Some(None) => at("authentication (a method unknown to this node)"),
-    }
-}
-
-/// What a listener's policies ask for that is not enforced.
-pub(crate) fn listener(config: &Config, listener_id: &str) -> Option<NotEnforced> {
-    let mut tls: Vec<&Entity> = config
-        .of_kind(Kind::ListenerPolicyTlsServer)
-        .filter(|p| {
-            matches!(&p.spec, Some(Spec::ListenerPolicyTlsServer(t)) if t.listener_id == listener_id)
-        })
-        .collect();
-    tls.sort_by(|a, b| a.id.cmp(&b.id));
-    tls.first().map(|p| {
-        NotEnforced::new(
-            Hop::Listener,
-            listener_id,
-            format!("listener_policy_tls_server({})", p.id),
-        )
-    })
-}
-
-/// Forward policies whose routing is not enforced (SNI): they bind no
-/// port, so nothing is served; they are reported, not silently skipped.
-pub(crate) fn forward_policies(config: &Config) -> Vec<NotEnforced> {
-    let mut out: Vec<NotEnforced> = config
-        .of_kind(Kind::ListenerPolicyForwardToVirtualCluster)
-        .filter_map(|p| match &p.spec {
-            Some(Spec::ListenerPolicyForwardToVirtualCluster(f)) => match &f.config {
-                Some(Forward::Sni(_)) => Some(NotEnforced::new(
-                    Hop::Listener,
-                    &f.listener_id,
-                    format!("listener_policy_forward_to_virtual_cluster({}).sni", p.id),
-                )),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    out.sort_by(|a, b| a.feature.cmp(&b.feature));
-    out
 }

@@ -10,7 +10,6 @@ mod enforce;
 pub use check::parse_ports;
 pub use compiled::{Backend, Compiled, VirtualCluster};
 pub use enforce::NotEnforced;
-pub(crate) use enforce::listener as enforce_listener;
 
 use std::{collections::HashMap, sync::Arc};
 

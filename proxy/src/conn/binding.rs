@@ -2,14 +2,19 @@
 //! when the node's configuration changed (one pointer comparison per
 //! frame otherwise), so a policy change applies from the next request
 //! without dropping the connection. A connection is tied to the broker it
-//! dialled: once its port leads to another backend or broker, the route
-//! counts as gone and the connection drains.
+//! dialled: once its port leads to another backend or broker (or refuses
+//! the way the client connected, plaintext on a listener that now
+//! requires TLS, say), the route counts as gone and the connection
+//! drains.
 
 use std::sync::Arc;
 
 use crate::{
     config::{Config, ConfigStore},
-    listener::routes::{Key, Role, Route},
+    listener::{
+        handshake::Hello,
+        routes::{Key, Role, Route},
+    },
 };
 
 /// The route of one connection's port, kept current.
@@ -17,6 +22,7 @@ use crate::{
 pub(crate) struct Binding {
     store: Arc<ConfigStore>,
     key: Key,
+    hello: Arc<Hello>,
     seen: Arc<Config>,
     /// The route in `seen`, if the port still leads where it did.
     current: Option<Arc<Route>>,
@@ -25,17 +31,18 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
-    /// The binding of `key`, if the configuration routes it now.
-    pub(crate) fn new(store: Arc<ConfigStore>, key: Key) -> Option<Self> {
+    /// The binding of a connection on `key` that said `hello` and was
+    /// routed to `route` by the configuration now.
+    pub(crate) fn new(store: Arc<ConfigStore>, key: Key, hello: Hello, route: Arc<Route>) -> Self {
         let seen = store.current();
-        let route = seen.compiled().routes.get(&key).cloned()?;
-        Some(Self {
+        Self {
             store,
             key,
+            hello: Arc::new(hello),
             seen,
             dialled: (route.virtual_cluster.backend.id.clone(), route.role),
             current: Some(route),
-        })
+        }
     }
 
     /// The route now, or `None` once the port is no longer routed or
@@ -47,12 +54,12 @@ impl Binding {
             self.current = self
                 .seen
                 .compiled()
-                .routes
+                .ports
                 .get(&self.key)
+                .and_then(|port| port.resolve(&self.hello).ok())
                 .filter(|r| {
                     (&r.virtual_cluster.backend.id, r.role) == (&self.dialled.0, self.dialled.1)
-                })
-                .cloned();
+                });
         }
         self.current.as_ref()
     }

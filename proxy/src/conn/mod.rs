@@ -26,6 +26,7 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
     sync::mpsc,
+    time::Instant,
 };
 
 pub(crate) use binding::Binding;
@@ -35,7 +36,10 @@ use crate::{
     filter::{InFlight, Notes},
     hop::{Hop, HopError, Kind},
     kafka::frame::{FrameReader, MAX_FRAME},
-    listener::routes::{Key, Route},
+    listener::{
+        handshake, proxy_protocol,
+        routes::{Key, Route},
+    },
     node::Node,
 };
 
@@ -57,40 +61,89 @@ pub(crate) enum Pending {
 
 /// Serves one accepted client connection on `key`.
 pub async fn serve(client: TcpStream, key: Key, node: Arc<Node>) {
-    let peer = client
+    let mut who = client
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    match connect(client, key, &node).await {
-        Ok(()) => tracing::debug!(%peer, "client connection closed"),
+    match connect(client, key, &node, &mut who).await {
+        Ok(()) => tracing::debug!(client = %who, "client connection closed"),
         Err(mut e) => {
-            e.message = format!("client {peer}: {}", e.message);
+            e.message = format!("client {who}: {}", e.message);
             node.report(&e);
         }
     }
 }
 
-async fn connect(client: TcpStream, key: Key, node: &Node) -> Result<(), HopError> {
-    let Some(mut binding) = Binding::new(node.config.clone(), key.clone()) else {
-        return Err(HopError::new(
-            Hop::Listener,
-            format!("{}:{}", key.0, key.1),
+/// The listener hop (PROXY header, TLS or plaintext, routing), then the
+/// backend hop, then the pumps. `who` becomes the client's address as the
+/// PROXY header names it, for the error report.
+async fn connect(
+    mut client: TcpStream,
+    key: Key,
+    node: &Node,
+    who: &mut String,
+) -> Result<(), HopError> {
+    let listener_error = |kind, message: String| {
+        HopError::new(Hop::Listener, format!("{}:{}", key.0, key.1), kind, message)
+    };
+    let Some(port) = node.config.current().compiled().ports.get(&key).cloned() else {
+        return Err(listener_error(
             Kind::NoForwardPolicy,
-            "no forward policy routes this port",
+            "no forward policy routes this port".into(),
         ));
     };
-    let Some(route) = binding.current().cloned() else {
+    if let Some(refused) = &port.refused {
+        return Err(refused.clone());
+    }
+    // One budget for everything before the first request: a client that
+    // dribbles a PROXY header, a handshake and a request is still bounded.
+    let timeout = node.limits.handshake_timeout;
+    let deadline = Instant::now() + timeout;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let peer = client
+        .peer_addr()
+        .map_err(|e| listener_error(Kind::AcceptFailed, format!("no peer address: {e}")))?;
+    let address = match &port.proxy_protocol {
+        None => peer,
+        Some(trusted) => {
+            let address = proxy_protocol::client_address(&mut client, peer, trusted, left())
+                .await
+                .map_err(|message| {
+                    HopError::new(
+                        Hop::Listener,
+                        port.listener_id.clone(),
+                        Kind::ProxyHeader,
+                        message,
+                    )
+                })?;
+            if address != peer {
+                *who = format!("{address} (via load balancer {peer})");
+            }
+            address
+        }
+    };
+    let Some((stream, hello)) = handshake::greet(client, &port, address, left()).await? else {
         return Ok(());
     };
-    if let Some(refusal) = &route.not_enforced {
-        return Err(refusal.error());
+    let route = port.resolve(&hello)?;
+    if let Some(refusal) = &route.refused {
+        return Err(refusal.clone());
     }
-    let _ = client.set_nodelay(true);
-    let (client_read, client_write) = client.into_split();
+    tracing::debug!(
+        client = %who,
+        listener = route.listener_id,
+        virtual_cluster = route.virtual_cluster.id,
+        tls = hello.tls,
+        sni = hello.sni.as_deref().unwrap_or(""),
+        certificate = hello.certificate.as_ref().map_or("", |c| c.subject.as_str()),
+        "client connected"
+    );
+    let binding = Binding::new(node.config.clone(), key, hello, route.clone());
+    let (client_read, client_write) = stream.split();
     // The broker is dialled only for a client that sent a whole request
     // in time: an idle or half-sent connection costs no broker connection.
     let mut requests = FrameReader::new(client_read, MAX_FRAME);
-    match tokio::time::timeout(node.limits.handshake_timeout, requests.fill()).await {
+    match tokio::time::timeout(left(), requests.fill()).await {
         Ok(Ok(true)) => {}
         // Closed before a request, or broken: the request pump reports it.
         Ok(Ok(false)) | Ok(Err(_)) => {}
@@ -100,8 +153,7 @@ async fn connect(client: TcpStream, key: Key, node: &Node) -> Result<(), HopErro
                 route.listener_id.clone(),
                 Kind::Timeout,
                 format!(
-                    "the client sent no first whole request within {:?} ({} bytes of one buffered)",
-                    node.limits.handshake_timeout,
+                    "the client sent no first whole request within {timeout:?} ({} bytes of one buffered)",
                     requests.buffered()
                 ),
             ));
@@ -109,7 +161,7 @@ async fn connect(client: TcpStream, key: Key, node: &Node) -> Result<(), HopErro
     }
     let (upstream, _) =
         backend::connect(&route.virtual_cluster.backend, route.role, &node.directory).await?;
-    let (upstream_read, upstream_write) = upstream.into_split();
+    let (upstream_read, upstream_write) = upstream.split();
     run(
         node,
         binding,

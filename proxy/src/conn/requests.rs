@@ -64,8 +64,8 @@ where
                         None => return Ok(End::Drain),
                         // Configuration this node cannot enforce now
                         // applies to open connections too.
-                        Some(route) => if let Some(refusal) = &route.not_enforced {
-                            return Err(refusal.error());
+                        Some(route) => if let Some(refusal) = &route.refused {
+                            return Err(refusal.clone());
                         },
                     },
                 },
@@ -74,8 +74,8 @@ where
         let Some(route) = binding.current() else {
             return Ok(End::Drain);
         };
-        if let Some(refusal) = &route.not_enforced {
-            return Err(refusal.error());
+        if let Some(refusal) = &route.refused {
+            return Err(refusal.clone());
         }
         let bad_frame = |message: String| {
             HopError::new(

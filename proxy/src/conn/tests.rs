@@ -26,12 +26,12 @@ use super::{Binding, run};
 use crate::{
     config::{
         Compiled, Config, ConfigStore,
-        compiled::{base_filters, test_route},
+        compiled::{base_filters, test_port, test_route},
     },
     filter::{Chain, Context, Filter, Interest, Verdict},
     hop::{HopError, Kind},
     kafka::frame::{FrameReader, MAX_FRAME},
-    listener::routes::{Key, Mapping},
+    listener::routes::{Key, PortMap},
     node::Node,
     telemetry::Telemetry,
 };
@@ -43,8 +43,8 @@ fn key() -> Key {
     ("127.0.0.1".into(), 19092)
 }
 
-fn mapping() -> Mapping {
-    Mapping {
+fn mapping() -> PortMap {
+    PortMap {
         advertised_host: "127.0.0.1".into(),
         brokers: BTreeMap::from([(111, 19093)]),
         min_broker_id: 111,
@@ -55,8 +55,8 @@ fn mapping() -> Mapping {
 fn config_with(chain: Chain) -> Config {
     let mut compiled = Compiled::default();
     compiled
-        .routes
-        .insert(key(), Arc::new(test_route(chain, mapping())));
+        .ports
+        .insert(key(), Arc::new(test_port(test_route(chain, mapping()))));
     Config::from_compiled(compiled)
 }
 
@@ -72,7 +72,11 @@ struct Harness {
 fn start(filters: Vec<Arc<dyn Filter>>) -> Harness {
     let store = Arc::new(ConfigStore::new(config_with(Chain::new(filters))));
     let node = Arc::new(Node::new(store.clone(), Arc::new(Telemetry::default())));
-    let binding = Binding::new(store, key()).expect("the port is routed");
+    let hello = crate::listener::handshake::Hello::plaintext("127.0.0.1:1".parse().unwrap());
+    let route = store.current().compiled().ports[&key()]
+        .resolve(&hello)
+        .expect("the port is routed");
+    let binding = Binding::new(store, key(), hello, route);
     let (client, proxy_client) = tokio::io::duplex(1 << 16);
     let (proxy_upstream, broker) = tokio::io::duplex(1 << 16);
     let running = node.clone();
@@ -414,13 +418,16 @@ async fn an_open_connection_is_closed_once_its_path_is_not_enforced() {
     h.receive().await;
     // The virtual cluster gains something this node cannot enforce.
     let mut route = test_route(Chain::new(base_filters()), mapping());
-    route.not_enforced = Some(crate::config::NotEnforced {
-        hop: crate::hop::Hop::VirtualCluster,
-        entity: "vc".into(),
-        feature: "namespace".into(),
-    });
+    route.refused = Some(
+        crate::config::NotEnforced {
+            hop: crate::hop::Hop::VirtualCluster,
+            entity: "vc".into(),
+            feature: "namespace".into(),
+        }
+        .error(),
+    );
     let mut compiled = Compiled::default();
-    compiled.routes.insert(key(), Arc::new(route));
+    compiled.ports.insert(key(), Arc::new(test_port(route)));
     h.node.config.replace(Config::from_compiled(compiled));
     let err = h.result().await.unwrap_err();
     assert_eq!(err.kind, Kind::NotEnforced);
@@ -438,15 +445,16 @@ async fn a_port_that_now_leads_to_another_backend_drains_the_connection() {
     let mut vc = crate::config::VirtualCluster {
         id: "vc".into(),
         backend: route.virtual_cluster.backend.clone(),
+        dns_label: "vc".into(),
         chain: Chain::new(base_filters()),
-        not_enforced: None,
+        refused: None,
     };
     let mut other = (*vc.backend).clone();
     other.id = "another-backend".into();
     vc.backend = Arc::new(other);
     route.virtual_cluster = Arc::new(vc);
     let mut compiled = Compiled::default();
-    compiled.routes.insert(key(), Arc::new(route));
+    compiled.ports.insert(key(), Arc::new(test_port(route)));
     h.node.config.replace(Config::from_compiled(compiled));
     h.broker_sends(&opaque(5, b"produced")).await;
     assert_eq!(

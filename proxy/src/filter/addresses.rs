@@ -1,6 +1,6 @@
 //! Broker address rewriting, always first in every chain: clients only
-//! ever see the listener's advertised host and ports, never a real
-//! broker. Covers Metadata, FindCoordinator (every version, batched keys
+//! ever see the listener's advertised host and ports (or, under SNI
+//! routing, each broker's host name), never a real broker. Covers Metadata, FindCoordinator (every version, batched keys
 //! too), DescribeCluster and the KIP-951 `node_endpoints` of Produce
 //! (v10+) and Fetch (v16+).
 
@@ -91,9 +91,9 @@ fn advertise(cx: &mut Context<'_>, id: i32, host: &mut StrBytes, port: &mut i32)
         .brokers
         .push((id, host.as_str().to_string(), *port));
     let mapping = &cx.route.mapping;
-    match mapping.port_of(id) {
-        Ok(p) => {
-            *host = StrBytes::from_string(mapping.advertised_host.clone());
+    match mapping.address_of(id) {
+        Ok((advertised, p)) => {
+            *host = StrBytes::from_string(advertised);
             *port = i32::from(p);
             true
         }

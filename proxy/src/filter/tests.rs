@@ -14,7 +14,10 @@ use super::{Chain, Context, Findings, InFlight, Notes};
 use crate::{
     config::compiled::{base_filters, test_route},
     hop::HopError,
-    listener::routes::Mapping,
+    listener::routes::{
+        Mapping, PortMap,
+        sni::{HostFormat, SniNames},
+    },
 };
 
 /// What the base chain found besides the new bytes.
@@ -29,9 +32,19 @@ fn rewrite(
     api_key: i16,
     version: i16,
     frame: Bytes,
-    mapping: &Mapping,
+    mapping: &PortMap,
 ) -> Result<(Bytes, Found), HopError> {
-    let route = test_route(Chain::new(base_filters()), mapping.clone());
+    rewrite_with(api_key, version, frame, Mapping::Ports(mapping.clone()))
+}
+
+/// [`rewrite`] under any mapping (SNI host names, say).
+fn rewrite_with(
+    api_key: i16,
+    version: i16,
+    frame: Bytes,
+    mapping: Mapping,
+) -> Result<(Bytes, Found), HopError> {
+    let route = test_route(Chain::new(base_filters()), mapping);
     let mut findings = Findings::default();
     let mut notes = Notes::default();
     let mut cx = Context {
@@ -60,8 +73,8 @@ fn needs_rewrite(api_key: i16, version: i16) -> bool {
 }
 
 /// Broker ids 111..=113 on ports 19093..=19095 of 127.0.0.1.
-fn mapping() -> Mapping {
-    Mapping {
+fn mapping() -> PortMap {
+    PortMap {
         advertised_host: "127.0.0.1".into(),
         brokers: BTreeMap::from([(111, 19093), (112, 19094), (113, 19095)]),
         min_broker_id: 111,
@@ -134,6 +147,52 @@ fn metadata_brokers_get_listener_ports_in_any_order_at_every_version() {
         );
         assert_eq!(findings.brokers.len(), 3);
         assert!(findings.unmapped.is_empty());
+    }
+}
+
+#[test]
+fn under_sni_routing_each_broker_gets_its_host_name_and_the_advertised_port() {
+    let response = MetadataResponse::default().with_brokers(vec![
+        broker(111, "kafka-1.internal", 9092),
+        broker(112, "kafka-2.internal", 9093),
+    ]);
+    for (format, expected) in [
+        (
+            HostFormat::PerCluster,
+            [
+                "broker-111.team-a.sluice.localhost",
+                "broker-112.team-a.sluice.localhost",
+            ],
+        ),
+        (
+            HostFormat::Shared,
+            [
+                "broker-111-team-a.sluice.localhost",
+                "broker-112-team-a.sluice.localhost",
+            ],
+        ),
+    ] {
+        let names = SniNames {
+            label: "team-a".into(),
+            suffix: ".sluice.localhost".into(),
+            format,
+            port: 9443,
+        };
+        let (out, _) = rewrite_with(
+            ApiKey::Metadata as i16,
+            12,
+            frame(ApiKey::Metadata, 12, &response),
+            Mapping::Sni(names),
+        )
+        .unwrap();
+        assert!(!contains(&out, "internal"), "a backend host leaked");
+        let got: MetadataResponse = body(ApiKey::Metadata, 12, out);
+        let addrs: Vec<(&str, i32)> = got
+            .brokers
+            .iter()
+            .map(|b| (b.host.as_str(), b.port))
+            .collect();
+        assert_eq!(addrs, [(expected[0], 9443), (expected[1], 9443)]);
     }
 }
 

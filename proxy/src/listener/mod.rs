@@ -1,7 +1,10 @@
 //! The listener hop: binds every port the configuration routes, accepts
-//! clients and hands each connection its route. Ports are bound and
-//! released as the configuration changes; established connections stay.
+//! clients, reads their hello (PROXY header, TLS or plaintext, SNI name)
+//! and hands each connection its route. Ports are bound and released as
+//! the configuration changes; established connections stay.
 
+pub mod handshake;
+pub mod proxy_protocol;
 pub mod routes;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -24,10 +27,10 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     loop {
         let config = node.config.current();
         if reported != Some(config.revision) {
-            // Reported once per revision: what binds nothing because it
-            // is not enforced.
-            for unserved in &config.compiled().unserved {
-                node.report(&unserved.error());
+            // Reported once per revision: configuration this node
+            // cannot use, whose connections are refused.
+            for problem in &config.compiled().problems {
+                node.report(problem);
             }
             reported = Some(config.revision);
         }
@@ -74,7 +77,7 @@ async fn sleep_or_forever(wait: Option<Duration>) {
 async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) -> bool {
     let mut all_bound = true;
     let config = node.config.current();
-    let wanted = &config.compiled().routes;
+    let wanted = &config.compiled().ports;
     bound.retain(|key, task| {
         let keep = wanted.contains_key(key);
         if !keep {
@@ -95,9 +98,10 @@ async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) -
             Ok(listener) => {
                 tracing::info!(
                     listener = route.listener_id,
-                    virtual_cluster = route.virtual_cluster.id,
-                    role = ?route.role,
-                    "listening on {}:{}", key.0, key.1
+                    tls = route.tls.is_some(),
+                    "listening on {}:{}",
+                    key.0,
+                    key.1
                 );
                 bound.insert(
                     key.clone(),
@@ -128,7 +132,7 @@ async fn accept(listener: TcpListener, key: Key, node: Arc<Node>) {
                     .config
                     .peek()
                     .compiled()
-                    .routes
+                    .ports
                     .get(&key)
                     .map(|r| r.listener_id.clone())
                     .unwrap_or_else(|| format!("{}:{}", key.0, key.1));

@@ -1,0 +1,172 @@
+//! SASL towards the brokers: the gateway authenticates each connection it
+//! opens with the backend cluster's own credentials (PLAIN or
+//! SCRAM-SHA-256/512, the mechanisms from the `rsasl` crate), before any
+//! client request is forwarded, so clients never see those credentials.
+
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{
+        ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+        SaslHandshakeRequest, SaslHandshakeResponse,
+    },
+    protocol::{Decodable, Encodable, StrBytes},
+};
+use rsasl::prelude::{Mechname, SASLClient, SASLConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::kafka::frame::{self, MAX_FRAME};
+
+/// The SaslHandshake version asked with (v1: SaslAuthenticate follows).
+const HANDSHAKE_VERSION: i16 = 1;
+/// The SaslAuthenticate version asked with.
+const AUTHENTICATE_VERSION: i16 = 1;
+/// Round trips a mechanism may take (SCRAM needs two).
+const MAX_STEPS: usize = 4;
+
+/// A SASL mechanism the gateway uses towards brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// PLAIN.
+    Plain,
+    /// SCRAM-SHA-256.
+    ScramSha256,
+    /// SCRAM-SHA-512.
+    ScramSha512,
+}
+
+impl Mechanism {
+    /// The IANA name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// A backend cluster's credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The mechanism.
+    pub mechanism: Mechanism,
+    /// The username.
+    pub username: String,
+    /// The password (never printed).
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Authenticates `stream` with `credentials`; the error says what the
+/// broker answered (never the password).
+pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    credentials: &Credentials,
+) -> Result<(), String> {
+    let mechanism = credentials.mechanism.name();
+    let handshake: SaslHandshakeResponse = exchange(
+        stream,
+        ApiKey::SaslHandshake,
+        HANDSHAKE_VERSION,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+    )
+    .await?;
+    if handshake.error_code != 0 {
+        let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+        return Err(format!(
+            "the broker does not accept {mechanism} (error {}; it offers [{}])",
+            handshake.error_code,
+            offered.join(", ")
+        ));
+    }
+    let config = SASLConfig::with_credentials(
+        None,
+        credentials.username.clone(),
+        credentials.password.clone(),
+    )
+    .map_err(|e| format!("{mechanism}: {e}"))?;
+    let name = Mechname::parse(mechanism.as_bytes()).map_err(|e| format!("{mechanism}: {e}"))?;
+    let mut session = SASLClient::new(config)
+        .start_suggested(&[name])
+        .map_err(|e| format!("{mechanism}: {e}"))?;
+    let mut input: Option<Bytes> = None;
+    for step in 0..MAX_STEPS {
+        let mut out = Vec::new();
+        let state = session.step(input.as_deref(), &mut out).map_err(|e| {
+            format!("{mechanism}: the broker's answer does not verify ({e}): is it the broker it claims to be?")
+        })?;
+        if state.has_sent_message() {
+            let answer: SaslAuthenticateResponse = exchange(
+                stream,
+                ApiKey::SaslAuthenticate,
+                AUTHENTICATE_VERSION,
+                2 + i32::try_from(step).unwrap_or(0),
+                &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(out)),
+            )
+            .await?;
+            if answer.error_code != 0 {
+                return Err(format!(
+                    "{mechanism} authentication as {:?} failed (error {}: {})",
+                    credentials.username,
+                    answer.error_code,
+                    answer.error_message.as_deref().unwrap_or("no message")
+                ));
+            }
+            input = Some(answer.auth_bytes);
+        }
+        if state.is_finished() {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "{mechanism}: no result after {MAX_STEPS} round trips"
+    ))
+}
+
+/// Sends one request and reads its response.
+async fn exchange<S, Req, Resp>(
+    stream: &mut S,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &Req,
+) -> Result<Resp, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Req: Encodable,
+    Resp: Decodable,
+{
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("sluice-proxy")));
+    let mut out = BytesMut::new();
+    header
+        .encode(&mut out, key.request_header_version(version))
+        .and_then(|()| request.encode(&mut out, version))
+        .map_err(|e| format!("encoding {key:?}: {e}"))?;
+    frame::write_frame(stream, &out)
+        .await
+        .map_err(|e| format!("sending {key:?}: {e}"))?;
+    let mut reply = frame::read_frame(stream, MAX_FRAME)
+        .await
+        .map_err(|e| format!("reading the {key:?} answer: {e}"))?
+        .ok_or_else(|| format!("the broker closed the connection instead of answering {key:?}"))?
+        .body();
+    ResponseHeader::decode(&mut reply, key.response_header_version(version))
+        .and_then(|_| Resp::decode(&mut reply, version))
+        .map_err(|e| format!("decoding the {key:?} answer: {e}"))
+}
