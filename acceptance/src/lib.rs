@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod clients;
 pub mod node;
+pub mod pki;
 pub mod process;
 pub mod relay;
 pub mod server;

@@ -96,6 +96,7 @@ pub async fn expose_virtual_cluster(
         Spec::Listener(Listener {
             addresses: vec!["127.0.0.1".into()],
             ports: vec![ports.0.to_string(), ports.1.to_string()],
+            ..Default::default()
         }),
     )
     .await;
