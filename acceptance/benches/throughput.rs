@@ -23,68 +23,17 @@ use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use sluice_acceptance::{
+    bench::{median, spread, usage, workload},
     broker::{Tansu, free_port},
     process::Process,
     stack::Stack,
 };
 
-const WORKLOAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/bench_workload.py");
 /// Records each target is warmed up with before it is measured.
 const WARM_UP: usize = 5_000;
 
 fn run(bootstrap: &str, topic: &str, records: usize, samples: usize) -> Value {
-    let out = Command::new("python3")
-        .args([
-            WORKLOAD,
-            bootstrap,
-            topic,
-            &records.to_string(),
-            &samples.to_string(),
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "workload failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("workload JSON")
-}
-
-/// The kernel's clock ticks per second (`/proc/<pid>/stat` counts in them).
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf reads a constant; it has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    assert!(ticks > 0, "sysconf(_SC_CLK_TCK) failed");
-    ticks as f64
-}
-
-/// (user + system CPU seconds, peak RSS MiB) of a process; panics if
-/// `/proc` cannot be read or parsed (a zero would look like a result).
-fn usage(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("reading /proc/{pid}/stat: {e}"));
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_else(|| panic!("/proc/{pid}/stat has no command name: {stat}"));
-    let ticks = |i: usize| -> f64 {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("/proc/{pid}/stat field {i} unreadable: {stat}"))
-    };
-    // After the command name: state is field 0, utime 11, stime 12.
-    let cpu = (ticks(11) + ticks(12)) / clock_ticks();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("/proc/{pid}/status has no VmHWM"));
-    (cpu, hwm / 1024.0)
+    workload(bootstrap, topic, records, samples, None)
 }
 
 /// One target of one round, ready to measure (dropping it stops its
@@ -180,22 +129,6 @@ struct Sample {
     p99_ms: f64,
     cpu_s_per_gb: Option<f64>,
     rss_mib: Option<f64>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn spread(v: &[f64]) -> (f64, f64) {
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
 }
 
 #[tokio::main]

@@ -1,10 +1,11 @@
 """The benchmark workload, run the same way against every target.
 
-usage: bench_workload.py BOOTSTRAP TOPIC RECORDS LATENCY_SAMPLES
+usage: bench_workload.py BOOTSTRAP TOPIC RECORDS LATENCY_SAMPLES [CA_FILE]
 Throughput: RECORDS records of 1 KiB, acks=1, produced as fast as
 librdkafka batches them, then consumed back from the start. Latency:
 LATENCY_SAMPLES sequential single-record produce round trips (send, wait
-for the ack). Prints one JSON line.
+for the ack). With CA_FILE, every connection is TLS and trusts that CA.
+Prints one JSON line.
 """
 import json
 import sys
@@ -14,9 +15,10 @@ from confluent_kafka import Consumer, Producer
 
 bootstrap, topic = sys.argv[1], sys.argv[2]
 records, samples = int(sys.argv[3]), int(sys.argv[4])
+tls = {"security.protocol": "SSL", "ssl.ca.location": sys.argv[5]} if len(sys.argv) > 5 else {}
 payload = b"x" * 1024
 
-producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5, "queue.buffering.max.messages": 1000000})
+producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5, "queue.buffering.max.messages": 1000000, **tls})
 start = time.perf_counter()
 for i in range(records):
     while True:
@@ -28,7 +30,7 @@ for i in range(records):
 assert producer.flush(120) == 0
 produce_s = time.perf_counter() - start
 
-consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time()}", "auto.offset.reset": "earliest", "enable.auto.commit": False, "fetch.max.bytes": 52428800})
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{time.time()}", "auto.offset.reset": "earliest", "enable.auto.commit": False, "fetch.max.bytes": 52428800, **tls})
 consumer.subscribe([topic])
 got = 0
 start = None
@@ -43,7 +45,7 @@ consumer.close()
 assert got >= records, f"consumed {got} of {records}"
 
 latencies = []
-single = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 0})
+single = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 0, **tls})
 single.produce(topic, value=payload)
 single.flush(30)
 for _ in range(samples):

@@ -2,6 +2,7 @@
 //! `sluice-proxy` processes on loopback ports the OS picks, admin clients,
 //! and scripted data-plane nodes.
 
+pub mod bench;
 pub mod broker;
 pub mod clients;
 pub mod node;

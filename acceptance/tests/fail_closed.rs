@@ -1,6 +1,7 @@
 //! Fail closed: a virtual cluster (or its listener, or its backend)
-//! configured with something this sluice-proxy does not enforce yet is
-//! never served as plain passthrough. Its connections are refused before
+//! configured with something this sluice-proxy does not enforce yet (or
+//! cannot use, like TLS to a broker that answers in plaintext) is never
+//! served as plain passthrough. Its connections are refused before
 //! the broker is dialled, the refusal names the hop and the field, and
 //! the node reports it; taking the setting away serves the same port
 //! again without a restart.
@@ -163,6 +164,8 @@ async fn unenforced_configuration_refuses_connections_at_its_hop() {
     )
     .await;
 
+    // A TLS backend that answers in plaintext is never used in plaintext:
+    // the handshake fails at the backend hop and the client gets nothing.
     let tls_backend = create(
         &mut stack.admin,
         &gw,
@@ -171,6 +174,7 @@ async fn unenforced_configuration_refuses_connections_at_its_hop() {
             bootstrap_servers: vec![stack.tansu.address.clone()],
             tls: Some(BackendTls {
                 enabled: true,
+                insecure_skip_verify: true,
                 ..Default::default()
             }),
             ..Default::default()
@@ -178,14 +182,19 @@ async fn unenforced_configuration_refuses_connections_at_its_hop() {
     )
     .await;
     let (_, port) = serve(&mut stack, "over-tls", vc_on(&tls_backend.id, "over-tls")).await;
-    assert_refused(
-        &mut stack,
-        port,
-        "backend_cluster",
-        &tls_backend.id,
-        "tls.enabled",
-    )
-    .await;
+    assert!(!served(port).await, "a TLS backend was served in plaintext");
+    let error = stack
+        .wait_for_error(WAIT, |e| {
+            e.kind == "tls_handshake_failed" && e.entity == tls_backend.id
+        })
+        .await
+        .expect("no tls_handshake_failed error for the TLS backend in node status");
+    assert_eq!(error.hop, "backend_cluster", "{error:?}");
+    assert!(
+        error.last_message.contains(&stack.tansu.address),
+        "the broker address is not named: {}",
+        error.last_message
+    );
 
     // A record policy refuses its virtual cluster while enabled, and the
     // same port serves again once it is disabled (no restart, no rebind).
