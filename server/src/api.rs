@@ -165,13 +165,14 @@ impl AdminService for AdminApi {
     async fn validate(&self, request: Request<ValidateRequest>) -> Reply<ValidateResponse> {
         self.authorize(&request).await?;
         let r = request.into_inner();
-        let (entity, known) = match r.operation {
+        let (entity, store_warnings, known) = match r.operation {
             Some(Operation::Create(c)) => {
                 let entity = entity_of(c.entity)?;
                 let known = Known::parse(&entity, &r.unknown_fields)?;
                 let replaces = (!r.replaces_id.is_empty()).then_some(r.replaces_id.as_str());
-                let checked = self.store.validate_create(entity, &known, replaces).await?;
-                (checked, known)
+                let (checked, warnings) =
+                    self.store.validate_create(entity, &known, replaces).await?;
+                (checked, warnings, known)
             }
             Some(Operation::Update(u)) => {
                 let entity = entity_of(u.entity)?;
@@ -184,11 +185,11 @@ impl AdminService for AdminApi {
                     )
                     .into());
                 }
-                let checked = self
+                let (checked, warnings) = self
                     .store
                     .validate_update(entity, u.expected_revision, &known)
                     .await?;
-                (checked, known)
+                (checked, warnings, known)
             }
             None => {
                 return Err(ApiError::invalid(
@@ -199,8 +200,10 @@ impl AdminService for AdminApi {
                 .into());
             }
         };
+        let mut warnings = crate::validate::enforced::warnings(&entity);
+        warnings.extend(store_warnings);
         Ok(Response::new(ValidateResponse {
-            warnings: known.keep_warnings(crate::validate::enforced::warnings(&entity)),
+            warnings: known.keep_warnings(warnings),
             entity: Some(entity),
         }))
     }

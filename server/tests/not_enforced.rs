@@ -6,8 +6,8 @@ mod common;
 
 use common::fixtures;
 use sluice_proto::admin::v1::{
-    AclMode, BackendCluster, CreateEntityRequest, Entity, ValidateRequest, ValidateWarning,
-    VirtualClusterAuthentication, entity::Spec, validate_request::Operation,
+    AclMode, BackendCluster, BackendTls, CreateEntityRequest, Entity, ValidateRequest,
+    ValidateWarning, VirtualClusterAuthentication, entity::Spec, validate_request::Operation,
     virtual_cluster_authentication::Method,
 };
 
@@ -62,16 +62,8 @@ async fn validate_warns_about_what_the_data_plane_does_not_enforce() {
         w[0].message
     );
 
-    // The backend's own SASL/PLAIN.
-    let w = warnings(&mut c, fixtures::backend(&gw.id, "kafka-2", "pw-123456")).await;
-    assert_eq!(fields(&w), ["authentication.sasl_plain"], "{w:?}");
-    assert!(
-        w[0].message
-            .contains("virtual clusters on this backend cluster are refused")
-    );
-
     // What is enforced: anonymous clients, passthrough ACLs, an anonymous
-    // backend.
+    // backend, and SASL and TLS to the backend.
     let mut open = vc;
     if let Some(Spec::VirtualCluster(v)) = &mut open.spec {
         v.authentication = vec![VirtualClusterAuthentication {
@@ -89,5 +81,13 @@ async fn validate_warns_about_what_the_data_plane_does_not_enforce() {
         }),
     );
     assert_eq!(warnings(&mut c, plain).await, []);
+    let mut secured = fixtures::backend(&gw.id, "kafka-2", "pw-123456");
+    if let Some(Spec::BackendCluster(b)) = &mut secured.spec {
+        b.tls = Some(BackendTls {
+            enabled: true,
+            ..Default::default()
+        });
+    }
+    assert_eq!(warnings(&mut c, secured).await, []);
     server.stop();
 }

@@ -2,10 +2,23 @@
 //! entities of the right kind in the same gateway, the name is free in its
 //! scope, and the kind's own cross-entity rules hold. Fields not known yet
 //! (`Validate` with `unknown_fields`) skip what depends on them.
+//!
+//! One rule spans entities that refer to nothing of each other: an `sni`
+//! forward policy needs a listener_policy_tls_server on its listener (SNI
+//! is read from the TLS handshake). A write is refused without it, and the
+//! TLS policy cannot be deleted while such a forward policy uses its
+//! listener. A dry run (`Validate`, `terraform plan`) only warns: the plan
+//! that adds the forward policy may add the TLS policy too, which the
+//! server cannot see yet.
 
-use sluice_proto::admin::v1::{Entity, Kind, entity::Spec};
+use prost::Message;
+use sluice_proto::admin::v1::{
+    Entity, Kind, ValidateWarning, entity::Spec,
+    listener_policy_forward_to_virtual_cluster::Config as Forward,
+};
 use sqlx::{Row, SqliteConnection};
 
+use super::write::Mode;
 use crate::{
     error::{ApiError, Violations},
     validate::{
@@ -14,15 +27,27 @@ use crate::{
     },
 };
 
+/// What the database checks of a write found acceptable.
+pub(super) struct Checked {
+    /// The references to record.
+    pub(super) refs: Vec<Reference>,
+    /// What a dry run warns about that the write itself would refuse
+    /// unless another write comes first (always empty for a write).
+    pub(super) warnings: Vec<ValidateWarning>,
+}
+
 /// Runs the database checks, then fails with everything `v` holds that
-/// can be judged; returns the references to record.
+/// can be judged; returns the references to record. What depends on an
+/// entity a plan may create first is an error in [`Mode::Commit`] and a
+/// warning in [`Mode::DryRun`].
 pub(super) async fn against_store(
     conn: &mut SqliteConnection,
     entity: &Entity,
     kind: Kind,
     mut v: Violations,
     known: &Known,
-) -> Result<Vec<Reference>, ApiError> {
+    mode: Mode,
+) -> Result<Checked, ApiError> {
     let gateway_known = kind == Kind::Gateway || known.is_known("gateway_id");
     let refs = references::references(entity);
     for r in refs.iter().filter(|r| known.is_known(&r.field)) {
@@ -75,9 +100,117 @@ pub(super) async fn against_store(
     if gateway_known {
         super::ports::check(conn, entity, known, &mut v).await?;
     }
+    let mut warnings = Vec::new();
+    if gateway_known && let Some(listener) = sni_listener_without_tls(conn, entity, known).await? {
+        match mode {
+            Mode::Commit => v.add(
+                "sni",
+                format!(
+                    "listener {listener:?} has no listener_policy_tls_server: SNI routing needs \
+                     TLS on the listener (add a sluice_listener_policy_tls_server)"
+                ),
+            ),
+            Mode::DryRun => warnings.push(ValidateWarning {
+                field: "sni".into(),
+                message: format!(
+                    "listener {listener:?} has no listener_policy_tls_server yet: SNI routing \
+                     needs TLS on the listener, and this policy is refused until it has one. \
+                     Add a sluice_listener_policy_tls_server; when one apply creates both, give \
+                     this resource depends_on = [that policy], so that it is created after it \
+                     and destroyed before it"
+                ),
+            }),
+        }
+    }
     known.keep_judged(&mut v);
     v.into_result(kind.slug())?;
-    Ok(refs)
+    Ok(Checked { refs, warnings })
+}
+
+/// The listener of an `sni` forward policy when that listener (of the
+/// policy's gateway) has no listener_policy_tls_server; None for anything
+/// else, or when the listener is not known or not a listener of the
+/// gateway (the reference check says so).
+async fn sni_listener_without_tls(
+    conn: &mut SqliteConnection,
+    entity: &Entity,
+    known: &Known,
+) -> Result<Option<String>, ApiError> {
+    let Some(Spec::ListenerPolicyForwardToVirtualCluster(f)) = &entity.spec else {
+        return Ok(None);
+    };
+    if !matches!(f.config, Some(Forward::Sni(_))) || !known.is_known("listener_id") {
+        return Ok(None);
+    }
+    let listener: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM entities WHERE id = ? AND kind = 'listener' AND gateway_id = ?",
+    )
+    .bind(&f.listener_id)
+    .bind(&entity.gateway_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if listener.is_none() {
+        return Ok(None);
+    }
+    let tls: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM entities WHERE kind = 'listener_policy_tls_server' AND scope_id = ? LIMIT 1",
+    )
+    .bind(&f.listener_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(tls.is_none().then(|| f.listener_id.clone()))
+}
+
+/// How many blocking policies a refused delete names.
+const NAMED: usize = 5;
+
+/// The cross-entity rules of a delete that references do not cover: a
+/// listener_policy_tls_server stays while an `sni` forward policy uses its
+/// listener. `entity` is the stored entity about to be deleted.
+pub(super) async fn before_delete(
+    conn: &mut SqliteConnection,
+    entity: &Entity,
+) -> Result<(), ApiError> {
+    let Some(Spec::ListenerPolicyTlsServer(t)) = &entity.spec else {
+        return Ok(());
+    };
+    let rows = sqlx::query(
+        "SELECT id, name, body FROM entities \
+         WHERE kind = 'listener_policy_forward_to_virtual_cluster' AND scope_id = ? ORDER BY seq",
+    )
+    .bind(&t.listener_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut sni = Vec::new();
+    for row in &rows {
+        let body = Entity::decode(row.get::<&[u8], _>("body"))
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt entity body: {e}")))?;
+        if let Some(Spec::ListenerPolicyForwardToVirtualCluster(f)) = &body.spec
+            && matches!(f.config, Some(Forward::Sni(_)))
+        {
+            sni.push(format!(
+                "{:?} ({})",
+                row.get::<String, _>("name"),
+                row.get::<String, _>("id")
+            ));
+        }
+    }
+    if sni.is_empty() {
+        return Ok(());
+    }
+    let total = sni.len();
+    let mut named = sni.into_iter().take(NAMED).collect::<Vec<_>>().join(", ");
+    if total > NAMED {
+        named.push_str(&format!(" and {} more", total - NAMED));
+    }
+    Err(ApiError::FailedPrecondition(format!(
+        "cannot delete listener_policy_tls_server {:?} ({}): \
+         listener_policy_forward_to_virtual_cluster {named} routes by SNI on listener {:?}, \
+         which needs TLS on the listener; delete those policies or switch them to port_mapping \
+         first (in Terraform, give them depends_on = [this policy], so that they are destroyed \
+         before it)",
+        entity.name, entity.id, t.listener_id
+    )))
 }
 
 /// Checks one known reference: it names an entity of a kind it may name,

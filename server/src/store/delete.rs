@@ -119,6 +119,7 @@ impl Store {
             }
             return Err(ApiError::FailedPrecondition(message));
         }
+        super::checks::before_delete(&mut tx, &stored.entity).await?;
         if !certificates.is_empty() && !force {
             return Err(ApiError::FailedPrecondition(format!(
                 "{what}: its data_plane_certificates {} still refer to it (issued by \

@@ -1,10 +1,11 @@
 //! Writes: create and update (delete: `delete.rs`), each one transaction
 //! that appends to the revision log. A dry run does all of it and rolls
-//! back, so `Validate` returns exactly the errors the real write would;
-//! with fields not known yet it stops after the checks.
+//! back, so `Validate` returns exactly the errors the real write would
+//! (but for one it warns about instead, see `checks`); with fields not
+//! known yet it stops after the checks.
 
 use prost::Message;
-use sluice_proto::admin::v1::{Entity, Kind, entity::Spec};
+use sluice_proto::admin::v1::{Entity, Kind, ValidateWarning, entity::Spec};
 use sqlx::{Row, SqliteConnection};
 
 use super::{Store, checks, now_millis, read};
@@ -173,20 +174,23 @@ fn without_private_key(entity: &Entity) -> (Entity, Option<String>) {
 impl Store {
     /// Creates an entity; returns it as stored.
     pub async fn create(&self, entity: Entity, mode: Mode) -> Result<Entity, ApiError> {
-        self.create_known(entity, mode, &Known::everything(), None)
-            .await
+        let (entity, _) = self
+            .create_known(entity, mode, &Known::everything(), None)
+            .await?;
+        Ok(entity)
     }
 
     /// `Validate` of a create: a dry run; with fields not known yet, the
     /// checks that can be judged and the entity as far as it is known,
     /// without a write (nothing is even attempted). A create that
-    /// `replaces` an entity is judged as if that entity were gone.
+    /// `replaces` an entity is judged as if that entity were gone. Also
+    /// returns what the store's checks warn about (see `checks`).
     pub async fn validate_create(
         &self,
         entity: Entity,
         known: &Known,
         replaces: Option<&str>,
-    ) -> Result<Entity, ApiError> {
+    ) -> Result<(Entity, Vec<ValidateWarning>), ApiError> {
         self.create_known(entity, Mode::DryRun, known, replaces)
             .await
     }
@@ -197,7 +201,7 @@ impl Store {
         mode: Mode,
         known: &Known,
         replaces: Option<&str>,
-    ) -> Result<Entity, ApiError> {
+    ) -> Result<(Entity, Vec<ValidateWarning>), ApiError> {
         entity.id = uuid::Uuid::new_v4().to_string();
         if let Some(replaced) = replaces {
             // The checks against the store skip the entity's own id: with
@@ -220,12 +224,16 @@ impl Store {
         let kind = validate::check(&entity, &mut v)?;
         let _guard = self.write_lock.lock().await;
         let mut tx = self.begin_write().await?;
-        let refs = checks::against_store(&mut tx, &entity, kind, v, known).await?;
+        let checks::Checked { refs, warnings } =
+            checks::against_store(&mut tx, &entity, kind, v, known, mode).await?;
         if !known.is_everything() || replaces.is_some() {
             let now = prost_types::Timestamp::from(std::time::SystemTime::now());
             entity.created_at = Some(now);
             entity.updated_at = Some(now);
-            return self.preview(tx, entity, &SealedSecrets::new(), known).await;
+            let entity = self
+                .preview(tx, entity, &SealedSecrets::new(), known)
+                .await?;
+            return Ok((entity, warnings));
         }
         if kind == Kind::DataPlaneCertificate {
             self.issue_data_plane_certificate(&mut tx, &mut entity)
@@ -272,7 +280,7 @@ impl Store {
         read::decorate(&mut tx, &mut entity).await?;
         let change = self.upsert_change(&stored, &sealed)?;
         self.finish(tx, mode, vec![change], queued > 0).await?;
-        Ok(entity)
+        Ok((entity, warnings))
     }
 
     /// Replaces an entity's fields; `expected_revision` (when non-zero)
@@ -283,8 +291,10 @@ impl Store {
         expected_revision: i64,
         mode: Mode,
     ) -> Result<Entity, ApiError> {
-        self.update_known(entity, expected_revision, mode, Known::everything())
-            .await
+        let (entity, _) = self
+            .update_known(entity, expected_revision, mode, Known::everything())
+            .await?;
+        Ok(entity)
     }
 
     /// `Validate` of an update: as [`Store::validate_create`].
@@ -293,7 +303,7 @@ impl Store {
         entity: Entity,
         expected_revision: i64,
         known: &Known,
-    ) -> Result<Entity, ApiError> {
+    ) -> Result<(Entity, Vec<ValidateWarning>), ApiError> {
         self.update_known(entity, expected_revision, Mode::DryRun, known.clone())
             .await
     }
@@ -304,7 +314,7 @@ impl Store {
         expected_revision: i64,
         mode: Mode,
         mut known: Known,
-    ) -> Result<Entity, ApiError> {
+    ) -> Result<(Entity, Vec<ValidateWarning>), ApiError> {
         let kind = entity.kind();
         if kind == Kind::Unspecified {
             validate::check(&entity, &mut Violations::default())?;
@@ -326,12 +336,14 @@ impl Store {
             entity.spec.clone_from(&stored.entity.spec);
         }
         validate::check(&entity, &mut v)?;
-        let refs = checks::against_store(&mut tx, &entity, kind, v, &known).await?;
+        let checks::Checked { refs, warnings } =
+            checks::against_store(&mut tx, &entity, kind, v, &known, mode).await?;
         if !known.is_everything() {
             entity.created_at = stored.entity.created_at;
             entity.updated_at = Some(prost_types::Timestamp::from(std::time::SystemTime::now()));
             entity.revision = stored.revision;
-            return self.preview(tx, entity, &stored.secrets, &known).await;
+            let entity = self.preview(tx, entity, &stored.secrets, &known).await?;
+            return Ok((entity, warnings));
         }
         let sealed = secrets::seal(&mut entity, &stored.secrets, &self.key)?;
         entity.created_at = stored.entity.created_at;
@@ -368,7 +380,7 @@ impl Store {
         read::decorate(&mut tx, &mut entity).await?;
         let change = self.upsert_change(&entity, &sealed)?;
         self.finish(tx, mode, vec![change], queued > 0).await?;
-        Ok(entity)
+        Ok((entity, warnings))
     }
 
     /// The change data planes see for a created or updated entity: the

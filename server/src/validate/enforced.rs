@@ -6,9 +6,7 @@
 //! enforces it.
 
 use sluice_proto::admin::v1::{
-    AclMode, Entity, Kind, ValidateWarning, backend_authentication, entity::Spec,
-    listener_policy_forward_to_virtual_cluster::Config as Forward,
-    virtual_cluster_authentication::Method,
+    AclMode, Entity, Kind, ValidateWarning, entity::Spec, virtual_cluster_authentication::Method,
 };
 
 /// The sluice-proxy release line these warnings describe.
@@ -29,21 +27,6 @@ struct Row {
 
 /// Everything configurable that no node enforces yet.
 const TABLE: &[Row] = &[
-    Row {
-        kind: Kind::ListenerPolicyTlsServer,
-        fields: tls_server,
-        refused: "connections to its listener are refused",
-    },
-    Row {
-        kind: Kind::ListenerPolicyForwardToVirtualCluster,
-        fields: sni,
-        refused: "it binds no port, so no connection is served through it",
-    },
-    Row {
-        kind: Kind::BackendCluster,
-        fields: backend_cluster,
-        refused: "connections to the virtual clusters on this backend cluster are refused",
-    },
     Row {
         kind: Kind::VirtualCluster,
         fields: virtual_cluster,
@@ -112,44 +95,6 @@ pub fn warnings(entity: &Entity) -> Vec<ValidateWarning> {
         .collect()
 }
 
-fn tls_server(spec: &Spec) -> Vec<String> {
-    match spec {
-        Spec::ListenerPolicyTlsServer(_) => vec!["listener_id".into()],
-        _ => Vec::new(),
-    }
-}
-
-fn sni(spec: &Spec) -> Vec<String> {
-    match spec {
-        Spec::ListenerPolicyForwardToVirtualCluster(f)
-            if matches!(f.config, Some(Forward::Sni(_))) =>
-        {
-            vec!["sni".into()]
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn backend_cluster(spec: &Spec) -> Vec<String> {
-    let Spec::BackendCluster(b) = spec else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    if b.tls.as_ref().is_some_and(|t| t.enabled) {
-        out.push("tls.enabled".into());
-    }
-    match b.authentication.as_ref().and_then(|a| a.method.as_ref()) {
-        Some(backend_authentication::Method::SaslPlain(_)) => {
-            out.push("authentication.sasl_plain".into())
-        }
-        Some(backend_authentication::Method::SaslScram(_)) => {
-            out.push("authentication.sasl_scram".into())
-        }
-        Some(backend_authentication::Method::Anonymous(_)) | None => {}
-    }
-    out
-}
-
 fn virtual_cluster(spec: &Spec) -> Vec<String> {
     let Spec::VirtualCluster(vc) = spec else {
         return Vec::new();
@@ -188,7 +133,9 @@ fn enabled_policy(spec: &Spec) -> Vec<String> {
 mod tests {
     use sluice_proto::admin::v1::{
         BackendAuthentication, BackendCluster, BackendSaslPlain, BackendTls, ClusterPolicyAcls,
-        VirtualCluster, VirtualClusterAuthentication,
+        ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Sni, VirtualCluster,
+        VirtualClusterAuthentication, backend_authentication,
+        listener_policy_forward_to_virtual_cluster::Config as Forward,
     };
 
     use super::*;
@@ -227,22 +174,6 @@ mod tests {
             "{}",
             w.message
         );
-        let backend = entity(Spec::BackendCluster(BackendCluster {
-            tls: Some(BackendTls {
-                enabled: true,
-                ..Default::default()
-            }),
-            authentication: Some(BackendAuthentication {
-                method: Some(backend_authentication::Method::SaslPlain(
-                    BackendSaslPlain::default(),
-                )),
-            }),
-            ..Default::default()
-        }));
-        assert_eq!(
-            fields(&backend),
-            ["tls.enabled", "authentication.sasl_plain"]
-        );
         let acls = ClusterPolicyAcls {
             enabled: Some(true),
             ..Default::default()
@@ -270,5 +201,30 @@ mod tests {
         assert!(warnings(&vc).is_empty());
         assert!(warnings(&entity(Spec::BackendCluster(Default::default()))).is_empty());
         assert!(warnings(&entity(Spec::Listener(Default::default()))).is_empty());
+        // TLS and SASL to the backend, TLS termination and SNI routing.
+        let backend = entity(Spec::BackendCluster(BackendCluster {
+            tls: Some(BackendTls {
+                enabled: true,
+                ..Default::default()
+            }),
+            authentication: Some(BackendAuthentication {
+                method: Some(backend_authentication::Method::SaslPlain(
+                    BackendSaslPlain::default(),
+                )),
+            }),
+            ..Default::default()
+        }));
+        assert!(warnings(&backend).is_empty());
+        let tls = entity(Spec::ListenerPolicyTlsServer(
+            ListenerPolicyTlsServer::default(),
+        ));
+        assert!(warnings(&tls).is_empty());
+        let sni = entity(Spec::ListenerPolicyForwardToVirtualCluster(
+            ListenerPolicyForwardToVirtualCluster {
+                config: Some(Forward::Sni(Sni::default())),
+                ..Default::default()
+            },
+        ));
+        assert!(warnings(&sni).is_empty());
     }
 }

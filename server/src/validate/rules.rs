@@ -129,6 +129,44 @@ pub fn port_spec(v: &mut Violations, field: &str, value: &str) {
     }
 }
 
+/// An address range in CIDR form (`10.0.0.0/8`, `2001:db8::/32`), or a
+/// bare IP address for just that address (`/32`, `/128`), as the address
+/// and prefix length. Bits below the prefix may be set (`10.1.2.3/8` is
+/// `10.0.0.0/8`); the prefix length is at most 32 for IPv4, 128 for IPv6.
+pub fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
+    let (address, prefix) = match text.split_once('/') {
+        None => (text, None),
+        Some((a, p)) => (a, Some(p)),
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p)
+            if (1..=3).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p == "0" || !p.starts_with('0')) =>
+        {
+            p.parse::<u8>().ok().filter(|n| *n <= max)?
+        }
+        Some(_) => return None,
+    };
+    Some((address, prefix))
+}
+
+/// Checks an address range in CIDR form or an IP address.
+pub fn cidr(v: &mut Violations, field: &str, value: &str) {
+    if parse_cidr(value).is_none() {
+        v.add(
+            field,
+            format!(
+                "{value:?} is not a CIDR range (\"10.0.0.0/8\", \"2001:db8::/32\"; the prefix \
+                 length 0-32 for IPv4, 0-128 for IPv6) or an IP address"
+            ),
+        );
+    }
+}
+
 /// Checks a numeric port field.
 pub fn port(v: &mut Violations, field: &str, value: u32) {
     if !(1..=65535).contains(&value) {
@@ -259,6 +297,40 @@ mod tests {
             ":9092",
         ] {
             assert!(parse_host_port(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidr_ranges() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_cidr("10.0.0.0/8"), Some((v4("10.0.0.0"), 8)));
+        assert_eq!(parse_cidr("10.1.2.3/8"), Some((v4("10.1.2.3"), 8)));
+        assert_eq!(parse_cidr("0.0.0.0/0"), Some((v4("0.0.0.0"), 0)));
+        assert_eq!(parse_cidr("192.0.2.7"), Some((v4("192.0.2.7"), 32)));
+        assert_eq!(parse_cidr("::1"), Some((v4("::1"), 128)));
+        assert_eq!(parse_cidr("2001:db8::/32"), Some((v4("2001:db8::"), 32)));
+        assert_eq!(parse_cidr("::/0"), Some((v4("::"), 0)));
+        assert_eq!(parse_cidr("fe80::1/128"), Some((v4("fe80::1"), 128)));
+        for bad in [
+            "",
+            "/8",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "10.0.0.0/+8",
+            "10.0.0.0/-1",
+            "10.0.0.0/8/8",
+            "10.0.0/8",
+            " 10.0.0.0/8",
+            "10.0.0.0/ 8",
+            "::/129",
+            "::/0128",
+            "10.0.0.0/08",
+            "[::1]/128",
+            "fe80::1%eth0/64",
+            "localhost",
+            "localhost/32",
+        ] {
+            assert_eq!(parse_cidr(bad), None, "{bad:?}");
         }
     }
 

@@ -245,6 +245,73 @@ fn certificate_and_key(v: &mut Violations, at: &str, pair: &CertificateAndKey) {
     if !key.is_empty() && !looks_like_pem {
         v.add(format!("{at}.key"), "must be a PEM private key");
     }
+    let certificate_field = format!("{at}.certificate");
+    if v.has(&certificate_field) {
+        return;
+    }
+    // An empty key on an update keeps the stored one, not seen here: only
+    // a key sent is checked against the certificate.
+    let key = (!key.is_empty() && looks_like_pem).then_some(key);
+    if let Err((field, problem)) = key_pair(&pair.certificate, key) {
+        let field = format!("{at}.{field}");
+        match field == certificate_field {
+            true => v.add(field, problem),
+            false => v.add_comparing(field, [certificate_field], problem),
+        }
+    }
+}
+
+/// Reads a PEM certificate (chain, leaf first) and, when given, a PEM
+/// private key the way sluice-proxy loads them (rustls with ring), and
+/// checks that the key is the certificate's. On failure, the field
+/// (`certificate` or `key`) and what is wrong; the description never
+/// quotes the key (a PEM parse error would show a line of it).
+pub fn key_pair(certificate: &str, key: Option<&str>) -> Result<(), (&'static str, &'static str)> {
+    use rustls::{
+        Error, InconsistentKeys,
+        crypto::ring::sign::any_supported_type,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::ParsedCertificate,
+        sign::CertifiedKey,
+    };
+    const UNREADABLE: &str =
+        "the first CERTIFICATE block is not an X.509 certificate sluice-proxy can read";
+    let chain = CertificateDer::pem_slice_iter(certificate.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            (
+                "certificate",
+                "is not PEM certificates sluice-proxy can read",
+            )
+        })?;
+    let Some(leaf) = chain.into_iter().next() else {
+        return Err(("certificate", UNREADABLE));
+    };
+    if ParsedCertificate::try_from(&leaf).is_err() {
+        return Err(("certificate", UNREADABLE));
+    }
+    let Some(key) = key else { return Ok(()) };
+    let Ok(key) = PrivateKeyDer::from_pem_slice(key.as_bytes()) else {
+        return Err((
+            "key",
+            "is not a PEM private key sluice-proxy can read (PKCS#8 PRIVATE KEY, RSA PRIVATE \
+             KEY or EC PRIVATE KEY)",
+        ));
+    };
+    let Ok(signer) = any_supported_type(&key) else {
+        return Err((
+            "key",
+            "is not a private key sluice-proxy can use: RSA (2048 bits or more), ECDSA P-256 or \
+             P-384, or Ed25519",
+        ));
+    };
+    match CertifiedKey::new(vec![leaf], signer).keys_match() {
+        Ok(()) | Err(Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(()),
+        Err(Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            Err(("key", "the private key does not match the certificate"))
+        }
+        Err(_) => Err(("certificate", UNREADABLE)),
+    }
 }
 
 fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
@@ -393,6 +460,17 @@ fn listener(v: &mut Violations, l: &Listener) {
                 }
                 seen.push((a, b));
             }
+        }
+    }
+    if let Some(proxy) = &l.proxy_protocol {
+        if proxy.trusted_ranges.is_empty() {
+            v.add(
+                "proxy_protocol.trusted_ranges",
+                "at least one CIDR range of the trusted load balancers is required",
+            );
+        }
+        for (i, range) in proxy.trusted_ranges.iter().enumerate() {
+            rules::cidr(v, &format!("proxy_protocol.trusted_ranges[{i}]"), range);
         }
     }
 }

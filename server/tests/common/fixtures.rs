@@ -99,6 +99,7 @@ pub(crate) fn listener(gw: &str, name: &str, ports: &[&str]) -> Entity {
         Spec::Listener(Listener {
             addresses: vec!["127.0.0.1".into()],
             ports: ports.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
         }),
     )
 }

@@ -114,6 +114,7 @@ async fn a_resuming_stream_gets_nothing_once_its_certificate_is_revoked() {
                 spec: Some(Spec::Listener(Listener {
                     addresses: vec!["127.0.0.1".into()],
                     ports: vec!["9092".into()],
+                    ..Default::default()
                 })),
                 ..Default::default()
             },
@@ -141,6 +142,7 @@ async fn a_live_certificate_resumes_from_the_log() {
                 spec: Some(Spec::Listener(Listener {
                     addresses: vec!["127.0.0.1".into()],
                     ports: vec!["9092".into()],
+                    ..Default::default()
                 })),
                 ..Default::default()
             },
