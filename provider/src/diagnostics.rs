@@ -25,16 +25,21 @@ pub fn diagnostic(summary: &str, detail: &str, path: Option<AttributePath>) -> D
     }
 }
 
-/// A warning for Terraform about configuration that is accepted but not
-/// enforced on the data plane (the server's `Validate` warnings), at its
+/// A warning for Terraform from the server's `Validate` (configuration
+/// accepted but not enforced on the data plane, or accepted at plan time
+/// but refused at apply unless something else exists first), at its
 /// attribute.
-pub fn not_enforced(schema: &ResourceSchema, warning: &ValidateWarning) -> Diagnostic {
+pub fn validate_warning(schema: &ResourceSchema, warning: &ValidateWarning) -> Diagnostic {
     Diagnostic {
         severity: Severity::Warning as i32,
-        summary: format!(
-            "{}: {} is not enforced by the data plane",
-            schema.type_name, warning.field
-        ),
+        summary: if warning.summary.is_empty() {
+            format!(
+                "{}: {} is not enforced by the data plane",
+                schema.type_name, warning.field
+            )
+        } else {
+            format!("{}: {}", schema.type_name, warning.summary)
+        },
         detail: warning.message.clone(),
         attribute: Some(attribute_path_in(&schema.ty, &warning.field)),
     }

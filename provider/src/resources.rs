@@ -17,8 +17,8 @@ use crate::{
     client::Admin,
     convert::{to_entity, to_value},
     diagnostics::{
-        attribute_path, attribute_path_in, diagnostic, not_enforced, status_diagnostics,
-        status_diagnostics_in, violated_attributes,
+        attribute_path, attribute_path_in, diagnostic, status_diagnostics, status_diagnostics_in,
+        validate_warning, violated_attributes,
     },
     plan::{self, SecretMode},
     plugin::value::Value,
@@ -118,7 +118,7 @@ async fn dry_run(
     let warnings = reply
         .warnings
         .iter()
-        .map(|w| not_enforced(schema, w))
+        .map(|w| validate_warning(schema, w))
         .collect();
     let view = match reply.entity.map(|e| to_value(schema, &e)) {
         Some(Ok(v)) => v,

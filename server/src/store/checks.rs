@@ -112,6 +112,7 @@ pub(super) async fn against_store(
             ),
             Mode::DryRun => warnings.push(ValidateWarning {
                 field: "sni".into(),
+                summary: "sni routing needs a listener_policy_tls_server on the listener".into(),
                 message: format!(
                     "listener {listener:?} has no listener_policy_tls_server yet: SNI routing \
                      needs TLS on the listener, and this policy is refused until it has one. \

@@ -90,6 +90,7 @@ pub fn warnings(entity: &Entity) -> Vec<ValidateWarning> {
                 .map(move |field| ValidateWarning {
                     message: format!("{field} is not enforced by {PROXY}: {}", row.refused),
                     field,
+                    summary: String::new(),
                 })
         })
         .collect()
