@@ -69,8 +69,55 @@ impl Tansu {
                 &advertised,
             ])
             .args(["--storage-engine", "memory://tansu/"]);
-        let process = Process::spawn(command, "tansu");
-        let address = format!("{host}:{port}");
+        Self::wait(Process::spawn(command, "tansu"), format!("{host}:{port}"))
+    }
+
+    /// Starts a broker that requires SASL/SCRAM (`--authentication`) and
+    /// knows `user` with `password` (SCRAM-SHA-512), with `topics` made.
+    /// Users persist only in tansu's sqlite storage (the `libsql` feature,
+    /// which `scripts/install-deps` installs), kept in `dir`; they are
+    /// created by a first, unauthenticated run on the same file.
+    pub fn start_scram(
+        host: &str,
+        dir: &std::path::Path,
+        (user, password): (&str, &str),
+        topics: &[&str],
+    ) -> Tansu {
+        let setup = Self::spawn_sqlite(host, dir, false);
+        for topic in topics {
+            setup.create_topic(topic, 1);
+        }
+        let out = Command::new(tansu_bin())
+            .args(["user", "create", "--mechanism", "scram512"])
+            .args(["--broker", &format!("tcp://{}", setup.address)])
+            .args([user, password])
+            .output()
+            .expect("tansu user create");
+        assert!(
+            out.status.success(),
+            "tansu user create failed (is tansu built with libsql? scripts/install-deps): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        drop(setup);
+        Self::spawn_sqlite(host, dir, true)
+    }
+
+    fn spawn_sqlite(host: &str, dir: &std::path::Path, authentication: bool) -> Tansu {
+        let port = free_port(host);
+        let url = format!("tcp://{host}:{port}");
+        let mut command = Command::new(tansu_bin());
+        command
+            .current_dir(dir)
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"]);
+        if authentication {
+            command.arg("--authentication");
+        }
+        Self::wait(Process::spawn(command, "tansu"), format!("{host}:{port}"))
+    }
+
+    fn wait(process: Process, address: String) -> Tansu {
         for _ in 0..300 {
             if std::net::TcpStream::connect(&address).is_ok() {
                 return Tansu {

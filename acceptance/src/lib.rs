@@ -5,8 +5,10 @@
 pub mod bench;
 pub mod broker;
 pub mod clients;
+pub mod haproxy;
 pub mod node;
 pub mod pki;
+pub mod probe;
 pub mod process;
 pub mod relay;
 pub mod server;

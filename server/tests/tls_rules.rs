@@ -118,7 +118,9 @@ async fn an_sni_forward_policy_needs_tls_on_its_listener() {
     assert_eq!(warned, ["sni"], "{:?}", planned.warnings);
     assert!(
         planned.warnings[0].message.contains("depends_on")
-            && planned.warnings[0].summary.contains("needs a listener_policy_tls_server"),
+            && planned.warnings[0]
+                .summary
+                .contains("needs a listener_policy_tls_server"),
         "{:?}",
         planned.warnings
     );

@@ -13,7 +13,7 @@ use super::{Backend, OpenError};
 use crate::{
     hop::Kind,
     io::Stream,
-    kafka::frame::{self, MAX_FRAME},
+    kafka::frame::{self, FrameError, MAX_FRAME},
 };
 
 /// How long a metadata exchange (connect, ask, answer) may take: a
@@ -43,9 +43,22 @@ async fn ask_brokers(
     address: &str,
 ) -> Result<Vec<(i32, String, i32)>, OpenError> {
     let mut stream = super::open(backend, address).await?;
-    ask(&mut stream).await.map_err(|e| OpenError {
-        kind: Kind::MetadataRefreshFailed,
-        message: format!("{address}: {e:#}"),
+    ask(&mut stream).await.map_err(|e| {
+        // A broker that refuses the gateway's certificate says so only
+        // now, on the first read (TLS 1.3): a TLS failure, named as one.
+        let refused = e
+            .downcast_ref::<FrameError>()
+            .and_then(crate::tls::client::refused_after_handshake);
+        match refused {
+            Some(why) => OpenError {
+                kind: Kind::TlsHandshake,
+                message: format!("{address}: {why}"),
+            },
+            None => OpenError {
+                kind: Kind::MetadataRefreshFailed,
+                message: format!("{address}: {e:#}"),
+            },
+        }
     })
 }
 

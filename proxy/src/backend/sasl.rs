@@ -16,7 +16,11 @@ use kafka_protocol::{
 use rsasl::prelude::{Mechname, SASLClient, SASLConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::kafka::frame::{self, MAX_FRAME};
+use super::OpenError;
+use crate::{
+    hop::Kind,
+    kafka::frame::{self, MAX_FRAME},
+};
 
 /// The SaslHandshake version asked with (v1: SaslAuthenticate follows).
 const HANDSHAKE_VERSION: i16 = 1;
@@ -69,11 +73,42 @@ impl fmt::Debug for Credentials {
 }
 
 /// Authenticates `stream` with `credentials`; the error says what the
-/// broker answered (never the password).
+/// broker answered (never the password): `auth_failed`, or
+/// `tls_handshake_failed` when the broker ended the TLS session instead.
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     credentials: &Credentials,
-) -> Result<(), String> {
+) -> Result<(), OpenError> {
+    exchanges(stream, credentials).await.map_err(|e| match e {
+        Failure::Tls(message) => OpenError {
+            kind: Kind::TlsHandshake,
+            message,
+        },
+        Failure::Auth(message) => OpenError {
+            kind: Kind::AuthFailed,
+            message,
+        },
+    })
+}
+
+/// Why authenticating failed.
+enum Failure {
+    /// The TLS session ended (a refused client certificate, say).
+    Tls(String),
+    /// The SASL exchange failed.
+    Auth(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Auth(message)
+    }
+}
+
+async fn exchanges<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    credentials: &Credentials,
+) -> Result<(), Failure> {
     let mechanism = credentials.mechanism.name();
     let handshake: SaslHandshakeResponse = exchange(
         stream,
@@ -85,11 +120,11 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     .await?;
     if handshake.error_code != 0 {
         let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
-        return Err(format!(
+        return Err(Failure::Auth(format!(
             "the broker does not accept {mechanism} (error {}; it offers [{}])",
             handshake.error_code,
             offered.join(", ")
-        ));
+        )));
     }
     let config = SASLConfig::with_credentials(
         None,
@@ -105,7 +140,19 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     for step in 0..MAX_STEPS {
         let mut out = Vec::new();
         let state = session.step(input.as_deref(), &mut out).map_err(|e| {
-            format!("{mechanism}: the broker's answer does not verify ({e}): is it the broker it claims to be?")
+            // A SCRAM server-final `e=<reason>` is the broker refusing
+            // the credentials; anything else is an answer that does not
+            // verify (a server that does not know the password).
+            match input.as_deref().and_then(|i| i.strip_prefix(b"e=")) {
+                Some(why) => format!(
+                    "{mechanism} authentication as {:?} failed: the broker answered {:?} (wrong username or password?)",
+                    credentials.username,
+                    String::from_utf8_lossy(why)
+                ),
+                None => format!(
+                    "{mechanism}: the broker's answer does not verify ({e}): is it the broker it claims to be?"
+                ),
+            }
         })?;
         if state.has_sent_message() {
             let answer: SaslAuthenticateResponse = exchange(
@@ -117,12 +164,12 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             )
             .await?;
             if answer.error_code != 0 {
-                return Err(format!(
+                return Err(Failure::Auth(format!(
                     "{mechanism} authentication as {:?} failed (error {}: {})",
                     credentials.username,
                     answer.error_code,
                     answer.error_message.as_deref().unwrap_or("no message")
-                ));
+                )));
             }
             input = Some(answer.auth_bytes);
         }
@@ -130,9 +177,9 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(());
         }
     }
-    Err(format!(
+    Err(Failure::Auth(format!(
         "{mechanism}: no result after {MAX_STEPS} round trips"
-    ))
+    )))
 }
 
 /// Sends one request and reads its response.
@@ -142,7 +189,7 @@ async fn exchange<S, Req, Resp>(
     version: i16,
     correlation_id: i32,
     request: &Req,
-) -> Result<Resp, String>
+) -> Result<Resp, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     Req: Encodable,
@@ -163,10 +210,15 @@ where
         .map_err(|e| format!("sending {key:?}: {e}"))?;
     let mut reply = frame::read_frame(stream, MAX_FRAME)
         .await
-        .map_err(|e| format!("reading the {key:?} answer: {e}"))?
+        .map_err(|e| match crate::tls::client::refused_after_handshake(&e) {
+            Some(why) => Failure::Tls(why),
+            None => Failure::Auth(format!("reading the {key:?} answer: {e}")),
+        })?
         .ok_or_else(|| format!("the broker closed the connection instead of answering {key:?}"))?
         .body();
-    ResponseHeader::decode(&mut reply, key.response_header_version(version))
-        .and_then(|_| Resp::decode(&mut reply, version))
-        .map_err(|e| format!("decoding the {key:?} answer: {e}"))
+    Ok(
+        ResponseHeader::decode(&mut reply, key.response_header_version(version))
+            .and_then(|_| Resp::decode(&mut reply, version))
+            .map_err(|e| format!("decoding the {key:?} answer: {e}"))?,
+    )
 }

@@ -146,6 +146,18 @@ pub(crate) fn reason(e: &std::io::Error) -> String {
     }
 }
 
+/// Why a broker ended a TLS session right after the handshake (TLS 1.3
+/// reports a refused client certificate only then), if that is what a
+/// failed read says; `None` for any other failure.
+pub(crate) fn refused_after_handshake(e: &crate::kafka::frame::FrameError) -> Option<String> {
+    let crate::kafka::frame::FrameError::Io(io) = e else {
+        return None;
+    };
+    io.get_ref()
+        .and_then(|i| i.downcast_ref::<rustls::Error>())
+        .map(|_| format!("TLS: {}", reason(io)))
+}
+
 /// `insecure_skip_verify`: any certificate is accepted, but handshake
 /// signatures are still checked, so the session is at least with the
 /// holder of the presented key.
