@@ -29,6 +29,14 @@ impl Pair {
         (cert, key)
     }
 
+    /// The certificate's DER (to compare with what a server presented).
+    pub fn der(&self) -> Vec<u8> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        CertificateDer::from_pem_slice(self.cert.as_bytes())
+            .expect("a PEM certificate")
+            .to_vec()
+    }
+
     /// Certificate then key in one PEM file (HAProxy's `crt`).
     pub fn write_combined(&self, dir: &Path, name: &str) -> PathBuf {
         let path = dir.join(format!("{name}.pem"));

@@ -190,7 +190,7 @@ async fn open_now(backend: &Backend, address: &str) -> Result<Stream, OpenError>
     if let Some(credentials) = &backend.sasl {
         sasl::authenticate(&mut stream, credentials)
             .await
-            .map_err(|e| fail(Kind::AuthFailed, e))?;
+            .map_err(|e| fail(e.kind, e.message))?;
     }
     Ok(stream)
 }
