@@ -147,7 +147,12 @@ async fn tls_plaintext_refusal_and_client_certificates() {
         eventually(|| plain_served(&bootstrap)).await,
         "plaintext never allowed"
     );
-    clients::roundtrip("kafka_python_roundtrip.py", &bootstrap, "tls-plain", "g-plain");
+    clients::roundtrip(
+        "kafka_python_roundtrip.py",
+        &bootstrap,
+        "tls-plain",
+        "g-plain",
+    );
     assert!(
         tls_served(&bootstrap, "127.0.0.1", &ca, None).await,
         "TLS on the same port"
