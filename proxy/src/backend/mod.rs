@@ -158,38 +158,45 @@ pub struct OpenError {
 }
 
 /// Opens a connection to one broker address: TCP, then TLS and SASL as the
-/// backend is configured, all within [`CONNECT_TIMEOUT`].
+/// backend is configured, all within [`CONNECT_TIMEOUT`]; a step that
+/// does not finish in time is named (a TLS handshake that never completes
+/// is a broker not serving TLS on that port, not an unreachable one).
 pub async fn open(backend: &Backend, address: &str) -> Result<Stream, OpenError> {
-    tokio::time::timeout(CONNECT_TIMEOUT, open_now(backend, address))
-        .await
-        .unwrap_or_else(|_| {
-            Err(OpenError {
-                kind: Kind::Unreachable,
-                message: format!(
-                    "{address}: no connection (TCP, TLS and SASL) within {CONNECT_TIMEOUT:?}"
-                ),
-            })
-        })
-}
-
-async fn open_now(backend: &Backend, address: &str) -> Result<Stream, OpenError> {
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let fail = |kind, message: String| OpenError {
         kind,
         message: format!("{address}: {message}"),
     };
-    let tcp = TcpStream::connect(address)
+    let late = |kind, step: &'static str| {
+        move |_| {
+            fail(
+                kind,
+                format!("{step} did not finish within {CONNECT_TIMEOUT:?}"),
+            )
+        }
+    };
+    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(address))
         .await
+        .map_err(late(Kind::Unreachable, "connecting"))?
         .map_err(|e| fail(Kind::Unreachable, e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let mut stream = match &backend.tls {
         None => Stream::Tcp(tcp),
-        Some(config) => crate::tls::client::handshake(config, tcp, address)
-            .await
-            .map_err(|e| fail(Kind::TlsHandshake, e))?,
+        Some(config) => tokio::time::timeout_at(
+            deadline,
+            crate::tls::client::handshake(config, tcp, address),
+        )
+        .await
+        .map_err(late(
+            Kind::TlsHandshake,
+            "the TLS handshake (does the broker serve TLS on this port?)",
+        ))?
+        .map_err(|e| fail(Kind::TlsHandshake, e))?,
     };
     if let Some(credentials) = &backend.sasl {
-        sasl::authenticate(&mut stream, credentials)
+        tokio::time::timeout_at(deadline, sasl::authenticate(&mut stream, credentials))
             .await
+            .map_err(late(Kind::AuthFailed, "SASL authentication"))?
             .map_err(|e| fail(e.kind, e.message))?;
     }
     Ok(stream)
