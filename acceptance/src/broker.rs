@@ -117,6 +117,46 @@ impl Tansu {
         Self::wait(Process::spawn(command, "tansu"), format!("{host}:{port}"))
     }
 
+    /// [`Tansu::start_scram`] with the SCRAM `mechanism` tansu's CLI
+    /// names (`scram256` or `scram512`), advertising `advertised`
+    /// (`host:port`, e.g. an HAProxy terminating TLS in front of it)
+    /// instead of its own address when given.
+    pub fn start_scram_advertised(
+        host: &str,
+        dir: &std::path::Path,
+        mechanism: &str,
+        (user, password): (&str, &str),
+        topics: &[&str],
+        advertised: Option<&str>,
+    ) -> Tansu {
+        let setup = Self::spawn_sqlite(host, dir, false);
+        for topic in topics {
+            setup.create_topic(topic, 1);
+        }
+        let out = Command::new(tansu_bin())
+            .args(["user", "create", "--mechanism", mechanism])
+            .args(["--broker", &format!("tcp://{}", setup.address)])
+            .args([user, password])
+            .output()
+            .expect("tansu user create");
+        assert!(
+            out.status.success(),
+            "tansu user create failed (is tansu built with libsql? scripts/install-deps): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        drop(setup);
+        let port = free_port(host);
+        let url = format!("tcp://{host}:{port}");
+        let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
+        let mut command = Command::new(tansu_bin());
+        command
+            .current_dir(dir)
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &advertised])
+            .args(["--storage-engine", "sqlite://tansu.db", "--authentication"]);
+        Self::wait(Process::spawn(command, "tansu"), format!("{host}:{port}"))
+    }
+
     fn wait(process: Process, address: String) -> Tansu {
         for _ in 0..300 {
             if std::net::TcpStream::connect(&address).is_ok() {

@@ -30,25 +30,47 @@ impl Haproxy {
             ),
         )
         .expect("write haproxy.cfg");
-        let mut command = Command::new("haproxy");
-        command.arg("-db").arg("-f").arg(&config);
-        let process = Process::spawn(command, name);
         let address = bind
             .split_whitespace()
             .next()
             .expect("a bind address")
             .to_string();
-        let up = (0..200).any(|_| {
-            let up = std::net::TcpStream::connect(&address).is_ok();
-            if !up {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            up
-        });
-        assert!(up, "haproxy {name} never accepted on {address}");
+        Self::run(config, name, &[&address])
+    }
+
+    /// Starts HAProxy on `sections` (frontends, backends, listens: the
+    /// text after a `global`/`defaults` preamble of TCP mode and
+    /// timeouts) and waits until every one of `addresses` (`host:port`)
+    /// accepts; `address` is the first.
+    pub fn start_config(dir: &Path, name: &str, sections: &str, addresses: &[&str]) -> Haproxy {
+        let config = dir.join(format!("{name}.cfg"));
+        std::fs::write(
+            &config,
+            format!(
+                "global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n{sections}"
+            ),
+        )
+        .expect("write haproxy.cfg");
+        Self::run(config, name, addresses)
+    }
+
+    fn run(config: std::path::PathBuf, name: &str, addresses: &[&str]) -> Haproxy {
+        let mut command = Command::new("haproxy");
+        command.arg("-db").arg("-f").arg(&config);
+        let process = Process::spawn(command, name);
+        for address in addresses {
+            let up = (0..200).any(|_| {
+                let up = std::net::TcpStream::connect(address).is_ok();
+                if !up {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                up
+            });
+            assert!(up, "haproxy {name} never accepted on {address}");
+        }
         Haproxy {
             _process: process,
-            address,
+            address: addresses.first().expect("an address").to_string(),
         }
     }
 }
