@@ -46,7 +46,7 @@ impl Hello {
 }
 
 /// Reads the client's hello within `timeout`: `Ok(None)` when it closed
-/// before sending anything.
+/// (or reset the connection) before sending anything.
 pub async fn greet(
     tcp: TcpStream,
     port: &Port,
@@ -59,6 +59,16 @@ pub async fn greet(
     let mut first = [0u8; 1];
     let seen = match tokio::time::timeout(timeout, tcp.peek(&mut first)).await {
         Ok(Ok(n)) => n,
+        // Reset or aborted before a byte: a load balancer's TCP health
+        // check, say. Nothing was asked, so nothing was refused.
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            return Ok(None);
+        }
         Ok(Err(e)) => return Err(fail(Kind::BadFrame, format!("reading the first byte: {e}"))),
         Err(_) => {
             return Err(fail(
