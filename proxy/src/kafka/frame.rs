@@ -144,7 +144,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if self.buf.capacity() - self.buf.len() < want.min(READ_MIN) {
             self.buf.reserve(want.clamp(READ_MIN, READ_STEP));
         }
-        Ok(self.inner.read_buf(&mut self.buf).await?)
+        match self.inner.read_buf(&mut self.buf).await {
+            // TLS peers that close without close_notify (most Kafka
+            // clients): an end of stream like any other. Framing still
+            // tells a close between frames from a truncated frame.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            read => Ok(read?),
+        }
     }
 }
 
@@ -224,6 +230,51 @@ mod tests {
             read_frame(&mut short, 16).await,
             Err(FrameError::Truncated)
         ));
+    }
+
+    #[tokio::test]
+    async fn an_end_without_tls_close_notify_is_an_end_between_frames_only() {
+        // What rustls reports for a peer that closed without close_notify.
+        let unexpected = || {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "peer closed connection without sending TLS close_notify",
+            )
+        };
+        let mut wire = Vec::new();
+        write_frame(&mut wire, b"last").await.unwrap();
+        let stream = tokio_test_stream(&wire, unexpected());
+        let mut reader = FrameReader::new(stream, 16);
+        assert!(reader.next().await.unwrap().is_some());
+        assert!(
+            reader.next().await.unwrap().is_none(),
+            "a clean end between frames"
+        );
+        let cut = tokio_test_stream(&wire[..6], unexpected());
+        assert!(matches!(
+            FrameReader::new(cut, 16).next().await,
+            Err(FrameError::Truncated)
+        ));
+    }
+
+    /// A stream that yields `data`, then fails with `end`.
+    fn tokio_test_stream(data: &[u8], end: std::io::Error) -> impl AsyncRead + Unpin {
+        tokio::io::AsyncReadExt::chain(std::io::Cursor::new(data.to_vec()), Failing(Some(end)))
+    }
+
+    struct Failing(Option<std::io::Error>);
+
+    impl AsyncRead for Failing {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            _buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(match self.0.take() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            })
+        }
     }
 
     #[tokio::test]

@@ -132,7 +132,8 @@ fn client_reason(e: &std::io::Error) -> String {
     };
     let why = match tls {
         E::NoCertificatesPresented => {
-            "the client presented no certificate (client_authentication.mode = required)"
+            "the client presented no certificate (client_authentication.mode = required; \
+             librdkafka sends none when its certificate's CA is not one the listener trusts)"
         }
         E::InvalidCertificate(C::UnknownIssuer) => {
             "the client's certificate is not signed by a CA of client_authentication.trust_bundle_ids"
