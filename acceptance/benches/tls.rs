@@ -30,9 +30,7 @@ use sluice_acceptance::{
     process::Process,
     stack::{Stack, create},
 };
-use sluice_proto::admin::v1::{
-    CertificateAndKey, Kind, ListEntitiesRequest, ListenerPolicyTlsServer, Secret, entity::Spec,
-};
+use sluice_proto::admin::v1::{Kind, ListEntitiesRequest, ListenerPolicyTlsServer, entity::Spec};
 
 const WARM_UP: usize = 5_000;
 const NAMES: [&str; 3] = ["haproxy-tls", "sluice-tls", "sluice-plain"];
@@ -123,13 +121,7 @@ async fn start(i: usize, dir: &Path, server: &sluice_acceptance::pki::Pair) -> T
                 "tls",
                 Spec::ListenerPolicyTlsServer(ListenerPolicyTlsServer {
                     listener_id: listener.id,
-                    certificates: vec![CertificateAndKey {
-                        certificate: server.cert.clone(),
-                        key: Some(Secret {
-                            value: server.key.clone(),
-                            ..Default::default()
-                        }),
-                    }],
+                    certificates: vec![server.to_proto()],
                     ..Default::default()
                 }),
             )

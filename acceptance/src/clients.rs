@@ -9,6 +9,14 @@ pub const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clients");
 /// Runs `program` (python3, node) on `script` with `args`; its output.
 /// Fails the test if the client fails.
 pub fn run(program: &str, script: &str, args: &[&str]) -> String {
+    let (ok, text) = try_run(program, script, args);
+    assert!(ok, "{script} failed:\n{text}");
+    text
+}
+
+/// Runs a client that may fail (one a test expects to be refused):
+/// whether it exited 0, and its output.
+pub fn try_run(program: &str, script: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(program)
         .arg(format!("{CLIENTS}/{script}"))
         .args(args)
@@ -19,8 +27,15 @@ pub fn run(program: &str, script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{script} failed:\n{text}");
-    text
+    (out.status.success(), text)
+}
+
+/// The `brokers` a client script's last JSON line reports.
+pub fn brokers(out: &str) -> serde_json::Value {
+    let last = out.lines().last().unwrap_or_default();
+    let json: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
+    json["brokers"].clone()
 }
 
 /// A produce-then-consume round trip through `bootstrap` with a python

@@ -29,6 +29,17 @@ impl Pair {
         (cert, key)
     }
 
+    /// As the admin API's certificate-and-key (the key as a secret).
+    pub fn to_proto(&self) -> sluice_proto::admin::v1::CertificateAndKey {
+        sluice_proto::admin::v1::CertificateAndKey {
+            certificate: self.cert.clone(),
+            key: Some(sluice_proto::admin::v1::Secret {
+                value: self.key.clone(),
+                ..Default::default()
+            }),
+        }
+    }
+
     /// The certificate's DER (to compare with what a server presented).
     pub fn der(&self) -> Vec<u8> {
         use rustls::pki_types::{CertificateDer, pem::PemObject};

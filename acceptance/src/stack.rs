@@ -257,4 +257,47 @@ impl Stack {
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.ports.0)
     }
+
+    /// A new backend cluster, a virtual cluster on it and a port-mapped
+    /// listener: the backend entity and the bootstrap address, once the
+    /// proxy listens.
+    pub async fn serve_backend(&mut self, name: &str, backend: BackendCluster) -> (Entity, String) {
+        let gw = self.gateway.id.clone();
+        let backend = create(&mut self.admin, &gw, name, Spec::BackendCluster(backend)).await;
+        let ports = two_ports();
+        let vc = VirtualCluster {
+            destination_id: backend.id.clone(),
+            dns_label: name.into(),
+            ..Default::default()
+        };
+        expose_virtual_cluster(&mut self.admin, &gw, name, vc, ports).await;
+        self.proxy
+            .wait_for(Duration::from_secs(30), |l| {
+                l.contains(&format!("listening on 127.0.0.1:{}", ports.1))
+            })
+            .unwrap_or_else(|| panic!("{name}: the proxy never listened"));
+        (backend, format!("127.0.0.1:{}", ports.0))
+    }
+
+    /// Waits for a backend_cluster error of `kind` on `backend` whose
+    /// message holds every one of `needles`; fails the test, showing node
+    /// status, if none comes.
+    pub async fn expect_backend_error(&mut self, backend: &Entity, kind: &str, needles: &[&str]) {
+        let wait = Duration::from_secs(30);
+        let found = self
+            .wait_for_error(wait, |e| {
+                e.entity == backend.id
+                    && e.kind == kind
+                    && needles.iter().all(|n| e.last_message.contains(n))
+            })
+            .await;
+        let Some(error) = found else {
+            let all = self.wait_for_error(Duration::from_secs(5), |_| true).await;
+            panic!(
+                "no backend_cluster {kind} error with {needles:?} for {}; node status: {all:?}",
+                backend.name
+            );
+        };
+        assert_eq!(error.hop, "backend_cluster", "{error:?}");
+    }
 }

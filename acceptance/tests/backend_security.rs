@@ -22,10 +22,10 @@ use sluice_acceptance::{
     haproxy::Haproxy,
     pki::{Ca, Usage},
     probe::{API_VERSIONS, answered},
-    stack::{Stack, create, expose_virtual_cluster, two_ports},
+    stack::{Stack, create, two_ports},
 };
 use sluice_proto::admin::v1::{
-    BackendAuthentication, BackendCluster, BackendSaslScram, BackendTls, Entity, Listener,
+    BackendAuthentication, BackendCluster, BackendSaslScram, BackendTls, Listener,
     ListenerPolicyForwardToVirtualCluster, PortMapping, ProxyProtocol, ScramAlgorithm, Secret,
     VirtualCluster, backend_authentication::Method, entity::Spec,
     listener_policy_forward_to_virtual_cluster::Config as Forward,
@@ -63,47 +63,6 @@ fn plain_to(bootstrap: &str, tls: Option<BackendTls>) -> BackendCluster {
     }
 }
 
-/// A backend cluster, a virtual cluster on it and a listener; the
-/// bootstrap address, once the proxy listens.
-async fn serve(stack: &mut Stack, name: &str, backend: BackendCluster) -> (Entity, String) {
-    let gw = stack.gateway.id.clone();
-    let backend = create(&mut stack.admin, &gw, name, Spec::BackendCluster(backend)).await;
-    let ports = two_ports();
-    let vc = VirtualCluster {
-        destination_id: backend.id.clone(),
-        dns_label: name.into(),
-        ..Default::default()
-    };
-    expose_virtual_cluster(&mut stack.admin, &gw, name, vc, ports).await;
-    stack
-        .proxy
-        .wait_for(WAIT, |l| {
-            l.contains(&format!("listening on 127.0.0.1:{}", ports.1))
-        })
-        .unwrap_or_else(|| panic!("{name}: the proxy never listened"));
-    (backend, format!("127.0.0.1:{}", ports.0))
-}
-
-/// Waits for a backend_cluster error of `kind` on `backend` whose message
-/// holds every one of `needles`.
-async fn expect_error(stack: &mut Stack, backend: &Entity, kind: &str, needles: &[&str]) {
-    let found = stack
-        .wait_for_error(WAIT, |e| {
-            e.entity == backend.id
-                && e.kind == kind
-                && needles.iter().all(|n| e.last_message.contains(n))
-        })
-        .await;
-    let Some(error) = found else {
-        let all = stack.wait_for_error(ASK, |_| true).await;
-        panic!(
-            "no backend_cluster {kind} error with {needles:?} for {}; node status: {all:?}",
-            backend.name
-        );
-    };
-    assert_eq!(error.hop, "backend_cluster", "{error:?}");
-}
-
 /// Whether a client's ApiVersions request on `bootstrap` is answered.
 async fn served(bootstrap: &str) -> bool {
     let mut client = TcpStream::connect(bootstrap).await.unwrap();
@@ -136,7 +95,9 @@ async fn broker_names_verification_choices_and_scram_256_over_tls() {
     );
 
     // Dialled by its name: verified, served.
-    let (_, bootstrap) = serve(&mut stack, "by-name", plain_to(&by_name, tls(&ca.cert))).await;
+    let (_, bootstrap) = stack
+        .serve_backend("by-name", plain_to(&by_name, tls(&ca.cert)))
+        .await;
     clients::roundtrip(
         "kafka_python_roundtrip.py",
         &bootstrap,
@@ -145,48 +106,44 @@ async fn broker_names_verification_choices_and_scram_256_over_tls() {
     );
 
     // The same broker dialled by IP: its certificate does not name it.
-    let (backend, bootstrap) = serve(&mut stack, "by-ip", plain_to(&by_ip, tls(&ca.cert))).await;
+    let (backend, bootstrap) = stack
+        .serve_backend("by-ip", plain_to(&by_ip, tls(&ca.cert)))
+        .await;
     assert!(!served(&bootstrap).await, "served despite a name mismatch");
-    expect_error(
-        &mut stack,
-        &backend,
-        "tls_handshake_failed",
-        &["name mismatch", &by_ip],
-    )
-    .await;
+    stack
+        .expect_backend_error(&backend, "tls_handshake_failed", &["name mismatch", &by_ip])
+        .await;
 
     // A CA that did not sign it, and the system roots (an empty bundle):
     // unknown CA either way, and the client gets nothing.
     for (name, bundle) in [("other-ca", other.cert.as_str()), ("system-roots", "")] {
-        let (backend, bootstrap) = serve(&mut stack, name, plain_to(&by_name, tls(bundle))).await;
+        let (backend, bootstrap) = stack
+            .serve_backend(name, plain_to(&by_name, tls(bundle)))
+            .await;
         assert!(
             !served(&bootstrap).await,
             "{name}: served an unverified broker"
         );
-        expect_error(
-            &mut stack,
-            &backend,
-            "tls_handshake_failed",
-            &["unknown CA", &by_name],
-        )
-        .await;
+        stack
+            .expect_backend_error(&backend, "tls_handshake_failed", &["unknown CA", &by_name])
+            .await;
     }
 
     // insecure_skip_verify: neither the CA nor the name is checked.
-    let (_, bootstrap) = serve(
-        &mut stack,
-        "skip-verify",
-        plain_to(
-            &by_ip,
-            Some(BackendTls {
-                enabled: true,
-                ca_bundle: other.cert.clone(),
-                insecure_skip_verify: true,
-                ..Default::default()
-            }),
-        ),
-    )
-    .await;
+    let (_, bootstrap) = stack
+        .serve_backend(
+            "skip-verify",
+            plain_to(
+                &by_ip,
+                Some(BackendTls {
+                    enabled: true,
+                    ca_bundle: other.cert.clone(),
+                    insecure_skip_verify: true,
+                    ..Default::default()
+                }),
+            ),
+        )
+        .await;
     clients::roundtrip(
         "kafka_python_roundtrip.py",
         &bootstrap,
@@ -226,22 +183,26 @@ async fn broker_names_verification_choices_and_scram_256_over_tls() {
         }),
         ..plain_to(&tls_address, tls(&ca.cert))
     };
-    let (_, bootstrap) = serve(&mut stack, "scram-tls", scram("gateway-secret-256")).await;
+    let (_, bootstrap) = stack
+        .serve_backend("scram-tls", scram("gateway-secret-256"))
+        .await;
     clients::roundtrip(
         "kafka_python_roundtrip.py",
         &bootstrap,
         "sasl-tls-topic",
         "g-scram-tls",
     );
-    let (backend, bootstrap) = serve(&mut stack, "scram-tls-wrong", scram("wrong-256")).await;
+    let (backend, bootstrap) = stack
+        .serve_backend("scram-tls-wrong", scram("wrong-256"))
+        .await;
     assert!(!served(&bootstrap).await, "served with a wrong password");
-    expect_error(
-        &mut stack,
-        &backend,
-        "auth_failed",
-        &["SCRAM-SHA-256", "\"sluice-256\"", &tls_address],
-    )
-    .await;
+    stack
+        .expect_backend_error(
+            &backend,
+            "auth_failed",
+            &["SCRAM-SHA-256", "\"sluice-256\"", &tls_address],
+        )
+        .await;
     let all = stack.wait_for_error(ASK, |e| e.entity == backend.id).await;
     assert!(!format!("{all:?}").contains("wrong-256"), "{all:?}");
 }

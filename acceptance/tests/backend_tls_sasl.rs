@@ -13,11 +13,11 @@ use sluice_acceptance::{
     clients,
     haproxy::Haproxy,
     pki::{Ca, Pair, Usage},
-    stack::{Stack, create, expose_virtual_cluster, two_ports},
+    stack::Stack,
 };
 use sluice_proto::admin::v1::{
-    BackendAuthentication, BackendCluster, BackendSaslScram, BackendTls, CertificateAndKey, Entity,
-    ScramAlgorithm, Secret, VirtualCluster, backend_authentication::Method, entity::Spec,
+    BackendAuthentication, BackendCluster, BackendSaslScram, BackendTls, ScramAlgorithm, Secret,
+    backend_authentication::Method,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -60,55 +60,11 @@ fn secret(value: &str) -> Option<Secret> {
     })
 }
 
-/// A backend cluster, a virtual cluster on it and a listener; the
-/// bootstrap address, once the proxy listens.
-async fn serve(stack: &mut Stack, name: &str, backend: BackendCluster) -> (Entity, String) {
-    let gw = stack.gateway.id.clone();
-    let backend = create(&mut stack.admin, &gw, name, Spec::BackendCluster(backend)).await;
-    let ports = two_ports();
-    let vc = VirtualCluster {
-        destination_id: backend.id.clone(),
-        dns_label: name.into(),
-        ..Default::default()
-    };
-    expose_virtual_cluster(&mut stack.admin, &gw, name, vc, ports).await;
-    stack
-        .proxy
-        .wait_for(WAIT, |l| {
-            l.contains(&format!("listening on 127.0.0.1:{}", ports.1))
-        })
-        .unwrap_or_else(|| panic!("{name}: the proxy never listened"));
-    (backend, format!("127.0.0.1:{}", ports.0))
-}
-
-/// Waits for a backend_cluster error of `kind` on `backend` whose message
-/// holds every one of `needles`.
-async fn expect_error(stack: &mut Stack, backend: &Entity, kind: &str, needles: &[&str]) {
-    let error = stack
-        .wait_for_error(WAIT, |e| {
-            e.entity == backend.id
-                && e.kind == kind
-                && needles.iter().all(|n| e.last_message.contains(n))
-        })
-        .await;
-    let Some(error) = error else {
-        let all = stack.wait_for_error(WAIT, |_| true).await;
-        panic!(
-            "no backend_cluster {kind} error with {needles:?} for {}; node status: {all:?}",
-            backend.name
-        );
-    };
-    assert_eq!(error.hop, "backend_cluster", "{error:?}");
-}
-
 fn tls(ca: &Ca, identity: Option<&Pair>) -> Option<BackendTls> {
     Some(BackendTls {
         enabled: true,
         ca_bundle: ca.cert.clone(),
-        client_identity: identity.map(|p| CertificateAndKey {
-            certificate: p.cert.clone(),
-            key: secret(&p.key),
-        }),
+        client_identity: identity.map(Pair::to_proto),
         ..Default::default()
     })
 }
@@ -144,16 +100,16 @@ async fn tls_to_the_brokers_verified_named_and_mutual() {
     let gateway_identity = clients_ca.issue("sluice-gateway", &[], Usage::Client);
 
     // The right CA: records go through, TLS all the way to the broker.
-    let (_, bootstrap) = serve(
-        &mut stack,
-        "tls-good",
-        BackendCluster {
-            bootstrap_servers: vec![good.haproxy.address.clone()],
-            tls: tls(&ca, None),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (_, bootstrap) = stack
+        .serve_backend(
+            "tls-good",
+            BackendCluster {
+                bootstrap_servers: vec![good.haproxy.address.clone()],
+                tls: tls(&ca, None),
+                ..Default::default()
+            },
+        )
+        .await;
     clients::roundtrip(
         "kafka_python_roundtrip.py",
         &bootstrap,
@@ -162,72 +118,72 @@ async fn tls_to_the_brokers_verified_named_and_mutual() {
     );
 
     // A CA that did not sign the broker's certificate.
-    let (backend, _) = serve(
-        &mut stack,
-        "tls-wrong-ca",
-        BackendCluster {
-            bootstrap_servers: vec![good.haproxy.address.clone()],
-            tls: tls(&other, None),
-            ..Default::default()
-        },
-    )
-    .await;
-    expect_error(
-        &mut stack,
-        &backend,
-        "tls_handshake_failed",
-        &["unknown CA", &good.haproxy.address],
-    )
-    .await;
+    let (backend, _) = stack
+        .serve_backend(
+            "tls-wrong-ca",
+            BackendCluster {
+                bootstrap_servers: vec![good.haproxy.address.clone()],
+                tls: tls(&other, None),
+                ..Default::default()
+            },
+        )
+        .await;
+    stack
+        .expect_backend_error(
+            &backend,
+            "tls_handshake_failed",
+            &["unknown CA", &good.haproxy.address],
+        )
+        .await;
 
     // An expired broker certificate.
-    let (backend, _) = serve(
-        &mut stack,
-        "tls-expired",
-        BackendCluster {
-            bootstrap_servers: vec![expired.haproxy.address.clone()],
-            tls: tls(&ca, None),
-            ..Default::default()
-        },
-    )
-    .await;
-    expect_error(
-        &mut stack,
-        &backend,
-        "tls_handshake_failed",
-        &["has expired", &expired.haproxy.address],
-    )
-    .await;
+    let (backend, _) = stack
+        .serve_backend(
+            "tls-expired",
+            BackendCluster {
+                bootstrap_servers: vec![expired.haproxy.address.clone()],
+                tls: tls(&ca, None),
+                ..Default::default()
+            },
+        )
+        .await;
+    stack
+        .expect_backend_error(
+            &backend,
+            "tls_handshake_failed",
+            &["has expired", &expired.haproxy.address],
+        )
+        .await;
 
     // A broker that requires a client certificate: refused without one...
-    let (backend, _) = serve(
-        &mut stack,
-        "tls-no-identity",
-        BackendCluster {
-            bootstrap_servers: vec![mutual.haproxy.address.clone()],
-            tls: tls(&ca, None),
-            ..Default::default()
-        },
-    )
-    .await;
-    expect_error(
-        &mut stack,
-        &backend,
-        "tls_handshake_failed",
-        &[&mutual.haproxy.address, "client certificate"],
-    )
-    .await;
+    let (backend, _) = stack
+        .serve_backend(
+            "tls-no-identity",
+            BackendCluster {
+                bootstrap_servers: vec![mutual.haproxy.address.clone()],
+                tls: tls(&ca, None),
+                ..Default::default()
+            },
+        )
+        .await;
+    stack
+        .expect_backend_error(
+            &backend,
+            "tls_handshake_failed",
+            &[&mutual.haproxy.address, "client certificate"],
+        )
+        .await;
     // ...and served with the gateway's client identity.
-    let (_, bootstrap) = serve(
-        &mut stack,
-        "tls-mutual",
-        BackendCluster {
-            bootstrap_servers: vec![mutual.haproxy.address.clone()],
-            tls: tls(&ca, Some(&gateway_identity)),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (_, bootstrap) = stack
+        .serve_backend(
+            "tls-mutual",
+            BackendCluster {
+                bootstrap_servers: vec![mutual.haproxy.address.clone()],
+                tls: tls(&ca, Some(&gateway_identity)),
+                ..Default::default()
+            },
+        )
+        .await;
     clients::roundtrip(
         "kafka_python_roundtrip.py",
         &bootstrap,
@@ -258,7 +214,9 @@ async fn scram_sha_512_to_an_authenticating_broker() {
         ..Default::default()
     };
     // The gateway authenticates; the client (plaintext, no SASL) does not.
-    let (_, bootstrap) = serve(&mut stack, "scram-good", scram("gateway-secret")).await;
+    let (_, bootstrap) = stack
+        .serve_backend("scram-good", scram("gateway-secret"))
+        .await;
     clients::roundtrip(
         "kafka_python_roundtrip.py",
         &bootstrap,
@@ -266,14 +224,16 @@ async fn scram_sha_512_to_an_authenticating_broker() {
         "g-scram",
     );
 
-    let (backend, _) = serve(&mut stack, "scram-wrong", scram("not-the-password")).await;
-    expect_error(
-        &mut stack,
-        &backend,
-        "auth_failed",
-        &["SCRAM-SHA-512", "\"sluice\"", &broker.address],
-    )
-    .await;
+    let (backend, _) = stack
+        .serve_backend("scram-wrong", scram("not-the-password"))
+        .await;
+    stack
+        .expect_backend_error(
+            &backend,
+            "auth_failed",
+            &["SCRAM-SHA-512", "\"sluice\"", &broker.address],
+        )
+        .await;
     // The password is never in what the node reports.
     let all = stack.wait_for_error(WAIT, |e| e.entity == backend.id).await;
     assert!(!format!("{all:?}").contains("not-the-password"), "{all:?}");

@@ -6,61 +6,29 @@
 //! with a certificate per cluster (`per_cluster_suffix`) or one wildcard
 //! for all (`shared_suffix`). A name no cluster has is refused, named.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use sluice_acceptance::{
     broker::free_port,
-    clients::{self, CLIENTS},
+    clients::{self},
     pki::{Ca, Pair, Usage},
     probe::{answered, served_certificate, tls_connect},
     stack::{Stack, create},
 };
 use sluice_proto::admin::v1::{
-    BrokerHostFormat, CertificateAndKey, Listener, ListenerPolicyForwardToVirtualCluster,
-    ListenerPolicyTlsServer, Secret, Sni, VirtualCluster, entity::Spec,
+    BrokerHostFormat, Listener, ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer,
+    Sni, VirtualCluster, entity::Spec,
     listener_policy_forward_to_virtual_cluster::Config as Forward,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn pair(p: &Pair) -> CertificateAndKey {
-    CertificateAndKey {
-        certificate: p.cert.clone(),
-        key: Some(Secret {
-            value: p.key.clone(),
-            ..Default::default()
-        }),
-    }
-}
-
-/// Runs a client script that may fail: whether it exited 0, and its output.
-fn try_client(script: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("python3")
-        .arg(format!("{CLIENTS}/{script}"))
-        .args(args)
-        .output()
-        .expect("python3");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// The `brokers` a client script's last JSON line reports.
-fn brokers(out: &str) -> serde_json::Value {
-    let last = out.lines().last().unwrap_or_default();
-    let json: serde_json::Value =
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
-    json["brokers"].clone()
-}
-
 /// A kafka-python round trip (host name checked) through `bootstrap`.
 fn kafka_python(bootstrap: &str, ca: &str, topic: &str) -> String {
     let group = format!("g-{topic}");
     let args = ["roundtrip", bootstrap, "--ca", ca, "--topic", topic];
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "kafka_python_tls.py",
         &[&args[..], &["--group", &group]].concat(),
     );
@@ -117,7 +85,7 @@ async fn sni_port(
         "sni-tls",
         Spec::ListenerPolicyTlsServer(ListenerPolicyTlsServer {
             listener_id: listener.id.clone(),
-            certificates: certificates.iter().map(|p| pair(p)).collect(),
+            certificates: certificates.iter().map(|p| p.to_proto()).collect(),
             ..Default::default()
         }),
     )
@@ -149,7 +117,7 @@ async fn sni_port(
 
 /// Asserts a client was told exactly `broker` and never tansu's address.
 fn told_only(stack: &Stack, out: &str, broker: &str) {
-    assert_eq!(brokers(out), serde_json::json!([broker]), "{out}");
+    assert_eq!(clients::brokers(out), serde_json::json!([broker]), "{out}");
     assert!(
         !out.contains(&stack.tansu.address) && !out.contains("127.0.0.2"),
         "the broker's own address leaked: {out}"
@@ -224,7 +192,8 @@ async fn two_virtual_clusters_on_one_sni_port_each_see_only_their_brokers() {
     // A name no virtual cluster has: the handshake succeeds (this client
     // does not check names; SNI is still sent) and routing refuses it.
     let unknown = "bootstrap.team-c.sluice.localhost";
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "kafka_python_tls.py",
         &[
             "metadata",

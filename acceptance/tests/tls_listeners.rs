@@ -27,39 +27,6 @@ use tokio::net::TcpStream;
 const WAIT: Duration = Duration::from_secs(30);
 const ASK: Duration = Duration::from_secs(5);
 
-fn pair(p: &Pair) -> sluice_proto::admin::v1::CertificateAndKey {
-    sluice_proto::admin::v1::CertificateAndKey {
-        certificate: p.cert.clone(),
-        key: Some(sluice_proto::admin::v1::Secret {
-            value: p.key.clone(),
-            ..Default::default()
-        }),
-    }
-}
-
-/// Runs a client script that may fail: whether it exited 0, and its output.
-fn try_client(script: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("python3")
-        .arg(format!("{CLIENTS}/{script}"))
-        .args(args)
-        .output()
-        .expect("python3");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// The `brokers` a client script's last JSON line reports.
-fn brokers(out: &str) -> serde_json::Value {
-    let last = out.lines().last().unwrap_or_default();
-    let json: serde_json::Value =
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
-    json["brokers"].clone()
-}
-
 /// Polls `check` every 50 ms until it holds or `WAIT` passes.
 async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
     let started = std::time::Instant::now();
@@ -195,7 +162,7 @@ async fn tls_listener(stack: &mut Stack, name: &str, tls: ListenerPolicyTlsServe
 
 fn serving(certificates: &[&Pair]) -> ListenerPolicyTlsServer {
     ListenerPolicyTlsServer {
-        certificates: certificates.iter().map(|p| pair(p)).collect(),
+        certificates: certificates.iter().map(|p| p.to_proto()).collect(),
         ..Default::default()
     }
 }
@@ -219,8 +186,9 @@ async fn clients_round_trip_over_tls_to_an_ip_addressed_listener() {
         "confluent_tls_roundtrip.py",
         &[&l.bootstrap, "tls-rt", "g-confluent", ca_path],
     );
-    assert_eq!(brokers(&out), told, "confluent-kafka: {out}");
-    let (ok, out) = try_client(
+    assert_eq!(clients::brokers(&out), told, "confluent-kafka: {out}");
+    let (ok, out) = clients::try_run(
+        "python3",
         "kafka_python_tls.py",
         &[
             "roundtrip",
@@ -234,7 +202,7 @@ async fn clients_round_trip_over_tls_to_an_ip_addressed_listener() {
         ],
     );
     assert!(ok, "kafka-python over TLS: {out}");
-    assert_eq!(brokers(&out), told, "kafka-python: {out}");
+    assert_eq!(clients::brokers(&out), told, "kafka-python: {out}");
     assert!(
         !out.contains(&tansu),
         "the broker's own address leaked: {out}"
@@ -243,7 +211,8 @@ async fn clients_round_trip_over_tls_to_an_ip_addressed_listener() {
     // A client that trusts another CA refuses the listener's certificate,
     // and the node says so.
     let other = Ca::new("another CA").write(dir.path(), "other");
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "confluent_tls_client.py",
         &["metadata", &l.bootstrap, other.to_str().unwrap()],
     );
@@ -267,7 +236,11 @@ async fn plaintext_is_refused_until_allowed_then_shares_the_port_with_tls() {
     let server = ca.issue("sluice-listener", &["127.0.0.1"], Usage::Server);
     let mut l = tls_listener(&mut stack, "tls-plain", serving(&[&server])).await;
 
-    let (ok, out) = try_client("kafka_python_tls.py", &["metadata", &l.bootstrap]);
+    let (ok, out) = clients::try_run(
+        "python3",
+        "kafka_python_tls.py",
+        &["metadata", &l.bootstrap],
+    );
     assert!(!ok, "a plaintext client was served: {out}");
     expect_listener_error(
         &mut stack,
@@ -291,7 +264,8 @@ async fn plaintext_is_refused_until_allowed_then_shares_the_port_with_tls() {
     );
     assert!(out.contains("python-2"), "{out}");
     // TLS still works on the same port, with the same certificate.
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "kafka_python_tls.py",
         &[
             "roundtrip",
@@ -351,7 +325,8 @@ async fn client_certificates_are_required_and_verified_against_the_trust_bundle(
         .write(dir.path(), "stranger");
 
     // No certificate: refused, and the node says why.
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "kafka_python_tls.py",
         &["metadata", &l.bootstrap, "--ca", ca_path],
     );
@@ -365,7 +340,8 @@ async fn client_certificates_are_required_and_verified_against_the_trust_bundle(
     .await;
 
     // A certificate from the trusted CA: served, with both clients.
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "kafka_python_tls.py",
         &[
             "roundtrip",
@@ -384,12 +360,17 @@ async fn client_certificates_are_required_and_verified_against_the_trust_bundle(
     );
     assert!(ok, "a client with a trusted certificate: {out}");
     let args = ["--cert", app_cert, "--key", app_key];
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "confluent_tls_client.py",
         &[&["metadata", &l.bootstrap, ca_path][..], &args].concat(),
     );
     assert!(ok, "confluent-kafka with a trusted certificate: {out}");
-    assert_eq!(brokers(&out), serde_json::json!([l.broker]), "{out}");
+    assert_eq!(
+        clients::brokers(&out),
+        serde_json::json!([l.broker]),
+        "{out}"
+    );
 
     // A certificate from a CA no trust bundle holds: refused, by both
     // clients. (librdkafka does not even present a certificate whose CA
@@ -402,7 +383,8 @@ async fn client_certificates_are_required_and_verified_against_the_trust_bundle(
         "--key",
         stranger_key.to_str().unwrap(),
     ];
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "confluent_tls_client.py",
         &[&["metadata", &l.bootstrap, ca_path][..], &args].concat(),
     );
@@ -410,7 +392,8 @@ async fn client_certificates_are_required_and_verified_against_the_trust_bundle(
         !ok,
         "confluent-kafka with another CA's certificate was served: {out}"
     );
-    let (ok, out) = try_client(
+    let (ok, out) = clients::try_run(
+        "python3",
         "kafka_python_tls.py",
         &[&["metadata", &l.bootstrap, "--ca", ca_path][..], &args].concat(),
     );
@@ -438,7 +421,8 @@ async fn a_certificate_rotation_reaches_new_handshakes_and_drops_no_connection()
     let two = ca.issue("listener-two", &["127.0.0.1"], Usage::Server);
     let mut l = tls_listener(&mut stack, "tls-rotate", serving(&[&one])).await;
     let produce = |value: &str| {
-        let (ok, out) = try_client(
+        let (ok, out) = clients::try_run(
+            "python3",
             "confluent_tls_client.py",
             &[
                 "produce",
@@ -468,7 +452,7 @@ async fn a_certificate_rotation_reaches_new_handshakes_and_drops_no_connection()
     assert!(answered(&mut established, ASK).await);
     assert_eq!(served_certificate(&established), Some(one.der()));
 
-    tls_of(&mut l.tls).certificates = vec![pair(&two)];
+    tls_of(&mut l.tls).certificates = vec![two.to_proto()];
     update(&mut stack, &l.tls).await;
     let rotated = eventually(|| async {
         match tls_connect(&l.bootstrap, "127.0.0.1", &ca.cert, None).await {
