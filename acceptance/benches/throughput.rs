@@ -19,13 +19,11 @@
 //! clock-tick rate; a reading that fails stops the benchmark.
 //! `SLUICE_BENCH_RECORDS` sets the record count (default 100000).
 
-use std::{process::Command, time::Duration};
-
 use serde_json::Value;
 use sluice_acceptance::{
     bench::{median, spread, usage, workload},
     broker::{Tansu, free_port},
-    process::Process,
+    haproxy::Haproxy,
     stack::Stack,
 };
 
@@ -44,7 +42,7 @@ enum Target {
     /// HAProxy on this port in front of its own broker (kept running).
     Haproxy {
         _broker: Tansu,
-        haproxy: Process,
+        haproxy: Haproxy,
         port: u16,
     },
     /// A whole Sluice stack with its own broker.
@@ -70,28 +68,12 @@ impl Target {
                 tansu.create_topic("bench", 3);
                 tansu.create_topic("warm-up", 3);
                 let dir = tempfile::tempdir().expect("tempdir");
-                let config = dir.path().join("haproxy.cfg");
-                std::fs::write(
-                    &config,
-                    format!(
-                        "global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n\
-                         frontend kafka\n  bind 127.0.0.1:{port}\n  default_backend tansu\n\
-                         backend tansu\n  server tansu {}\n",
-                        tansu.address
-                    ),
-                )
-                .expect("haproxy.cfg");
-                let mut command = Command::new("haproxy");
-                command.arg("-db").arg("-f").arg(&config);
-                let haproxy = Process::spawn(command, "haproxy");
-                let ready = (0..200).any(|_| {
-                    let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-                    if !up {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    up
-                });
-                assert!(ready, "haproxy never listened on 127.0.0.1:{port}");
+                let haproxy = Haproxy::start(
+                    dir.path(),
+                    "haproxy",
+                    &format!("127.0.0.1:{port}"),
+                    &tansu.address,
+                );
                 Target::Haproxy {
                     _broker: tansu,
                     haproxy,

@@ -17,7 +17,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -26,8 +25,8 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use sluice_acceptance::{
     bench::{median, spread, usage, workload},
     broker::{Tansu, free_port},
+    haproxy::Haproxy,
     pki::{Ca, Usage},
-    process::Process,
     stack::{Stack, create},
 };
 use sluice_proto::admin::v1::{Kind, ListEntitiesRequest, ListenerPolicyTlsServer, entity::Spec};
@@ -39,7 +38,7 @@ const NAMES: [&str; 3] = ["haproxy-tls", "sluice-tls", "sluice-plain"];
 enum Target {
     Haproxy {
         _broker: Tansu,
-        haproxy: Process,
+        haproxy: Haproxy,
         port: u16,
     },
     Sluice(Box<Stack>),
@@ -69,29 +68,12 @@ async fn start(i: usize, dir: &Path, server: &sluice_acceptance::pki::Pair) -> T
             tansu.create_topic("bench", 3);
             tansu.create_topic("warm-up", 3);
             let pem = server.write_combined(dir, "haproxy");
-            let config = dir.join("haproxy.cfg");
-            std::fs::write(
-                &config,
-                format!(
-                    "global\n  maxconn 4096\n  tune.ssl.default-dh-param 2048\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n\
-                     frontend kafka\n  bind 127.0.0.1:{port} ssl crt {}\n  default_backend tansu\n\
-                     backend tansu\n  server tansu {}\n",
-                    pem.display(),
-                    tansu.address
-                ),
-            )
-            .expect("haproxy.cfg");
-            let mut command = Command::new("haproxy");
-            command.arg("-db").arg("-f").arg(&config);
-            let haproxy = Process::spawn(command, "haproxy");
-            let ready = (0..200).any(|_| {
-                let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-                if !up {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                up
-            });
-            assert!(ready, "haproxy never listened on 127.0.0.1:{port}");
+            let haproxy = Haproxy::start(
+                dir,
+                "haproxy",
+                &format!("127.0.0.1:{port} ssl crt {}", pem.display()),
+                &tansu.address,
+            );
             Target::Haproxy {
                 _broker: tansu,
                 haproxy,

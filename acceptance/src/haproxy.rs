@@ -15,6 +15,11 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
+    /// The HAProxy process id (for CPU and memory readings).
+    pub fn pid(&self) -> u32 {
+        self._process.pid()
+    }
+
     /// Starts HAProxy in TCP mode with one frontend bound on `bind`
     /// (`host:port` plus bind options, e.g. `ssl crt file.pem`) and one
     /// backend server line (`host:port` plus server options, e.g.
