@@ -1,6 +1,7 @@
 //! `terraform plan` warns, at the attribute, about configuration that
-//! sluice-proxy does not enforce yet (the server's `Validate` warnings as
-//! WARNING diagnostics); the plan still succeeds.
+//! sluice-proxy does not enforce yet, and about settings that weaken the
+//! gateway (a backend password in clear), as WARNING diagnostics from the
+//! server's `Validate`; the plan still succeeds.
 
 use sluice_acceptance::{
     server::{self, Server},
@@ -27,6 +28,14 @@ resource "sluice_virtual_cluster" "vc" {
   dns_label      = "team-a"
   acl_mode       = "enforce_on_gateway"
   authentication = [{ anonymous = {} }]
+}
+resource "sluice_backend_cluster" "in_clear" {
+  gateway_id        = sluice_gateway.gw.id
+  name              = "in-clear"
+  bootstrap_servers = ["127.0.0.1:9093"]
+  authentication = {
+    sasl_plain = { username = "svc", password = "secret-1" }
+  }
 }
 "#;
 
@@ -56,6 +65,9 @@ async fn plan_warns_about_what_sluice_proxy_does_not_enforce() {
         "with sluice_virtual_cluster.vc,",
         "acl_mode = \"enforce_on_gateway\"",
         "not enforced by sluice-proxy 0.1: connections to this virtual cluster are refused",
+        "Warning: sluice_backend_cluster: the SASL PLAIN password crosses the network in clear",
+        "with sluice_backend_cluster.in_clear,",
+        "the backend password is sent to the brokers in clear text",
     ] {
         assert!(
             words.contains(expected),

@@ -201,6 +201,7 @@ impl AdminService for AdminApi {
             }
         };
         let mut warnings = crate::validate::enforced::warnings(&entity);
+        warnings.extend(crate::validate::risky::warnings(&entity));
         warnings.extend(store_warnings);
         Ok(Response::new(ValidateResponse {
             warnings: known.keep_warnings(warnings),

@@ -2,7 +2,9 @@
 //! needs a listener_policy_tls_server on its listener (a write without one
 //! is refused at `sni`, `Validate` warns, and the TLS policy cannot be
 //! deleted under it); a private key must be its certificate's; a listener's
-//! PROXY protocol ranges are CIDR ranges.
+//! PROXY protocol ranges are CIDR ranges; a backend `tls` block with
+//! settings but `enabled = false` is refused; a virtual cluster's
+//! dns_label is unique in its gateway.
 
 mod common;
 
@@ -344,4 +346,123 @@ async fn proxy_protocol_ranges_are_cidr_ranges() {
         panic!("not a listener")
     };
     assert_eq!(l.proxy_protocol.as_ref().unwrap().trusted_ranges, ranges);
+}
+
+#[tokio::test]
+async fn a_backend_tls_block_with_settings_must_be_enabled() {
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("btls")).await;
+    let with = |tls: BackendTls| {
+        fixtures::entity(
+            &gw.id,
+            "kafka",
+            Spec::BackendCluster(BackendCluster {
+                bootstrap_servers: vec!["127.0.0.1:9092".into()],
+                tls: Some(tls),
+                ..Default::default()
+            }),
+        )
+    };
+    let (cert, _) = fixtures::cert_and_key();
+    // A CA bundle with enabled left false would mean plaintext (and a
+    // SASL password in clear): refused at tls.enabled, naming the setting.
+    for (tls, field) in [
+        (
+            BackendTls {
+                ca_bundle: cert.clone(),
+                ..Default::default()
+            },
+            "ca_bundle",
+        ),
+        (
+            BackendTls {
+                insecure_skip_verify: true,
+                ..Default::default()
+            },
+            "insecure_skip_verify",
+        ),
+    ] {
+        let status = create_err(&mut c, with(tls)).await;
+        let found = violations(&status);
+        assert_eq!(fields(&status), ["tls.enabled"], "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .contains(&format!("tls.{field} is set but enabled is false")),
+            "{found:?}"
+        );
+    }
+    // An empty block, or one with enabled = true, is accepted.
+    create(&mut c, with(BackendTls::default())).await;
+    let mut enabled = with(BackendTls {
+        enabled: true,
+        ca_bundle: cert,
+        ..Default::default()
+    });
+    enabled.name = "kafka-tls".into();
+    create(&mut c, enabled).await;
+}
+
+#[tokio::test]
+async fn a_dns_label_is_unique_in_its_gateway() {
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("labels")).await;
+    let other_gw = create(&mut c, fixtures::gateway("labels-2")).await;
+    let backend = create(&mut c, fixtures::backend(&gw.id, "kafka", "pw-123456")).await;
+    let other_backend = create(
+        &mut c,
+        fixtures::backend(&other_gw.id, "kafka", "pw-123456"),
+    )
+    .await;
+    let team_a = create(
+        &mut c,
+        fixtures::virtual_cluster(&gw.id, "team-a", &backend.id, "team-a"),
+    )
+    .await;
+    // Same label, same gateway: refused at dns_label, naming the holder;
+    // a plan only warns (the same plan may rename or delete the holder).
+    let clash = fixtures::virtual_cluster(&gw.id, "team-a-2", &backend.id, "team-a");
+    let status = create_err(&mut c, clash.clone()).await;
+    let found = violations(&status);
+    assert_eq!(fields(&status), ["dns_label"], "{found:?}");
+    assert!(
+        found[0]
+            .1
+            .contains(&format!("virtual_cluster \"team-a\" ({})", team_a.id)),
+        "{found:?}"
+    );
+    let planned = validate(&mut c, clash, &[]).await.unwrap();
+    let warned: Vec<_> = planned.warnings.iter().map(|w| w.field.as_str()).collect();
+    assert!(warned.contains(&"dns_label"), "{:?}", planned.warnings);
+    // Renaming another cluster onto it is refused the same way.
+    let mut team_b = create(
+        &mut c,
+        fixtures::virtual_cluster(&gw.id, "team-b", &backend.id, "team-b"),
+    )
+    .await;
+    if let Some(Spec::VirtualCluster(vc)) = &mut team_b.spec {
+        vc.dns_label = "team-a".into();
+    }
+    let status = c
+        .update_entity(UpdateEntityRequest {
+            entity: Some(team_b),
+            expected_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&status), ["dns_label"]);
+    // Another gateway may use it; a cluster keeps its own label on update.
+    create(
+        &mut c,
+        fixtures::virtual_cluster(&other_gw.id, "team-a", &other_backend.id, "team-a"),
+    )
+    .await;
+    let mut renamed = team_a.clone();
+    renamed.description = "still team-a".into();
+    c.update_entity(UpdateEntityRequest {
+        entity: Some(renamed),
+        expected_revision: 0,
+    })
+    .await
+    .unwrap();
 }

@@ -3,6 +3,9 @@
 //! scope, and the kind's own cross-entity rules hold. Fields not known yet
 //! (`Validate` with `unknown_fields`) skip what depends on them.
 //!
+//! A virtual cluster's dns_label is unique in its gateway (SNI host names
+//! are built from it).
+//!
 //! One rule spans entities that refer to nothing of each other: an `sni`
 //! forward policy needs a listener_policy_tls_server on its listener (SNI
 //! is read from the TLS handshake). A write is refused without it, and the
@@ -101,6 +104,23 @@ pub(super) async fn against_store(
         super::ports::check(conn, entity, known, &mut v).await?;
     }
     let mut warnings = Vec::new();
+    if gateway_known && let Some(other) = dns_label_taken(conn, entity, known).await? {
+        let message = format!(
+            "virtual_cluster {other} already has this dns_label in the gateway: SNI host names \
+             are built from it, so it must be unique per gateway"
+        );
+        match mode {
+            Mode::Commit => v.add("dns_label", message),
+            Mode::DryRun => warnings.push(ValidateWarning {
+                field: "dns_label".into(),
+                summary: "dns_label already used in this gateway".into(),
+                message: format!(
+                    "{message}; this write is refused unless that cluster is renamed or \
+                     deleted first"
+                ),
+            }),
+        }
+    }
     if gateway_known && let Some(listener) = sni_listener_without_tls(conn, entity, known).await? {
         match mode {
             Mode::Commit => v.add(
@@ -160,6 +180,43 @@ async fn sni_listener_without_tls(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(tls.is_none().then(|| f.listener_id.clone()))
+}
+
+/// Another virtual cluster of the gateway with the same dns_label, as
+/// `"name" (id)`; None for other kinds or when the label is not known.
+async fn dns_label_taken(
+    conn: &mut SqliteConnection,
+    entity: &Entity,
+    known: &Known,
+) -> Result<Option<String>, ApiError> {
+    let Some(Spec::VirtualCluster(vc)) = &entity.spec else {
+        return Ok(None);
+    };
+    if !known.is_known("dns_label") || vc.dns_label.is_empty() {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT id, name, body FROM entities \
+         WHERE kind = 'virtual_cluster' AND gateway_id = ? AND id != ? ORDER BY seq",
+    )
+    .bind(&entity.gateway_id)
+    .bind(&entity.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &rows {
+        let body = Entity::decode(row.get::<&[u8], _>("body"))
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt entity body: {e}")))?;
+        if let Some(Spec::VirtualCluster(other)) = &body.spec
+            && other.dns_label.eq_ignore_ascii_case(&vc.dns_label)
+        {
+            return Ok(Some(format!(
+                "{:?} ({})",
+                row.get::<String, _>("name"),
+                row.get::<String, _>("id")
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// How many blocking policies a refused delete names.

@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod enforced;
 pub mod known;
 pub mod references;
+pub mod risky;
 pub mod rules;
 pub mod spec;
 

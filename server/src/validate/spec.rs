@@ -218,6 +218,22 @@ fn backend_authentication(v: &mut Violations, auth: Option<&BackendAuthenticatio
 }
 
 fn backend_tls(v: &mut Violations, tls: &BackendTls) {
+    if !tls.enabled {
+        let set = [
+            ("ca_bundle", !tls.ca_bundle.is_empty()),
+            ("client_identity", tls.client_identity.is_some()),
+            ("insecure_skip_verify", tls.insecure_skip_verify),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, set)| *set) {
+            v.add(
+                "tls.enabled",
+                format!(
+                    "tls.{field} is set but enabled is false: set enabled = true to connect to \
+                     the brokers over TLS, or remove the tls block for plaintext"
+                ),
+            );
+        }
+    }
     for (i, version) in tls.versions.iter().enumerate() {
         rules::enum_set::<TlsVersion>(v, &format!("tls.versions[{i}]"), *version, TLS_VERSIONS);
     }

@@ -1,0 +1,131 @@
+//! Settings that are valid but weaken the gateway as a security boundary:
+//! `Validate` (terraform plan) warns about each, naming the attribute and
+//! what it exposes, so nobody ships them by accident.
+
+use sluice_proto::admin::v1::{
+    Entity, ValidateWarning, backend_authentication::Method, entity::Spec,
+};
+
+/// The warnings for an entity as it would be stored.
+pub fn warnings(entity: &Entity) -> Vec<ValidateWarning> {
+    let mut out = Vec::new();
+    let mut warn = |field: &str, summary: &str, message: &str| {
+        out.push(ValidateWarning {
+            field: field.into(),
+            summary: summary.into(),
+            message: message.into(),
+        })
+    };
+    match &entity.spec {
+        Some(Spec::BackendCluster(b)) => {
+            let tls = b.tls.as_ref().filter(|t| t.enabled);
+            if tls.is_some_and(|t| t.insecure_skip_verify) {
+                warn(
+                    "tls.insecure_skip_verify",
+                    "broker certificates are not verified",
+                    "tls.insecure_skip_verify = true: the gateway accepts any certificate from the \
+                     brokers, so anyone on the network path can pose as the backend cluster (and \
+                     receive its SASL credentials); use it for tests only, and set ca_bundle instead",
+                );
+            }
+            let plain = matches!(
+                b.authentication.as_ref().and_then(|a| a.method.as_ref()),
+                Some(Method::SaslPlain(_))
+            );
+            if plain && tls.is_none() {
+                warn(
+                    "authentication.sasl_plain",
+                    "the SASL PLAIN password crosses the network in clear",
+                    "authentication.sasl_plain without tls.enabled = true: the backend password \
+                     is sent to the brokers in clear text; enable tls, or use sasl_scram",
+                );
+            }
+        }
+        Some(Spec::Listener(l)) => {
+            let open = l
+                .proxy_protocol
+                .iter()
+                .flat_map(|p| p.trusted_ranges.iter());
+            for (i, range) in open.enumerate() {
+                let range = range.trim();
+                if range.ends_with("/0") {
+                    warn(
+                        &format!("proxy_protocol.trusted_ranges[{i}]"),
+                        "every address may send PROXY headers",
+                        &format!(
+                            "proxy_protocol.trusted_ranges[{i}] = {range:?} trusts every address: \
+                             any client can claim any source address in logs, events and \
+                             policy conditions; list only your load balancers' ranges"
+                        ),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_proto::admin::v1::{
+        BackendAuthentication, BackendCluster, BackendSaslPlain, BackendTls, Listener,
+        ProxyProtocol,
+    };
+
+    use super::*;
+
+    fn fields(spec: Spec) -> Vec<String> {
+        warnings(&Entity {
+            spec: Some(spec),
+            ..Default::default()
+        })
+        .into_iter()
+        .map(|w| w.field)
+        .collect()
+    }
+
+    #[test]
+    fn risky_settings_are_named() {
+        let plain = Some(BackendAuthentication {
+            method: Some(Method::SaslPlain(BackendSaslPlain::default())),
+        });
+        let backend = |tls: Option<BackendTls>| {
+            Spec::BackendCluster(BackendCluster {
+                tls,
+                authentication: plain.clone(),
+                ..Default::default()
+            })
+        };
+        assert_eq!(fields(backend(None)), ["authentication.sasl_plain"]);
+        let verified = BackendTls {
+            enabled: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(backend(Some(verified.clone()))),
+            Vec::<String>::new()
+        );
+        let unverified = BackendTls {
+            insecure_skip_verify: true,
+            ..verified
+        };
+        assert_eq!(
+            fields(backend(Some(unverified))),
+            ["tls.insecure_skip_verify"]
+        );
+        let listener = Spec::Listener(Listener {
+            proxy_protocol: Some(ProxyProtocol {
+                trusted_ranges: vec!["10.0.0.0/8".into(), "0.0.0.0/0".into(), "::/0".into()],
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            fields(listener),
+            [
+                "proxy_protocol.trusted_ranges[1]",
+                "proxy_protocol.trusted_ranges[2]"
+            ]
+        );
+    }
+}
