@@ -121,6 +121,9 @@ impl Kind {
     }
 }
 
+/// The longest message an error keeps (bytes); longer ones are cut.
+pub const MAX_MESSAGE: usize = 2048;
+
 /// A failure at a hop, naming the entity involved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HopError {
@@ -142,11 +145,22 @@ impl HopError {
         kind: Kind,
         message: impl Into<String>,
     ) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE {
+            // Broker names and client input end up in messages: bound
+            // what one error can make logs, node status and events carry.
+            let mut end = MAX_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
         Self {
             hop,
             entity: entity.into(),
             kind,
-            message: message.into(),
+            message,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use sluice_proto::admin::v1::{BackendCluster, ScramAlgorithm, backend_authentication::Method};
-use tokio::{net::TcpStream, task::JoinHandle};
+use tokio::{net::TcpStream, task::JoinHandle, time::Instant};
 
 pub use metadata::fetch_brokers;
 use sasl::{Credentials, Mechanism};
@@ -56,6 +56,17 @@ impl PartialEq for Backend {
 
 impl Eq for Backend {}
 
+impl Backend {
+    /// Whether a connection dialled under `self` is dialled the way
+    /// `other` would dial it: the same backend, TLS and SASL settings. A
+    /// connection whose backend's security settings changed is not.
+    pub fn dials_like(&self, other: &Backend) -> bool {
+        self.id == other.id
+            && self.spec.tls == other.spec.tls
+            && self.spec.authentication == other.spec.authentication
+    }
+}
+
 impl fmt::Debug for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Backend")
@@ -65,6 +76,24 @@ impl fmt::Debug for Backend {
             .field("sasl", &self.sasl)
             .field("refused", &self.refused)
             .finish()
+    }
+}
+
+/// The first TLS setting a `tls` block holds besides `enabled`, if any:
+/// such a block with `enabled = false` is a mistake, not plaintext.
+pub fn tls_settings_without_enabled(
+    tls: &sluice_proto::admin::v1::BackendTls,
+) -> Option<&'static str> {
+    if tls.enabled {
+        None
+    } else if !tls.ca_bundle.is_empty() {
+        Some("ca_bundle")
+    } else if tls.client_identity.is_some() {
+        Some("client_identity")
+    } else if tls.insecure_skip_verify {
+        Some("insecure_skip_verify")
+    } else {
+        None
     }
 }
 
@@ -91,11 +120,23 @@ impl Backend {
                 format!("{message}; connections are refused"),
             ))
         };
-        if let Some(tls) = spec.tls.as_ref().filter(|t| t.enabled) {
-            match crate::tls::client::compile(tls) {
+        match spec.tls.as_ref() {
+            Some(tls) if tls.enabled => match crate::tls::client::compile(tls) {
                 Ok(config) => backend.tls = Some(config),
                 Err(e) => backend.refused = refuse(Kind::InvalidConfig, e),
+            },
+            Some(tls) => {
+                if let Some(field) = tls_settings_without_enabled(tls) {
+                    backend.refused = refuse(
+                        Kind::InvalidConfig,
+                        format!(
+                            "tls.{field} is set but tls.enabled is false: the gateway will not \
+                         dial the brokers in plaintext with TLS settings configured"
+                        ),
+                    );
+                }
             }
+            None => {}
         }
         let password = |p: &Option<sluice_proto::admin::v1::Secret>| {
             p.as_ref().map(|s| s.value.clone()).unwrap_or_default()
@@ -202,10 +243,18 @@ pub async fn open(backend: &Backend, address: &str) -> Result<Stream, OpenError>
     Ok(stream)
 }
 
+/// How often a client asking for a broker id the directory does not know
+/// may trigger a metadata fetch of its backend: connections naming
+/// unknown ids (any id can be asked for by SNI name) cost at most one
+/// fetch per backend per this interval, and concurrent ones share it.
+const UNKNOWN_BROKER_REFETCH: Duration = Duration::from_secs(1);
+
 /// Broker addresses (id → host:port) per backend cluster.
 #[derive(Default)]
 pub struct Directory {
     brokers: RwLock<HashMap<String, HashMap<i32, String>>>,
+    /// Per backend: when a connection last fetched its brokers.
+    fetches: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
 }
 
 impl Directory {
@@ -219,6 +268,15 @@ impl Directory {
             for (id, host, port) in brokers {
                 map.insert(*id, format!("{host}:{port}"));
             }
+        }
+    }
+
+    /// The lock a connection takes before fetching a backend's brokers,
+    /// holding when that last happened.
+    fn fetch_lock(&self, backend_id: &str) -> Arc<tokio::sync::Mutex<Option<Instant>>> {
+        match self.fetches.lock() {
+            Ok(mut all) => all.entry(backend_id.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
         }
     }
 
@@ -269,14 +327,23 @@ pub async fn connect(
         }
         Role::Broker(id) => {
             if directory.address(backend_id, id).is_none() {
-                for address in &backend.bootstrap_servers {
-                    match fetch_brokers(backend, address).await {
-                        Ok(brokers) => {
-                            directory.learn(backend_id, &brokers);
-                            last = None;
-                            break;
+                // One fetch at a time per backend, and none if one ran
+                // within UNKNOWN_BROKER_REFETCH: a client naming made-up
+                // broker ids cannot make the gateway hammer the backend.
+                let lock = directory.fetch_lock(backend_id);
+                let mut fetched = lock.lock().await;
+                let recent = fetched.is_some_and(|at| at.elapsed() < UNKNOWN_BROKER_REFETCH);
+                if directory.address(backend_id, id).is_none() && !recent {
+                    *fetched = Some(Instant::now());
+                    for address in &backend.bootstrap_servers {
+                        match fetch_brokers(backend, address).await {
+                            Ok(brokers) => {
+                                directory.learn(backend_id, &brokers);
+                                last = None;
+                                break;
+                            }
+                            Err(e) => last = Some(e),
                         }
-                        Err(e) => last = Some(e),
                     }
                 }
             }
@@ -368,5 +435,39 @@ async fn refresh(node: Arc<Node>, backend: Arc<Backend>) {
             ));
         }
         tokio::time::sleep(backend.metadata_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_proto::admin::v1::{BackendCluster, BackendTls};
+
+    use super::*;
+
+    #[test]
+    fn a_tls_block_with_settings_but_not_enabled_refuses_instead_of_plaintext() {
+        let spec = |tls: BackendTls| BackendCluster {
+            bootstrap_servers: vec!["127.0.0.1:9092".into()],
+            tls: Some(tls),
+            ..Default::default()
+        };
+        let backend = Backend::compile(
+            "kafka",
+            &spec(BackendTls {
+                insecure_skip_verify: true,
+                ..Default::default()
+            }),
+        );
+        let refused = backend.refused.expect("refused");
+        assert_eq!(refused.kind, Kind::InvalidConfig);
+        assert!(
+            refused
+                .message
+                .contains("tls.insecure_skip_verify is set but tls.enabled is false"),
+            "{refused}"
+        );
+        assert!(backend.tls.is_none());
+        let plain = Backend::compile("kafka", &spec(BackendTls::default()));
+        assert!(plain.refused.is_none() && plain.tls.is_none());
     }
 }

@@ -17,10 +17,7 @@ use rsasl::prelude::{Mechname, SASLClient, SASLConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::OpenError;
-use crate::{
-    hop::Kind,
-    kafka::frame::{self, MAX_FRAME},
-};
+use crate::{hop::Kind, kafka::frame};
 
 /// The SaslHandshake version asked with (v1: SaslAuthenticate follows).
 const HANDSHAKE_VERSION: i16 = 1;
@@ -28,6 +25,12 @@ const HANDSHAKE_VERSION: i16 = 1;
 const AUTHENTICATE_VERSION: i16 = 1;
 /// Round trips a mechanism may take (SCRAM needs two).
 const MAX_STEPS: usize = 4;
+/// The most SCRAM iterations a broker may ask for (Apache Kafka's own
+/// limit): each costs the gateway a hash round, so a hostile or
+/// misconfigured broker cannot make one login burn seconds of CPU.
+const MAX_SCRAM_ITERATIONS: u32 = 16_384;
+/// The largest SASL answer read from a broker (they are tens of bytes).
+const MAX_SASL_FRAME: usize = 64 * 1024;
 
 /// A SASL mechanism the gateway uses towards brokers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,8 +141,26 @@ async fn exchanges<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| format!("{mechanism}: {e}"))?;
     let mut input: Option<Bytes> = None;
     for step in 0..MAX_STEPS {
-        let mut out = Vec::new();
-        let state = session.step(input.as_deref(), &mut out).map_err(|e| {
+        if let Some(iterations) = input.as_deref().and_then(scram_iterations)
+            && iterations > MAX_SCRAM_ITERATIONS
+        {
+            return Err(Failure::Auth(format!(
+                "{mechanism}: the broker asks for {iterations} SCRAM iterations, more than the \
+                 {MAX_SCRAM_ITERATIONS} the gateway computes"
+            )));
+        }
+        // Key derivation is CPU work (thousands of hash rounds): off the
+        // runtime's threads, so other connections keep moving.
+        let step_input = input.clone();
+        let (returned, stepped, out) = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let stepped = session.step(step_input.as_deref(), &mut out);
+            (session, stepped, out)
+        })
+        .await
+        .map_err(|e| format!("{mechanism}: {e}"))?;
+        session = returned;
+        let state = stepped.map_err(|e| {
             // A SCRAM server-final `e=<reason>` is the broker refusing
             // the credentials; anything else is an answer that does not
             // verify (a server that does not know the password).
@@ -182,6 +203,18 @@ async fn exchanges<S: AsyncRead + AsyncWrite + Unpin>(
     )))
 }
 
+/// The iteration count of a SCRAM server-first message (`r=…,s=…,i=…`),
+/// if `message` is one.
+fn scram_iterations(message: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(message).ok()?;
+    if !text.starts_with("r=") {
+        return None;
+    }
+    let count = text.split(',').find_map(|part| part.strip_prefix("i="))?;
+    // A count too large for u32 is too large, full stop.
+    Some(count.parse::<u32>().unwrap_or(u32::MAX))
+}
+
 /// Sends one request and reads its response.
 async fn exchange<S, Req, Resp>(
     stream: &mut S,
@@ -208,7 +241,7 @@ where
     frame::write_frame(stream, &out)
         .await
         .map_err(|e| format!("sending {key:?}: {e}"))?;
-    let mut reply = frame::read_frame(stream, MAX_FRAME)
+    let mut reply = frame::read_frame(stream, MAX_SASL_FRAME)
         .await
         .map_err(|e| match crate::tls::client::refused_after_handshake(&e) {
             Some(why) => Failure::Tls(why),
@@ -221,4 +254,21 @@ where
             .and_then(|_| Resp::decode(&mut reply, version))
             .map_err(|e| format!("decoding the {key:?} answer: {e}"))?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scram_iteration_counts_are_read_from_server_first_messages() {
+        assert_eq!(scram_iterations(b"r=abc,s=c2FsdA==,i=4096"), Some(4096));
+        assert_eq!(
+            scram_iterations(b"r=abc,s=c2FsdA==,i=99999999999"),
+            Some(u32::MAX)
+        );
+        assert_eq!(scram_iterations(b"v=c2lnbmF0dXJl"), None);
+        assert_eq!(scram_iterations(b"e=invalid-proof"), None);
+        assert_eq!(scram_iterations(&[0xff, 0xfe]), None);
+    }
 }

@@ -1,20 +1,24 @@
 //! A connection's hold on its route. The route is looked up again only
 //! when the node's configuration changed (one pointer comparison per
 //! frame otherwise), so a policy change applies from the next request
-//! without dropping the connection. A connection is tied to the broker it
-//! dialled: once its port leads to another backend or broker (or refuses
-//! the way the client connected, plaintext on a listener that now
-//! requires TLS, say), the route counts as gone and the connection
-//! drains.
+//! without dropping the connection. A connection is tied to how it was
+//! let in and to the broker it dialled: once its port leads to another
+//! backend or broker, its backend's TLS or SASL settings change, the
+//! listener refuses the way the client connected (plaintext on a
+//! listener that now requires TLS, say), or the listener's client
+//! authentication changed and the client's certificate no longer passes
+//! it, the route counts as gone and the connection drains.
 
 use std::sync::Arc;
 
 use crate::{
+    backend::Backend,
     config::{Config, ConfigStore},
     listener::{
         handshake::Hello,
-        routes::{Key, Role, Route},
+        routes::{Key, Port, Role, Route},
     },
+    tls::server::ClientTrust,
 };
 
 /// The route of one connection's port, kept current.
@@ -26,46 +30,90 @@ pub(crate) struct Binding {
     seen: Arc<Config>,
     /// The route in `seen`, if the port still leads where it did.
     current: Option<Arc<Route>>,
-    /// The backend and broker the connection's upstream was dialled to.
-    dialled: (String, Role),
+    /// The backend (with its TLS and SASL settings) and broker the
+    /// connection's upstream was dialled to.
+    dialled: (Arc<Backend>, Role),
+    /// The client-certificate check the client last passed.
+    trust: Option<Arc<ClientTrust>>,
 }
 
 impl Binding {
     /// The binding of a connection on `key` that said `hello` and was
-    /// routed to `route` by the configuration now.
-    pub(crate) fn new(store: Arc<ConfigStore>, key: Key, hello: Hello, route: Arc<Route>) -> Self {
-        let seen = store.current();
+    /// routed to `route` by the configuration `seen` (the snapshot the
+    /// route was resolved from, so a revision that arrived during the
+    /// handshake is applied on the first request).
+    pub(crate) fn new(
+        store: Arc<ConfigStore>,
+        seen: Arc<Config>,
+        key: Key,
+        hello: Hello,
+        route: Arc<Route>,
+    ) -> Self {
+        let trust = seen
+            .compiled()
+            .ports
+            .get(&key)
+            .and_then(|port| client_trust(port));
         Self {
             store,
             key,
             hello: Arc::new(hello),
             seen,
-            dialled: (route.virtual_cluster.backend.id.clone(), route.role),
+            dialled: (route.virtual_cluster.backend.clone(), route.role),
             current: Some(route),
+            trust,
         }
     }
 
-    /// The route now, or `None` once the port is no longer routed or
-    /// leads to another backend or broker than the one dialled.
+    /// The route now, or `None` once the connection may no longer use it.
     pub(crate) fn current(&mut self) -> Option<&Arc<Route>> {
         let now = self.store.peek();
         if !Arc::ptr_eq(&now, &self.seen) {
             self.seen = arc_swap::Guard::into_inner(now);
-            self.current = self
-                .seen
-                .compiled()
-                .ports
-                .get(&self.key)
-                .and_then(|port| port.resolve(&self.hello).ok())
-                .filter(|r| {
-                    (&r.virtual_cluster.backend.id, r.role) == (&self.dialled.0, self.dialled.1)
-                });
+            let port = self.seen.compiled().ports.get(&self.key).cloned();
+            self.current = port.as_ref().and_then(|port| {
+                let route = port.resolve(&self.hello).ok()?;
+                let (backend, role) = &self.dialled;
+                let same_upstream =
+                    route.virtual_cluster.backend.dials_like(backend) && route.role == *role;
+                (same_upstream && self.still_trusted(port)).then_some(route)
+            });
         }
         self.current.as_ref()
     }
 
+    /// Whether the client still passes the port's client authentication:
+    /// checked again (as a new handshake would) only when it changed.
+    fn still_trusted(&mut self, port: &Port) -> bool {
+        let Some(now) = client_trust(port) else {
+            return true;
+        };
+        if !self.hello.tls || self.trust.as_ref().is_some_and(|had| had.same_as(&now)) {
+            return true;
+        }
+        match now.accepts(&self.hello.chain) {
+            Ok(()) => {
+                self.trust = Some(now);
+                true
+            }
+            Err(reason) => {
+                tracing::info!(
+                    listener = port.listener_id,
+                    client = %self.hello.address,
+                    "{reason}; the connection drains"
+                );
+                false
+            }
+        }
+    }
+
     /// The backend the connection's upstream was dialled to.
     pub(crate) fn dialled_backend(&self) -> &str {
-        &self.dialled.0
+        &self.dialled.0.id
     }
+}
+
+/// A port's client-certificate check, if it has one.
+fn client_trust(port: &Port) -> Option<Arc<ClientTrust>> {
+    port.tls.as_ref()?.client_trust.clone()
 }

@@ -86,7 +86,10 @@ async fn connect(
     let listener_error = |kind, message: String| {
         HopError::new(Hop::Listener, format!("{}:{}", key.0, key.1), kind, message)
     };
-    let Some(port) = node.config.current().compiled().ports.get(&key).cloned() else {
+    // The snapshot this connection is routed by; the binding applies any
+    // revision that arrives during the handshake from the first request.
+    let config = node.config.current();
+    let Some(port) = config.compiled().ports.get(&key).cloned() else {
         return Err(listener_error(
             Kind::NoForwardPolicy,
             "no forward policy routes this port".into(),
@@ -138,7 +141,7 @@ async fn connect(
         certificate = hello.certificate.as_ref().map_or("", |c| c.subject.as_str()),
         "client connected"
     );
-    let binding = Binding::new(node.config.clone(), key, hello, route.clone());
+    let binding = Binding::new(node.config.clone(), config, key, hello, route.clone());
     let (client_read, client_write) = stream.split();
     // The broker is dialled only for a client that sent a whole request
     // in time: an idle or half-sent connection costs no broker connection.

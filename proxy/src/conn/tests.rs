@@ -73,10 +73,11 @@ fn start(filters: Vec<Arc<dyn Filter>>) -> Harness {
     let store = Arc::new(ConfigStore::new(config_with(Chain::new(filters))));
     let node = Arc::new(Node::new(store.clone(), Arc::new(Telemetry::default())));
     let hello = crate::listener::handshake::Hello::plaintext("127.0.0.1:1".parse().unwrap());
-    let route = store.current().compiled().ports[&key()]
+    let seen = store.current();
+    let route = seen.compiled().ports[&key()]
         .resolve(&hello)
         .expect("the port is routed");
-    let binding = Binding::new(store, key(), hello, route);
+    let binding = Binding::new(store, seen, key(), hello, route);
     let (client, proxy_client) = tokio::io::duplex(1 << 16);
     let (proxy_upstream, broker) = tokio::io::duplex(1 << 16);
     let running = node.clone();
@@ -481,4 +482,81 @@ async fn a_produce_whose_acks_cannot_be_read_is_refused() {
     let err = h.result().await.unwrap_err();
     assert_eq!(err.kind, Kind::BadFrame);
     assert!(err.message.contains("acks"), "{err}");
+}
+
+#[test]
+fn a_revision_during_the_handshake_applies_from_the_first_request() {
+    let store = Arc::new(ConfigStore::new(config_with(Chain::new(base_filters()))));
+    let seen = store.current();
+    let hello = crate::listener::handshake::Hello::plaintext("127.0.0.1:1".parse().unwrap());
+    let route = seen.compiled().ports[&key()].resolve(&hello).unwrap();
+    // The port is removed while the client's handshake runs.
+    store.replace(Config::default());
+    let mut binding = Binding::new(store, seen, key(), hello, route);
+    assert!(binding.current().is_none(), "the removal is not missed");
+}
+
+/// The route of [`test_route`] over a backend with these settings.
+fn route_over(backend: sluice_proto::admin::v1::BackendCluster) -> crate::listener::routes::Route {
+    let mut route = test_route(Chain::new(base_filters()), mapping());
+    let vc = crate::config::VirtualCluster {
+        id: "vc".into(),
+        backend: Arc::new(crate::backend::Backend::compile("backend", &backend)),
+        dns_label: "vc".into(),
+        chain: Chain::new(base_filters()),
+        refused: None,
+    };
+    route.virtual_cluster = Arc::new(vc);
+    route
+}
+
+#[tokio::test]
+async fn new_backend_credentials_drain_a_connection_new_bootstrap_servers_do_not() {
+    use sluice_proto::admin::v1::{
+        BackendAuthentication, BackendCluster, BackendSaslScram, ScramAlgorithm,
+        backend_authentication::Method,
+    };
+    let mut h = start(base_filters());
+    h.send(&heartbeat(1)).await;
+    h.broker_receives().await;
+    h.broker_sends(&opaque(1, b"ok")).await;
+    h.receive().await;
+    // Other bootstrap servers: the upstream socket is still as good.
+    let moved = BackendCluster {
+        bootstrap_servers: vec!["127.0.0.1:2".into()],
+        ..Default::default()
+    };
+    let mut compiled = Compiled::default();
+    compiled
+        .ports
+        .insert(key(), Arc::new(test_port(route_over(moved.clone()))));
+    h.node.config.replace(Config::from_compiled(compiled));
+    h.send(&heartbeat(2)).await;
+    assert_eq!(request_correlation(&h.broker_receives().await), 2, "kept");
+    h.broker_sends(&opaque(2, b"ok")).await;
+    h.receive().await;
+    // The backend now wants SASL: the socket authenticated without it
+    // must not carry the port's traffic any more.
+    let authenticated = BackendCluster {
+        authentication: Some(BackendAuthentication {
+            method: Some(Method::SaslScram(BackendSaslScram {
+                algorithm: ScramAlgorithm::Sha512 as i32,
+                username: "svc".into(),
+                ..Default::default()
+            })),
+        }),
+        ..moved
+    };
+    let mut compiled = Compiled::default();
+    compiled
+        .ports
+        .insert(key(), Arc::new(test_port(route_over(authenticated))));
+    h.node.config.replace(Config::from_compiled(compiled));
+    h.send(&heartbeat(3)).await;
+    let after = tokio::time::timeout(WAIT, h.broker.next()).await.unwrap();
+    assert!(
+        matches!(after, Ok(None)),
+        "heartbeat 3 never reached the broker"
+    );
+    assert!(h.result().await.is_ok(), "drained and closed");
 }

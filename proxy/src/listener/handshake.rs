@@ -7,6 +7,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -31,6 +32,9 @@ pub struct Hello {
     pub sni: Option<String>,
     /// Its certificate, verified against the listener's trust bundles.
     pub certificate: Option<Arc<ClientCertificate>>,
+    /// The certificate chain it presented (leaf first), kept to check it
+    /// again when the listener's client_authentication changes.
+    pub chain: Vec<CertificateDer<'static>>,
 }
 
 impl Hello {
@@ -41,6 +45,7 @@ impl Hello {
             tls: false,
             sni: None,
             certificate: None,
+            chain: Vec::new(),
         }
     }
 }
@@ -117,6 +122,10 @@ pub async fn greet(
             .and_then(|chain| chain.first())
             .and_then(|leaf| ClientCertificate::from_der(leaf))
             .map(Arc::new),
+        chain: session
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default(),
     };
     Ok(Some((
         Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(accepted))),

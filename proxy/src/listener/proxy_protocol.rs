@@ -9,12 +9,14 @@ use std::{
     time::Duration,
 };
 
-use ppp::{HeaderResult, PartialResult, v1, v2};
+use ppp::{HeaderResult, v1, v2};
 use tokio::{io::AsyncReadExt, net::TcpStream};
 
 /// The longest header read: v1 is at most 107 bytes; v2 carries TLVs, and
 /// a load balancer sends few.
 const MAX_HEADER: usize = 1024;
+/// The longest v1 header, CRLF included.
+const MAX_V1_HEADER: usize = 107;
 /// The v2 signature; v1 begins with `PROXY `.
 const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
 
@@ -87,107 +89,100 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
 
 /// The client address of a connection from `peer`: read from its PROXY
 /// header when `peer` is trusted, its own otherwise. Errors say what the
-/// listener refused.
+/// listener refused. Nothing is polled: an untrusted peer is judged by
+/// its first byte, and a trusted one's header is read exactly (its own
+/// length fields say how far), so nothing after it is consumed.
 pub async fn client_address(
     stream: &mut TcpStream,
     peer: SocketAddr,
     trusted: &TrustedRanges,
     timeout: Duration,
 ) -> Result<SocketAddr, String> {
-    let mut buf = vec![0u8; MAX_HEADER];
-    let deadline = tokio::time::Instant::now() + timeout;
-    let is_trusted = trusted.contains(peer.ip());
-    loop {
-        let seen = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+    let late = |_| format!("no whole PROXY header from load balancer {peer} within {timeout:?}");
+    if !trusted.contains(peer.ip()) {
+        let mut first = [0u8; 1];
+        let seen = tokio::time::timeout(timeout, stream.peek(&mut first))
             .await
-            .map_err(|_| {
-                format!("no whole PROXY header from load balancer {peer} within {timeout:?}")
-            })?
-            .map_err(|e| format!("reading the PROXY header: {e}"))?;
-        let data = &buf[..seen];
-        if !is_trusted {
-            // Only a prefix is needed to tell: a Kafka request never
-            // begins with these bytes (its length would exceed any frame).
-            let looks = starts_like(data, b"PROXY ") || starts_like(data, V2_SIGNATURE);
-            if !looks {
-                return Ok(peer);
-            }
-            let need = if data[0] == b'P' {
-                6
-            } else {
-                V2_SIGNATURE.len()
-            };
-            if data.len() >= need {
-                return Err(format!(
-                    "{peer} sent a PROXY header but is not in proxy_protocol.trusted_ranges"
-                ));
-            }
-            // A short prefix that might become a header: wait for more.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
+            .map_err(|_| format!("the client {peer} sent nothing within {timeout:?}"))?
+            .map_err(|e| format!("reading the first byte: {e}"))?;
+        // A Kafka request never begins with the first byte of a PROXY
+        // header (its length would exceed any frame), nor does TLS.
+        if seen == 1 && (first[0] == b'P' || first[0] == V2_SIGNATURE[0]) {
+            return Err(format!(
+                "{peer} sent a PROXY header but is not in proxy_protocol.trusted_ranges"
+            ));
         }
-        if seen == 0 {
-            return Err(format!("load balancer {peer} closed before a PROXY header"));
-        }
-        let parsed = HeaderResult::parse(data);
-        if parsed.is_incomplete() {
-            if seen == MAX_HEADER {
-                return Err(format!(
-                    "the PROXY header from {peer} exceeds {MAX_HEADER} bytes"
-                ));
-            }
-            // `peek` returns at once while bytes are buffered: pause so a
-            // header arriving in pieces is not busy-waited on.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
-        }
-        let (length, source) = match parsed {
-            HeaderResult::V1(Ok(h)) => (
-                h.header.len(),
-                match h.addresses {
-                    v1::Addresses::Tcp4(a) => {
-                        Some(SocketAddr::from((a.source_address, a.source_port)))
-                    }
-                    v1::Addresses::Tcp6(a) => {
-                        Some(SocketAddr::from((a.source_address, a.source_port)))
-                    }
-                    v1::Addresses::Unknown => None,
-                },
-            ),
-            HeaderResult::V2(Ok(h)) => (
-                h.header.len(),
-                match (h.command, h.addresses) {
-                    (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
-                        Some(SocketAddr::from((a.source_address, a.source_port)))
-                    }
-                    (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
-                        Some(SocketAddr::from((a.source_address, a.source_port)))
-                    }
-                    _ => None,
-                },
-            ),
-            HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => {
-                return Err(format!(
-                    "load balancer {peer} (in proxy_protocol.trusted_ranges) did not begin with a valid PROXY v1/v2 header"
-                ));
-            }
-        };
-        let mut header = vec![0u8; length];
-        stream
-            .read_exact(&mut header)
-            .await
-            .map_err(|e| format!("reading the PROXY header: {e}"))?;
-        // LOCAL / UNKNOWN: the load balancer's own connection (health
-        // checks): it stands for itself.
-        return Ok(source.unwrap_or(peer));
+        return Ok(peer);
     }
+    let header = tokio::time::timeout(timeout, read_header(stream, peer))
+        .await
+        .map_err(late)??;
+    let source = match HeaderResult::parse(&header) {
+        HeaderResult::V1(Ok(h)) => match h.addresses {
+            v1::Addresses::Tcp4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+            v1::Addresses::Tcp6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
+            v1::Addresses::Unknown => None,
+        },
+        HeaderResult::V2(Ok(h)) => match (h.command, h.addresses) {
+            (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
+                Some(SocketAddr::from((a.source_address, a.source_port)))
+            }
+            (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
+                Some(SocketAddr::from((a.source_address, a.source_port)))
+            }
+            _ => None,
+        },
+        HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => return Err(invalid(peer)),
+    };
+    // LOCAL / UNKNOWN: the load balancer's own connection (health
+    // checks): it stands for itself.
+    Ok(source.unwrap_or(peer))
 }
 
-/// Whether `data` and `pattern` agree on their common prefix (and data
-/// is not empty).
-fn starts_like(data: &[u8], pattern: &[u8]) -> bool {
-    let n = data.len().min(pattern.len());
-    n > 0 && data[..n] == pattern[..n]
+fn invalid(peer: SocketAddr) -> String {
+    format!(
+        "load balancer {peer} (in proxy_protocol.trusted_ranges) did not begin with a valid PROXY v1/v2 header"
+    )
+}
+
+/// Reads exactly one PROXY header: v1 up to its CRLF, v2 as far as its
+/// length field says; at most [`MAX_HEADER`] bytes.
+async fn read_header(stream: &mut TcpStream, peer: SocketAddr) -> Result<Vec<u8>, String> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            format!("load balancer {peer} closed before a whole PROXY header")
+        }
+        _ => format!("reading the PROXY header: {e}"),
+    };
+    // "PROXY " or the first six bytes of the v2 signature.
+    let mut header = vec![0u8; 6];
+    stream.read_exact(&mut header).await.map_err(io)?;
+    if header == b"PROXY " {
+        while !header.ends_with(b"\r\n") {
+            if header.len() >= MAX_V1_HEADER {
+                return Err(invalid(peer));
+            }
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.map_err(io)?;
+            header.push(byte[0]);
+        }
+        return Ok(header);
+    }
+    if header[..] != V2_SIGNATURE[..6] {
+        return Err(invalid(peer));
+    }
+    // The rest of the signature, version/command, family, length.
+    header.resize(16, 0);
+    stream.read_exact(&mut header[6..]).await.map_err(io)?;
+    let length = usize::from(u16::from_be_bytes([header[14], header[15]]));
+    if 16 + length > MAX_HEADER {
+        return Err(format!(
+            "the PROXY header from {peer} exceeds {MAX_HEADER} bytes"
+        ));
+    }
+    header.resize(16 + length, 0);
+    stream.read_exact(&mut header[16..]).await.map_err(io)?;
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -265,10 +260,47 @@ mod tests {
             got.unwrap_err()
                 .contains("not in proxy_protocol.trusted_ranges")
         );
+        // Its first byte is enough to tell: nothing is waited for.
+        let (got, _) = through(b"P".to_vec(), "10.0.0.0/8").await;
+        assert!(
+            got.unwrap_err()
+                .contains("not in proxy_protocol.trusted_ranges")
+        );
         // A plain Kafka request from an untrusted peer is served as is.
         let (got, rest) = through(b"\0\0\0\x02ab".to_vec(), "10.0.0.0/8").await;
         assert_eq!(got.unwrap().ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(rest, b"\0\0\0\x02ab");
+    }
+
+    #[tokio::test]
+    async fn a_header_arriving_in_pieces_is_read_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let send = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut s = TcpStream::connect(at).await.unwrap();
+            for piece in [
+                &b"PRO"[..],
+                b"XY TCP4 192.0.2.7 127.0",
+                b".0.1 5555 9092\r\nnext",
+            ] {
+                s.write_all(piece).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            s
+        });
+        let (mut stream, peer) = listener.accept().await.unwrap();
+        let ranges = TrustedRanges::parse(&["127.0.0.1".into()]).unwrap();
+        let got = client_address(&mut stream, peer, &ranges, Duration::from_secs(2)).await;
+        assert_eq!(got.unwrap(), "192.0.2.7:5555".parse().unwrap());
+        drop(send.await.unwrap());
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"next");
+        // A v1 header that never ends is refused at its longest length.
+        let (got, _) = through([&b"PROXY "[..], &[b'x'; 200]].concat(), "127.0.0.1").await;
+        assert!(got.unwrap_err().contains("valid PROXY"));
     }
 
     #[tokio::test]

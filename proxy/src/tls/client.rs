@@ -50,18 +50,14 @@ pub fn compile(tls: &BackendTls) -> Result<Arc<ClientConfig>, String> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
     } else if tls.ca_bundle.trim().is_empty() {
-        let mut store = rustls::RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        for cert in found.certs {
-            let _ = store.add(cert);
-        }
+        let store = system_roots();
         if store.is_empty() {
             return Err(
                 "tls.ca_bundle: empty, and this node has no system CA certificates to use instead"
                     .into(),
             );
         }
-        builder.with_root_certificates(store)
+        builder.with_root_certificates(store.clone())
     } else {
         builder.with_root_certificates(roots(&tls.ca_bundle, "tls.ca_bundle")?)
     };
@@ -88,6 +84,21 @@ fn private_key(
         .unwrap_or("");
     rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes())
         .map_err(|_| "tls.client_identity.key: not a PEM private key".to_string())
+}
+
+/// The system's CA certificates, read once per process (not once per
+/// revision): a node picks up a changed system store when it restarts.
+fn system_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut store = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = store.add(cert);
+            }
+            Arc::new(store)
+        })
+        .clone()
 }
 
 /// Runs the TLS handshake with the broker at `address` (`host:port`),

@@ -403,6 +403,11 @@ pub(crate) fn ports(
             }
             Some(Forward::Sni(sni)) => {
                 let forward = Arc::new(SniForward::new(&policy.id, sni, virtual_clusters));
+                for error in forward.ambiguous.values() {
+                    if !problems.contains(error) {
+                        problems.push(error.clone());
+                    }
+                }
                 for address in &listener.addresses {
                     for number in &ports {
                         let entry = out

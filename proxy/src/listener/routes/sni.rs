@@ -11,7 +11,10 @@ use std::{collections::BTreeMap, sync::Arc};
 use sluice_proto::admin::v1::{BrokerHostFormat, Sni};
 
 use super::{Mapping, Role, Route};
-use crate::{config::VirtualCluster, hop::HopError};
+use crate::{
+    config::VirtualCluster,
+    hop::{Hop, HopError, Kind},
+};
 
 /// How broker host names are formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,23 +66,44 @@ pub struct SniForward {
     pub advertised_port: u16,
     /// Every virtual cluster by lower-case dns_label.
     pub clusters: BTreeMap<String, Arc<VirtualCluster>>,
+    /// Labels held by more than one virtual cluster (the control plane
+    /// refuses that): their names are refused rather than guessed at.
+    pub ambiguous: BTreeMap<String, HopError>,
 }
 
 impl SniForward {
     /// Compiles a policy over the node's virtual clusters. Two clusters
-    /// with one label (the control plane refuses that) resolve to the
-    /// lowest id on every node.
+    /// with one label (the control plane refuses that) are both refused
+    /// at the virtual_cluster hop: routing to either would be a guess.
     pub fn new(
         policy_id: &str,
         sni: &Sni,
         virtual_clusters: &BTreeMap<String, Arc<VirtualCluster>>,
     ) -> SniForward {
-        let mut clusters = BTreeMap::new();
+        let mut clusters: BTreeMap<String, Arc<VirtualCluster>> = BTreeMap::new();
+        let mut holders: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for vc in virtual_clusters.values() {
-            clusters
-                .entry(vc.dns_label.to_ascii_lowercase())
-                .or_insert_with(|| vc.clone());
+            let label = vc.dns_label.to_ascii_lowercase();
+            holders.entry(label.clone()).or_default().push(&vc.id);
+            clusters.entry(label).or_insert_with(|| vc.clone());
         }
+        let ambiguous = holders
+            .into_iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|(label, ids)| {
+                let error = HopError::new(
+                    Hop::VirtualCluster,
+                    ids[0],
+                    Kind::InvalidConfig,
+                    format!(
+                        "virtual clusters {} share dns_label {label:?}: SNI names cannot tell \
+                         them apart, so their SNI connections are refused",
+                        ids.join(", ")
+                    ),
+                );
+                (label, error)
+            })
+            .collect();
         let format = if sni.broker_host_format == BrokerHostFormat::SharedSuffix as i32 {
             HostFormat::Shared
         } else {
@@ -95,6 +119,7 @@ impl SniForward {
             },
             advertised_port: u16::try_from(sni.advertised_port).unwrap_or(0),
             clusters,
+            ambiguous,
         }
     }
 
@@ -132,6 +157,7 @@ impl SniForward {
     ) -> Option<Arc<Route>> {
         let (label, role) = self.parse(name)?;
         let virtual_cluster = self.clusters.get(&label)?;
+        let label_key = label.clone();
         let names = SniNames {
             label,
             port: if self.advertised_port == 0 {
@@ -148,6 +174,7 @@ impl SniForward {
             mapping: Arc::new(Mapping::Sni(names)),
             refused: listener_refused
                 .cloned()
+                .or_else(|| self.ambiguous.get(&label_key).cloned())
                 .or_else(|| virtual_cluster.refused.clone()),
             virtual_cluster: virtual_cluster.clone(),
         }))
@@ -219,5 +246,51 @@ mod tests {
             names.broker(7),
             Ok(("broker-7-team-b.sluice.localhost".into(), 9443))
         );
+    }
+
+    #[test]
+    fn two_clusters_with_one_label_are_both_refused_never_guessed() {
+        let backend = Arc::new(crate::backend::Backend::compile(
+            "kafka",
+            &Default::default(),
+        ));
+        let vc = |id: &str, label: &str| {
+            Arc::new(VirtualCluster {
+                id: id.into(),
+                dns_label: label.into(),
+                backend: backend.clone(),
+                chain: crate::filter::Chain::new(Vec::new()),
+                refused: None,
+            })
+        };
+        let clusters = BTreeMap::from([
+            ("vc-1".to_string(), vc("vc-1", "team-a")),
+            ("vc-2".to_string(), vc("vc-2", "Team-A")),
+            ("vc-3".to_string(), vc("vc-3", "team-b")),
+        ]);
+        let f = SniForward::new(
+            "f",
+            &Sni {
+                sni_suffix: ".sluice.localhost".into(),
+                advertised_port: 0,
+                broker_host_format: BrokerHostFormat::PerClusterSuffix as i32,
+            },
+            &clusters,
+        );
+        let route = f
+            .route("l", "bootstrap.team-a.sluice.localhost", 9092, None)
+            .unwrap();
+        let refused = route.refused.as_ref().expect("refused");
+        assert_eq!(refused.hop, Hop::VirtualCluster);
+        assert!(
+            refused
+                .message
+                .contains("vc-1, vc-2 share dns_label \"team-a\""),
+            "{refused}"
+        );
+        let other = f
+            .route("l", "bootstrap.team-b.sluice.localhost", 9092, None)
+            .unwrap();
+        assert!(other.refused.is_none());
     }
 }
