@@ -163,6 +163,11 @@ fn filled(m: &MessageDescriptor, planted: &mut Vec<String>) -> DynamicMessage {
                     msg.set_field(&field, Value::EnumNumber(v.number()));
                 }
             }
+            // A settings block with a switch (backend `tls`) is refused
+            // with settings but switched off.
+            FieldKind::Bool if field.name() == "enabled" => {
+                msg.set_field(&field, Value::Bool(true))
+            }
             _ => {}
         }
     }
