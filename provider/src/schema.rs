@@ -182,6 +182,9 @@ fn message_attrs(message: &MessageDescriptor, top: bool) -> Vec<Attr> {
         let description =
             crate::docs::with_enum_values(&field, comment(&field).unwrap_or_default());
         let facts = facts::of(&field);
+        if facts.data_plane_only {
+            continue;
+        }
         // Only top-level attributes are required: nested ones stay optional
         // so that the server's defaults and oneof choices show, and the
         // server refuses a present object missing a required field at plan.

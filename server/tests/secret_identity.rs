@@ -124,10 +124,12 @@ async fn reordered_items_keep_their_own_secrets() {
         Principal {
             username: "alice".into(),
             password: fixtures::secret("alice-pw-123"),
+            ..Default::default()
         },
         Principal {
             username: "bob".into(),
             password: fixtures::secret("bob-pw-456"),
+            ..Default::default()
         },
     ];
     let vc = create(&mut admin, vc).await;
@@ -146,25 +148,38 @@ async fn reordered_items_keep_their_own_secrets() {
         "bob's and alice's fingerprints follow them"
     );
 
-    // The data plane gets each principal's own password.
+    // The data plane gets a hash of each principal's own password.
     let certs = node::issue(common::bin(), dir.path(), "pairs", &dir.path().join("node"));
     let mut n = Node::connect(&server.sync_addr, &certs, node::hello("n1", 0))
         .await
         .unwrap();
     let snapshot = n.update().await;
     n.ack(&snapshot).await;
-    let sent = snapshot
+    let mut sent = snapshot
         .upserted
         .into_iter()
         .find(|e| e.id == vc.id)
         .unwrap();
-    let plain: Vec<(String, String)> = users(sent).into_iter().map(|(u, p, _)| (u, p)).collect();
+    let hashed: Vec<(String, bool)> = principals(&mut sent)
+        .iter()
+        .map(|p| {
+            use argon2::{PasswordHash, PasswordVerifier};
+            let own = format!(
+                "{}-pw-{}",
+                p.username,
+                if p.username == "bob" { 456 } else { 123 }
+            );
+            let hash = PasswordHash::new(&p.password_hash).expect("a password hash");
+            let verified = argon2::Argon2::default()
+                .verify_password(own.as_bytes(), &hash)
+                .is_ok();
+            (p.username.clone(), verified)
+        })
+        .collect();
     assert_eq!(
-        plain,
-        [
-            ("bob".to_string(), "bob-pw-456".to_string()),
-            ("alice".into(), "alice-pw-123".into())
-        ]
+        hashed,
+        [("bob".to_string(), true), ("alice".into(), true)],
+        "each principal's hash is of its own password"
     );
 
     // Certificate and key pairs follow their certificate.

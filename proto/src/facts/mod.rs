@@ -1,4 +1,4 @@
-//! Facts about the entity fields — `immutable`, `output_only`, `reference`
+//! Facts about the entity fields — `immutable`, `output_only`, `data_plane_only`, `reference`
 //! and `required` — declared once as custom options on the fields
 //! (`sluice/admin/v1/options.proto`) and read here from the compiled
 //! descriptors, so that the server, the data plane and the Terraform
@@ -32,6 +32,9 @@ pub struct FieldFacts {
     pub immutable: bool,
     /// Set by the server only.
     pub output_only: bool,
+    /// Set by the server only in what data planes receive; not a
+    /// Terraform attribute.
+    pub data_plane_only: bool,
     /// Must be set whenever the message holding it is present.
     pub required: bool,
     /// The kinds a reference field may name; empty when the field is not a
@@ -43,6 +46,7 @@ pub struct FieldFacts {
 static NONE: FieldFacts = FieldFacts {
     immutable: false,
     output_only: false,
+    data_plane_only: false,
     required: false,
     reference: Vec::new(),
 };
@@ -69,6 +73,7 @@ fn all() -> &'static HashMap<String, FieldFacts> {
         let options = Options {
             immutable: extension("immutable"),
             output_only: extension("output_only"),
+            data_plane_only: extension("data_plane_only"),
             reference: extension("reference"),
             required: extension("required"),
         };
@@ -84,6 +89,7 @@ fn all() -> &'static HashMap<String, FieldFacts> {
 struct Options {
     immutable: Option<ExtensionDescriptor>,
     output_only: Option<ExtensionDescriptor>,
+    data_plane_only: Option<ExtensionDescriptor>,
     reference: Option<ExtensionDescriptor>,
     required: Option<ExtensionDescriptor>,
 }
@@ -127,6 +133,7 @@ impl Options {
         FieldFacts {
             immutable: flag(&self.immutable),
             output_only: flag(&self.output_only),
+            data_plane_only: flag(&self.data_plane_only),
             required: flag(&self.required),
             reference,
         }
@@ -301,10 +308,16 @@ mod tests {
             FieldFacts {
                 immutable: true,
                 output_only: false,
+                data_plane_only: false,
                 required: true,
                 reference: vec![Kind::VirtualCluster],
             }
         );
+        let principal = crate::descriptor_pool()
+            .get_message_by_name("sluice.admin.v1.Principal")
+            .unwrap();
+        let hash = of(&principal.get_field_by_name("password_hash").unwrap());
+        assert!(hash.data_plane_only && hash.output_only, "{hash:?}");
         let parent = of(&policy.get_field_by_name("parent_policy_id").unwrap());
         let policies: Vec<Kind> = ALL_KINDS
             .into_iter()

@@ -20,6 +20,8 @@ pub const FINGERPRINT_PREFIX: &str = "hmac-sha256:";
 
 /// The label the fingerprint key is derived with.
 const FINGERPRINT_LABEL: &[u8] = b"sluice fingerprint v1";
+/// The label the password-hash salt key is derived with.
+const SALT_LABEL: &[u8] = b"sluice principal salt v1";
 
 /// The key every secret at rest is sealed with.
 #[derive(Clone)]
@@ -93,6 +95,16 @@ impl MasterKey {
             "{FINGERPRINT_PREFIX}{}",
             hex::encode(hmac(&self.fingerprints, value.as_bytes()))
         )
+    }
+
+    /// A 16-byte salt for hashing a secret that belongs to `context`
+    /// (an entity and a username, say): the same under one master key,
+    /// different for every context, unpredictable without the key.
+    pub fn salt(&self, context: &[u8]) -> [u8; 16] {
+        let salts = hmac(self.sealing.as_slice(), SALT_LABEL);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&hmac(&salts, context)[..16]);
+        out
     }
 
     /// Seals a text: base64 of nonce || ciphertext.

@@ -5,6 +5,7 @@
 //! compiled descriptors ([`paths`]), so a new secret field anywhere in the
 //! model is protected without touching this module.
 
+pub mod hashed;
 mod key;
 pub mod paths;
 

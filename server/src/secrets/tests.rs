@@ -84,6 +84,7 @@ fn principals(users: &[(&str, &str)]) -> Entity {
                     .map(|(u, p)| Principal {
                         username: (*u).into(),
                         password: secret(p),
+                        ..Default::default()
                     })
                     .collect(),
                 ..Default::default()

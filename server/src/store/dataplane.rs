@@ -220,7 +220,22 @@ impl Store {
                 entities.push(self.opened(entity, row.get("secrets"))?);
             }
         }
-        Ok((revision, entities))
+        Ok((revision, self.for_data_planes(entities).await?))
+    }
+
+    /// What data planes get of opened entities: principal passwords as
+    /// argon2id hashes (computed off the runtime: they are slow on purpose).
+    async fn for_data_planes(&self, mut entities: Vec<Entity>) -> Result<Vec<Entity>, ApiError> {
+        let key = self.key.clone();
+        tokio::task::spawn_blocking(move || {
+            for entity in &mut entities {
+                secrets::hashed::hash_principals(entity, &key)?;
+            }
+            Ok::<_, anyhow::Error>(entities)
+        })
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(ApiError::from)
     }
 
     /// Puts the plain secret values back into a stored entity.
@@ -283,6 +298,7 @@ impl Store {
                 None => delta.removed.push((kind, id)),
             }
         }
+        delta.upserted = self.for_data_planes(delta.upserted).await?;
         Ok(Some(delta))
     }
 

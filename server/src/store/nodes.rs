@@ -79,7 +79,8 @@ impl Store {
                 .iter()
                 .map(|e| {
                     serde_json::json!({"hop": e.hop, "entity": e.entity, "kind": e.kind,
-                                       "count": e.count, "last_message": e.last_message})
+                                       "count": e.count, "last_message": e.last_message,
+                                       "detail": e.detail})
                 })
                 .collect();
             let (rejected_revision, rejected_reason, rejected_at) =
@@ -197,6 +198,7 @@ fn records(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<NodeRecord> {
                         kind: e["kind"].as_str().unwrap_or_default().into(),
                         count: e["count"].as_u64().unwrap_or_default(),
                         last_message: e["last_message"].as_str().unwrap_or_default().into(),
+                        detail: e["detail"].as_str().unwrap_or_default().into(),
                     })
                     .collect(),
             }

@@ -384,11 +384,13 @@ impl Store {
     }
 
     /// The change data planes see for a created or updated entity: the
-    /// stored entity with its secrets in clear.
+    /// stored entity with its secrets in clear, principal passwords as
+    /// hashes (a new password costs this write one argon2id hash).
     fn upsert_change(&self, entity: &Entity, sealed: &SealedSecrets) -> Result<Change, ApiError> {
         let mut plain = entity.clone();
         if entity.kind().is_data_plane_config() && !sealed.is_empty() {
             secrets::open(&mut plain, sealed, &self.key)?;
+            secrets::hashed::hash_principals(&mut plain, &self.key)?;
         }
         Ok(Change {
             gateway_id: log_gateway(entity).to_string(),

@@ -285,6 +285,7 @@ impl Registry {
                     kind: h.kind,
                     count: h.count,
                     last_message: h.last_message,
+                    detail: h.detail,
                 })
                 .collect();
             e.touch();

@@ -81,6 +81,7 @@ pub(crate) fn virtual_cluster(gw: &str, name: &str, backend_id: &str, dns_label:
                         principals: vec![Principal {
                             username: "alice".into(),
                             password: secret("alice-pw-123"),
+                            ..Default::default()
                         }],
                     },
                 )),
