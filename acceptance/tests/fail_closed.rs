@@ -16,8 +16,8 @@ use kafka_protocol::{
 use sluice_acceptance::stack::{Stack, create, expose_virtual_cluster, two_ports};
 use sluice_proto::admin::v1::{
     AclMode, Anonymous, BackendCluster, BackendTls, Entity, HeaderAction, HeaderSet, Mediation,
-    Namespace, NamespaceMode, Principal, ProducePolicyModifyHeaders, Secret, UpdateEntityRequest,
-    VirtualCluster, VirtualClusterAuthentication, VirtualSaslPlain, entity::Spec, header_action,
+    Namespace, NamespaceMode, OauthBearer, ProducePolicyModifyHeaders, UpdateEntityRequest,
+    VirtualCluster, VirtualClusterAuthentication, entity::Spec, header_action,
     virtual_cluster_authentication::Method,
 };
 use tokio::{
@@ -136,31 +136,25 @@ async fn unenforced_configuration_refuses_connections_at_its_hop() {
     let (vc, port) = serve(&mut stack, "acl", acl).await;
     assert_refused(&mut stack, port, "virtual_cluster", &vc.id, "acl_mode").await;
 
-    let mut sasl = vc_on(&backend, "sasl");
-    sasl.authentication = vec![
+    let mut oauth = vc_on(&backend, "oauth");
+    oauth.authentication = vec![
         VirtualClusterAuthentication {
-            method: Some(Method::SaslPlain(VirtualSaslPlain {
-                mediation: Mediation::Terminate as i32,
-                principals: vec![Principal {
-                    username: "alice".into(),
-                    password: Some(Secret {
-                        value: "alice-secret".into(),
-                        ..Default::default()
-                    }),
-                }],
+            method: Some(Method::OauthBearer(OauthBearer {
+                mediation: Mediation::Passthrough as i32,
+                ..Default::default()
             })),
         },
         VirtualClusterAuthentication {
             method: Some(Method::Anonymous(Anonymous {})),
         },
     ];
-    let (vc, port) = serve(&mut stack, "sasl", sasl).await;
+    let (vc, port) = serve(&mut stack, "oauth", oauth).await;
     assert_refused(
         &mut stack,
         port,
         "virtual_cluster",
         &vc.id,
-        "authentication[0].sasl_plain",
+        "authentication[0].oauth_bearer",
     )
     .await;
 

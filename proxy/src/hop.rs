@@ -135,6 +135,9 @@ pub struct HopError {
     pub kind: Kind,
     /// What happened, for a person.
     pub message: String,
+    /// What counts are split by within the entity and kind (the SASL
+    /// mechanism of an auth failure), or empty.
+    pub detail: &'static str,
 }
 
 impl HopError {
@@ -161,7 +164,14 @@ impl HopError {
             entity: entity.into(),
             kind,
             message,
+            detail: "",
         }
+    }
+
+    /// The same error, counted apart by `detail` (a SASL mechanism, say).
+    pub fn with_detail(mut self, detail: &'static str) -> Self {
+        self.detail = detail;
+        self
     }
 }
 

@@ -6,6 +6,7 @@
 //! for the request path; `tls` compiles both sides' TLS; `io` is the
 //! plain-or-TLS stream; `hop` names where things fail.
 
+pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod conn;

@@ -86,12 +86,15 @@ impl Sampler {
     }
 }
 
+/// What error counts are kept apart by: hop, entity, kind, detail.
+type ErrorKey = (&'static str, String, &'static str, &'static str);
+
 /// A node's counters and event queue, shared by the hops (writers) and
 /// the sync client (reader).
 pub struct Telemetry {
     sampler: Mutex<Sampler>,
     ready: Mutex<Vec<DataPlaneEvent>>,
-    errors: Mutex<HashMap<(&'static str, String, &'static str), HopErrors>>,
+    errors: Mutex<HashMap<ErrorKey, HopErrors>>,
     /// Whether error counts changed since the last status report.
     errors_changed: std::sync::atomic::AtomicBool,
     /// Wakes the sync client when an event is ready to send.
@@ -121,11 +124,12 @@ impl Telemetry {
         let (hop, kind) = (error.hop.as_str(), error.kind.as_str());
         if let Ok(mut errors) = self.errors.lock() {
             let slot = errors
-                .entry((hop, error.entity.clone(), kind))
+                .entry((hop, error.entity.clone(), kind, error.detail))
                 .or_insert_with(|| HopErrors {
                     hop: hop.into(),
                     entity: error.entity.clone(),
                     kind: kind.into(),
+                    detail: error.detail.into(),
                     ..Default::default()
                 });
             slot.count += 1;
@@ -148,7 +152,9 @@ impl Telemetry {
             .lock()
             .map(|e| e.values().cloned().collect())
             .unwrap_or_default();
-        all.sort_by(|a, b| (&a.hop, &a.entity, &a.kind).cmp(&(&b.hop, &b.entity, &b.kind)));
+        all.sort_by(|a, b| {
+            (&a.hop, &a.entity, &a.kind, &a.detail).cmp(&(&b.hop, &b.entity, &b.kind, &b.detail))
+        });
         all
     }
 

@@ -46,12 +46,18 @@ async fn validate_warns_about_what_the_data_plane_does_not_enforce() {
         .unwrap()
         .into_inner();
 
-    // SASL/PLAIN terminate and ACLs enforced on the gateway.
-    let vc = fixtures::virtual_cluster(&gw.id, "team-a", &backend.id, "team-a");
+    // OAUTHBEARER and ACLs enforced on the gateway (SASL/PLAIN terminate,
+    // the fixture's first rule, is enforced).
+    let mut vc = fixtures::virtual_cluster(&gw.id, "team-a", &backend.id, "team-a");
+    if let Some(Spec::VirtualCluster(v)) = &mut vc.spec {
+        v.authentication.push(VirtualClusterAuthentication {
+            method: Some(Method::OauthBearer(Default::default())),
+        });
+    }
     let w = warnings(&mut c, vc.clone()).await;
     assert_eq!(
         fields(&w),
-        ["authentication[0].sasl_plain", "acl_mode"],
+        ["authentication[1].oauth_bearer", "acl_mode"],
         "{w:?}"
     );
     assert!(

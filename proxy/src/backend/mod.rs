@@ -203,6 +203,25 @@ pub struct OpenError {
 /// does not finish in time is named (a TLS handshake that never completes
 /// is a broker not serving TLS on that port, not an unreachable one).
 pub async fn open(backend: &Backend, address: &str) -> Result<Stream, OpenError> {
+    open_as(backend, address, Upstream::Gateway).await
+}
+
+/// Whose credentials an upstream connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The backend cluster's own (SASL done by the gateway, when configured).
+    Gateway,
+    /// None yet: the client's own SASL exchange is relayed on it, or the
+    /// gateway authenticates it later ([`authenticate`]).
+    Bare,
+}
+
+/// [`open`], authenticating with the backend's credentials or not.
+pub async fn open_as(
+    backend: &Backend,
+    address: &str,
+    upstream: Upstream,
+) -> Result<Stream, OpenError> {
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let fail = |kind, message: String| OpenError {
         kind,
@@ -234,13 +253,43 @@ pub async fn open(backend: &Backend, address: &str) -> Result<Stream, OpenError>
         ))?
         .map_err(|e| fail(Kind::TlsHandshake, e))?,
     };
-    if let Some(credentials) = &backend.sasl {
+    if let (Some(credentials), Upstream::Gateway) = (&backend.sasl, upstream) {
         tokio::time::timeout_at(deadline, sasl::authenticate(&mut stream, credentials))
             .await
             .map_err(late(Kind::AuthFailed, "SASL authentication"))?
             .map_err(|e| fail(e.kind, e.message))?;
     }
     Ok(stream)
+}
+
+/// Authenticates a bare upstream (dialled to `address`) with the backend
+/// cluster's credentials, when it has any: what a connection whose client
+/// the gateway authenticated itself needs before its first request.
+pub async fn authenticate(
+    backend: &Backend,
+    stream: &mut Stream,
+    address: &str,
+) -> Result<(), HopError> {
+    let Some(credentials) = &backend.sasl else {
+        return Ok(());
+    };
+    let fail = |kind, message: String| {
+        HopError::new(
+            Hop::BackendCluster,
+            backend.id.clone(),
+            kind,
+            format!("{address}: {message}"),
+        )
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, sasl::authenticate(stream, credentials))
+        .await
+        .map_err(|_| {
+            fail(
+                Kind::AuthFailed,
+                format!("SASL authentication did not finish within {CONNECT_TIMEOUT:?}"),
+            )
+        })?
+        .map_err(|e| fail(e.kind, e.message))
 }
 
 /// How often a client asking for a broker id the directory does not know
@@ -299,6 +348,16 @@ pub async fn connect(
     role: Role,
     directory: &Directory,
 ) -> Result<(Stream, String), HopError> {
+    connect_as(backend, role, directory, Upstream::Gateway).await
+}
+
+/// [`connect`], with the backend's credentials or bare.
+pub async fn connect_as(
+    backend: &Backend,
+    role: Role,
+    directory: &Directory,
+    upstream: Upstream,
+) -> Result<(Stream, String), HopError> {
     let backend_id = backend.id.as_str();
     let fail =
         |kind, message: String| HopError::new(Hop::BackendCluster, backend_id, kind, message);
@@ -309,7 +368,7 @@ pub async fn connect(
     match role {
         Role::Bootstrap => {
             for address in &backend.bootstrap_servers {
-                match open(backend, address).await {
+                match open_as(backend, address, upstream).await {
                     Ok(s) => return Ok((s, address.clone())),
                     Err(e) => last = Some(e),
                 }
@@ -364,7 +423,7 @@ pub async fn connect(
                     ),
                 });
             };
-            open(backend, &address)
+            open_as(backend, &address, upstream)
                 .await
                 .map(|s| (s, address.clone()))
                 .map_err(|e| fail(e.kind, format!("broker {id} at {}", e.message)))

@@ -11,8 +11,9 @@ use sluice_proto::admin::v1::{Kind, entity::Spec};
 use super::{Config, enforce};
 pub use crate::backend::Backend;
 use crate::{
+    auth::Rules,
     filter::{ApiVersionsCap, BrokerAddresses, Chain, Filter},
-    hop::HopError,
+    hop::{Hop, HopError, Kind as ErrorKind},
     listener::routes::{self, Key, Port},
 };
 
@@ -41,6 +42,8 @@ pub struct VirtualCluster {
     pub backend: Arc<Backend>,
     /// Its policies, in order.
     pub chain: Chain,
+    /// Its client authentication rules.
+    pub auth: Rules,
     /// Set when it (or its backend) is configured with something this
     /// node cannot enforce or use: its connections are refused.
     pub refused: Option<HopError>,
@@ -72,8 +75,24 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
                 entity.id, vc.destination_id
             )
         })?;
-        let refused = enforce::virtual_cluster(entity, &policies)
-            .map(|n| n.error())
+        let (auth, auth_refused) = match Rules::compile(&vc.authentication) {
+            Ok(rules) => (rules, None),
+            Err(e) => (
+                Rules::default(),
+                Some(HopError::new(
+                    Hop::Auth,
+                    entity.id.clone(),
+                    ErrorKind::InvalidConfig,
+                    format!("{e}; connections to this virtual cluster are refused"),
+                )),
+            ),
+        };
+        let not_enforced = enforce::virtual_cluster(entity, &policies).map(|n| n.error());
+        if let (None, Some(problem)) = (&not_enforced, &auth_refused) {
+            problems.push(problem.clone());
+        }
+        let refused = not_enforced
+            .or(auth_refused)
             .or_else(|| backend.refused.clone());
         virtual_clusters.insert(
             entity.id.clone(),
@@ -81,6 +100,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
                 id: entity.id.clone(),
                 dns_label: vc.dns_label.clone(),
                 chain: chain(config, &entity.id)?,
+                auth,
                 backend,
                 refused,
             }),
@@ -134,6 +154,7 @@ pub(crate) fn test_route(
             dns_label: "vc".into(),
             backend,
             chain,
+            auth: Rules::default(),
             refused: None,
         }),
     }

@@ -92,12 +92,14 @@ pub(crate) fn virtual_cluster(
     let at = |feature: String| Some(NotEnforced::new(Hop::VirtualCluster, &entity.id, feature));
     for (i, rule) in vc.authentication.iter().enumerate() {
         let method = match &rule.method {
-            Some(Method::Anonymous(_)) => continue,
+            Some(
+                Method::Anonymous(_)
+                | Method::SaslPlain(_)
+                | Method::SaslScram(_)
+                | Method::ClientCertificate(_),
+            ) => continue,
             None => "method unknown to this node",
-            Some(Method::SaslPlain(_)) => "sasl_plain",
-            Some(Method::SaslScram(_)) => "sasl_scram",
             Some(Method::OauthBearer(_)) => "oauth_bearer",
-            Some(Method::ClientCertificate(_)) => "client_certificate",
         };
         return at(format!("authentication[{i}].{method}"));
     }

@@ -7,11 +7,14 @@
 //! listener refuses the way the client connected (plaintext on a
 //! listener that now requires TLS, say), or the listener's client
 //! authentication changed and the client's certificate no longer passes
-//! it, the route counts as gone and the connection drains.
+//! it, or the rule that authenticated the client no longer admits it the
+//! same way (its password changed, say), the route counts as gone and the
+//! connection drains.
 
 use std::sync::Arc;
 
 use crate::{
+    auth::{Rule, Session},
     backend::Backend,
     config::{Config, ConfigStore},
     listener::{
@@ -35,6 +38,10 @@ pub(crate) struct Binding {
     dialled: (Arc<Backend>, Role),
     /// The client-certificate check the client last passed.
     trust: Option<Arc<ClientTrust>>,
+    /// How the client was authenticated.
+    session: Arc<Session>,
+    /// The rule that admits it (as it was when it last did).
+    admitted_by: Option<Rule>,
 }
 
 impl Binding {
@@ -48,7 +55,9 @@ impl Binding {
         key: Key,
         hello: Hello,
         route: Arc<Route>,
+        session: Session,
     ) -> Self {
+        let admitted_by = route.virtual_cluster.auth.rule(session.rule).cloned();
         let trust = seen
             .compiled()
             .ports
@@ -62,7 +71,19 @@ impl Binding {
             dialled: (route.virtual_cluster.backend.clone(), route.role),
             current: Some(route),
             trust,
+            session: Arc::new(session),
+            admitted_by,
         }
+    }
+
+    /// What the client presented before its first request.
+    pub(crate) fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// How the client was authenticated.
+    pub(crate) fn session(&self) -> &Arc<Session> {
+        &self.session
     }
 
     /// The route now, or `None` once the connection may no longer use it.
@@ -70,16 +91,39 @@ impl Binding {
         let now = self.store.peek();
         if !Arc::ptr_eq(&now, &self.seen) {
             self.seen = arc_swap::Guard::into_inner(now);
-            let port = self.seen.compiled().ports.get(&self.key).cloned();
-            self.current = port.as_ref().and_then(|port| {
-                let route = port.resolve(&self.hello).ok()?;
-                let (backend, role) = &self.dialled;
-                let same_upstream =
-                    route.virtual_cluster.backend.dials_like(backend) && route.role == *role;
-                (same_upstream && self.still_trusted(port)).then_some(route)
-            });
+            self.current = self.resolve_again();
         }
         self.current.as_ref()
+    }
+
+    /// The route under the configuration just seen, if the connection may
+    /// keep using it.
+    fn resolve_again(&mut self) -> Option<Arc<Route>> {
+        let port = self.seen.compiled().ports.get(&self.key).cloned()?;
+        let route = port.resolve(&self.hello).ok()?;
+        let (backend, role) = &self.dialled;
+        if !(route.virtual_cluster.backend.dials_like(backend) && route.role == *role) {
+            return None;
+        }
+        if !self.still_trusted(&port) {
+            return None;
+        }
+        let before = self.admitted_by.as_ref()?;
+        let Some(now) = route
+            .virtual_cluster
+            .auth
+            .still_admit(&self.session, &self.hello, before)
+        else {
+            tracing::info!(
+                virtual_cluster = route.virtual_cluster.id,
+                principal = %self.session.principal,
+                mechanism = self.session.mechanism,
+                "the rule that admitted this client changed; the connection drains"
+            );
+            return None;
+        };
+        self.admitted_by = Some(now);
+        Some(route)
     }
 
     /// Whether the client still passes the port's client authentication:

@@ -32,7 +32,7 @@ use tokio::{
 pub(crate) use binding::Binding;
 
 use crate::{
-    backend,
+    auth, backend,
     filter::{InFlight, Notes},
     hop::{Hop, HopError, Kind},
     kafka::frame::{FrameReader, MAX_FRAME},
@@ -132,17 +132,7 @@ async fn connect(
     if let Some(refusal) = &route.refused {
         return Err(refusal.clone());
     }
-    tracing::debug!(
-        client = %who,
-        listener = route.listener_id,
-        virtual_cluster = route.virtual_cluster.id,
-        tls = hello.tls,
-        sni = hello.sni.as_deref().unwrap_or(""),
-        certificate = hello.certificate.as_ref().map_or("", |c| c.subject.as_str()),
-        "client connected"
-    );
-    let binding = Binding::new(node.config.clone(), config, key, hello, route.clone());
-    let (client_read, client_write) = stream.split();
+    let (client_read, mut client_write) = stream.split();
     // The broker is dialled only for a client that sent a whole request
     // in time: an idle or half-sent connection costs no broker connection.
     let mut requests = FrameReader::new(client_read, MAX_FRAME);
@@ -162,8 +152,48 @@ async fn connect(
             ));
         }
     }
-    let (upstream, _) =
-        backend::connect(&route.virtual_cluster.backend, route.role, &node.directory).await?;
+    // The auth hop: SASL in the gate, or admitted at once.
+    let vc = &route.virtual_cluster;
+    let (session, upstream) = if vc.auth.takes_sasl() {
+        match auth::gate::admit(node, &route, &hello, who, &mut requests, &mut client_write).await?
+        {
+            Some(admitted) => (admitted.session, admitted.upstream),
+            None => return Ok(()),
+        }
+    } else {
+        let Some(session) = vc.auth.without_sasl(&hello) else {
+            return Err(auth::failed(
+                node,
+                &vc.id,
+                "MTLS",
+                who,
+                "the client presented no verified certificate, and this virtual cluster admits \
+                 only client_certificate"
+                    .into(),
+            ));
+        };
+        let (upstream, _) = backend::connect(&vc.backend, route.role, &node.directory).await?;
+        (session, upstream)
+    };
+    tracing::debug!(
+        client = %who,
+        listener = route.listener_id,
+        virtual_cluster = vc.id,
+        principal = %session.principal,
+        mechanism = session.mechanism,
+        tls = hello.tls,
+        sni = hello.sni.as_deref().unwrap_or(""),
+        certificate = hello.certificate.as_ref().map_or("", |c| c.subject.as_str()),
+        "client connected"
+    );
+    let binding = Binding::new(
+        node.config.clone(),
+        config,
+        key,
+        hello,
+        route.clone(),
+        session,
+    );
     let (upstream_read, upstream_write) = upstream.split();
     run(
         node,

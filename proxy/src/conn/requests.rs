@@ -11,6 +11,7 @@ use tokio::{
 
 use super::{Pending, binding::Binding};
 use crate::{
+    auth,
     filter::{Context, Findings, InFlight, Notes, RequestOutcome},
     hop::{Hop, HopError, Kind},
     kafka::{
@@ -71,9 +72,10 @@ where
                 },
             }
         };
-        let Some(route) = binding.current() else {
+        let Some(route) = binding.current().cloned() else {
             return Ok(End::Drain);
         };
+        let route = &route;
         if let Some(refusal) = &route.refused {
             return Err(refusal.clone());
         }
@@ -131,6 +133,45 @@ where
                 return Ok(End::ClientClosed);
             }
             continue;
+        }
+        match auth::in_session(
+            binding.session(),
+            &route.virtual_cluster.auth,
+            api_key,
+            version,
+            correlation_id,
+        ) {
+            auth::InSession::Pass => {}
+            auth::InSession::Answer(answer) => {
+                let vc = &route.virtual_cluster;
+                if api_key == kafka_protocol::messages::ApiKey::SaslHandshake as i16
+                    && !vc.auth.takes_sasl()
+                {
+                    node.report(&auth::failed(
+                        node,
+                        &vc.id,
+                        "UNSUPPORTED",
+                        &binding.hello().address.to_string(),
+                        "the client offered SASL, and this virtual cluster takes none (its rules \
+                         are anonymous / client_certificate)"
+                            .into(),
+                    ));
+                }
+                if in_flight.send(Pending::Local(answer)).await.is_err() {
+                    return Ok(End::ClientClosed);
+                }
+                continue;
+            }
+            auth::InSession::Refuse => {
+                return Err(HopError::new(
+                    Hop::Auth,
+                    route.virtual_cluster.id.clone(),
+                    Kind::AuthFailed,
+                    format!(
+                        "SASL request api_key={api_key} v{version} on an authenticated connection, in a version the gateway cannot answer"
+                    ),
+                ));
+            }
         }
         let Some(expects_response) = request::expects_response(api_key, version, &body) else {
             // An answer expected where none comes (or the reverse) would

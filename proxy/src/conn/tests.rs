@@ -77,7 +77,8 @@ fn start(filters: Vec<Arc<dyn Filter>>) -> Harness {
     let route = seen.compiled().ports[&key()]
         .resolve(&hello)
         .expect("the port is routed");
-    let binding = Binding::new(store, seen, key(), hello, route);
+    let session = crate::auth::Rules::default().without_sasl(&hello).unwrap();
+    let binding = Binding::new(store, seen, key(), hello, route, session);
     let (client, proxy_client) = tokio::io::duplex(1 << 16);
     let (proxy_upstream, broker) = tokio::io::duplex(1 << 16);
     let running = node.clone();
@@ -448,6 +449,7 @@ async fn a_port_that_now_leads_to_another_backend_drains_the_connection() {
         backend: route.virtual_cluster.backend.clone(),
         dns_label: "vc".into(),
         chain: Chain::new(base_filters()),
+        auth: Default::default(),
         refused: None,
     };
     let mut other = (*vc.backend).clone();
@@ -492,7 +494,8 @@ fn a_revision_during_the_handshake_applies_from_the_first_request() {
     let route = seen.compiled().ports[&key()].resolve(&hello).unwrap();
     // The port is removed while the client's handshake runs.
     store.replace(Config::default());
-    let mut binding = Binding::new(store, seen, key(), hello, route);
+    let session = crate::auth::Rules::default().without_sasl(&hello).unwrap();
+    let mut binding = Binding::new(store, seen, key(), hello, route, session);
     assert!(binding.current().is_none(), "the removal is not missed");
 }
 
@@ -504,6 +507,7 @@ fn route_over(backend: sluice_proto::admin::v1::BackendCluster) -> crate::listen
         backend: Arc::new(crate::backend::Backend::compile("backend", &backend)),
         dns_label: "vc".into(),
         chain: Chain::new(base_filters()),
+        auth: Default::default(),
         refused: None,
     };
     route.virtual_cluster = Arc::new(vc);

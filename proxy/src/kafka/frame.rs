@@ -97,6 +97,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The body of the whole frame at the front of the buffer, once
+    /// [`fill`](Self::fill) said one is there; it stays buffered.
+    pub fn peek_body(&self) -> Option<&[u8]> {
+        let total = self.complete().ok().flatten()?;
+        self.buf.get(4..total)
+    }
+
     /// The next frame; `None` when the peer closed between frames.
     /// Cancel-safe: bytes read before a cancellation stay buffered.
     pub async fn next(&mut self) -> Result<Option<Frame>, FrameError> {

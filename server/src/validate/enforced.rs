@@ -103,11 +103,14 @@ fn virtual_cluster(spec: &Spec) -> Vec<String> {
     let mut out = Vec::new();
     for (i, rule) in vc.authentication.iter().enumerate() {
         let method = match &rule.method {
-            Some(Method::Anonymous(_)) | None => continue,
-            Some(Method::SaslPlain(_)) => "sasl_plain",
-            Some(Method::SaslScram(_)) => "sasl_scram",
+            Some(
+                Method::Anonymous(_)
+                | Method::SaslPlain(_)
+                | Method::SaslScram(_)
+                | Method::ClientCertificate(_),
+            )
+            | None => continue,
             Some(Method::OauthBearer(_)) => "oauth_bearer",
-            Some(Method::ClientCertificate(_)) => "client_certificate",
         };
         out.push(format!("authentication[{i}].{method}"));
     }
@@ -162,11 +165,14 @@ mod tests {
                 VirtualClusterAuthentication {
                     method: Some(Method::SaslPlain(Default::default())),
                 },
+                VirtualClusterAuthentication {
+                    method: Some(Method::OauthBearer(Default::default())),
+                },
             ],
             acl_mode: AclMode::EnforceOnGateway as i32,
             ..Default::default()
         }));
-        assert_eq!(fields(&vc), ["authentication[1].sasl_plain", "acl_mode"]);
+        assert_eq!(fields(&vc), ["authentication[2].oauth_bearer", "acl_mode"]);
         let w = &warnings(&vc)[1];
         assert!(
             w.message.contains(

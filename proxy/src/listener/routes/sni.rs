@@ -260,6 +260,7 @@ mod tests {
                 dns_label: label.into(),
                 backend: backend.clone(),
                 chain: crate::filter::Chain::new(Vec::new()),
+                auth: Default::default(),
                 refused: None,
             })
         };
