@@ -39,6 +39,12 @@ variable "description" {
   default     = null
 }
 
+variable "authentication" {
+  description = "Client authentication rules, first match wins (see sluice_virtual_cluster.authentication); null admits anonymous clients."
+  type        = any
+  default     = null
+}
+
 variable "min_broker_id" {
   description = "The broker id the second port serves (tansu's single broker is 111)."
   type        = number
@@ -51,14 +57,15 @@ resource "sluice_virtual_cluster" "this" {
   description    = var.description
   destination_id = var.backend_cluster_id
   dns_label      = var.name
+  authentication = var.authentication
 }
 
 resource "sluice_listener" "this" {
   gateway_id  = var.gateway_id
   name        = var.name
   description = var.description
-  addresses  = [var.advertised_host]
-  ports      = [for p in var.ports : tostring(p)]
+  addresses   = [var.advertised_host]
+  ports       = [for p in var.ports : tostring(p)]
 }
 
 resource "sluice_listener_policy_forward_to_virtual_cluster" "this" {
