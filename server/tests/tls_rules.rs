@@ -369,6 +369,13 @@ async fn a_backend_tls_block_with_settings_must_be_enabled() {
     for (tls, field) in [
         (
             BackendTls {
+                versions: vec![sluice_proto::admin::v1::TlsVersion::Tls13 as i32],
+                ..Default::default()
+            },
+            "versions",
+        ),
+        (
+            BackendTls {
                 ca_bundle: cert.clone(),
                 ..Default::default()
             },
@@ -392,8 +399,17 @@ async fn a_backend_tls_block_with_settings_must_be_enabled() {
             "{found:?}"
         );
     }
-    // An empty block, or one with enabled = true, is accepted.
-    create(&mut c, with(BackendTls::default())).await;
+    // An empty block reads like "TLS with the system roots": refused too.
+    let status = create_err(&mut c, with(BackendTls::default())).await;
+    let found = violations(&status);
+    assert_eq!(fields(&status), ["tls.enabled"], "{found:?}");
+    assert!(
+        found[0]
+            .1
+            .contains("the tls block is present but enabled is false"),
+        "{found:?}"
+    );
+    // One with enabled = true is accepted.
     let mut enabled = with(BackendTls {
         enabled: true,
         ca_bundle: cert,

@@ -141,24 +141,30 @@ async fn exchanges<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| format!("{mechanism}: {e}"))?;
     let mut input: Option<Bytes> = None;
     for step in 0..MAX_STEPS {
-        if let Some(iterations) = input.as_deref().and_then(scram_iterations)
-            && iterations > MAX_SCRAM_ITERATIONS
-        {
-            return Err(Failure::Auth(format!(
-                "{mechanism}: the broker asks for {iterations} SCRAM iterations, more than the \
-                 {MAX_SCRAM_ITERATIONS} the gateway computes"
-            )));
+        let scram = credentials.mechanism != Mechanism::Plain;
+        // The broker's first SCRAM answer (server-first) sets how many
+        // hash rounds the gateway computes: checked before rsasl sees it,
+        // and anything not exactly `r=…,s=…,i=<digits>` is refused.
+        if scram && step == 1 {
+            let first = input.as_deref().unwrap_or_default();
+            scram_iterations(first).map_err(|why| format!("{mechanism}: {why}"))?;
         }
-        // Key derivation is CPU work (thousands of hash rounds): off the
-        // runtime's threads, so other connections keep moving.
-        let step_input = input.clone();
-        let (returned, stepped, out) = tokio::task::spawn_blocking(move || {
+        let (returned, stepped, out) = if scram && step == 1 {
+            // Key derivation is CPU work (thousands of hash rounds): off
+            // the runtime's threads, so other connections keep moving.
+            let step_input = input.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let stepped = session.step(step_input.as_deref(), &mut out);
+                (session, stepped, out)
+            })
+            .await
+            .map_err(|e| format!("{mechanism}: {e}"))?
+        } else {
             let mut out = Vec::new();
-            let stepped = session.step(step_input.as_deref(), &mut out);
+            let stepped = session.step(input.as_deref(), &mut out);
             (session, stepped, out)
-        })
-        .await
-        .map_err(|e| format!("{mechanism}: {e}"))?;
+        };
         session = returned;
         let state = stepped.map_err(|e| {
             // A SCRAM server-final `e=<reason>` is the broker refusing
@@ -203,16 +209,31 @@ async fn exchanges<S: AsyncRead + AsyncWrite + Unpin>(
     )))
 }
 
-/// The iteration count of a SCRAM server-first message (`r=…,s=…,i=…`),
-/// if `message` is one.
-fn scram_iterations(message: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(message).ok()?;
-    if !text.starts_with("r=") {
-        return None;
+/// The iteration count of a SCRAM server-first message, which must be
+/// `r=<nonce>,s=<salt>,i=<digits>` (RFC 5802, extensions after it
+/// allowed) with at most [`MAX_SCRAM_ITERATIONS`]; anything else is
+/// refused, so no count reaches the key derivation unchecked.
+fn scram_iterations(message: &[u8]) -> Result<u32, String> {
+    let mut fields = message.split(|b| *b == b',');
+    let (Some(nonce), Some(salt), Some(count)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return Err("the broker's SCRAM server-first message is malformed".into());
+    };
+    let digits = count
+        .strip_prefix(b"i=")
+        .filter(|d| !d.is_empty() && d.len() <= 10 && d.iter().all(u8::is_ascii_digit));
+    let (true, true, Some(digits)) = (nonce.starts_with(b"r="), salt.starts_with(b"s="), digits)
+    else {
+        return Err("the broker's SCRAM server-first message is malformed".into());
+    };
+    let iterations: u64 = digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
+    if iterations == 0 || iterations > u64::from(MAX_SCRAM_ITERATIONS) {
+        return Err(format!(
+            "the broker asks for {iterations} SCRAM iterations; the gateway computes 1 to \
+             {MAX_SCRAM_ITERATIONS} (Apache Kafka's limit)"
+        ));
     }
-    let count = text.split(',').find_map(|part| part.strip_prefix("i="))?;
-    // A count too large for u32 is too large, full stop.
-    Some(count.parse::<u32>().unwrap_or(u32::MAX))
+    Ok(iterations as u32)
 }
 
 /// Sends one request and reads its response.
@@ -262,13 +283,93 @@ mod tests {
 
     #[test]
     fn scram_iteration_counts_are_read_from_server_first_messages() {
-        assert_eq!(scram_iterations(b"r=abc,s=c2FsdA==,i=4096"), Some(4096));
-        assert_eq!(
-            scram_iterations(b"r=abc,s=c2FsdA==,i=99999999999"),
-            Some(u32::MAX)
-        );
-        assert_eq!(scram_iterations(b"v=c2lnbmF0dXJl"), None);
-        assert_eq!(scram_iterations(b"e=invalid-proof"), None);
-        assert_eq!(scram_iterations(&[0xff, 0xfe]), None);
+        assert_eq!(scram_iterations(b"r=abc,s=c2FsdA==,i=4096"), Ok(4096));
+        assert_eq!(scram_iterations(b"r=abc,s=c2FsdA==,i=4096,x=ext"), Ok(4096));
+        for bad in [
+            &b"r=abc,s=c2FsdA==,i=99999999999"[..],
+            b"r=abc,s=c2FsdA==,i=16385",
+            b"r=abc,s=c2FsdA==,i=0",
+            b"r=abc\xff,s=c2FsdA==,i=4000000000",
+            b"r=abc,s=c2FsdA==,i=4000000000,x=\xff",
+            b"r=abc,s=c2FsdA==",
+            b"r=abc,i=4096,s=c2FsdA==",
+            b"v=c2lnbmF0dXJl",
+            b"r=abc,s=c2FsdA==,i=+4096",
+        ] {
+            assert!(
+                scram_iterations(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    /// Plays a broker that answers the handshake, then a server-first.
+    async fn broker_answering(server_first: &'static [u8]) -> Result<(), OpenError> {
+        let (mut gateway, mut broker) = tokio::io::duplex(1 << 16);
+        let serve = tokio::spawn(async move {
+            let answer = |correlation: i32, body: &dyn Fn(&mut BytesMut)| {
+                let mut out = BytesMut::new();
+                ResponseHeader::default()
+                    .with_correlation_id(correlation)
+                    .encode(&mut out, 0)
+                    .unwrap();
+                body(&mut out);
+                out
+            };
+            let hs = frame::read_frame(&mut broker, 1 << 16)
+                .await
+                .unwrap()
+                .unwrap();
+            let (_, _, c) = frame::request_key(&hs.body()).unwrap();
+            let out = answer(c, &|out| {
+                SaslHandshakeResponse::default().encode(out, 1).unwrap()
+            });
+            frame::write_frame(&mut broker, &out).await.unwrap();
+            let first = frame::read_frame(&mut broker, 1 << 16)
+                .await
+                .unwrap()
+                .unwrap();
+            let (_, _, c) = frame::request_key(&first.body()).unwrap();
+            let out = answer(c, &|out| {
+                SaslAuthenticateResponse::default()
+                    .with_auth_bytes(Bytes::from_static(server_first))
+                    .encode(out, 1)
+                    .unwrap()
+            });
+            frame::write_frame(&mut broker, &out).await.unwrap();
+            // Whatever comes next is never answered.
+            let _ = frame::read_frame(&mut broker, 1 << 16).await;
+        });
+        let credentials = Credentials {
+            mechanism: Mechanism::ScramSha512,
+            username: "svc".into(),
+            password: "pw".into(),
+        };
+        let result = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            authenticate(&mut gateway, &credentials),
+        )
+        .await
+        .expect("refused at once, not computed");
+        serve.abort();
+        result
+    }
+
+    #[tokio::test]
+    async fn a_broker_cannot_make_the_gateway_compute_billions_of_rounds() {
+        for first in [
+            &b"r=NONCE,s=c2FsdA==,i=4000000000"[..],
+            b"r=NONCE\xff,s=c2FsdA==,i=4000000000",
+            b"r=NONCE,s=c2FsdA==,i=4000000000,x=\xff",
+        ] {
+            let err = broker_answering(first).await.unwrap_err();
+            assert_eq!(err.kind, Kind::AuthFailed);
+            assert!(
+                err.message.contains("SCRAM iterations") || err.message.contains("malformed"),
+                "{}",
+                err.message
+            );
+        }
     }
 }

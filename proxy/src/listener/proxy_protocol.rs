@@ -45,6 +45,16 @@ impl TrustedRanges {
                     .ok_or_else(bad)?,
                 None => max,
             };
+            // An IPv4-mapped range is the IPv4 range it maps (clients are
+            // compared as IPv4 too); a wider one is not a range of either.
+            let (address, bits) = match address {
+                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                    let v4 = v6.to_ipv4_mapped().ok_or_else(bad)?;
+                    let bits = bits.checked_sub(96).ok_or_else(bad)?;
+                    (IpAddr::V4(v4), bits)
+                }
+                other => (other, bits),
+            };
             out.push((address, bits));
         }
         if out.is_empty() {
@@ -56,13 +66,11 @@ impl TrustedRanges {
     /// Whether `ip` is in one of the ranges.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.0
-            .iter()
-            .any(|(net, bits)| match (canonical(*net), ip) {
-                (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
-                (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
-                _ => false,
-            })
+        self.0.iter().any(|(net, bits)| match (*net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            _ => false,
+        })
     }
 }
 
@@ -77,14 +85,15 @@ fn canonical(ip: IpAddr) -> IpAddr {
 fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     let bits = usize::from(bits);
     let (whole, rest) = (bits / 8, bits % 8);
-    if a[..whole] != b[..whole] {
+    // Never indexes past either address, whatever the prefix says.
+    if a.len() != b.len() || a.get(..whole) != b.get(..whole) || a.get(..whole).is_none() {
         return false;
     }
     if rest == 0 {
         return true;
     }
     let mask = 0xffu8 << (8 - rest);
-    (a[whole] & mask) == (b[whole] & mask)
+    matches!((a.get(whole), b.get(whole)), (Some(x), Some(y)) if x & mask == y & mask)
 }
 
 /// The client address of a connection from `peer`: read from its PROXY
@@ -158,6 +167,16 @@ async fn read_header(stream: &mut TcpStream, peer: SocketAddr) -> Result<Vec<u8>
     let mut header = vec![0u8; 6];
     stream.read_exact(&mut header).await.map_err(io)?;
     if header == b"PROXY " {
+        // Usually the whole line is there: take it in one read.
+        let mut peeked = [0u8; MAX_V1_HEADER - 6];
+        let seen = stream.peek(&mut peeked).await.map_err(io)?;
+        if let Some(end) = peeked[..seen].windows(2).position(|w| w == b"\r\n") {
+            let mut rest = vec![0u8; end + 2];
+            stream.read_exact(&mut rest).await.map_err(io)?;
+            header.extend_from_slice(&rest);
+            return Ok(header);
+        }
+        // In pieces: byte by byte up to the CRLF (nothing after it taken).
         while !header.ends_with(b"\r\n") {
             if header.len() >= MAX_V1_HEADER {
                 return Err(invalid(peer));
@@ -201,6 +220,14 @@ mod tests {
         assert!(!r.contains("127.0.0.3".parse().unwrap()));
         let err = TrustedRanges::parse(&["10.0.0.0/8".into(), "10.0.0.0/33".into()]).unwrap_err();
         assert!(err.starts_with("trusted_ranges[1]"), "{err}");
+        // IPv4-mapped ranges are the IPv4 ranges they map (this panicked).
+        let mapped = TrustedRanges::parse(&["::ffff:10.0.0.0/104".into()]).unwrap();
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(mapped.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("11.0.0.1".parse().unwrap()));
+        let all = TrustedRanges::parse(&["::ffff:0.0.0.0/96".into()]).unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        assert!(TrustedRanges::parse(&["::ffff:0.0.0.0/95".into()]).is_err());
     }
 
     async fn through(bytes: Vec<u8>, trusted: &str) -> (Result<SocketAddr, String>, Vec<u8>) {

@@ -33,13 +33,17 @@ pub struct TlsServer {
     pub client_trust: Option<Arc<ClientTrust>>,
 }
 
+fn hex_prefix(digest: &[u8; 32]) -> String {
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// How a listener verifies client certificates: kept so connections
 /// established under older settings are checked again when they change.
 pub struct ClientTrust {
     /// Whether a certificate is required (else only requested).
     pub required: bool,
-    /// The trusted CA certificates (PEM), bundle by bundle.
-    bundles: Vec<String>,
+    /// SHA-256 over the trusted CA certificates (PEM), bundle by bundle.
+    bundles: [u8; 32],
     verifier: Arc<dyn ClientCertVerifier>,
 }
 
@@ -47,7 +51,7 @@ impl std::fmt::Debug for ClientTrust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientTrust")
             .field("required", &self.required)
-            .field("bundles", &self.bundles.len())
+            .field("bundles", &hex_prefix(&self.bundles))
             .finish()
     }
 }
@@ -142,9 +146,18 @@ impl TlsServer {
                 let verifier = verifier
                     .build()
                     .map_err(|e| format!("client_authentication: {e}"))?;
+                let digest = {
+                    use sha2::{Digest, Sha256};
+                    let mut hasher = Sha256::new();
+                    for pem in &bundles {
+                        hasher.update((pem.len() as u64).to_be_bytes());
+                        hasher.update(pem.as_bytes());
+                    }
+                    hasher.finalize().into()
+                };
                 client_trust = Some(Arc::new(ClientTrust {
                     required: mode != ClientAuthenticationMode::Requested,
-                    bundles,
+                    bundles: digest,
                     verifier: verifier.clone(),
                 }));
                 builder.with_client_cert_verifier(verifier)

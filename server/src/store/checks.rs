@@ -115,8 +115,11 @@ pub(super) async fn against_store(
                 field: "dns_label".into(),
                 summary: "dns_label already used in this gateway".into(),
                 message: format!(
-                    "{message}; this write is refused unless that cluster is renamed or \
-                     deleted first"
+                    "{message}; this write is refused unless that cluster gives the label up \
+                     first. In Terraform, apply in two steps (first move the holder to another \
+                     label or destroy it, then apply this), or give this resource depends_on = \
+                     [the holder] when one apply destroys the holder; two clusters cannot swap \
+                     labels in one apply"
                 ),
             }),
         }

@@ -75,6 +75,7 @@ pub fn apply(entity: &mut Entity) {
             auth.method
                 .get_or_insert(backend_authentication::Method::Anonymous(Anonymous {}));
             if let Some(tls) = b.tls.as_mut()
+                && tls.enabled
                 && tls.versions.is_empty()
             {
                 tls.versions = vec![TlsVersion::Tls12 as i32, TlsVersion::Tls13 as i32];

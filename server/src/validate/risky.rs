@@ -48,7 +48,7 @@ pub fn warnings(entity: &Entity) -> Vec<ValidateWarning> {
                 .flat_map(|p| p.trusted_ranges.iter());
             for (i, range) in open.enumerate() {
                 let range = range.trim();
-                if range.ends_with("/0") {
+                if super::rules::parse_cidr(range).is_some_and(|(_, prefix)| prefix == 0) {
                     warn(
                         &format!("proxy_protocol.trusted_ranges[{i}]"),
                         "every address may send PROXY headers",
@@ -116,7 +116,12 @@ mod tests {
         );
         let listener = Spec::Listener(Listener {
             proxy_protocol: Some(ProxyProtocol {
-                trusted_ranges: vec!["10.0.0.0/8".into(), "0.0.0.0/0".into(), "::/0".into()],
+                trusted_ranges: vec![
+                    "10.0.0.0/8".into(),
+                    "0.0.0.0/0".into(),
+                    "::/0".into(),
+                    "::ffff:0.0.0.0/96".into(),
+                ],
             }),
             ..Default::default()
         });
@@ -124,7 +129,8 @@ mod tests {
             fields(listener),
             [
                 "proxy_protocol.trusted_ranges[1]",
-                "proxy_protocol.trusted_ranges[2]"
+                "proxy_protocol.trusted_ranges[2]",
+                "proxy_protocol.trusted_ranges[3]"
             ]
         );
     }

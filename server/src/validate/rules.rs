@@ -151,6 +151,13 @@ pub fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
         }
         Some(_) => return None,
     };
+    // An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) is the IPv4 range
+    // it maps; one wider than the mapped space is not a range of either.
+    if let IpAddr::V6(v6) = address
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        return (prefix >= 96).then(|| (IpAddr::V4(v4), prefix - 96));
+    }
     Some((address, prefix))
 }
 
@@ -311,6 +318,10 @@ mod tests {
         assert_eq!(parse_cidr("2001:db8::/32"), Some((v4("2001:db8::"), 32)));
         assert_eq!(parse_cidr("::/0"), Some((v4("::"), 0)));
         assert_eq!(parse_cidr("fe80::1/128"), Some((v4("fe80::1"), 128)));
+        // IPv4-mapped ranges are the IPv4 ranges they map.
+        assert_eq!(parse_cidr("::ffff:10.0.0.0/104"), Some((v4("10.0.0.0"), 8)));
+        assert_eq!(parse_cidr("::ffff:0.0.0.0/96"), Some((v4("0.0.0.0"), 0)));
+        assert_eq!(parse_cidr("::ffff:10.0.0.0/95"), None);
         for bad in [
             "",
             "/8",

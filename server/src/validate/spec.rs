@@ -218,21 +218,26 @@ fn backend_authentication(v: &mut Violations, auth: Option<&BackendAuthenticatio
 }
 
 fn backend_tls(v: &mut Violations, tls: &BackendTls) {
+    // A present block that is switched off is a mistake (`tls = {}` reads
+    // like "TLS with the system roots"), never plaintext in disguise.
     if !tls.enabled {
         let set = [
             ("ca_bundle", !tls.ca_bundle.is_empty()),
             ("client_identity", tls.client_identity.is_some()),
             ("insecure_skip_verify", tls.insecure_skip_verify),
+            ("versions", !tls.versions.is_empty()),
         ];
-        if let Some((field, _)) = set.iter().find(|(_, set)| *set) {
-            v.add(
-                "tls.enabled",
-                format!(
-                    "tls.{field} is set but enabled is false: set enabled = true to connect to \
-                     the brokers over TLS, or remove the tls block for plaintext"
-                ),
-            );
-        }
+        let holding = match set.iter().find(|(_, set)| *set) {
+            Some((field, _)) => format!("tls.{field} is set but enabled is false"),
+            None => "the tls block is present but enabled is false".to_string(),
+        };
+        v.add(
+            "tls.enabled",
+            format!(
+                "{holding}: set enabled = true to connect to the brokers over TLS (with the \
+                 system roots unless ca_bundle is set), or remove the tls block for plaintext"
+            ),
+        );
     }
     for (i, version) in tls.versions.iter().enumerate() {
         rules::enum_set::<TlsVersion>(v, &format!("tls.versions[{i}]"), *version, TLS_VERSIONS);
