@@ -502,8 +502,6 @@ async fn sasl_scram_passthrough_with_kafka_python() {
 /// SCRAM message (`e=invalid-proof`, RFC 5802 §7, as tansu does, with
 /// error code 0) and a hostile client carries on regardless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "proxy bug: gate.rs admits a relayed SCRAM exchange whose server-final is \
-            `e=invalid-proof` with error code 0 (tansu's refusal); run with --ignored"]
 async fn a_refused_scram_login_is_counted_and_never_admitted() {
     let (mut stack, _dir, _broker, s) = scram_passthrough("scram-refused").await;
     let wrong = [

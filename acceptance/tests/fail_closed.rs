@@ -15,10 +15,8 @@ use kafka_protocol::{
 };
 use sluice_acceptance::stack::{Stack, create, expose_virtual_cluster, two_ports};
 use sluice_proto::admin::v1::{
-    AclMode, Anonymous, BackendCluster, BackendTls, Entity, HeaderAction, HeaderSet, Mediation,
-    Namespace, NamespaceMode, OauthBearer, ProducePolicyModifyHeaders, UpdateEntityRequest,
-    VirtualCluster, VirtualClusterAuthentication, entity::Spec, header_action,
-    virtual_cluster_authentication::Method,
+    AclMode, BackendCluster, BackendTls, Entity, HeaderAction, HeaderSet, Namespace, NamespaceMode,
+    ProducePolicyModifyHeaders, UpdateEntityRequest, VirtualCluster, entity::Spec, header_action,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -135,28 +133,6 @@ async fn unenforced_configuration_refuses_connections_at_its_hop() {
     acl.acl_mode = AclMode::EnforceOnGateway as i32;
     let (vc, port) = serve(&mut stack, "acl", acl).await;
     assert_refused(&mut stack, port, "virtual_cluster", &vc.id, "acl_mode").await;
-
-    let mut oauth = vc_on(&backend, "oauth");
-    oauth.authentication = vec![
-        VirtualClusterAuthentication {
-            method: Some(Method::OauthBearer(OauthBearer {
-                mediation: Mediation::Passthrough as i32,
-                ..Default::default()
-            })),
-        },
-        VirtualClusterAuthentication {
-            method: Some(Method::Anonymous(Anonymous {})),
-        },
-    ];
-    let (vc, port) = serve(&mut stack, "oauth", oauth).await;
-    assert_refused(
-        &mut stack,
-        port,
-        "virtual_cluster",
-        &vc.id,
-        "authentication[0].oauth_bearer",
-    )
-    .await;
 
     // A TLS backend that answers in plaintext is never used in plaintext:
     // the handshake fails at the backend hop and the client gets nothing.

@@ -25,18 +25,21 @@ pub(super) fn handshake(
     encode(ApiKey::SaslHandshake, correlation_id, version, &body)
 }
 
-/// A SaslAuthenticate answer: `auth_bytes` on success, the error and its
-/// message otherwise; sessions never expire (`session_lifetime_ms = 0`).
+/// A SaslAuthenticate answer: empty `auth_bytes` and the session's
+/// lifetime (KIP-368; 0: it does not expire) on success, the error and
+/// its message otherwise.
 pub(super) fn authenticate(
     correlation_id: i32,
     version: i16,
     error_code: i16,
     message: Option<&str>,
+    session_lifetime_ms: i64,
 ) -> Option<Bytes> {
     let body = SaslAuthenticateResponse::default()
         .with_error_code(error_code)
         .with_error_message(message.map(|m| StrBytes::from_string(m.to_string())))
-        .with_auth_bytes(Bytes::new());
+        .with_auth_bytes(Bytes::new())
+        .with_session_lifetime_ms(session_lifetime_ms);
     encode(ApiKey::SaslAuthenticate, correlation_id, version, &body)
 }
 
@@ -73,7 +76,7 @@ mod tests {
         let names: Vec<&str> = body.mechanisms.iter().map(|m| m.as_str()).collect();
         assert_eq!(names, ["PLAIN", "SCRAM-SHA-512"]);
         assert!(handshake(7, 9, 0, &[]).is_none(), "no such version");
-        let mut failed = authenticate(8, 2, 58, Some("no")).unwrap();
+        let mut failed = authenticate(8, 2, 58, Some("no"), 0).unwrap();
         let header = ResponseHeader::decode(&mut failed, 1).unwrap();
         assert_eq!(header.correlation_id, 8);
         let body = SaslAuthenticateResponse::decode(&mut failed, 2).unwrap();

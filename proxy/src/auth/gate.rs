@@ -17,7 +17,7 @@
 //! Everything is bounded: one handshake deadline for the whole exchange
 //! and at most [`MAX_EXCHANGES`] requests.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 use kafka_protocol::{
@@ -34,8 +34,8 @@ use tokio::{
 
 use super::{
     Principal, Rule, SASL_AUTHENTICATION_FAILED, Session, UNSUPPORTED_SASL_MECHANISM, answers,
-    failed,
-    plain::{self, Refusal},
+    check::{check, echo, lifetime_ms, unverified_subject},
+    failed, plain,
 };
 use crate::{
     backend::{self, Upstream},
@@ -52,9 +52,6 @@ use crate::{
 
 /// Requests a client may send before it is authenticated.
 pub const MAX_EXCHANGES: usize = 16;
-/// The longest client-chosen text (a mechanism, a username) put in a
-/// message.
-const MAX_ECHO: usize = 64;
 
 /// A connection the gate let in.
 pub struct Admitted {
@@ -80,6 +77,8 @@ enum State {
         mechanism: &'static str,
         rounds: usize,
         user: Option<String>,
+        /// The `exp` of a token the gateway checked (validate_forward).
+        expires_at: Option<SystemTime>,
     },
 }
 
@@ -111,10 +110,6 @@ where
         HopError::new(Hop::Listener, route.listener_id.clone(), kind, message)
     };
     let refused = |mechanism, message| failed(node, &vc.id, mechanism, who, message);
-    let told = format!(
-        "Authentication failed: invalid credentials for virtual cluster {:?}",
-        vc.dns_label
-    );
     let mut upstream: Option<Dialled> = None;
     let mut state = State::Start;
     for _ in 0..MAX_EXCHANGES {
@@ -249,6 +244,7 @@ where
                     mechanism,
                     rounds: 0,
                     user: None,
+                    expires_at: None,
                 };
             } else {
                 if !say(
@@ -279,6 +275,7 @@ where
                         version,
                         super::ILLEGAL_SASL_STATE,
                         Some("SaslAuthenticate before SaslHandshake"),
+                        0,
                     ),
                 )
                 .await;
@@ -289,75 +286,29 @@ where
             }
             State::Checking { rule, mechanism } => {
                 let (rule, mechanism) = (*rule, *mechanism);
-                let Some(Rule::PlainTerminate(hashes)) = rules.rule(rule) else {
+                let Some(checking) = rules.rule(rule) else {
                     return Err(refused(mechanism, "no rule checks this mechanism".into()));
                 };
-                let credentials = match plain::parse(&auth_bytes) {
+                let checked = match check(checking, &auth_bytes, deadline, &vc.dns_label).await {
                     Ok(c) => c,
-                    Err(why) => {
-                        let _ = say(
-                            client,
-                            answers::authenticate(
-                                correlation_id,
-                                version,
-                                SASL_AUTHENTICATION_FAILED,
-                                Some(&told),
-                            ),
-                        )
-                        .await;
-                        return Err(refused(mechanism, why.into()));
+                    Err(no) => {
+                        let _ = say(client, failure(correlation_id, version, &no.told)).await;
+                        return Err(refused(mechanism, no.why));
                     }
                 };
-                let user = credentials.username.to_string();
-                match plain::check(hashes, &credentials, deadline).await {
-                    Ok(()) => {}
-                    Err(refusal) => {
-                        let (told, why) = match refusal {
-                            Refusal::Mismatch => (
-                                told.clone(),
-                                format!("wrong username or password (username {})", echo(&user)),
-                            ),
-                            Refusal::Busy => (
-                                format!(
-                                    "Authentication failed: the gateway is busy checking other \
-                                     logins to virtual cluster {:?}; retry",
-                                    vc.dns_label
-                                ),
-                                format!(
-                                    "no turn to check the password of {} before the deadline \
-                                     (too many logins at once)",
-                                    echo(&user)
-                                ),
-                            ),
-                        };
-                        let _ = say(
-                            client,
-                            answers::authenticate(
-                                correlation_id,
-                                version,
-                                SASL_AUTHENTICATION_FAILED,
-                                Some(&told),
-                            ),
-                        )
-                        .await;
-                        return Err(refused(mechanism, why));
-                    }
-                }
                 let upstream = with_gateway_credentials(node, route, upstream).await?;
-                if !say(
-                    client,
-                    answers::authenticate(correlation_id, version, 0, None),
-                )
-                .await
-                {
+                let lifetime = lifetime_ms(checked.expires_at);
+                let answer = answers::authenticate(correlation_id, version, 0, None, lifetime);
+                if !say(client, answer).await {
                     return Ok(None);
                 }
                 return Ok(Some(Admitted {
                     session: Session {
-                        principal: Principal::user(&user),
+                        principal: Principal::user(&checked.user),
                         mechanism,
                         rule,
                         relayed: false,
+                        expires_at: checked.expires_at,
                     },
                     upstream,
                 }));
@@ -367,9 +318,27 @@ where
                 mechanism,
                 rounds,
                 user,
+                expires_at,
             } => {
                 if *rounds == 0 {
                     *user = relayed_user(mechanism, &auth_bytes);
+                    // validate_forward: the token is checked before the
+                    // broker sees it.
+                    if let Some(checking @ Rule::Oauth(o)) = rules.rule(*rule)
+                        && o.validator.is_some()
+                    {
+                        match check(checking, &auth_bytes, deadline, &vc.dns_label).await {
+                            Ok(checked) => {
+                                *user = Some(checked.user);
+                                *expires_at = checked.expires_at;
+                            }
+                            Err(no) => {
+                                let _ =
+                                    say(client, failure(correlation_id, version, &no.told)).await;
+                                return Err(refused(mechanism, no.why));
+                            }
+                        }
+                    }
                 }
                 let dialled = bare(node, route, &mut upstream).await?;
                 let answer =
@@ -379,7 +348,33 @@ where
                     return Ok(None);
                 }
                 let name = user.clone().unwrap_or_default();
+                // An OAUTHBEARER broker that refuses a token answers with
+                // an error challenge first (RFC 7628 §3.2.2), not success.
+                let challenge = broker
+                    .as_ref()
+                    .is_some_and(|b| b.error_code == 0 && !b.auth_bytes.is_empty())
+                    && *mechanism == "OAUTHBEARER";
+                // A SCRAM broker may refuse in its server-final message
+                // (`e=invalid-proof`, RFC 5802 §7) with error code 0: only
+                // `v=` (its signature) is success.
+                let final_round = *rounds + 1 >= rounds_of(mechanism);
+                let scram_refusal = mechanism.starts_with("SCRAM-")
+                    && final_round
+                    && broker
+                        .as_ref()
+                        .is_some_and(|b| b.error_code == 0 && !b.auth_bytes.starts_with(b"v="));
                 match broker {
+                    Some(b) if scram_refusal => {
+                        let said = String::from_utf8_lossy(&b.auth_bytes);
+                        return Err(refused(
+                            mechanism,
+                            format!(
+                                "the broker refused {} ({})",
+                                echo(&name),
+                                echo(said.strip_prefix("e=").unwrap_or(&said))
+                            ),
+                        ));
+                    }
                     Some(b) if b.error_code == 0 => {}
                     Some(b) => {
                         return Err(refused(
@@ -400,7 +395,7 @@ where
                     }
                 }
                 *rounds += 1;
-                if *rounds >= rounds_of(mechanism) {
+                if !challenge && *rounds >= rounds_of(mechanism) {
                     let Some(upstream) = upstream else {
                         return Err(refused(mechanism, "no upstream".into()));
                     };
@@ -410,6 +405,7 @@ where
                             mechanism,
                             rule: *rule,
                             relayed: true,
+                            expires_at: *expires_at,
                         },
                         upstream: upstream.stream,
                     }));
@@ -421,6 +417,17 @@ where
         mechanism_of(&state),
         format!("more than {MAX_EXCHANGES} requests without finishing authentication"),
     ))
+}
+
+/// A refused SaslAuthenticate, telling the client `told`.
+fn failure(correlation_id: i32, version: i16, told: &str) -> Option<Bytes> {
+    answers::authenticate(
+        correlation_id,
+        version,
+        SASL_AUTHENTICATION_FAILED,
+        Some(told),
+        0,
+    )
 }
 
 /// Writes the gateway's own answer; false when it cannot (the client
@@ -455,21 +462,14 @@ fn relayed_user(mechanism: &str, first: &[u8]) -> Option<String> {
     if mechanism == "PLAIN" {
         return plain::parse(first).ok().map(|c| c.username.to_string());
     }
+    if mechanism == "OAUTHBEARER" {
+        return unverified_subject(first);
+    }
     let text = std::str::from_utf8(first).ok()?;
     // gs2 header "n,," (or "y,,", "n,a=…,"), then "n=user,r=nonce".
     let bare = text.splitn(3, ',').nth(2)?;
     let name = bare.split(',').find_map(|a| a.strip_prefix("n="))?;
     Some(name.replace("=2C", ",").replace("=3D", "="))
-}
-
-/// Client-chosen text as it appears in messages: quoted, bounded.
-fn echo(text: &str) -> String {
-    let cut: String = text.chars().take(MAX_ECHO).collect();
-    if cut.len() < text.len() {
-        format!("{cut:?}…")
-    } else {
-        format!("{cut:?}")
-    }
 }
 
 /// A request body decoded after its header.

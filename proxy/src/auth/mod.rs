@@ -15,14 +15,20 @@
 //! cluster, never which half of its credentials was wrong.
 
 mod answers;
+pub mod check;
 pub mod gate;
+pub mod jwks;
+pub mod oauth;
 pub mod plain;
 pub mod rules;
+pub mod session;
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::SystemTime,
+};
 
-use bytes::Bytes;
-use kafka_protocol::messages::ApiKey;
 use sluice_proto::dataplane::v1::DataPlaneEvent;
 
 use crate::{
@@ -30,7 +36,9 @@ use crate::{
     node::Node,
     tls::identity::ClientCertificate,
 };
+use jwks::KeySets;
 pub use rules::{Rule, Rules};
+pub use session::{InSession, Live, in_session};
 
 /// Kafka's `UNSUPPORTED_SASL_MECHANISM`.
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
@@ -98,6 +106,16 @@ pub struct Session {
     /// Whether its SASL exchange was relayed to the broker (its upstream
     /// is authenticated as the client).
     pub relayed: bool,
+    /// When it ends unless the client re-authenticates (KIP-368): the
+    /// `exp` of the OAUTHBEARER token the gateway checked.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// The JWKS documents this node fetched, shared by every virtual cluster
+/// and kept across revisions.
+pub fn key_sets() -> Arc<KeySets> {
+    static KEYS: OnceLock<Arc<KeySets>> = OnceLock::new();
+    KEYS.get_or_init(|| Arc::new(KeySets::new())).clone()
 }
 
 /// Counts and reports one failed authentication of a client at
@@ -126,51 +144,4 @@ pub fn failed(
         message: format!("client {client}: {}", error.message),
     });
     error
-}
-
-/// What an admitted connection's SASL request gets.
-#[derive(Debug)]
-pub enum InSession {
-    /// Not SASL, or a relayed session (its broker answers
-    /// re-authentication itself): carried on.
-    Pass,
-    /// The gateway's answer.
-    Answer(Bytes),
-    /// SASL in a version this proxy cannot answer: the connection ends.
-    Refuse,
-}
-
-/// What an admitted connection's SASL request gets. The gateway offers no
-/// re-authentication (it answers `session_lifetime_ms = 0`), so SASL on a
-/// connection it admitted is out of order, and SASL offered to a virtual
-/// cluster that takes none is an unsupported mechanism.
-pub fn in_session(
-    session: &Session,
-    rules: &Rules,
-    api_key: i16,
-    version: i16,
-    correlation_id: i32,
-) -> InSession {
-    let answer = if session.relayed {
-        return InSession::Pass;
-    } else if api_key == ApiKey::SaslHandshake as i16 {
-        let code = if rules.takes_sasl() {
-            ILLEGAL_SASL_STATE
-        } else {
-            UNSUPPORTED_SASL_MECHANISM
-        };
-        answers::handshake(correlation_id, version, code, &[])
-    } else if api_key == ApiKey::SaslAuthenticate as i16 {
-        answers::authenticate(
-            correlation_id,
-            version,
-            ILLEGAL_SASL_STATE,
-            Some(
-                "this connection is already authenticated; the gateway offers no re-authentication",
-            ),
-        )
-    } else {
-        return InSession::Pass;
-    };
-    answer.map_or(InSession::Refuse, InSession::Answer)
 }

@@ -12,10 +12,11 @@
 use std::{collections::HashMap, sync::Arc};
 
 use sluice_proto::admin::v1::{
-    Mediation, ScramAlgorithm, VirtualClusterAuthentication, virtual_cluster_authentication::Method,
+    Mediation, OauthBearer, ScramAlgorithm, VirtualClusterAuthentication,
+    virtual_cluster_authentication::Method,
 };
 
-use super::{Principal, Session};
+use super::{Principal, Session, oauth::Validator};
 use crate::listener::handshake::Hello;
 
 /// How a rule handles a client's SASL exchange.
@@ -32,6 +33,34 @@ pub enum Rule {
     PlainPassthrough,
     /// SCRAM-SHA-256 or -512 relayed to the broker.
     ScramPassthrough(&'static str),
+    /// OAUTHBEARER: relayed unchecked, checked then relayed, or checked
+    /// and answered by the gateway.
+    Oauth(OauthRule),
+}
+
+/// A compiled `oauth_bearer` rule.
+#[derive(Debug, Clone)]
+pub struct OauthRule {
+    spec: OauthBearer,
+    /// How tokens are checked; `None` for passthrough.
+    pub validator: Option<Arc<Validator>>,
+}
+
+impl PartialEq for OauthRule {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
+impl Eq for OauthRule {}
+
+impl OauthRule {
+    /// `passthrough`, `validate_forward` or `terminate`.
+    pub fn mediation(&self) -> Mediation {
+        self.validator
+            .as_ref()
+            .map_or(Mediation::Passthrough, |v| v.mediation())
+    }
 }
 
 impl Rule {
@@ -41,6 +70,7 @@ impl Rule {
             Rule::Anonymous | Rule::ClientCertificate => None,
             Rule::PlainTerminate(_) | Rule::PlainPassthrough => Some("PLAIN"),
             Rule::ScramPassthrough(m) => Some(m),
+            Rule::Oauth(_) => Some("OAUTHBEARER"),
         }
     }
 
@@ -48,7 +78,11 @@ impl Rule {
     /// upstream then carries the client's own credentials, not the
     /// backend cluster's).
     pub fn relays(&self) -> bool {
-        matches!(self, Rule::PlainPassthrough | Rule::ScramPassthrough(_))
+        match self {
+            Rule::PlainPassthrough | Rule::ScramPassthrough(_) => true,
+            Rule::Oauth(o) => o.mediation() != Mediation::Terminate,
+            _ => false,
+        }
     }
 }
 
@@ -115,9 +149,12 @@ impl Rules {
                         ));
                     }
                 },
-                Some(Method::OauthBearer(_)) => {
-                    return Err(format!("{at}.oauth_bearer: not enforced by this node yet"));
-                }
+                Some(Method::OauthBearer(o)) => Rule::Oauth(OauthRule {
+                    spec: o.clone(),
+                    validator: Validator::compile(o, super::key_sets())
+                        .map_err(|e| format!("{at}.oauth_bearer.{e}"))?
+                        .map(Arc::new),
+                }),
                 None => return Err(format!("{at}: a method unknown to this node")),
             });
         }
@@ -164,12 +201,14 @@ impl Rules {
                 mechanism: "ANONYMOUS",
                 rule: i,
                 relayed: false,
+                expires_at: None,
             }),
             Rule::ClientCertificate => hello.certificate.as_ref().map(|c| Session {
                 principal: Principal::of_certificate(c),
                 mechanism: "MTLS",
                 rule: i,
                 relayed: false,
+                expires_at: None,
             }),
             _ => None,
         })
@@ -303,6 +342,7 @@ mod tests {
             mechanism: "PLAIN",
             rule: 0,
             relayed: false,
+            expires_at: None,
         };
         let h = hello(false);
         let admitted_by = before.rule(0).unwrap();

@@ -6,9 +6,7 @@
 //! plaintext access that the configuration forbids. Each feature leaves
 //! this list in the change that enforces it.
 
-use sluice_proto::admin::v1::{
-    AclMode, Entity, entity::Spec, virtual_cluster_authentication::Method,
-};
+use sluice_proto::admin::v1::{AclMode, Entity, entity::Spec};
 
 use std::collections::HashMap;
 
@@ -91,17 +89,11 @@ pub(crate) fn virtual_cluster(
     };
     let at = |feature: String| Some(NotEnforced::new(Hop::VirtualCluster, &entity.id, feature));
     for (i, rule) in vc.authentication.iter().enumerate() {
-        let method = match &rule.method {
-            Some(
-                Method::Anonymous(_)
-                | Method::SaslPlain(_)
-                | Method::SaslScram(_)
-                | Method::ClientCertificate(_),
-            ) => continue,
-            None => "method unknown to this node",
-            Some(Method::OauthBearer(_)) => "oauth_bearer",
-        };
-        return at(format!("authentication[{i}].{method}"));
+        if rule.method.is_none() {
+            return at(format!(
+                "authentication[{i}]: a method unknown to this node"
+            ));
+        }
     }
     if vc.acl_mode != AclMode::Passthrough as i32 && vc.acl_mode != AclMode::Unspecified as i32 {
         return at("acl_mode".into());

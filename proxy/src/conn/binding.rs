@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::{Rule, Session},
+    auth::{Live, Session},
     backend::Backend,
     config::{Config, ConfigStore},
     listener::{
@@ -38,10 +38,8 @@ pub(crate) struct Binding {
     dialled: (Arc<Backend>, Role),
     /// The client-certificate check the client last passed.
     trust: Option<Arc<ClientTrust>>,
-    /// How the client was authenticated.
-    session: Arc<Session>,
-    /// The rule that admits it (as it was when it last did).
-    admitted_by: Option<Rule>,
+    /// How the client was authenticated, as it goes on.
+    live: Live,
 }
 
 impl Binding {
@@ -57,7 +55,7 @@ impl Binding {
         route: Arc<Route>,
         session: Session,
     ) -> Self {
-        let admitted_by = route.virtual_cluster.auth.rule(session.rule).cloned();
+        let live = Live::new(session, &route.virtual_cluster.auth);
         let trust = seen
             .compiled()
             .ports
@@ -71,8 +69,7 @@ impl Binding {
             dialled: (route.virtual_cluster.backend.clone(), route.role),
             current: Some(route),
             trust,
-            session: Arc::new(session),
-            admitted_by,
+            live,
         }
     }
 
@@ -81,9 +78,14 @@ impl Binding {
         &self.hello
     }
 
-    /// How the client was authenticated.
-    pub(crate) fn session(&self) -> &Arc<Session> {
-        &self.session
+    /// How the client was authenticated, as it goes on.
+    pub(crate) fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// The same, to renew (re-authentication).
+    pub(crate) fn live_mut(&mut self) -> &mut Live {
+        &mut self.live
     }
 
     /// The route now, or `None` once the connection may no longer use it.
@@ -108,21 +110,22 @@ impl Binding {
         if !self.still_trusted(&port) {
             return None;
         }
-        let before = self.admitted_by.as_ref()?;
-        let Some(now) = route
-            .virtual_cluster
-            .auth
-            .still_admit(&self.session, &self.hello, before)
+        let before = self.live.admitted_by.as_ref()?;
+        let Some(now) =
+            route
+                .virtual_cluster
+                .auth
+                .still_admit(&self.live.session, &self.hello, before)
         else {
             tracing::info!(
                 virtual_cluster = route.virtual_cluster.id,
-                principal = %self.session.principal,
-                mechanism = self.session.mechanism,
+                principal = %self.live.session.principal,
+                mechanism = self.live.session.mechanism,
                 "the rule that admitted this client changed; the connection drains"
             );
             return None;
         };
-        self.admitted_by = Some(now);
+        self.live.admitted_by = Some(now);
         Some(route)
     }
 

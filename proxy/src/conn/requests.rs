@@ -4,6 +4,7 @@
 //! pump can match answers by order and answer short-circuited requests
 //! in their place.
 
+use kafka_protocol::messages::ApiKey;
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     sync::mpsc,
@@ -134,43 +135,41 @@ where
             }
             continue;
         }
-        match auth::in_session(
-            binding.session(),
-            &route.virtual_cluster.auth,
-            api_key,
-            version,
-            correlation_id,
-        ) {
-            auth::InSession::Pass => {}
-            auth::InSession::Answer(answer) => {
-                let vc = &route.virtual_cluster;
-                if api_key == kafka_protocol::messages::ApiKey::SaslHandshake as i16
-                    && !vc.auth.takes_sasl()
-                {
-                    node.report(&auth::failed(
-                        node,
-                        &vc.id,
-                        "UNSUPPORTED",
-                        &binding.hello().address.to_string(),
-                        "the client offered SASL, and this virtual cluster takes none (its rules \
-                         are anonymous / client_certificate)"
-                            .into(),
-                    ));
+        // The auth hop on an admitted connection: SASL (re-authentication)
+        // and the end of a session with an expiry.
+        let sasl =
+            api_key == ApiKey::SaslHandshake as i16 || api_key == ApiKey::SaslAuthenticate as i16;
+        if sasl || binding.live().expires_at.is_some() {
+            let client_address = binding.hello().address;
+            let vc = route.virtual_cluster.clone();
+            let decided = auth::in_session(
+                node,
+                &vc,
+                binding.live_mut(),
+                client_address,
+                api_key,
+                version,
+                correlation_id,
+                &body,
+            )
+            .await;
+            match decided {
+                auth::InSession::Pass => {}
+                auth::InSession::Answer(answer) => {
+                    if in_flight.send(Pending::Local(answer)).await.is_err() {
+                        return Ok(End::ClientClosed);
+                    }
+                    continue;
                 }
-                if in_flight.send(Pending::Local(answer)).await.is_err() {
-                    return Ok(End::ClientClosed);
+                auth::InSession::Close(answer, error) => {
+                    // The answer goes out in its turn, then the
+                    // connection drains and closes.
+                    node.report(&error);
+                    if let Some(answer) = answer {
+                        let _ = in_flight.send(Pending::Local(answer)).await;
+                    }
+                    return Ok(End::Drain);
                 }
-                continue;
-            }
-            auth::InSession::Refuse => {
-                return Err(HopError::new(
-                    Hop::Auth,
-                    route.virtual_cluster.id.clone(),
-                    Kind::AuthFailed,
-                    format!(
-                        "SASL request api_key={api_key} v{version} on an authenticated connection, in a version the gateway cannot answer"
-                    ),
-                ));
             }
         }
         let Some(expects_response) = request::expects_response(api_key, version, &body) else {

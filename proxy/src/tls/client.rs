@@ -88,7 +88,7 @@ fn private_key(
 
 /// The system's CA certificates, read once per process (not once per
 /// revision): a node picks up a changed system store when it restarts.
-fn system_roots() -> Arc<rustls::RootCertStore> {
+pub(crate) fn system_roots() -> Arc<rustls::RootCertStore> {
     static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
     ROOTS
         .get_or_init(|| {

@@ -5,9 +5,7 @@
 //! table mirrors the proxy's list: a feature leaves both in the change that
 //! enforces it.
 
-use sluice_proto::admin::v1::{
-    AclMode, Entity, Kind, ValidateWarning, entity::Spec, virtual_cluster_authentication::Method,
-};
+use sluice_proto::admin::v1::{AclMode, Entity, Kind, ValidateWarning, entity::Spec};
 
 /// The sluice-proxy release line these warnings describe.
 const PROXY: &str = concat!(
@@ -101,19 +99,6 @@ fn virtual_cluster(spec: &Spec) -> Vec<String> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for (i, rule) in vc.authentication.iter().enumerate() {
-        let method = match &rule.method {
-            Some(
-                Method::Anonymous(_)
-                | Method::SaslPlain(_)
-                | Method::SaslScram(_)
-                | Method::ClientCertificate(_),
-            )
-            | None => continue,
-            Some(Method::OauthBearer(_)) => "oauth_bearer",
-        };
-        out.push(format!("authentication[{i}].{method}"));
-    }
     if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
         out.push("acl_mode".into());
     }
@@ -140,6 +125,7 @@ mod tests {
         ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Sni, VirtualCluster,
         VirtualClusterAuthentication, backend_authentication,
         listener_policy_forward_to_virtual_cluster::Config as Forward,
+        virtual_cluster_authentication::Method,
     };
 
     use super::*;
@@ -172,8 +158,9 @@ mod tests {
             acl_mode: AclMode::EnforceOnGateway as i32,
             ..Default::default()
         }));
-        assert_eq!(fields(&vc), ["authentication[2].oauth_bearer", "acl_mode"]);
-        let w = &warnings(&vc)[1];
+        // Every authentication method is enforced.
+        assert_eq!(fields(&vc), ["acl_mode"]);
+        let w = &warnings(&vc)[0];
         assert!(
             w.message.contains(
                 "not enforced by sluice-proxy 0.1: connections to this virtual cluster are refused"

@@ -1,0 +1,260 @@
+//! SASL on a connection that is already admitted, and the end of its
+//! session. The gateway answers `session_lifetime_ms = 0` (no expiry) for
+//! passwords, so SASL on such a connection is out of order; an
+//! OAUTHBEARER session the gateway checked lasts until its token's `exp`
+//! (KIP-368): the client re-authenticates on the open connection with a
+//! new token for the same `sub` (checked by the gateway: answered for
+//! `terminate`, then relayed for `validate_forward`), and a connection
+//! that has not re-authenticated by then is closed at its next request.
+//! Sessions relayed unchecked (passthrough) leave all of this to the
+//! broker.
+
+use std::{sync::Arc, time::SystemTime};
+
+use bytes::Bytes;
+use kafka_protocol::{
+    messages::{ApiKey, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest},
+    protocol::Decodable,
+};
+use sluice_proto::admin::v1::Mediation;
+use tokio::time::Instant;
+
+use super::{
+    ILLEGAL_SASL_STATE, Rule, Rules, SASL_AUTHENTICATION_FAILED, Session,
+    UNSUPPORTED_SASL_MECHANISM, answers,
+    check::{check, echo, lifetime_ms},
+    failed,
+};
+use crate::{config::VirtualCluster, hop::HopError, node::Node};
+
+/// A connection's authentication as it goes on.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// How the client was admitted.
+    pub session: Arc<Session>,
+    /// The rule that admits it (as it was when it last did).
+    pub admitted_by: Option<Rule>,
+    /// When the session ends unless renewed.
+    pub expires_at: Option<SystemTime>,
+    /// A re-authentication's SaslHandshake was answered; its
+    /// SaslAuthenticate is next.
+    renewing: bool,
+}
+
+impl Live {
+    /// The state of a connection admitted as `session` under `rules`.
+    pub fn new(session: Session, rules: &Rules) -> Live {
+        Live {
+            admitted_by: rules.rule(session.rule).cloned(),
+            expires_at: session.expires_at,
+            session: Arc::new(session),
+            renewing: false,
+        }
+    }
+
+    /// Whether the gateway checks this session's tokens (and so its
+    /// re-authentication).
+    fn checked_oauth(&self) -> Option<Mediation> {
+        match &self.admitted_by {
+            Some(Rule::Oauth(o)) if o.validator.is_some() => Some(o.mediation()),
+            _ => None,
+        }
+    }
+}
+
+/// What a request on an admitted connection gets.
+#[derive(Debug)]
+pub enum InSession {
+    /// Carried on as any request.
+    Pass,
+    /// The gateway's answer, in the request's turn.
+    Answer(Bytes),
+    /// The connection ends: after this answer, if any, with this error.
+    Close(Option<Bytes>, HopError),
+}
+
+/// Decides a request of an admitted connection: SASL is answered (or
+/// checked and relayed) as the session allows; anything after the
+/// session's end closes the connection.
+#[allow(clippy::too_many_arguments)]
+pub async fn in_session(
+    node: &Node,
+    vc: &VirtualCluster,
+    live: &mut Live,
+    client: std::net::SocketAddr,
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+    body: &Bytes,
+) -> InSession {
+    let mechanism = live.session.mechanism;
+    let client = &client.to_string();
+    let sasl =
+        api_key == ApiKey::SaslHandshake as i16 || api_key == ApiKey::SaslAuthenticate as i16;
+    if !sasl {
+        return match live.expires_at {
+            Some(at) if SystemTime::now() >= at => InSession::Close(
+                None,
+                failed(
+                    node,
+                    &vc.id,
+                    mechanism,
+                    client,
+                    format!(
+                        "the session of {} ended at its token's exp without re-authentication \
+                         (KIP-368); the connection is closed",
+                        live.session.principal
+                    ),
+                ),
+            ),
+            _ => InSession::Pass,
+        };
+    }
+    let refuse = |why: String| failed(node, &vc.id, mechanism, client, why);
+    let Some(checking) = live.checked_oauth() else {
+        if live.session.relayed {
+            // The broker checked it; it answers re-authentication too.
+            return InSession::Pass;
+        }
+        let answer = if api_key == ApiKey::SaslHandshake as i16 {
+            let code = if vc.auth.takes_sasl() {
+                ILLEGAL_SASL_STATE
+            } else {
+                UNSUPPORTED_SASL_MECHANISM
+            };
+            answers::handshake(correlation_id, version, code, &[])
+        } else {
+            answers::authenticate(
+                correlation_id,
+                version,
+                ILLEGAL_SASL_STATE,
+                Some(
+                    "this connection is already authenticated; the gateway offers no \
+                      re-authentication for it",
+                ),
+                0,
+            )
+        };
+        if !vc.auth.takes_sasl() && api_key == ApiKey::SaslHandshake as i16 {
+            node.report(&failed(
+                node,
+                &vc.id,
+                "UNSUPPORTED",
+                client,
+                "the client offered SASL, and this virtual cluster takes none (its rules are \
+                 anonymous / client_certificate)"
+                    .into(),
+            ));
+        }
+        return match answer {
+            Some(a) => InSession::Answer(a),
+            None => InSession::Close(
+                None,
+                refuse(format!(
+                    "SASL api_key={api_key} v{version}: a version the gateway cannot answer"
+                )),
+            ),
+        };
+    };
+    // An OAUTHBEARER session the gateway checks: re-authentication.
+    if api_key == ApiKey::SaslHandshake as i16 {
+        let asked = decode::<SaslHandshakeRequest>(body, api_key, version)
+            .map(|r| r.mechanism.to_string())
+            .unwrap_or_default();
+        if asked != "OAUTHBEARER" {
+            return InSession::Close(
+                answers::handshake(
+                    correlation_id,
+                    version,
+                    UNSUPPORTED_SASL_MECHANISM,
+                    &["OAUTHBEARER"],
+                ),
+                refuse(format!(
+                    "re-authentication with {} instead of OAUTHBEARER",
+                    echo(&asked)
+                )),
+            );
+        }
+        live.renewing = true;
+        return match checking {
+            // Relayed: the broker answers the handshake too.
+            Mediation::ValidateForward => InSession::Pass,
+            _ => answers::handshake(correlation_id, version, 0, &["OAUTHBEARER"]).map_or_else(
+                || InSession::Close(None, refuse("unanswerable SaslHandshake version".into())),
+                InSession::Answer,
+            ),
+        };
+    }
+    if !std::mem::take(&mut live.renewing) {
+        return InSession::Close(
+            answers::authenticate(
+                correlation_id,
+                version,
+                ILLEGAL_SASL_STATE,
+                Some("SaslAuthenticate before SaslHandshake"),
+                0,
+            ),
+            refuse("SaslAuthenticate without SaslHandshake on an open connection".into()),
+        );
+    }
+    let auth_bytes = decode::<SaslAuthenticateRequest>(body, api_key, version)
+        .map(|r| r.auth_bytes)
+        .unwrap_or_default();
+    let Some(rule) = &live.admitted_by else {
+        return InSession::Close(None, refuse("no rule admits this session".into()));
+    };
+    let deadline = Instant::now() + node.limits.handshake_timeout;
+    let told = |text: &str| {
+        answers::authenticate(
+            correlation_id,
+            version,
+            SASL_AUTHENTICATION_FAILED,
+            Some(text),
+            0,
+        )
+    };
+    match check(rule, &auth_bytes, deadline, &vc.dns_label).await {
+        Ok(checked) if checked.user == live.session.principal.name() => {
+            live.expires_at = checked.expires_at;
+            match checking {
+                Mediation::ValidateForward => InSession::Pass,
+                _ => answers::authenticate(
+                    correlation_id,
+                    version,
+                    0,
+                    None,
+                    lifetime_ms(checked.expires_at),
+                )
+                .map_or_else(
+                    || {
+                        InSession::Close(
+                            None,
+                            refuse("unanswerable SaslAuthenticate version".into()),
+                        )
+                    },
+                    InSession::Answer,
+                ),
+            }
+        }
+        Ok(checked) => InSession::Close(
+            told("Authentication failed: re-authentication must keep the principal"),
+            refuse(format!(
+                "re-authentication as {} on a session of {}",
+                echo(&checked.user),
+                live.session.principal
+            )),
+        ),
+        Err(no) => InSession::Close(
+            told(&no.told),
+            refuse(format!("re-authentication: {}", no.why)),
+        ),
+    }
+}
+
+/// A request body decoded after its header.
+fn decode<T: Decodable>(body: &Bytes, api_key: i16, version: i16) -> Option<T> {
+    let key = ApiKey::try_from(api_key).ok()?;
+    let mut body = body.clone();
+    RequestHeader::decode(&mut body, key.request_header_version(version)).ok()?;
+    T::decode(&mut body, version).ok()
+}
