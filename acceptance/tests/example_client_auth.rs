@@ -45,7 +45,7 @@ async fn one_virtual_cluster_per_method_from_terraform() {
         &dir.path().join("modules/tenant"),
     );
     let mut ports = serde_json::Map::new();
-    for name in ["plain", "scram", "plain-open", "mtls"] {
+    for name in ["plain", "scram", "plain-open", "mtls", "oauth"] {
         let (a, b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
         ports.insert(name.into(), serde_json::json!([a.min(b), a.max(b)]));
     }

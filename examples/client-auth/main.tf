@@ -10,6 +10,9 @@
 #                               credentials in backend_cluster.authentication)
 #   plain-open 127.0.0.1:19392  PLAIN for those who have it, anonymous for the
 #                               rest: rules are tried in order, first match wins
+#   oauth      127.0.0.1:19592  OAUTHBEARER JWTs checked by the gateway against
+#                               the identity provider's JWKS (terminate; only
+#                               when var.oauth is set)
 #   mtls       127.0.0.1:19492  the TLS client certificate names the client
 #                               (only when var.client_ca_file is set)
 #
@@ -38,7 +41,18 @@ variable "ports" {
     scram      = [19292, 19293]
     plain-open = [19392, 19393]
     mtls       = [19492, 19493]
+    oauth      = [19592, 19593]
   }
+}
+
+variable "oauth" {
+  description = "The identity provider whose JWTs the oauth cluster accepts; null leaves it out."
+  type = object({
+    jwks_endpoint = string       # e.g. https://idp.example/.well-known/jwks.json
+    issuer        = string       # the iss every token carries
+    audiences     = list(string) # an aud a token must carry
+  })
+  default = null
 }
 
 variable "principals" {
@@ -119,6 +133,23 @@ module "plain_open" {
   authentication = [local.plain_terminate, { anonymous = {} }]
 }
 
+module "oauth" {
+  count              = var.oauth == null ? 0 : 1
+  source             = "../modules/tenant"
+  gateway_id         = sluice_gateway.edge.id
+  backend_cluster_id = sluice_backend_cluster.kafka.id
+  name               = "oauth"
+  ports              = var.ports["oauth"]
+  min_broker_id      = 111
+  authentication = [{
+    oauth_bearer = {
+      mediation = "terminate"
+      jwks      = { endpoint = var.oauth.jwks_endpoint, timeout = 10, cache_expiration = 3600 }
+      validate  = { issuer = var.oauth.issuer, audiences = var.oauth.audiences }
+    }
+  }]
+}
+
 # Mutual TLS: the listener verifies client certificates against the CA,
 # and the virtual cluster admits a client by its certificate (principal
 # User:<subject CN>).
@@ -182,6 +213,7 @@ output "bootstrap" {
       scram      = module.scram.bootstrap
       plain-open = module.plain_open.bootstrap
     },
-    var.client_ca_file == null ? {} : { mtls = "127.0.0.1:${var.ports["mtls"][0]}" }
+    var.client_ca_file == null ? {} : { mtls = "127.0.0.1:${var.ports["mtls"][0]}" },
+    var.oauth == null ? {} : { oauth = module.oauth[0].bootstrap }
   )
 }

@@ -78,6 +78,9 @@ pub enum Kind {
     TlsRequired,
     /// A TLS handshake failed (with a client or a broker).
     TlsHandshake,
+    /// No turn to check a client's credentials in time (a login storm):
+    /// the client is closed without an answer and retries.
+    Busy,
     /// No virtual cluster serves the SNI host name a client asked for.
     UnknownServerName,
     /// A PROXY protocol header was missing, malformed or untrusted.
@@ -116,6 +119,7 @@ impl Kind {
             Kind::UnknownServerName => "unknown_sni_name",
             Kind::ProxyHeader => "proxy_protocol",
             Kind::AuthFailed => "auth_failed",
+            Kind::Busy => "busy",
             Kind::InvalidConfig => "invalid_config",
         }
     }

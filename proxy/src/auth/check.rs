@@ -12,6 +12,10 @@ use super::{
     plain::{self, Refusal},
 };
 
+/// What a refusal for want of a turn to check says first: such a client
+/// is not told its credentials failed (clients would not retry).
+pub const BUSY: &str = "busy";
+
 /// Who the credentials name, and until when they hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
@@ -57,13 +61,11 @@ pub async fn check(
                     echo(&user)
                 ))),
                 Err(Refusal::Busy) => Err(Refused {
-                    told: format!(
-                        "Authentication failed: the gateway is busy checking other logins to \
-                         virtual cluster {label:?}; retry"
-                    ),
+                    told: String::new(),
                     why: format!(
-                        "no turn to check the password of {} before the deadline (too many \
-                         logins at once)",
+                        "{BUSY}: no turn to check the password of {} before the deadline (too \
+                         many logins at once); the connection is closed without an answer so \
+                         the client retries",
                         echo(&user)
                     ),
                 }),
@@ -78,6 +80,12 @@ pub async fn check(
                 .await
                 .map_err(|_| refuse("the token could not be checked before the deadline".into()))?
                 .map_err(refuse)?;
+            // The leeway on exp is for clock skew while a token is in
+            // flight; a session never starts on a token already past exp
+            // (it would end at once).
+            if claims.expires_at <= SystemTime::now() {
+                return Err(refuse("the token has expired (exp)".into()));
+            }
             if let Some(authzid) = response.authzid
                 && authzid != claims.subject
             {

@@ -34,12 +34,12 @@ use tokio::{
 
 use super::{
     Principal, Rule, SASL_AUTHENTICATION_FAILED, Session, UNSUPPORTED_SASL_MECHANISM, answers,
-    check::{check, echo, lifetime_ms, unverified_subject},
+    check::{BUSY, check, echo, lifetime_ms, unverified_subject},
     failed, plain,
 };
 use crate::{
     backend::{self, Upstream},
-    filter::{Context, Findings, InFlight, Notes, RequestOutcome},
+    filter::{Context, Findings, InFlight, LifetimeCap, Notes, RequestOutcome},
     hop::{Hop, HopError, Kind},
     io::Stream,
     kafka::{
@@ -167,8 +167,18 @@ where
                 continue;
             }
             let dialled = bare(node, route, &mut upstream).await?;
-            let answer =
-                relay(node, route, dialled, request.wire(), body, api_key, version).await?;
+            let answer = relay(
+                node,
+                route,
+                dialled,
+                request.wire(),
+                body,
+                api_key,
+                version,
+                deadline,
+                Notes::default(),
+            )
+            .await?;
             if frame::write_frame(client, &answer).await.is_err() {
                 return Ok(None);
             }
@@ -221,8 +231,18 @@ where
             let mechanism = rule.mechanism().unwrap_or("NONE");
             if rule.relays() {
                 let dialled = bare(node, route, &mut upstream).await?;
-                let answer =
-                    relay(node, route, dialled, request.wire(), body, api_key, version).await?;
+                let answer = relay(
+                    node,
+                    route,
+                    dialled,
+                    request.wire(),
+                    body,
+                    api_key,
+                    version,
+                    deadline,
+                    Notes::default(),
+                )
+                .await?;
                 let broker = decode_response::<SaslHandshakeResponse>(&answer, api_key, version);
                 if frame::write_frame(client, &answer).await.is_err() {
                     return Ok(None);
@@ -291,6 +311,11 @@ where
                 };
                 let checked = match check(checking, &auth_bytes, deadline, &vc.dns_label).await {
                     Ok(c) => c,
+                    Err(no) if no.why.starts_with(BUSY) => {
+                        // No answer: the client reconnects and retries.
+                        return Err(HopError::new(Hop::Auth, &vc.id, Kind::Busy, no.why)
+                            .with_detail(mechanism));
+                    }
                     Err(no) => {
                         let _ = say(client, failure(correlation_id, version, &no.told)).await;
                         return Err(refused(mechanism, no.why));
@@ -341,8 +366,18 @@ where
                     }
                 }
                 let dialled = bare(node, route, &mut upstream).await?;
-                let answer =
-                    relay(node, route, dialled, request.wire(), body, api_key, version).await?;
+                let answer = relay(
+                    node,
+                    route,
+                    dialled,
+                    request.wire(),
+                    body,
+                    api_key,
+                    version,
+                    deadline,
+                    relayed_notes(*expires_at),
+                )
+                .await?;
                 let broker = decode_response::<SaslAuthenticateResponse>(&answer, api_key, version);
                 if frame::write_frame(client, &answer).await.is_err() {
                     return Ok(None);
@@ -419,6 +454,16 @@ where
     ))
 }
 
+/// The notes a relayed SaslAuthenticate goes with: the session lifetime
+/// cap of a token the gateway checked (validate_forward).
+fn relayed_notes(expires_at: Option<SystemTime>) -> Notes {
+    let mut notes = Notes::default();
+    if expires_at.is_some() {
+        notes.put(LifetimeCap(lifetime_ms(expires_at)));
+    }
+    notes
+}
+
 /// A refused SaslAuthenticate, telling the client `told`.
 fn failure(correlation_id: i32, version: i16, told: &str) -> Option<Bytes> {
     answers::authenticate(
@@ -458,7 +503,7 @@ fn rounds_of(mechanism: &str) -> usize {
 
 /// The user a relayed exchange names in its first message: PLAIN's
 /// authcid, SCRAM's `n=` (RFC 5802, `=2C` and `=3D` unescaped).
-fn relayed_user(mechanism: &str, first: &[u8]) -> Option<String> {
+pub(crate) fn relayed_user(mechanism: &str, first: &[u8]) -> Option<String> {
     if mechanism == "PLAIN" {
         return plain::parse(first).ok().map(|c| c.username.to_string());
     }
@@ -529,7 +574,8 @@ async fn with_gateway_credentials(
 }
 
 /// Sends one request to the broker through the chain and returns the
-/// answer (header included), through the chain too.
+/// answer (header included), through the chain too, by `deadline`.
+#[allow(clippy::too_many_arguments)]
 async fn relay(
     node: &Node,
     route: &Route,
@@ -538,12 +584,45 @@ async fn relay(
     body: Bytes,
     api_key: i16,
     version: i16,
+    deadline: Instant,
+    notes: Notes,
+) -> Result<Bytes, HopError> {
+    let backend = route.virtual_cluster.backend.id.clone();
+    let address = upstream.address.clone();
+    tokio::time::timeout_at(
+        deadline,
+        relay_now(node, route, upstream, wire, body, api_key, version, notes),
+    )
+    .await
+    .map_err(|_| {
+        HopError::new(
+            Hop::BackendCluster,
+            backend,
+            Kind::Timeout,
+            format!(
+                "the broker at {address} did not answer api_key={api_key} while the client \
+                 authenticated"
+            ),
+        )
+    })?
+}
+
+/// [`relay`] without its deadline.
+#[allow(clippy::too_many_arguments)]
+async fn relay_now(
+    node: &Node,
+    route: &Route,
+    upstream: &mut Dialled,
+    wire: &[u8],
+    body: Bytes,
+    api_key: i16,
+    version: i16,
+    mut notes: Notes,
 ) -> Result<Bytes, HopError> {
     let backend = &route.virtual_cluster.backend.id;
     let fail = |kind, message: String| HopError::new(Hop::BackendCluster, backend, kind, message);
     let chain = &route.virtual_cluster.chain;
     let correlation_id = frame::request_key(&body).map_or(0, |(_, _, c)| c);
-    let mut notes = Notes::default();
     let mut findings = Findings::default();
     let outcome = if chain.wants_request(api_key, version) {
         let mut cx = Context {

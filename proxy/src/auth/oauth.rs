@@ -156,12 +156,21 @@ impl Validator {
         validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         let rules = spec.validate.clone().unwrap_or_default();
+
         if !rules.issuer.is_empty() {
             validation.set_issuer(&[&rules.issuer]);
             required.push("iss");
         }
         if let Some(i) = rules.audiences.iter().position(String::is_empty) {
             return Err(format!("validate.audiences[{i}]: empty"));
+        }
+        // Fail closed: a rule that checks tokens names whom they are for
+        // (without, any token of a shared identity provider gets in).
+        if rules.issuer.is_empty() {
+            return Err("validate.issuer: required unless mediation is passthrough".into());
+        }
+        if rules.audiences.is_empty() {
+            return Err("validate.audiences: required unless mediation is passthrough".into());
         }
         if rules.audiences.is_empty() {
             validation.validate_aud = false;
@@ -490,7 +499,7 @@ pub(crate) mod tests {
             let audiences = vec![audience.into()];
             let validate = Some(JwtValidation {
                 audiences,
-                ..Default::default()
+                issuer: "https://idp".into(),
             });
             let rule = OauthBearer {
                 mediation,
@@ -551,10 +560,15 @@ pub(crate) mod tests {
         refused(with(claims(), "sub", Value::Null), "no sub").await;
         refused(with(claims(), "sub", json!("")), "sub").await;
 
-        // Without a validate block, any issuer and audience.
-        let open = validator(&rule(&idp, 0, None), Arc::new(KeySets::new()));
-        let other = with(with(claims(), "iss", json!("x")), "aud", json!("y"));
-        assert!(verify(&open, &a.sign(&other)).await.is_ok());
+        // Without a validate block (any issuer and audience) the rule is
+        // refused: it would let any token of the key set in.
+        let open = Validator::compile(&rule(&idp, 0, None), Arc::new(KeySets::new()));
+        assert!(
+            open.as_ref()
+                .is_err_and(|e| e.starts_with("validate.issuer")),
+            "{:?}",
+            open.map(|_| ())
+        );
     }
 
     #[tokio::test]

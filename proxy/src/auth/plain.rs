@@ -3,8 +3,8 @@
 //! plane sent, compared by the `argon2` crate in constant time.
 //!
 //! A check costs what the control plane's hash parameters say (about
-//! 20-40 ms of one core and 19 MiB): checks run off the runtime, at most
-//! one per core at a time, and wait for a turn only until the
+//! 50 ms of one core and 19 MiB): checks run off the runtime, on at most
+//! half the cores at a time, and wait for a turn only until the
 //! connection's deadline, so a login storm slows logins, never the
 //! traffic of connected clients. A username with no principal costs a
 //! check too (against a fixed hash), so timing does not tell which names
@@ -82,11 +82,10 @@ pub async fn check(
         .map_err(|_| Refusal::Busy)?
         .map_err(|_| Refusal::Busy)?;
     let password = credentials.password.to_string();
-    let hash = known
-        .clone()
-        .unwrap_or_else(|| unknown_user_hash().to_string());
+    let known_hash = known.clone();
     let verified = tokio::task::spawn_blocking(move || {
         let _turn = turn;
+        let hash = known_hash.unwrap_or_else(|| unknown_user_hash().to_string());
         let Ok(parsed) = PasswordHash::new(&hash) else {
             return false;
         };
@@ -105,12 +104,14 @@ pub async fn check(
     }
 }
 
-/// One turn per core for slow checks.
+/// Turns for slow checks: half the cores (at least one), so a storm of
+/// logins (or of made-up usernames, which cost a check too) leaves the
+/// other half to the traffic of connected clients.
 fn turns() -> &'static Arc<Semaphore> {
     static TURNS: OnceLock<Arc<Semaphore>> = OnceLock::new();
     TURNS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Arc::new(Semaphore::new(cores))
+        Arc::new(Semaphore::new((cores / 2).max(1)))
     })
 }
 

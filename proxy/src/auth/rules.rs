@@ -101,6 +101,12 @@ impl Default for Rules {
 }
 
 impl Rules {
+    /// Rules that admit nobody: what a virtual cluster whose rules cannot
+    /// be compiled gets (its connections are refused besides).
+    pub fn deny_all() -> Rules {
+        Rules { rules: Vec::new() }
+    }
+
     /// Compiles a virtual cluster's rules, or names the field this node
     /// cannot enforce (a method or mediation it does not know, a
     /// principal without its password hash).

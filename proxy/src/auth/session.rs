@@ -22,10 +22,14 @@ use tokio::time::Instant;
 use super::{
     ILLEGAL_SASL_STATE, Rule, Rules, SASL_AUTHENTICATION_FAILED, Session,
     UNSUPPORTED_SASL_MECHANISM, answers,
-    check::{check, echo, lifetime_ms},
+    check::{BUSY, check, echo, lifetime_ms},
     failed,
 };
-use crate::{config::VirtualCluster, hop::HopError, node::Node};
+use crate::{
+    config::VirtualCluster,
+    hop::{Hop, HopError, Kind},
+    node::Node,
+};
 
 /// A connection's authentication as it goes on.
 #[derive(Debug, Clone)]
@@ -67,6 +71,9 @@ impl Live {
 pub enum InSession {
     /// Carried on as any request.
     Pass,
+    /// Carried on, and its answer's session lifetime capped to this
+    /// (milliseconds): a re-authentication the gateway checked and relays.
+    Relay(i64),
     /// The gateway's answer, in the request's turn.
     Answer(Bytes),
     /// The connection ends: after this answer, if any, with this error.
@@ -113,7 +120,25 @@ pub async fn in_session(
     let refuse = |why: String| failed(node, &vc.id, mechanism, client, why);
     let Some(checking) = live.checked_oauth() else {
         if live.session.relayed {
-            // The broker checked it; it answers re-authentication too.
+            // The broker checked it and answers re-authentication too; the
+            // principal may not change under the gateway's feet.
+            if api_key == ApiKey::SaslAuthenticate as i16 {
+                let auth_bytes = decode::<SaslAuthenticateRequest>(body, api_key, version)
+                    .map(|r| r.auth_bytes)
+                    .unwrap_or_default();
+                if let Some(user) = super::gate::relayed_user(mechanism, &auth_bytes)
+                    && user != live.session.principal.name()
+                {
+                    return InSession::Close(
+                        None,
+                        refuse(format!(
+                            "re-authentication as {} on a session of {}",
+                            echo(&user),
+                            live.session.principal
+                        )),
+                    );
+                }
+            }
             return InSession::Pass;
         }
         let answer = if api_key == ApiKey::SaslHandshake as i16 {
@@ -217,7 +242,7 @@ pub async fn in_session(
         Ok(checked) if checked.user == live.session.principal.name() => {
             live.expires_at = checked.expires_at;
             match checking {
-                Mediation::ValidateForward => InSession::Pass,
+                Mediation::ValidateForward => InSession::Relay(lifetime_ms(checked.expires_at)),
                 _ => answers::authenticate(
                     correlation_id,
                     version,
@@ -243,6 +268,10 @@ pub async fn in_session(
                 echo(&checked.user),
                 live.session.principal
             )),
+        ),
+        Err(no) if no.why.starts_with(BUSY) => InSession::Close(
+            None,
+            HopError::new(Hop::Auth, &vc.id, Kind::Busy, no.why).with_detail(mechanism),
         ),
         Err(no) => InSession::Close(
             told(&no.told),

@@ -12,7 +12,7 @@ use super::{Config, enforce};
 pub use crate::backend::Backend;
 use crate::{
     auth::Rules,
-    filter::{ApiVersionsCap, BrokerAddresses, Chain, Filter},
+    filter::{ApiVersionsCap, BrokerAddresses, Chain, Filter, SessionLifetime},
     hop::{Hop, HopError, Kind as ErrorKind},
     listener::routes::{self, Key, Port},
 };
@@ -78,7 +78,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
         let (auth, auth_refused) = match Rules::compile(&vc.authentication) {
             Ok(rules) => (rules, None),
             Err(e) => (
-                Rules::default(),
+                Rules::deny_all(),
                 Some(HopError::new(
                     Hop::Auth,
                     entity.id.clone(),
@@ -116,10 +116,14 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
     })
 }
 
-/// The filters every chain starts with: address rewriting and version
-/// capping.
+/// The filters every chain starts with: address rewriting, version
+/// capping and relayed session lifetimes.
 pub(crate) fn base_filters() -> Vec<Arc<dyn Filter>> {
-    vec![Arc::new(BrokerAddresses), Arc::new(ApiVersionsCap)]
+    vec![
+        Arc::new(BrokerAddresses),
+        Arc::new(ApiVersionsCap),
+        Arc::new(SessionLifetime),
+    ]
 }
 
 /// A virtual cluster's filters: the base ones, then one per enforced

@@ -13,7 +13,7 @@ use tokio::{
 use super::{Pending, binding::Binding};
 use crate::{
     auth,
-    filter::{Context, Findings, InFlight, Notes, RequestOutcome},
+    filter::{Context, Findings, InFlight, LifetimeCap, Notes, RequestOutcome},
     hop::{Hop, HopError, Kind},
     kafka::{
         frame::{self, FrameError, FrameReader},
@@ -139,6 +139,7 @@ where
         // and the end of a session with an expiry.
         let sasl =
             api_key == ApiKey::SaslHandshake as i16 || api_key == ApiKey::SaslAuthenticate as i16;
+        let mut lifetime_cap = None;
         if sasl || binding.live().expires_at.is_some() {
             let client_address = binding.hello().address;
             let vc = route.virtual_cluster.clone();
@@ -155,6 +156,7 @@ where
             .await;
             match decided {
                 auth::InSession::Pass => {}
+                auth::InSession::Relay(cap) => lifetime_cap = Some(cap),
                 auth::InSession::Answer(answer) => {
                     if in_flight.send(Pending::Local(answer)).await.is_err() {
                         return Ok(End::ClientClosed);
@@ -181,6 +183,9 @@ where
         };
         let chain = &route.virtual_cluster.chain;
         let mut notes = Notes::default();
+        if let Some(cap) = lifetime_cap {
+            notes.put(LifetimeCap(cap));
+        }
         let outcome = if chain.wants_request(api_key, version) {
             let mut findings = Findings::default();
             let mut cx = Context {

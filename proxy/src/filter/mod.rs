@@ -15,11 +15,13 @@ mod addresses;
 mod api_versions;
 mod chain;
 mod interest;
+mod session_lifetime;
 
 pub use addresses::BrokerAddresses;
 pub use api_versions::ApiVersionsCap;
 pub use chain::{Chain, RequestOutcome};
 pub use interest::Interest;
+pub use session_lifetime::{LifetimeCap, SessionLifetime};
 
 use std::any::Any;
 

@@ -14,7 +14,9 @@ use std::{collections::HashMap, sync::Mutex};
 
 use anyhow::Context;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString};
-use sluice_proto::admin::v1::{Entity, entity::Spec, virtual_cluster_authentication::Method};
+use sluice_proto::admin::v1::{
+    Entity, Mediation, entity::Spec, virtual_cluster_authentication::Method,
+};
 
 use super::MasterKey;
 
@@ -51,7 +53,16 @@ pub fn hash_principals(entity: &mut Entity, key: &MasterKey) -> anyhow::Result<(
         let Some(Method::SaslPlain(plain)) = rule.method.as_mut() else {
             continue;
         };
+        // Only `terminate` checks passwords at the data plane; other rules'
+        // principals are not needed there at all.
+        let checked = plain.mediation == Mediation::Terminate as i32;
         for principal in &mut plain.principals {
+            if !checked {
+                if let Some(secret) = principal.password.as_mut() {
+                    secret.value.clear();
+                }
+                continue;
+            }
             let Some(secret) = principal.password.as_mut() else {
                 continue;
             };
@@ -118,6 +129,7 @@ mod tests {
             spec: Some(Spec::VirtualCluster(VirtualCluster {
                 authentication: vec![VirtualClusterAuthentication {
                     method: Some(Method::SaslPlain(VirtualSaslPlain {
+                        mediation: Mediation::Terminate as i32,
                         principals: vec![Principal {
                             username: "alice".into(),
                             password: Some(Secret {
@@ -126,7 +138,6 @@ mod tests {
                             }),
                             ..Default::default()
                         }],
-                        ..Default::default()
                     })),
                 }],
                 ..Default::default()

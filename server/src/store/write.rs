@@ -278,7 +278,7 @@ impl Store {
             queued += 1;
         }
         read::decorate(&mut tx, &mut entity).await?;
-        let change = self.upsert_change(&stored, &sealed)?;
+        let change = self.upsert_change(&stored, &sealed, mode)?;
         self.finish(tx, mode, vec![change], queued > 0).await?;
         Ok((entity, warnings))
     }
@@ -378,7 +378,7 @@ impl Store {
             .enqueue_matching(&mut tx, &gateway, &event, None)
             .await?;
         read::decorate(&mut tx, &mut entity).await?;
-        let change = self.upsert_change(&entity, &sealed)?;
+        let change = self.upsert_change(&entity, &sealed, mode)?;
         self.finish(tx, mode, vec![change], queued > 0).await?;
         Ok((entity, warnings))
     }
@@ -386,11 +386,25 @@ impl Store {
     /// The change data planes see for a created or updated entity: the
     /// stored entity with its secrets in clear, principal passwords as
     /// hashes (a new password costs this write one argon2id hash).
-    fn upsert_change(&self, entity: &Entity, sealed: &SealedSecrets) -> Result<Change, ApiError> {
+    fn upsert_change(
+        &self,
+        entity: &Entity,
+        sealed: &SealedSecrets,
+        mode: Mode,
+    ) -> Result<Change, ApiError> {
         let mut plain = entity.clone();
-        if entity.kind().is_data_plane_config() && !sealed.is_empty() {
+        // A dry run's change is never sent: no secret opened, no hash paid.
+        if entity.kind().is_data_plane_config() && !sealed.is_empty() && mode == Mode::Commit {
             secrets::open(&mut plain, sealed, &self.key)?;
-            secrets::hashed::hash_principals(&mut plain, &self.key)?;
+            // Slow on purpose (argon2id): let the runtime move its other
+            // tasks off this thread meanwhile.
+            let mut hashing = || secrets::hashed::hash_principals(&mut plain, &self.key);
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(hashing)?
+                }
+                _ => hashing()?,
+            }
         }
         Ok(Change {
             gateway_id: log_gateway(entity).to_string(),

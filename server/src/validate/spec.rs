@@ -366,6 +366,18 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                 for (j, principal) in p.principals.iter().enumerate() {
                     let pat = format!("{at}.sasl_plain.principals[{j}]");
                     rules::max_len(v, &format!("{pat}.username"), &principal.username, 255);
+                    if p.principals[..j]
+                        .iter()
+                        .any(|earlier| earlier.username == principal.username)
+                    {
+                        v.add(
+                            format!("{pat}.username"),
+                            format!(
+                                "{:?} is listed twice: each principal once",
+                                principal.username
+                            ),
+                        );
+                    }
                 }
             }
             Some(Method::SaslScram(s)) => rules::enum_set::<ScramAlgorithm>(
@@ -382,6 +394,23 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                     "passthrough, validate_forward, terminate",
                 );
                 if o.mediation != Mediation::Passthrough as i32 {
+                    // A gateway that checks tokens checks whom they are for:
+                    // without an issuer and an audience, any token the key
+                    // set signs (any app of a shared identity provider)
+                    // would get in.
+                    let checks = o.validate.clone().unwrap_or_default();
+                    if checks.issuer.is_empty() {
+                        v.add(
+                            format!("{at}.oauth_bearer.validate.issuer"),
+                            "required unless mediation is passthrough: the iss every token must carry",
+                        );
+                    }
+                    if checks.audiences.is_empty() {
+                        v.add(
+                            format!("{at}.oauth_bearer.validate.audiences"),
+                            "required unless mediation is passthrough: at least one aud a token must carry",
+                        );
+                    }
                     match &o.jwks {
                         Some(jwks) => rules::url(
                             v,

@@ -117,11 +117,11 @@ async fn a_format_1_store_is_upgraded_in_place() {
                     authentication: vec![VirtualClusterAuthentication {
                         method: Some(virtual_cluster_authentication::Method::SaslPlain(
                             VirtualSaslPlain {
+                                mediation: sluice_proto::admin::v1::Mediation::Terminate as i32,
                                 principals: vec![
                                     principal("alice", "alice-pw-123"),
                                     principal("bob", "bob-pw-456"),
                                 ],
-                                ..Default::default()
                             },
                         )),
                     }],
