@@ -287,3 +287,169 @@ fn decode<T: Decodable>(body: &Bytes, api_key: i16, version: i16) -> Option<T> {
     RequestHeader::decode(&mut body, key.request_header_version(version)).ok()?;
     T::decode(&mut body, version).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use kafka_protocol::{
+        messages::{SaslAuthenticateResponse, SaslHandshakeResponse},
+        protocol::{Encodable, StrBytes},
+    };
+
+    use super::*;
+    use crate::{
+        auth::{Principal, Rules},
+        config::{ConfigStore, compiled::Backend},
+        filter::Chain,
+        hop::Kind,
+        telemetry::Telemetry,
+    };
+
+    fn node() -> Node {
+        Node::new(
+            Arc::new(ConfigStore::new(Default::default())),
+            Arc::new(Telemetry::default()),
+        )
+    }
+
+    fn vc(auth: Rules) -> VirtualCluster {
+        VirtualCluster {
+            id: "vc".into(),
+            dns_label: "team-a".into(),
+            backend: Arc::new(Backend::compile("kafka", &Default::default())),
+            chain: Chain::new(Vec::new()),
+            auth,
+            refused: None,
+        }
+    }
+
+    fn session(mechanism: &'static str, relayed: bool, expires_at: Option<SystemTime>) -> Session {
+        Session {
+            principal: Principal::user("alice"),
+            mechanism,
+            rule: 0,
+            relayed,
+            expires_at,
+        }
+    }
+
+    fn body<T: Encodable>(key: ApiKey, version: i16, request: &T) -> Bytes {
+        let mut out = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .encode(&mut out, key.request_header_version(version))
+            .unwrap();
+        request.encode(&mut out, version).unwrap();
+        out.freeze()
+    }
+
+    async fn decide(
+        vc: &VirtualCluster,
+        live: &mut Live,
+        key: ApiKey,
+        version: i16,
+        body: &Bytes,
+    ) -> InSession {
+        in_session(
+            &node(),
+            vc,
+            live,
+            "127.0.0.1:1".parse().unwrap(),
+            key as i16,
+            version,
+            7,
+            body,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_session_past_its_exp_is_closed_at_its_next_request() {
+        let vc = vc(Rules::default());
+        let heartbeat = body(
+            ApiKey::Heartbeat,
+            0,
+            &kafka_protocol::messages::HeartbeatRequest::default(),
+        );
+        let mut live = Live::new(
+            session(
+                "OAUTHBEARER",
+                false,
+                Some(SystemTime::now() + Duration::from_secs(60)),
+            ),
+            &vc.auth,
+        );
+        assert!(matches!(
+            decide(&vc, &mut live, ApiKey::Heartbeat, 0, &heartbeat).await,
+            InSession::Pass
+        ));
+        live.expires_at = Some(SystemTime::now() - Duration::from_secs(1));
+        match decide(&vc, &mut live, ApiKey::Heartbeat, 0, &heartbeat).await {
+            InSession::Close(None, e) => {
+                assert_eq!((e.hop, e.kind), (Hop::Auth, Kind::AuthFailed));
+                assert!(e.message.contains("KIP-368"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sasl_on_a_gateway_admitted_connection_is_answered_never_forwarded() {
+        let vc = vc(Rules::default());
+        let mut live = Live::new(session("ANONYMOUS", false, None), &vc.auth);
+        let handshake = body(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        let InSession::Answer(mut answer) =
+            decide(&vc, &mut live, ApiKey::SaslHandshake, 1, &handshake).await
+        else {
+            panic!("forwarded")
+        };
+        kafka_protocol::messages::ResponseHeader::decode(&mut answer, 0).unwrap();
+        let answer = SaslHandshakeResponse::decode(&mut answer, 1).unwrap();
+        assert_eq!(answer.error_code, UNSUPPORTED_SASL_MECHANISM);
+        let authenticate = body(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default(),
+        );
+        let InSession::Answer(mut answer) =
+            decide(&vc, &mut live, ApiKey::SaslAuthenticate, 2, &authenticate).await
+        else {
+            panic!("forwarded")
+        };
+        kafka_protocol::messages::ResponseHeader::decode(&mut answer, 1).unwrap();
+        let answer = SaslAuthenticateResponse::decode(&mut answer, 2).unwrap();
+        assert_eq!(answer.error_code, ILLEGAL_SASL_STATE);
+    }
+
+    #[tokio::test]
+    async fn relayed_re_authentication_may_not_switch_principal() {
+        let vc = vc(Rules::default());
+        let mut live = Live::new(session("PLAIN", true, None), &vc.auth);
+        let as_user = |user: &str| {
+            body(
+                ApiKey::SaslAuthenticate,
+                2,
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(Bytes::from(format!("\0{user}\0pw"))),
+            )
+        };
+        let same = as_user("alice");
+        assert!(matches!(
+            decide(&vc, &mut live, ApiKey::SaslAuthenticate, 2, &same).await,
+            InSession::Pass
+        ));
+        let other = as_user("mallory");
+        match decide(&vc, &mut live, ApiKey::SaslAuthenticate, 2, &other).await {
+            InSession::Close(None, e) => assert!(e.message.contains("mallory"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
