@@ -22,6 +22,7 @@ pub mod oauth;
 pub mod plain;
 pub mod rules;
 pub mod session;
+mod upstream;
 
 use std::{
     fmt,
