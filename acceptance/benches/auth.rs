@@ -11,7 +11,10 @@
 //! - `plain-first`: SASL/PLAIN `terminate`, every login a different
 //!   principal seen for the first time (a full argon2id check each);
 //! - `plain-again`: the same, one principal logging in again and again
-//!   (the remembered pass: no argon2id after the first).
+//!   (the remembered pass: no argon2id after the first);
+//! - `oauth`: OAUTHBEARER `terminate`, every login a different ES256
+//!   token (minted before the clock starts) whose signature, `exp`, `iss`
+//!   and `aud` the gateway checks against a JWKS served on loopback.
 //!
 //! `SLUICE_BENCH_LOGINS` (default 200) logins per kind (`plain-first`:
 //! `SLUICE_BENCH_FIRST_LOGINS`, default 100: each is a principal the
@@ -22,29 +25,21 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::{
-    messages::{
-        ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-        SaslHandshakeRequest,
-    },
-    protocol::{Decodable, Encodable, StrBytes},
-};
+use bytes::Bytes;
 use sluice_acceptance::{
     bench::{median, usage},
+    identity::{AUDIENCE, ISSUER, Provider, SigningKey},
     probe,
+    raw_client::{oauth_bearer, sasl_login},
     stack::{Stack, expose_virtual_cluster, two_ports},
 };
 use sluice_proto::admin::v1::{
-    Mediation, Principal, Secret, VirtualCluster, VirtualClusterAuthentication, VirtualSaslPlain,
-    virtual_cluster_authentication::Method,
+    Jwks, JwtValidation, Mediation, OauthBearer, Principal, Secret, VirtualCluster,
+    VirtualClusterAuthentication, VirtualSaslPlain, virtual_cluster_authentication::Method,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 
-const KINDS: [&str; 3] = ["anonymous", "plain-first", "plain-again"];
+const KINDS: [&str; 4] = ["anonymous", "plain-first", "plain-again", "oauth"];
 const CONCURRENCY: usize = 8;
 
 fn env(name: &str, default: usize) -> usize {
@@ -54,59 +49,35 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-async fn exchange<T: Encodable>(
-    stream: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    body: &T,
-) -> std::io::Result<Bytes> {
-    let mut out = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("bench")))
-        .encode(&mut out, key.request_header_version(version))
-        .and_then(|()| body.encode(&mut out, version))
-        .map_err(std::io::Error::other)?;
-    stream.write_all(&(out.len() as i32).to_be_bytes()).await?;
-    stream.write_all(&out).await?;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await?;
-    let mut answer = vec![0u8; i32::from_be_bytes(len).clamp(0, 1 << 20) as usize];
-    stream.read_exact(&mut answer).await?;
-    let mut answer = Bytes::from(answer);
-    ResponseHeader::decode(&mut answer, key.response_header_version(version))
-        .map_err(std::io::Error::other)?;
-    Ok(answer)
+/// How a login authenticates.
+#[derive(Clone)]
+enum Login {
+    /// Not at all.
+    Anonymous,
+    /// SASL/PLAIN as this user (password `<user>-password`).
+    Plain(String),
+    /// OAUTHBEARER with this token.
+    Bearer(String),
 }
 
-/// One login: connect, authenticate with PLAIN when `user` is given, then
-/// one ApiVersions answered by the broker.
-async fn login(address: &str, user: Option<&str>) -> std::io::Result<()> {
+/// One login: connect, authenticate, then one ApiVersions answered by
+/// the broker.
+async fn login(address: &str, how: &Login) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(address).await?;
     stream.set_nodelay(true)?;
-    if let Some(user) = user {
-        exchange(
-            &mut stream,
-            ApiKey::SaslHandshake,
-            1,
-            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        )
-        .await?;
-        let mut answer = exchange(
-            &mut stream,
-            ApiKey::SaslAuthenticate,
-            2,
-            &SaslAuthenticateRequest::default()
-                .with_auth_bytes(Bytes::from(format!("\0{user}\0{user}-password"))),
-        )
-        .await?;
-        let answer =
-            SaslAuthenticateResponse::decode(&mut answer, 2).map_err(std::io::Error::other)?;
+    let sasl = match how {
+        Login::Anonymous => None,
+        Login::Plain(user) => Some((
+            "PLAIN",
+            Bytes::from(format!("\0{user}\0{user}-password")),
+        )),
+        Login::Bearer(token) => Some(("OAUTHBEARER", oauth_bearer(token))),
+    };
+    if let Some((mechanism, auth_bytes)) = sasl {
+        let answer = sasl_login(&mut stream, mechanism, auth_bytes).await?;
         if answer.error_code != 0 {
             return Err(std::io::Error::other(format!(
-                "login as {user} refused: {:?}",
+                "{mechanism} login refused: {:?}",
                 answer.error_message
             )));
         }
@@ -118,8 +89,8 @@ async fn login(address: &str, user: Option<&str>) -> std::io::Result<()> {
     }
 }
 
-/// Logins per second for `users` (None: anonymous), CONCURRENCY at a time.
-async fn logins(address: &str, users: Vec<Option<String>>) -> f64 {
+/// Logins per second for `users`, CONCURRENCY at a time.
+async fn logins(address: &str, users: Vec<Login>) -> f64 {
     let started = Instant::now();
     let count = users.len();
     let rx = std::sync::Arc::new(tokio::sync::Mutex::new(users));
@@ -129,7 +100,7 @@ async fn logins(address: &str, users: Vec<Option<String>>) -> f64 {
         let address = address.to_string();
         tasks.push(tokio::spawn(async move {
             while let Some(user) = rx.lock().await.pop() {
-                login(&address, user.as_deref()).await.expect("login");
+                login(&address, &user).await.expect("login");
             }
         }));
     }
@@ -172,16 +143,46 @@ async fn main() {
     };
     expose_virtual_cluster(&mut stack.admin, &gw, "plain", vc, ports).await;
     let plain = format!("127.0.0.1:{}", ports.0);
+    // The OAUTHBEARER virtual cluster: tokens signed by `key`, whose
+    // public half the loopback identity provider publishes.
+    let key = SigningKey::new("bench-key");
+    let idp = Provider::start(&[&key]).await;
+    let ports = two_ports();
+    let vc = VirtualCluster {
+        destination_id: stack.backend.id.clone(),
+        dns_label: "oauth".into(),
+        authentication: vec![VirtualClusterAuthentication {
+            method: Some(Method::OauthBearer(OauthBearer {
+                mediation: Mediation::Terminate as i32,
+                jwks: Some(Jwks {
+                    endpoint: idp.url(),
+                    timeout: 5,
+                    cache_expiration: 3600,
+                }),
+                validate: Some(JwtValidation {
+                    issuer: ISSUER.into(),
+                    audiences: vec![AUDIENCE.into()],
+                }),
+            })),
+        }],
+        ..Default::default()
+    };
+    expose_virtual_cluster(&mut stack.admin, &gw, "oauth", vc, ports).await;
+    let oauth = format!("127.0.0.1:{}", ports.0);
     let anonymous = stack.bootstrap();
     let ready = tokio::time::timeout(Duration::from_secs(120), async {
-        while login(&plain, Some("user-0")).await.is_err() {
+        while login(&plain, &Login::Plain("user-0".into())).await.is_err()
+            || login(&oauth, &Login::Bearer(key.token("ready", 600)))
+                .await
+                .is_err()
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
     assert!(
         ready.is_ok(),
-        "the PLAIN virtual cluster never served a login"
+        "the PLAIN or OAUTHBEARER virtual cluster never served a login"
     );
     let pid = stack.proxy.pid();
     println!(
@@ -194,16 +195,23 @@ async fn main() {
     for round in 0..rounds {
         for k in 0..KINDS.len() {
             let kind = (round + k) % KINDS.len();
-            let (address, users): (&str, Vec<Option<String>>) = match kind {
-                0 => (&anonymous, vec![None; count]),
+            let (address, users): (&str, Vec<Login>) = match kind {
+                0 => (&anonymous, vec![Login::Anonymous; count]),
                 1 => {
                     let users = (next_user..next_user + first)
-                        .map(|i| Some(format!("user-{i}")))
+                        .map(|i| Login::Plain(format!("user-{i}")))
                         .collect();
                     next_user += first;
                     (&plain, users)
                 }
-                _ => (&plain, vec![Some("user-0".to_string()); count]),
+                2 => (&plain, vec![Login::Plain("user-0".into()); count]),
+                // Minted before the clock and the CPU reading start.
+                _ => (
+                    &oauth,
+                    (0..count)
+                        .map(|i| Login::Bearer(key.token(&format!("svc-{round}-{i}"), 600)))
+                        .collect(),
+                ),
             };
             let n = users.len();
             let (cpu_before, _) = usage(pid);
@@ -238,10 +246,14 @@ async fn main() {
     }
     println!(
         "\nmedians vs anonymous: plain-first {:.2}x logins/s ({:.1}x CPU/login), \
-         plain-again {:.2}x logins/s ({:.1}x CPU/login)",
+         plain-again {:.2}x logins/s ({:.1}x CPU/login), \
+         oauth {:.2}x logins/s ({:.1}x CPU/login); JWKS fetched {} time(s)",
         medians[1].0 / medians[0].0,
         medians[1].1 / medians[0].1,
         medians[2].0 / medians[0].0,
         medians[2].1 / medians[0].1,
+        medians[3].0 / medians[0].0,
+        medians[3].1 / medians[0].1,
+        idp.fetches(),
     );
 }

@@ -2,14 +2,17 @@
 //! `sluice-proxy` processes on loopback ports the OS picks, admin clients,
 //! and scripted data-plane nodes.
 
+pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod clients;
 pub mod haproxy;
+pub mod identity;
 pub mod node;
 pub mod pki;
 pub mod probe;
 pub mod process;
+pub mod raw_client;
 pub mod relay;
 pub mod server;
 pub mod stack;

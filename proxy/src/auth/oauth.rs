@@ -172,12 +172,8 @@ impl Validator {
         if rules.audiences.is_empty() {
             return Err("validate.audiences: required unless mediation is passthrough".into());
         }
-        if rules.audiences.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&rules.audiences);
-            required.push("aud");
-        }
+        validation.set_audience(&rules.audiences);
+        required.push("aud");
         validation.set_required_spec_claims(&required);
         Ok(Some(Validator {
             mediation,

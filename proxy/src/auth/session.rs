@@ -241,6 +241,13 @@ pub async fn in_session(
     match check(rule, &auth_bytes, deadline, &vc.dns_label).await {
         Ok(checked) if checked.user == live.session.principal.name() => {
             live.expires_at = checked.expires_at;
+            tracing::debug!(
+                client = %client,
+                virtual_cluster = vc.id,
+                principal = %live.session.principal,
+                lifetime_ms = lifetime_ms(checked.expires_at),
+                "session renewed (KIP-368 re-authentication)"
+            );
             match checking {
                 Mediation::ValidateForward => InSession::Relay(lifetime_ms(checked.expires_at)),
                 _ => answers::authenticate(
