@@ -67,10 +67,7 @@ async fn login(address: &str, how: &Login) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let sasl = match how {
         Login::Anonymous => None,
-        Login::Plain(user) => Some((
-            "PLAIN",
-            Bytes::from(format!("\0{user}\0{user}-password")),
-        )),
+        Login::Plain(user) => Some(("PLAIN", Bytes::from(format!("\0{user}\0{user}-password")))),
         Login::Bearer(token) => Some(("OAUTHBEARER", oauth_bearer(token))),
     };
     if let Some((mechanism, auth_bytes)) = sasl {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use sluice_proto::admin::v1::{
     Anonymous, Entity, EventHandler, EventHook, EventHookConfig, EventSource, Listener,
     ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Mediation, NodeHopErrors,
-    PortMapping, Principal, Secret, VirtualCluster, VirtualClusterAuthentication,
-    VirtualSaslPlain, entity::Spec, listener_policy_forward_to_virtual_cluster::Config as Forward,
+    PortMapping, Principal, Secret, VirtualCluster, VirtualClusterAuthentication, VirtualSaslPlain,
+    entity::Spec, listener_policy_forward_to_virtual_cluster::Config as Forward,
     virtual_cluster_authentication::Method,
 };
 

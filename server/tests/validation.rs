@@ -5,10 +5,11 @@ mod common;
 
 use common::fixtures;
 use sluice_proto::admin::v1::{
-    BackendAuthentication, BackendSaslPlain, CreateEntityRequest, Entity, Kind,
-    ListEntitiesRequest, ListRevisionsRequest, UpdateEntityRequest, ValidateRequest,
+    BackendAuthentication, BackendSaslPlain, CreateEntityRequest, Entity, Jwks, JwtValidation,
+    Kind, ListEntitiesRequest, ListRevisionsRequest, Mediation, OauthBearer, Principal, Secret,
+    UpdateEntityRequest, ValidateRequest, VirtualClusterAuthentication, VirtualSaslPlain,
     backend_authentication, entity::Spec, listener_policy_forward_to_virtual_cluster::Config,
-    validate_request::Operation,
+    validate_request::Operation, virtual_cluster_authentication,
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -127,6 +128,50 @@ async fn each_rule_names_its_field() {
     let mut vc = fixtures::virtual_cluster(&gw.id, "vc", &backend.id, "team-a");
     spec(&mut vc, as_variant!(Spec::VirtualCluster)).acl_mode = 42;
     assert_eq!(create_err(&mut c, vc).await, ["acl_mode"]);
+    // Client-auth settings that a passthrough rule would ignore are refused,
+    // never dropped: principals (the broker checks passwords), and a JWKS
+    // or token checks (the broker checks tokens).
+    let mut vc = fixtures::virtual_cluster(&gw.id, "vc", &backend.id, "team-a");
+    spec(&mut vc, as_variant!(Spec::VirtualCluster)).authentication = vec![
+        VirtualClusterAuthentication {
+            method: Some(virtual_cluster_authentication::Method::SaslPlain(
+                VirtualSaslPlain {
+                    mediation: Mediation::Passthrough as i32,
+                    principals: vec![Principal {
+                        username: "alice".into(),
+                        password: Some(Secret {
+                            value: "alice-password".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                },
+            )),
+        },
+        VirtualClusterAuthentication {
+            method: Some(virtual_cluster_authentication::Method::OauthBearer(
+                OauthBearer {
+                    jwks: Some(Jwks {
+                        endpoint: "https://idp.example/keys".into(),
+                        ..Default::default()
+                    }),
+                    validate: Some(JwtValidation {
+                        issuer: "https://idp.example".into(),
+                        audiences: vec!["kafka".into()],
+                    }),
+                    ..Default::default()
+                },
+            )),
+        },
+    ];
+    assert_eq!(
+        create_err(&mut c, vc).await,
+        [
+            "authentication[0].sasl_plain.principals",
+            "authentication[1].oauth_bearer.jwks",
+            "authentication[1].oauth_bearer.validate"
+        ]
+    );
     // Lengths and common fields.
     let mut b = fixtures::backend(&gw.id, "b5", "pw-123456");
     b.description = "x".repeat(513);

@@ -7,14 +7,14 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
+use crate::hop::Kind;
+
 use super::{
-    Rule, oauth,
+    Rule,
+    jwks::TokenError,
+    oauth,
     plain::{self, Refusal},
 };
-
-/// What a refusal for want of a turn to check says first: such a client
-/// is not told its credentials failed (clients would not retry).
-pub const BUSY: &str = "busy";
 
 /// Who the credentials name, and until when they hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,11 @@ pub struct Refused {
     pub told: String,
     /// What the operator is told.
     pub why: String,
+    /// Set when the gateway could not check at all (no turn free, the
+    /// identity provider unreachable): the client is closed without an
+    /// answer, so it reconnects and retries instead of taking its
+    /// credentials for wrong, and the refusal is counted as this kind.
+    pub unanswered: Option<Kind>,
 }
 
 /// Checks `auth_bytes` (a SaslAuthenticate payload) under `rule`, before
@@ -46,6 +51,12 @@ pub async fn check(
     let refuse = |why: String| Refused {
         told: told.clone(),
         why,
+        unanswered: None,
+    };
+    let unanswered = |kind: Kind, why: String| Refused {
+        told: String::new(),
+        why,
+        unanswered: Some(kind),
     };
     match rule {
         Rule::PlainTerminate(hashes) => {
@@ -60,15 +71,15 @@ pub async fn check(
                     "wrong username or password (username {})",
                     echo(&user)
                 ))),
-                Err(Refusal::Busy) => Err(Refused {
-                    told: String::new(),
-                    why: format!(
-                        "{BUSY}: no turn to check the password of {} before the deadline (too \
-                         many logins at once); the connection is closed without an answer so \
-                         the client retries",
+                Err(Refusal::Busy) => Err(unanswered(
+                    Kind::Busy,
+                    format!(
+                        "no turn to check the password of {} before the deadline (too many \
+                         logins at once); the connection is closed without an answer so the \
+                         client retries",
                         echo(&user)
                     ),
-                }),
+                )),
             }
         }
         Rule::Oauth(o) => {
@@ -76,10 +87,29 @@ pub async fn check(
                 return Err(refuse("this rule does not check tokens".into()));
             };
             let response = oauth::initial_response(auth_bytes).map_err(refuse)?;
-            let claims = tokio::time::timeout_at(deadline, validator.verify(response.token))
-                .await
-                .map_err(|_| refuse("the token could not be checked before the deadline".into()))?
-                .map_err(refuse)?;
+            let claims =
+                match tokio::time::timeout_at(deadline, validator.verify(response.token)).await {
+                    Ok(Ok(claims)) => claims,
+                    Ok(Err(TokenError::Refused(why))) => return Err(refuse(why)),
+                    Ok(Err(TokenError::Unavailable(why))) => {
+                        return Err(unanswered(
+                            Kind::Unreachable,
+                            format!(
+                                "{why}; no token can be checked, so the connection is closed \
+                             without an answer and the client retries"
+                            ),
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(unanswered(
+                            Kind::Timeout,
+                            "the token could not be checked before the handshake deadline (the \
+                         JWKS fetch goes on); the connection is closed without an answer and \
+                         the client retries"
+                                .into(),
+                        ));
+                    }
+                };
             // The leeway on exp is for clock skew while a token is in
             // flight; a session never starts on a token already past exp
             // (it would end at once).

@@ -34,7 +34,7 @@ use tokio::{
 
 use super::{
     Principal, Rule, SASL_AUTHENTICATION_FAILED, Session, UNSUPPORTED_SASL_MECHANISM, answers,
-    check::{BUSY, check, echo, lifetime_ms, unverified_subject},
+    check::{Refused, check, echo, lifetime_ms, unverified_subject},
     failed, plain,
     upstream::{Dialled, bare, relay, with_gateway_credentials},
 };
@@ -305,10 +305,15 @@ where
                 };
                 let checked = match check(checking, &auth_bytes, deadline, &vc.dns_label).await {
                     Ok(c) => c,
-                    Err(no) if no.why.starts_with(BUSY) => {
+                    Err(Refused {
+                        unanswered: Some(kind),
+                        why,
+                        ..
+                    }) => {
                         // No answer: the client reconnects and retries.
-                        return Err(HopError::new(Hop::Auth, &vc.id, Kind::Busy, no.why)
-                            .with_detail(mechanism));
+                        return Err(
+                            HopError::new(Hop::Auth, &vc.id, kind, why).with_detail(mechanism)
+                        );
                     }
                     Err(no) => {
                         let _ = say(client, failure(correlation_id, version, &no.told)).await;
@@ -351,12 +356,35 @@ where
                                 *user = Some(checked.user);
                                 *expires_at = checked.expires_at;
                             }
+                            Err(Refused {
+                                unanswered: Some(kind),
+                                why,
+                                ..
+                            }) => {
+                                return Err(HopError::new(Hop::Auth, &vc.id, kind, why)
+                                    .with_detail(mechanism));
+                            }
                             Err(no) => {
                                 let _ =
                                     say(client, failure(correlation_id, version, &no.told)).await;
                                 return Err(refused(mechanism, no.why));
                             }
                         }
+                    }
+                    // Fail closed: a relayed session needs a principal, so
+                    // a first message naming no readable user (a PLAIN
+                    // authzid other than the user, a malformed SCRAM
+                    // client-first) never reaches the broker.
+                    if user.is_none() {
+                        let told = format!(
+                            "Authentication failed: invalid credentials for virtual cluster {:?}",
+                            vc.dns_label
+                        );
+                        let _ = say(client, failure(correlation_id, version, &told)).await;
+                        return Err(refused(
+                            mechanism,
+                            "the first SASL message names no user the gateway can read".into(),
+                        ));
                     }
                 }
                 let dialled = bare(node, route, &mut upstream).await?;

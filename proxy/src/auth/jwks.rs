@@ -31,11 +31,15 @@ use jsonwebtoken::{
 };
 use serde::Deserialize;
 use sluice_proto::admin::v1::Jwks;
+use tokio::sync::OwnedMutexGuard;
 
 /// The largest JWKS document read (real ones are a few KiB).
 pub const MAX_DOCUMENT: usize = 1024 * 1024;
 /// The least time between two fetches of one endpoint.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// How long past its cache expiration a document's keys still verify
+/// tokens while refetches fail.
+pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 /// The fetch timeout when the rule leaves it unset.
 const DEFAULT_TIMEOUT: u32 = 10;
 /// How long keys are kept when the rule leaves it unset.
@@ -73,6 +77,37 @@ impl Source {
     }
 }
 
+/// Why a token could not be verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// The token itself is refused (signature, claims, an unknown key).
+    Refused(String),
+    /// No key set could be had to check it against (the identity
+    /// provider is unreachable): no token can be checked, so the client is
+    /// not told its credentials are wrong.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Refused(why) | TokenError::Unavailable(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for TokenError {
+    fn from(why: String) -> Self {
+        TokenError::Refused(why)
+    }
+}
+
+impl From<&str> for TokenError {
+    fn from(why: &str) -> Self {
+        TokenError::Refused(why.to_string())
+    }
+}
+
 /// One verification key of a JWKS.
 #[derive(Debug)]
 pub struct Key {
@@ -100,7 +135,7 @@ struct Endpoint {
     current: ArcSwapOption<Fetched>,
     /// Held while fetching: lookups that need a fetch line up here and
     /// find the result instead of fetching again.
-    attempts: tokio::sync::Mutex<Attempts>,
+    attempts: Arc<tokio::sync::Mutex<Attempts>>,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +162,13 @@ enum Found {
 impl Fetched {
     fn fresh(&self, expiration: Duration) -> bool {
         self.at.elapsed() < expiration
+    }
+
+    /// Whether its keys may still verify tokens: fresh, or expired for no
+    /// longer than [`MAX_STALE`] (a provider outage does not lock clients
+    /// out at once, and a key it withdrew is not trusted forever).
+    fn usable(&self, expiration: Duration) -> bool {
+        self.at.elapsed() < expiration.saturating_add(MAX_STALE)
     }
 
     fn find(&self, kid: Option<&str>, alg: Algorithm) -> Found {
@@ -181,22 +223,29 @@ impl KeySets {
     }
 
     /// The key of `source` named `kid` that verifies `alg`, fetching the
-    /// document when it is missing or expired, or refetching it once when
-    /// the kid is unknown (at most once per refetch interval).
+    /// document when it is missing, or refetching it once when the kid is
+    /// unknown (at most once per refetch interval). An expired document
+    /// still answers (for at most [`MAX_STALE`] more) while a refetch runs
+    /// beside the lookup. A fetch runs as its own task: a client whose
+    /// deadline passes gives up waiting, the fetch goes on and fills the
+    /// cache for the next login.
     pub async fn key(
-        &self,
+        self: &Arc<Self>,
         source: &Source,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Arc<Key>, String> {
+    ) -> Result<Arc<Key>, TokenError> {
         let endpoint = self.endpoint(source);
         if let Some(current) = endpoint.current.load_full()
-            && current.fresh(source.expiration)
+            && current.usable(source.expiration)
             && let Found::Key(key) = current.find(kid, alg)
         {
+            if !current.fresh(source.expiration) {
+                self.refresh_beside(&endpoint, source);
+            }
             return Ok(key);
         }
-        let mut attempts = endpoint.attempts.lock().await;
+        let attempts = Arc::clone(&endpoint.attempts).lock_owned().await;
         // Another lookup may have fetched while this one waited.
         let current = endpoint.current.load_full();
         let wanted = match &current {
@@ -210,40 +259,87 @@ impl KeySets {
         let allowed = attempts
             .last
             .is_none_or(|at| at.elapsed() >= self.refetch_interval);
-        if wanted && allowed {
-            attempts.last = Some(Instant::now());
-            match self.fetch(source).await {
-                Ok(fetched) => {
-                    tracing::debug!(endpoint = %source.endpoint, keys = fetched.keys.len(), "JWKS fetched");
-                    endpoint.current.store(Some(Arc::new(fetched)));
-                    attempts.error = None;
-                }
+        let attempts = if wanted && allowed {
+            let fetching = tokio::spawn(Arc::clone(self).fetch_into(
+                Arc::clone(&endpoint),
+                source.clone(),
+                attempts,
+            ));
+            match fetching.await {
+                Ok(attempts) => attempts,
                 Err(e) => {
-                    tracing::warn!(endpoint = %source.endpoint, error = %e, "JWKS fetch failed");
-                    attempts.error = Some(e);
+                    return Err(TokenError::Unavailable(format!(
+                        "the JWKS fetch from {} ended: {e}",
+                        source.endpoint
+                    )));
                 }
             }
-        }
+        } else {
+            attempts
+        };
         let error = attempts.error.clone();
         drop(attempts);
-        let Some(current) = endpoint.current.load_full() else {
-            return Err(format!(
+        let Some(current) = endpoint
+            .current
+            .load_full()
+            .filter(|c| c.usable(source.expiration))
+        else {
+            return Err(TokenError::Unavailable(format!(
                 "the JWKS at {} could not be fetched: {}",
                 source.endpoint,
-                error.as_deref().unwrap_or("no attempt yet")
-            ));
+                error.as_deref().unwrap_or("no fetch has finished yet")
+            )));
         };
         match current.find(kid, alg) {
             Found::Key(key) => Ok(key),
-            Found::OtherAlgorithm(algorithms) => Err(format!(
+            Found::OtherAlgorithm(algorithms) => Err(TokenError::Refused(format!(
                 "key {} is for {algorithms:?}, not {alg:?}",
                 shown(kid.unwrap_or_default())
-            )),
-            Found::Unknown => Err(match kid {
+            ))),
+            Found::Unknown => Err(TokenError::Refused(match kid {
                 Some(kid) => format!("no key {} in the JWKS at {}", shown(kid), source.endpoint),
                 None => "the token names no key (kid) and the JWKS holds several".into(),
-            }),
+            })),
         }
+    }
+
+    /// Refetches an expired document in the background unless a fetch is
+    /// running or one ran within the refetch interval.
+    fn refresh_beside(self: &Arc<Self>, endpoint: &Arc<Endpoint>, source: &Source) {
+        let Ok(attempts) = Arc::clone(&endpoint.attempts).try_lock_owned() else {
+            return;
+        };
+        if attempts
+            .last
+            .is_some_and(|at| at.elapsed() < self.refetch_interval)
+        {
+            return;
+        }
+        tokio::spawn(Arc::clone(self).fetch_into(Arc::clone(endpoint), source.clone(), attempts));
+    }
+
+    /// One fetch of `source` into `endpoint`, holding its attempts (so
+    /// other lookups wait for this fetch instead of starting another),
+    /// which it hands back.
+    async fn fetch_into(
+        self: Arc<Self>,
+        endpoint: Arc<Endpoint>,
+        source: Source,
+        mut attempts: OwnedMutexGuard<Attempts>,
+    ) -> OwnedMutexGuard<Attempts> {
+        attempts.last = Some(Instant::now());
+        match self.fetch(&source).await {
+            Ok(fetched) => {
+                tracing::debug!(endpoint = %source.endpoint, keys = fetched.keys.len(), "JWKS fetched");
+                endpoint.current.store(Some(Arc::new(fetched)));
+                attempts.error = None;
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %source.endpoint, error = %e, "JWKS fetch failed");
+                attempts.error = Some(e);
+            }
+        }
+        attempts
     }
 
     /// The entry of `source`'s endpoint, made on first use.
@@ -441,11 +537,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::auth::oauth::tests::{Idp, es256, jwks};
 
-    async fn lookup(keys: &KeySets, source: &Source, kid: &str) -> Result<Arc<Key>, String> {
+    async fn lookup(keys: &Arc<KeySets>, source: &Source, kid: &str) -> Result<Arc<Key>, String> {
         let found = keys.key(source, Some(kid), Algorithm::ES256);
         tokio::time::timeout(Duration::from_secs(10), found)
             .await
             .expect("lookup hangs")
+            .map_err(|e| e.to_string())
     }
 
     #[tokio::test]
@@ -453,7 +550,7 @@ pub(crate) mod tests {
         let (a, b) = (es256("a"), es256("b"));
         let idp = Idp::start(jwks(&[&a]), Duration::ZERO).await;
         let interval = Duration::from_millis(300);
-        let keys = KeySets::with_refetch_interval(interval);
+        let keys = Arc::new(KeySets::with_refetch_interval(interval));
         let source = Source::compile(&idp.jwks(0)).unwrap();
         assert!(lookup(&keys, &source, "a").await.is_ok());
         assert_eq!(idp.fetches(), 1);
@@ -495,7 +592,7 @@ pub(crate) mod tests {
     async fn expired_keys_are_refetched_and_kept_while_the_provider_fails() {
         let (a, b) = (es256("a"), es256("b"));
         let idp = Idp::start(jwks(&[&a]), Duration::ZERO).await;
-        let keys = KeySets::with_refetch_interval(Duration::from_millis(100));
+        let keys = Arc::new(KeySets::with_refetch_interval(Duration::from_millis(100)));
         let source = Source::compile(&idp.jwks(1)).unwrap();
         assert!(lookup(&keys, &source, "a").await.is_ok());
         for (body, why) in [
@@ -520,9 +617,61 @@ pub(crate) mod tests {
         assert_eq!(idp.fetches(), 7);
         idp.serve(jwks(&[&b]));
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let err = lookup(&keys, &source, "a").await.unwrap_err();
+        assert!(
+            lookup(&keys, &source, "a").await.is_ok(),
+            "an expired document answers while it is refetched beside the lookup"
+        );
+        let mut refused = None;
+        for _ in 0..200 {
+            if let Err(e) = lookup(&keys, &source, "a").await {
+                refused = Some(e);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let err = refused.expect("the refetched document (without a) replaces the old one");
         assert!(err.contains("no key \"a\""), "{err}");
         assert_eq!(idp.fetches(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_outlives_the_login_that_started_it() {
+        let a = es256("a");
+        let idp = Idp::start(jwks(&[&a]), Duration::from_millis(600)).await;
+        let keys = Arc::new(KeySets::new());
+        let source = Source::compile(&idp.jwks(60)).unwrap();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(100),
+            keys.key(&source, Some("a"), Algorithm::ES256),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the slow provider answered too soon");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert!(
+            lookup(&keys, &source, "a").await.is_ok(),
+            "the fetch the first login started filled the cache"
+        );
+        assert_eq!(idp.fetches(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_provider_is_unavailable_not_a_bad_token() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/jwks", closed.local_addr().unwrap());
+        drop(closed);
+        let source = Source::compile(&Jwks {
+            endpoint,
+            ..Default::default()
+        })
+        .unwrap();
+        let err = Arc::new(KeySets::new())
+            .key(&source, Some("a"), Algorithm::ES256)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Unavailable(why) if why.contains("could not be fetched")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -578,10 +727,11 @@ pub(crate) mod tests {
             ..Default::default()
         })
         .unwrap();
-        let err = KeySets::new()
+        let err = Arc::new(KeySets::new())
             .key(&source, Some("a"), Algorithm::ES256)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("certificate"), "{err}");
         assert!(handshake.await.unwrap(), "the client refused the handshake");
     }

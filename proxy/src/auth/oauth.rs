@@ -22,7 +22,7 @@ use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use sluice_proto::admin::v1::{Mediation, OauthBearer};
 
-use super::jwks::{KeySets, Source, shown};
+use super::jwks::{KeySets, Source, TokenError, shown};
 
 /// The longest token verified (real ones are 1-4 KiB).
 pub const MAX_TOKEN: usize = 32 * 1024;
@@ -192,9 +192,9 @@ impl Validator {
     /// Verifies a compact JWS: its signature with the JWKS key its `kid`
     /// names, `exp` and `nbf`, `iss` and `aud` when the rule names them,
     /// and a `sub`. The error is short and never quotes the token.
-    pub async fn verify(&self, token: &str) -> Result<Claims, String> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN {
-            return Err(format!("the token is longer than {MAX_TOKEN} bytes"));
+            return Err(format!("the token is longer than {MAX_TOKEN} bytes").into());
         }
         let header = token
             .split('.')
@@ -212,7 +212,7 @@ impl Validator {
             .ok_or("the token's header has no alg")?;
         if alg.eq_ignore_ascii_case("none") || alg.starts_with("HS") {
             let alg = shown(alg);
-            return Err(format!("alg {alg} is refused: public-key signatures only"));
+            return Err(format!("alg {alg} is refused: public-key signatures only").into());
         }
         if header.get("crit").is_some() {
             return Err("the token's header has crit extensions, unknown here".into());
@@ -230,7 +230,7 @@ impl Validator {
             .map_err(|e| self.refusal(e.kind()))?;
         let subject = match data.claims.sub {
             serde_json::Value::String(s) if !s.is_empty() => s,
-            _ => return Err("the token's sub claim is empty".into()),
+            _ => return Err("the token's sub claim is missing, empty or not a string".into()),
         };
         let expires_at = data
             .claims
@@ -436,6 +436,7 @@ pub(crate) mod tests {
         tokio::time::timeout(Duration::from_secs(10), v.verify(token))
             .await
             .expect("verification hangs")
+            .map_err(|e| e.to_string())
     }
 
     async fn refused(v: &Validator, token: String, why: &str) {

@@ -22,12 +22,12 @@ use tokio::time::Instant;
 use super::{
     ILLEGAL_SASL_STATE, Rule, Rules, SASL_AUTHENTICATION_FAILED, Session,
     UNSUPPORTED_SASL_MECHANISM, answers,
-    check::{BUSY, check, echo, lifetime_ms},
+    check::{Refused, check, echo, lifetime_ms},
     failed,
 };
 use crate::{
     config::VirtualCluster,
-    hop::{Hop, HopError, Kind},
+    hop::{Hop, HopError},
     node::Node,
 };
 
@@ -122,24 +122,10 @@ pub async fn in_session(
         if live.session.relayed {
             // The broker checked it and answers re-authentication too; the
             // principal may not change under the gateway's feet.
-            if api_key == ApiKey::SaslAuthenticate as i16 {
-                let auth_bytes = decode::<SaslAuthenticateRequest>(body, api_key, version)
-                    .map(|r| r.auth_bytes)
-                    .unwrap_or_default();
-                if let Some(user) = super::gate::relayed_user(mechanism, &auth_bytes)
-                    && user != live.session.principal.name()
-                {
-                    return InSession::Close(
-                        None,
-                        refuse(format!(
-                            "re-authentication as {} on a session of {}",
-                            echo(&user),
-                            live.session.principal
-                        )),
-                    );
-                }
-            }
-            return InSession::Pass;
+            return match relayed_reauthentication(&live.session, api_key, version, body) {
+                Ok(()) => InSession::Pass,
+                Err(why) => InSession::Close(None, refuse(why)),
+            };
         }
         let answer = if api_key == ApiKey::SaslHandshake as i16 {
             let code = if vc.auth.takes_sasl() {
@@ -276,9 +262,14 @@ pub async fn in_session(
                 live.session.principal
             )),
         ),
-        Err(no) if no.why.starts_with(BUSY) => InSession::Close(
+        Err(Refused {
+            unanswered: Some(kind),
+            why,
+            ..
+        }) => InSession::Close(
             None,
-            HopError::new(Hop::Auth, &vc.id, Kind::Busy, no.why).with_detail(mechanism),
+            HopError::new(Hop::Auth, &vc.id, kind, format!("re-authentication: {why}"))
+                .with_detail(mechanism),
         ),
         Err(no) => InSession::Close(
             told(&no.told),
@@ -293,6 +284,54 @@ fn decode<T: Decodable>(body: &Bytes, api_key: i16, version: i16) -> Option<T> {
     let mut body = body.clone();
     RequestHeader::decode(&mut body, key.request_header_version(version)).ok()?;
     T::decode(&mut body, version).ok()
+}
+
+/// Whether a relayed session's re-authentication message may go to the
+/// broker: the same mechanism, and a first message naming the same user.
+/// What the gateway cannot read is refused (fail closed): the principal
+/// must never change under the gateway's feet.
+fn relayed_reauthentication(
+    session: &Session,
+    api_key: i16,
+    version: i16,
+    body: &Bytes,
+) -> Result<(), String> {
+    let mechanism = session.mechanism;
+    if api_key == ApiKey::SaslHandshake as i16 {
+        let asked = decode::<SaslHandshakeRequest>(body, api_key, version)
+            .map(|r| r.mechanism.to_string())
+            .unwrap_or_default();
+        return if asked == mechanism {
+            Ok(())
+        } else {
+            Err(format!(
+                "re-authentication with {} on a {mechanism} session of {}",
+                echo(&asked),
+                session.principal
+            ))
+        };
+    }
+    let Some(request) = decode::<SaslAuthenticateRequest>(body, api_key, version) else {
+        return Err("a re-authentication request that cannot be read".into());
+    };
+    let auth_bytes = &request.auth_bytes;
+    // SCRAM's later messages (client-final, `c=...`) name no user; its
+    // first carries the gs2 header and `n=`.
+    if mechanism.starts_with("SCRAM-") && auth_bytes.starts_with(b"c=") {
+        return Ok(());
+    }
+    match super::gate::relayed_user(mechanism, auth_bytes) {
+        Some(user) if user == session.principal.name() => Ok(()),
+        Some(user) => Err(format!(
+            "re-authentication as {} on a session of {}",
+            echo(&user),
+            session.principal
+        )),
+        None => Err(format!(
+            "a {mechanism} re-authentication naming no user the gateway can read, on a session of {}",
+            session.principal
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -458,5 +497,56 @@ mod tests {
             InSession::Close(None, e) => assert!(e.message.contains("mallory"), "{e}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn relayed_reauthentication_keeps_mechanism_and_user_or_is_refused() {
+        let handshake = |m: &str| {
+            let request =
+                SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(m.into()));
+            (
+                ApiKey::SaslHandshake,
+                1,
+                body(ApiKey::SaslHandshake, 1, &request),
+            )
+        };
+        let authenticate = |bytes: &'static [u8]| {
+            let request =
+                SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(bytes));
+            (
+                ApiKey::SaslAuthenticate,
+                2,
+                body(ApiKey::SaslAuthenticate, 2, &request),
+            )
+        };
+        let check = |s: &Session, (key, version, b): (ApiKey, i16, Bytes)| {
+            relayed_reauthentication(s, key as i16, version, &b)
+        };
+        let plain = session("PLAIN", true, None);
+        assert_eq!(check(&plain, handshake("PLAIN")), Ok(()));
+        assert_eq!(
+            check(&plain, authenticate(b"\0alice\0new-password")),
+            Ok(())
+        );
+        for (refused, says) in [
+            (
+                handshake("SCRAM-SHA-512"),
+                "re-authentication with \"SCRAM-SHA-512\"",
+            ),
+            (authenticate(b"\0mallory\0pw"), "as \"mallory\""),
+            (authenticate(b"alice\0mallory\0pw"), "naming no user"),
+            (authenticate(b"garbage"), "naming no user"),
+        ] {
+            let err = check(&plain, refused).unwrap_err();
+            assert!(err.contains(says), "{err:?} does not say {says:?}");
+        }
+        let scram = session("SCRAM-SHA-512", true, None);
+        assert_eq!(check(&scram, authenticate(b"n,,n=alice,r=abc")), Ok(()));
+        assert_eq!(
+            check(&scram, authenticate(b"c=biws,r=abcdef,p=xyz")),
+            Ok(())
+        );
+        assert!(check(&scram, authenticate(b"n,,n=bob,r=abc")).is_err());
+        assert!(check(&scram, authenticate(b"y,,r=abc")).is_err());
     }
 }

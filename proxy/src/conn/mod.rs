@@ -35,7 +35,7 @@ use crate::{
     auth, backend,
     filter::{InFlight, Notes},
     hop::{Hop, HopError, Kind},
-    kafka::frame::{FrameReader, MAX_FRAME},
+    kafka::frame::{FrameReader, MAX_FRAME, PRE_AUTH_MAX_FRAME},
     listener::{
         handshake, proxy_protocol,
         routes::{Key, Route},
@@ -135,7 +135,14 @@ async fn connect(
     let (client_read, mut client_write) = stream.split();
     // The broker is dialled only for a client that sent a whole request
     // in time: an idle or half-sent connection costs no broker connection.
-    let mut requests = FrameReader::new(client_read, MAX_FRAME);
+    // Until a client has authenticated, its frames are capped at SASL's
+    // size, not a produce request's.
+    let cap = if route.virtual_cluster.auth.takes_sasl() {
+        PRE_AUTH_MAX_FRAME
+    } else {
+        MAX_FRAME
+    };
+    let mut requests = FrameReader::new(client_read, cap);
     match tokio::time::timeout(left(), requests.fill()).await {
         Ok(Ok(true)) => {}
         // Closed before a request, or broken: the request pump reports it.
@@ -157,7 +164,10 @@ async fn connect(
     let (session, upstream) = if vc.auth.takes_sasl() {
         match auth::gate::admit(node, &route, &hello, who, &mut requests, &mut client_write).await?
         {
-            Some(admitted) => (admitted.session, admitted.upstream),
+            Some(admitted) => {
+                requests.set_max(MAX_FRAME);
+                (admitted.session, admitted.upstream)
+            }
             None => return Ok(()),
         }
     } else {
@@ -175,7 +185,7 @@ async fn connect(
         let (upstream, _) = backend::connect(&vc.backend, route.role, &node.directory).await?;
         (session, upstream)
     };
-    tracing::debug!(
+    tracing::info!(
         client = %who,
         listener = route.listener_id,
         virtual_cluster = vc.id,

@@ -10,6 +10,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest frame accepted by default (Kafka's `socket.request.max.bytes`).
 pub const MAX_FRAME: usize = 100 * 1024 * 1024;
+
+/// The largest frame accepted from a client that has not authenticated
+/// yet (Kafka's `sasl.server.max.receive.size`): SASL exchanges are
+/// small, and an unauthenticated peer may not make the proxy buffer more.
+pub const PRE_AUTH_MAX_FRAME: usize = 512 * 1024;
 /// The most the buffer grows by for one read: a frame's claimed length
 /// is honoured in steps of this size as its bytes come in.
 const READ_STEP: usize = 256 * 1024;
@@ -68,6 +73,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::new(),
             max,
         }
+    }
+
+    /// Accepts frames up to `max` bytes from now on.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 
     /// The stream frames are read from (to write to it, say).

@@ -4,6 +4,7 @@
 
 use sluice_proto::admin::v1::{
     Entity, ValidateWarning, backend_authentication::Method, entity::Spec,
+    virtual_cluster_authentication::Method as VcMethod,
 };
 
 /// The warnings for an entity as it would be stored.
@@ -61,9 +62,47 @@ pub fn warnings(entity: &Entity) -> Vec<ValidateWarning> {
                 }
             }
         }
+        Some(Spec::VirtualCluster(vc)) => {
+            for (i, rule) in vc.authentication.iter().enumerate() {
+                let Some(VcMethod::OauthBearer(o)) = &rule.method else {
+                    continue;
+                };
+                let Some(endpoint) = o.jwks.as_ref().map(|j| j.endpoint.as_str()) else {
+                    continue;
+                };
+                if plain_http_off_loopback(endpoint) {
+                    warn(
+                        &format!("authentication[{i}].oauth_bearer.jwks.endpoint"),
+                        "token keys are fetched over plain HTTP",
+                        &format!(
+                            "authentication[{i}].oauth_bearer.jwks.endpoint = {endpoint:?} is \
+                             http:// off loopback: anyone on the network path can serve their \
+                             own keys and sign tokens for any sub; use https://"
+                        ),
+                    );
+                }
+            }
+        }
         _ => {}
     }
     out
+}
+
+/// Whether `url` is `http://` to a host other than loopback.
+fn plain_http_off_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    !(loopback || host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost"))
 }
 
 #[cfg(test)]
@@ -74,6 +113,26 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn plain_http_is_flagged_off_loopback_only() {
+        for url in [
+            "http://idp.example/keys",
+            "http://10.0.0.1:8080/jwks",
+            "http://user@idp.example/",
+        ] {
+            assert!(plain_http_off_loopback(url), "{url}");
+        }
+        for url in [
+            "https://idp.example/keys",
+            "http://127.0.0.1:8080/jwks",
+            "http://[::1]:80/jwks",
+            "http://localhost/jwks",
+            "http://idp.localhost:9/jwks",
+        ] {
+            assert!(!plain_http_off_loopback(url), "{url}");
+        }
+    }
 
     fn fields(spec: Spec) -> Vec<String> {
         warnings(&Entity {

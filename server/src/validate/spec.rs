@@ -363,6 +363,16 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                         "terminate needs at least one principal",
                     );
                 }
+                if p.mediation == Mediation::Passthrough as i32 && !p.principals.is_empty() {
+                    // Never silently ignored: in passthrough the broker
+                    // checks passwords, and these would check nothing.
+                    v.add(
+                        format!("{at}.sasl_plain.principals"),
+                        "only checked with mediation = \"terminate\" (in passthrough, the \
+                         default, the broker checks passwords): set mediation = \"terminate\" \
+                         or remove principals",
+                    );
+                }
                 for (j, principal) in p.principals.iter().enumerate() {
                     let pat = format!("{at}.sasl_plain.principals[{j}]");
                     rules::max_len(v, &format!("{pat}.username"), &principal.username, 255);
@@ -393,7 +403,21 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                     o.mediation,
                     "passthrough, validate_forward, terminate",
                 );
-                if o.mediation != Mediation::Passthrough as i32 {
+                if o.mediation == Mediation::Passthrough as i32 {
+                    for (set, field) in [
+                        (o.jwks.is_some(), "jwks"),
+                        (o.validate.is_some(), "validate"),
+                    ] {
+                        if set {
+                            v.add(
+                                format!("{at}.oauth_bearer.{field}"),
+                                "only used when the gateway checks tokens (in passthrough, the \
+                                 default, the broker does): set mediation = \"validate_forward\" \
+                                 or \"terminate\", or remove it",
+                            );
+                        }
+                    }
+                } else {
                     // A gateway that checks tokens checks whom they are for:
                     // without an issuer and an audience, any token the key
                     // set signs (any app of a shared identity provider)
