@@ -374,8 +374,12 @@ where
                     // Fail closed: a relayed session needs a principal, so
                     // a first message naming no readable user (a PLAIN
                     // authzid other than the user, a malformed SCRAM
-                    // client-first) never reaches the broker.
-                    if user.is_none() {
+                    // client-first) never reaches the broker. OAUTHBEARER
+                    // tokens may be opaque to the gateway (the broker
+                    // introspects them, or names the principal by another
+                    // claim): those go on, under the principal the broker
+                    // accepts them for.
+                    if user.is_none() && *mechanism != "OAUTHBEARER" {
                         let told = format!(
                             "Authentication failed: invalid credentials for virtual cluster {:?}",
                             vc.dns_label
@@ -527,7 +531,7 @@ fn rounds_of(mechanism: &str) -> usize {
 /// authcid, SCRAM's `n=` (RFC 5802, `=2C` and `=3D` unescaped).
 pub(crate) fn relayed_user(mechanism: &str, first: &[u8]) -> Option<String> {
     if mechanism == "PLAIN" {
-        return plain::parse(first).ok().map(|c| c.username.to_string());
+        return plain::relayed_username(first).map(str::to_string);
     }
     if mechanism == "OAUTHBEARER" {
         return unverified_subject(first);

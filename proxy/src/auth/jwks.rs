@@ -9,8 +9,10 @@
 //! is asked at most once per [`REFETCH_INTERVAL`] and concurrent lookups
 //! wait for the same fetch: a client sending random kids cannot make the
 //! gateway hammer the provider. When a refetch fails the keys of the last
-//! good fetch stay in use (as Kafka's own validator does), so a provider
-//! outage does not lock out clients whose tokens still verify.
+//! good fetch stay in use (as Kafka's own validator does) for at most
+//! [`MAX_STALE`] past their expiration, so a provider outage does not lock
+//! out clients whose tokens still verify; a document the provider does
+//! serve replaces them, even one without a usable key (a revocation).
 //!
 //! Only asymmetric signing keys are kept (RSA of 2048-4096 bits, EC P-256
 //! and P-384, Ed25519): a symmetric (`oct`) key published in a JWKS would
@@ -296,6 +298,16 @@ impl KeySets {
                 "key {} is for {algorithms:?}, not {alg:?}",
                 shown(kid.unwrap_or_default())
             ))),
+            // A kid the cached set lacks while the provider cannot be
+            // asked (its refetch failed) is not the token's fault.
+            Found::Unknown if kid.is_some() && error.is_some() => {
+                Err(TokenError::Unavailable(format!(
+                    "no key {} in the cached JWKS of {}, and refetching it failed: {}",
+                    shown(kid.unwrap_or_default()),
+                    source.endpoint,
+                    error.as_deref().unwrap_or_default()
+                )))
+            }
             Found::Unknown => Err(TokenError::Refused(match kid {
                 Some(kid) => format!("no key {} in the JWKS at {}", shown(kid), source.endpoint),
                 None => "the token names no key (kid) and the JWKS holds several".into(),
@@ -426,7 +438,12 @@ fn parse(body: &[u8]) -> Result<Fetched, String> {
         }
     }
     if keys.is_empty() {
-        return Err(format!("none of its {total} keys is a usable signing key"));
+        // The provider says there are no keys (an emergency revocation,
+        // say): believed, like any other document, so no token verifies.
+        tracing::warn!(
+            keys = total,
+            "none of the JWKS document's keys is a usable signing key"
+        );
     }
     Ok(Fetched {
         at: Instant::now(),
@@ -601,10 +618,6 @@ pub(crate) mod tests {
                 format!("{{\"keys\":[\"{}\"]}}", "x".repeat(MAX_DOCUMENT)),
                 "larger than",
             ),
-            (
-                json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}).to_string(),
-                "none of its 1",
-            ),
         ] {
             idp.serve(body);
             tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -614,7 +627,7 @@ pub(crate) mod tests {
             );
             assert!(keys.fetch(&source).await.unwrap_err().contains(why));
         }
-        assert_eq!(idp.fetches(), 7);
+        assert_eq!(idp.fetches(), 5);
         idp.serve(jwks(&[&b]));
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(
@@ -631,7 +644,20 @@ pub(crate) mod tests {
         }
         let err = refused.expect("the refetched document (without a) replaces the old one");
         assert!(err.contains("no key \"a\""), "{err}");
-        assert_eq!(idp.fetches(), 8);
+        assert_eq!(idp.fetches(), 6);
+        // A document without one usable key revokes every key.
+        idp.serve(json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}).to_string());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let _ = lookup(&keys, &source, "b").await;
+        let mut revoked = false;
+        for _ in 0..200 {
+            if lookup(&keys, &source, "b").await.is_err() {
+                revoked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(revoked, "an empty key set did not replace the old one");
     }
 
     #[tokio::test]

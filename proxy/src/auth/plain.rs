@@ -55,6 +55,19 @@ pub fn parse(message: &[u8]) -> Result<Credentials<'_>, &'static str> {
     Ok(Credentials { username, password })
 }
 
+/// The username of a PLAIN message the broker checks (passthrough):
+/// only the username must be readable (UTF-8, 1-1024 bytes) and the
+/// authorization identity empty or the same; the password is the
+/// broker's business (a long token, say) and is not looked at.
+pub fn relayed_username(message: &[u8]) -> Option<&str> {
+    let mut parts = message.splitn(3, |b| *b == 0);
+    let (authzid, user, _password) = (parts.next()?, parts.next()?, parts.next()?);
+    if user.is_empty() || user.len() > MAX_FIELD || (!authzid.is_empty() && authzid != user) {
+        return None;
+    }
+    std::str::from_utf8(user).ok()
+}
+
 /// Why a check did not pass.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {

@@ -322,6 +322,10 @@ fn relayed_reauthentication(
     }
     match super::gate::relayed_user(mechanism, auth_bytes) {
         Some(user) if user == session.principal.name() => Ok(()),
+        // An opaque token, or the client's acknowledgement of a broker's
+        // refusal (RFC 7628 §3.2.3): the broker holds the principal
+        // (KIP-368 refuses a switch) and answers.
+        None if mechanism == "OAUTHBEARER" => Ok(()),
         Some(user) => Err(format!(
             "re-authentication as {} on a session of {}",
             echo(&user),
@@ -540,6 +544,30 @@ mod tests {
             let err = check(&plain, refused).unwrap_err();
             assert!(err.contains(says), "{err:?} does not say {says:?}");
         }
+        let token_as_password: &'static [u8] = Box::leak(
+            [b"\0alice\0".as_slice(), &[b'x'; 3000]]
+                .concat()
+                .into_boxed_slice(),
+        );
+        assert_eq!(
+            check(&plain, authenticate(token_as_password)),
+            Ok(()),
+            "the broker's password, however long, is the broker's business"
+        );
+        let oauth = session("OAUTHBEARER", true, None);
+        assert_eq!(
+            check(
+                &oauth,
+                authenticate(b"n,,\x01auth=Bearer opaque-token\x01\x01")
+            ),
+            Ok(()),
+            "an opaque token: the broker holds the principal"
+        );
+        assert_eq!(
+            check(&oauth, authenticate(b"\x01")),
+            Ok(()),
+            "RFC 7628 acknowledgement"
+        );
         let scram = session("SCRAM-SHA-512", true, None);
         assert_eq!(check(&scram, authenticate(b"n,,n=alice,r=abc")), Ok(()));
         assert_eq!(

@@ -136,8 +136,10 @@ async fn connect(
     // The broker is dialled only for a client that sent a whole request
     // in time: an idle or half-sent connection costs no broker connection.
     // Until a client has authenticated, its frames are capped at SASL's
-    // size, not a produce request's.
-    let cap = if route.virtual_cluster.auth.takes_sasl() {
+    // size, not a produce request's (a client the rules admit without
+    // SASL, by certificate or anonymously, is as authenticated as it gets).
+    let rules = &route.virtual_cluster.auth;
+    let cap = if rules.takes_sasl() && rules.without_sasl(&hello).is_none() {
         PRE_AUTH_MAX_FRAME
     } else {
         MAX_FRAME
@@ -189,7 +191,7 @@ async fn connect(
         client = %who,
         listener = route.listener_id,
         virtual_cluster = vc.id,
-        principal = %session.principal,
+        principal = ?session.principal.to_string(),
         mechanism = session.mechanism,
         tls = hello.tls,
         sni = hello.sni.as_deref().unwrap_or(""),
