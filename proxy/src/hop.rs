@@ -90,6 +90,9 @@ pub enum Kind {
     /// Configuration this node cannot use as given (a certificate that
     /// does not parse, say): its connections are refused.
     InvalidConfig,
+    /// A request of an API the virtual cluster's policies do not police
+    /// (its names would reach the backend unchecked): refused.
+    UnpolicedApi,
 }
 
 impl Kind {
@@ -121,6 +124,7 @@ impl Kind {
             Kind::AuthFailed => "auth_failed",
             Kind::Busy => "busy",
             Kind::InvalidConfig => "invalid_config",
+            Kind::UnpolicedApi => "unpoliced_api",
         }
     }
 }

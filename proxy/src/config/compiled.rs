@@ -12,7 +12,10 @@ use super::{Config, enforce};
 pub use crate::backend::Backend;
 use crate::{
     auth::Rules,
-    filter::{ApiVersionsCap, BrokerAddresses, Chain, Filter, SessionLifetime},
+    filter::{
+        ApiVersionsCap, BrokerAddresses, Chain, Filter, Namespace, SessionLifetime,
+        namespace::Names,
+    },
     hop::{Hop, HopError, Kind as ErrorKind},
     listener::routes::{self, Key, Port},
 };
@@ -99,7 +102,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
             Arc::new(VirtualCluster {
                 id: entity.id.clone(),
                 dns_label: vc.dns_label.clone(),
-                chain: chain(config, &entity.id)?,
+                chain: chain(config, vc, &backend.id)?,
                 auth,
                 backend,
                 refused,
@@ -126,10 +129,19 @@ pub(crate) fn base_filters() -> Vec<Arc<dyn Filter>> {
     ]
 }
 
-/// A virtual cluster's filters: the base ones, then one per enforced
-/// policy of the virtual cluster, each added here.
-fn chain(_config: &Config, _virtual_cluster_id: &str) -> Result<Chain, String> {
-    let filters = base_filters();
+/// A virtual cluster's filters: the base ones, then its namespace and
+/// aliases, then one per enforced policy of the virtual cluster, each
+/// added here.
+fn chain(
+    _config: &Config,
+    vc: &sluice_proto::admin::v1::VirtualCluster,
+    backend_id: &str,
+) -> Result<Chain, String> {
+    let mut filters = base_filters();
+    if vc.namespace.is_some() || !vc.topic_aliases.is_empty() {
+        let names = Names::compile(vc.namespace.as_ref(), &vc.topic_aliases);
+        filters.push(Arc::new(Namespace::new(names, backend_id)));
+    }
     Ok(Chain::new(filters))
 }
 

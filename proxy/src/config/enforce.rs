@@ -6,7 +6,7 @@
 //! plaintext access that the configuration forbids. Each feature leaves
 //! this list in the change that enforces it.
 
-use sluice_proto::admin::v1::{AclMode, Entity, entity::Spec};
+use sluice_proto::admin::v1::{AclMode, Entity, NamespaceMode, entity::Spec};
 
 use std::collections::HashMap;
 
@@ -95,14 +95,20 @@ pub(crate) fn virtual_cluster(
             ));
         }
     }
+    if let Some(ns) = &vc.namespace {
+        let known = [
+            NamespaceMode::HidePrefix as i32,
+            NamespaceMode::EnforcePrefix as i32,
+        ];
+        if !known.contains(&ns.mode) {
+            return at("namespace.mode: a mode unknown to this node".into());
+        }
+        if ns.prefix.is_empty() {
+            return at("namespace.prefix: empty (every name would be visible)".into());
+        }
+    }
     if vc.acl_mode != AclMode::Passthrough as i32 && vc.acl_mode != AclMode::Unspecified as i32 {
         return at("acl_mode".into());
-    }
-    if vc.namespace.is_some() {
-        return at("namespace".into());
-    }
-    if !vc.topic_aliases.is_empty() {
-        return at("topic_aliases".into());
     }
     policies
         .get(entity.id.as_str())

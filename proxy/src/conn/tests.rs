@@ -424,7 +424,7 @@ async fn an_open_connection_is_closed_once_its_path_is_not_enforced() {
         crate::config::NotEnforced {
             hop: crate::hop::Hop::VirtualCluster,
             entity: "vc".into(),
-            feature: "namespace".into(),
+            feature: "acl_mode".into(),
         }
         .error(),
     );
@@ -433,7 +433,7 @@ async fn an_open_connection_is_closed_once_its_path_is_not_enforced() {
     h.node.config.replace(Config::from_compiled(compiled));
     let err = h.result().await.unwrap_err();
     assert_eq!(err.kind, Kind::NotEnforced);
-    assert!(err.to_string().contains("feature=namespace"), "{err}");
+    assert!(err.to_string().contains("feature=acl_mode"), "{err}");
 }
 
 #[tokio::test]

@@ -15,12 +15,14 @@ mod addresses;
 mod api_versions;
 mod chain;
 mod interest;
+pub mod namespace;
 mod session_lifetime;
 
 pub use addresses::BrokerAddresses;
 pub use api_versions::ApiVersionsCap;
 pub use chain::{Chain, RequestOutcome};
 pub use interest::Interest;
+pub use namespace::Namespace;
 pub use session_lifetime::{LifetimeCap, SessionLifetime};
 
 use std::any::Any;

@@ -102,12 +102,6 @@ fn virtual_cluster(spec: &Spec) -> Vec<String> {
     if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
         out.push("acl_mode".into());
     }
-    if vc.namespace.is_some() {
-        out.push("namespace".into());
-    }
-    if !vc.topic_aliases.is_empty() {
-        out.push("topic_aliases".into());
-    }
     out
 }
 

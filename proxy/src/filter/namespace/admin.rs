@@ -1,0 +1,487 @@
+//! Topics and their settings: Metadata, CreateTopics, DeleteTopics,
+//! CreatePartitions, DescribeTopicPartitions, the three config APIs,
+//! ElectLeaders and partition reassignments. Metadata answers list only
+//! the topics the client may see, and teach the topic-id map.
+
+use kafka_protocol::{
+    messages::{
+        AlterConfigsRequest, AlterConfigsResponse, AlterPartitionReassignmentsRequest,
+        AlterPartitionReassignmentsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+        CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+        DescribeConfigsRequest, DescribeConfigsResponse, DescribeTopicPartitionsRequest,
+        DescribeTopicPartitionsResponse, ElectLeadersRequest, ElectLeadersResponse,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
+        MetadataResponse, ResponseKind, TopicName,
+        alter_partition_reassignments_response::{
+            ReassignablePartitionResponse, ReassignableTopicResponse,
+        },
+        create_partitions_response::CreatePartitionsTopicResult,
+        create_topics_response::CreatableTopicResult,
+        delete_topics_response::DeletableTopicResult,
+        describe_configs_response::DescribeConfigsResult,
+        describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic,
+        elect_leaders_response::{PartitionResult, ReplicaElectionResult},
+        metadata_response::MetadataResponseTopic,
+    },
+    protocol::StrBytes,
+};
+
+use super::{
+    Asked, CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, Namespace, Resource,
+    TOPIC_AUTHORIZATION_FAILED, data::answer_if_empty,
+};
+use crate::filter::Verdict;
+
+/// Config resource types (Kafka's `ConfigResource.Type`).
+const TOPIC_RESOURCE: i8 = 2;
+const GROUP_RESOURCE: i8 = 32;
+
+/// Metadata: named topics renamed (or checked, by id); an empty or null
+/// list (every topic) is answered with the visible ones only.
+pub(super) fn metadata(ns: &Namespace, asked: &mut Asked, r: &mut MetadataRequest) -> Verdict {
+    let Some(topics) = &mut r.topics else {
+        return Verdict::Forward;
+    };
+    let named = !topics.is_empty();
+    topics.retain_mut(|t| {
+        let mut name = t.name.take().unwrap_or_default();
+        let keep = ns.topic_in(asked, &mut name, t.topic_id, Vec::new());
+        t.name = (!name.0.is_empty()).then_some(name);
+        keep
+    });
+    answer_if_empty(named && topics.is_empty(), asked, || {
+        let mut answer = MetadataResponse::default();
+        metadata_out(ns, asked, &mut answer);
+        ResponseKind::Metadata(answer)
+    })
+}
+
+/// Metadata's answer.
+pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataResponse) {
+    r.topics
+        .retain_mut(|t| ns.optional_topic_out(asked, &mut t.name, t.topic_id));
+    for d in &asked.denied_topics {
+        r.topics.push(
+            MetadataResponseTopic::default()
+                .with_error_code(d.code)
+                .with_name((!d.name.is_empty()).then(|| TopicName(d.name.clone())))
+                .with_topic_id(d.id)
+                .with_topic_authorized_operations(i32::MIN),
+        );
+    }
+}
+
+/// CreateTopics.
+pub(super) fn create_topics(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut CreateTopicsRequest,
+) -> Verdict {
+    r.topics
+        .retain_mut(|t| ns.topic_in(asked, &mut t.name, Default::default(), Vec::new()));
+    answer_if_empty(r.topics.is_empty(), asked, || {
+        let mut answer = CreateTopicsResponse::default();
+        create_topics_out(ns, asked, &mut answer);
+        ResponseKind::CreateTopics(answer)
+    })
+}
+
+/// CreateTopics' answer.
+pub(super) fn create_topics_out(ns: &Namespace, asked: &Asked, r: &mut CreateTopicsResponse) {
+    r.topics
+        .retain_mut(|t| ns.topic_out(asked, &mut t.name, t.topic_id));
+    for d in &asked.denied_topics {
+        r.topics.push(
+            CreatableTopicResult::default()
+                .with_name(TopicName(d.name.clone()))
+                .with_error_code(d.code)
+                .with_num_partitions(-1)
+                .with_replication_factor(-1),
+        );
+    }
+}
+
+/// DeleteTopics: by name (before v6) or by name or id (from v6).
+pub(super) fn delete_topics(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut DeleteTopicsRequest,
+) -> Verdict {
+    r.topic_names
+        .retain_mut(|t| ns.topic_in(asked, t, Default::default(), Vec::new()));
+    r.topics.retain_mut(|t| {
+        let mut name = t.name.take().unwrap_or_default();
+        let keep = ns.topic_in(asked, &mut name, t.topic_id, Vec::new());
+        t.name = (!name.0.is_empty()).then_some(name);
+        keep
+    });
+    answer_if_empty(
+        r.topic_names.is_empty() && r.topics.is_empty(),
+        asked,
+        || {
+            let mut answer = DeleteTopicsResponse::default();
+            delete_topics_out(ns, asked, &mut answer);
+            ResponseKind::DeleteTopics(answer)
+        },
+    )
+}
+
+/// DeleteTopics' answer.
+pub(super) fn delete_topics_out(ns: &Namespace, asked: &Asked, r: &mut DeleteTopicsResponse) {
+    r.responses
+        .retain_mut(|t| ns.optional_topic_out(asked, &mut t.name, t.topic_id));
+    for d in &asked.denied_topics {
+        r.responses.push(
+            DeletableTopicResult::default()
+                .with_name((!d.name.is_empty()).then(|| TopicName(d.name.clone())))
+                .with_topic_id(d.id)
+                .with_error_code(d.code),
+        );
+    }
+}
+
+/// CreatePartitions.
+pub(super) fn create_partitions(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut CreatePartitionsRequest,
+) -> Verdict {
+    r.topics
+        .retain_mut(|t| ns.topic_in(asked, &mut t.name, Default::default(), Vec::new()));
+    answer_if_empty(r.topics.is_empty(), asked, || {
+        let mut answer = CreatePartitionsResponse::default();
+        create_partitions_out(ns, asked, &mut answer);
+        ResponseKind::CreatePartitions(answer)
+    })
+}
+
+/// CreatePartitions' answer.
+pub(super) fn create_partitions_out(
+    ns: &Namespace,
+    asked: &Asked,
+    r: &mut CreatePartitionsResponse,
+) {
+    r.results
+        .retain_mut(|t| ns.topic_out(asked, &mut t.name, Default::default()));
+    for d in &asked.denied_topics {
+        r.results.push(
+            CreatePartitionsTopicResult::default()
+                .with_name(TopicName(d.name.clone()))
+                .with_error_code(d.code),
+        );
+    }
+}
+
+/// DescribeTopicPartitions: the named topics and the paging cursor.
+pub(super) fn describe_topic_partitions(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut DescribeTopicPartitionsRequest,
+) -> Verdict {
+    let named = !r.topics.is_empty();
+    r.topics
+        .retain_mut(|t| ns.topic_in(asked, &mut t.name, Default::default(), Vec::new()));
+    if let Some(cursor) = &mut r.cursor
+        && !ns.topic_in(
+            asked,
+            &mut cursor.topic_name,
+            Default::default(),
+            Vec::new(),
+        )
+    {
+        r.cursor = None;
+    }
+    answer_if_empty(named && r.topics.is_empty(), asked, || {
+        let mut answer = DescribeTopicPartitionsResponse::default();
+        describe_topic_partitions_out(ns, asked, &mut answer);
+        ResponseKind::DescribeTopicPartitions(answer)
+    })
+}
+
+/// DescribeTopicPartitions' answer.
+pub(super) fn describe_topic_partitions_out(
+    ns: &Namespace,
+    asked: &Asked,
+    r: &mut DescribeTopicPartitionsResponse,
+) {
+    r.topics
+        .retain_mut(|t| ns.optional_topic_out(asked, &mut t.name, t.topic_id));
+    if let Some(cursor) = &mut r.next_cursor
+        && !ns.topic_out(asked, &mut cursor.topic_name, Default::default())
+    {
+        r.next_cursor = None;
+    }
+    for d in &asked.denied_topics {
+        r.topics.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_error_code(d.code)
+                .with_name(Some(TopicName(d.name.clone())))
+                .with_topic_authorized_operations(i32::MIN),
+        );
+    }
+}
+
+/// Renames one config resource; false (recorded in `asked`) when it is
+/// refused: a topic or group outside the namespace, or, when `altering`,
+/// anything that is not a topic or group (broker settings are the
+/// platform team's, not a tenant's).
+fn resource_in(
+    ns: &Namespace,
+    asked: &mut Asked,
+    resource_type: i8,
+    name: &mut StrBytes,
+    altering: bool,
+) -> bool {
+    let (kind, code) = match resource_type {
+        TOPIC_RESOURCE => (Resource::Topic, TOPIC_AUTHORIZATION_FAILED),
+        GROUP_RESOURCE => (Resource::Group, GROUP_AUTHORIZATION_FAILED),
+        _ if altering => {
+            asked.denied_resources.push((
+                resource_type,
+                name.clone(),
+                CLUSTER_AUTHORIZATION_FAILED,
+            ));
+            return false;
+        }
+        _ => return true,
+    };
+    if kind == Resource::Topic {
+        let mut topic = TopicName(name.clone());
+        let mut scratch = Asked::default();
+        let keep = ns.topic_in(&mut scratch, &mut topic, Default::default(), Vec::new());
+        if keep {
+            asked.topics.extend(scratch.topics);
+            *name = topic.0;
+            return true;
+        }
+    } else if ns.rename_in(kind, name, &mut Vec::new()) {
+        return true;
+    }
+    asked
+        .denied_resources
+        .push((resource_type, name.clone(), code));
+    false
+}
+
+/// Renames a config resource back; false when the client may not see it.
+fn resource_out(ns: &Namespace, asked: &Asked, resource_type: i8, name: &mut StrBytes) -> bool {
+    match resource_type {
+        TOPIC_RESOURCE => {
+            let mut topic = TopicName(name.clone());
+            let keep = ns.topic_out(asked, &mut topic, Default::default());
+            *name = topic.0;
+            keep
+        }
+        GROUP_RESOURCE => ns.rename_out(Resource::Group, name),
+        _ => true,
+    }
+}
+
+/// DescribeConfigs.
+pub(super) fn describe_configs(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut DescribeConfigsRequest,
+) -> Verdict {
+    r.resources
+        .retain_mut(|c| resource_in(ns, asked, c.resource_type, &mut c.resource_name, false));
+    answer_if_empty(r.resources.is_empty(), asked, || {
+        let mut answer = DescribeConfigsResponse::default();
+        describe_configs_out(ns, asked, &mut answer);
+        ResponseKind::DescribeConfigs(answer)
+    })
+}
+
+/// DescribeConfigs' answer.
+pub(super) fn describe_configs_out(ns: &Namespace, asked: &Asked, r: &mut DescribeConfigsResponse) {
+    r.results
+        .retain_mut(|c| resource_out(ns, asked, c.resource_type, &mut c.resource_name));
+    for (resource_type, name, code) in &asked.denied_resources {
+        r.results.push(
+            DescribeConfigsResult::default()
+                .with_resource_type(*resource_type)
+                .with_resource_name(name.clone())
+                .with_error_code(*code),
+        );
+    }
+}
+
+/// AlterConfigs.
+pub(super) fn alter_configs(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut AlterConfigsRequest,
+) -> Verdict {
+    r.resources
+        .retain_mut(|c| resource_in(ns, asked, c.resource_type, &mut c.resource_name, true));
+    answer_if_empty(r.resources.is_empty(), asked, || {
+        let mut answer = AlterConfigsResponse::default();
+        alter_configs_out(ns, asked, &mut answer);
+        ResponseKind::AlterConfigs(answer)
+    })
+}
+
+/// AlterConfigs' answer.
+pub(super) fn alter_configs_out(ns: &Namespace, asked: &Asked, r: &mut AlterConfigsResponse) {
+    r.responses
+        .retain_mut(|c| resource_out(ns, asked, c.resource_type, &mut c.resource_name));
+    for (resource_type, name, code) in &asked.denied_resources {
+        r.responses.push(
+            kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(*resource_type)
+                .with_resource_name(name.clone())
+                .with_error_code(*code),
+        );
+    }
+}
+
+/// IncrementalAlterConfigs.
+pub(super) fn incremental_alter_configs(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut IncrementalAlterConfigsRequest,
+) -> Verdict {
+    r.resources
+        .retain_mut(|c| resource_in(ns, asked, c.resource_type, &mut c.resource_name, true));
+    answer_if_empty(r.resources.is_empty(), asked, || {
+        let mut answer = IncrementalAlterConfigsResponse::default();
+        incremental_alter_configs_out(ns, asked, &mut answer);
+        ResponseKind::IncrementalAlterConfigs(answer)
+    })
+}
+
+/// IncrementalAlterConfigs' answer.
+pub(super) fn incremental_alter_configs_out(
+    ns: &Namespace,
+    asked: &Asked,
+    r: &mut IncrementalAlterConfigsResponse,
+) {
+    r.responses
+        .retain_mut(|c| resource_out(ns, asked, c.resource_type, &mut c.resource_name));
+    for (resource_type, name, code) in &asked.denied_resources {
+        r.responses.push(
+            kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(*resource_type)
+                .with_resource_name(name.clone())
+                .with_error_code(*code),
+        );
+    }
+}
+
+/// ElectLeaders: named partitions only (electing for every partition of
+/// the cluster is not a tenant's to ask).
+pub(super) fn elect_leaders(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut ElectLeadersRequest,
+) -> Verdict {
+    let Some(topics) = &mut r.topic_partitions else {
+        return Verdict::Respond(ResponseKind::ElectLeaders(
+            ElectLeadersResponse::default().with_error_code(CLUSTER_AUTHORIZATION_FAILED),
+        ));
+    };
+    topics.retain_mut(|t| {
+        let partitions = t.partitions.clone();
+        ns.topic_in(asked, &mut t.topic, Default::default(), partitions)
+    });
+    let empty = topics.is_empty();
+    answer_if_empty(empty, asked, || {
+        let mut answer = ElectLeadersResponse::default();
+        elect_leaders_out(ns, asked, &mut answer);
+        ResponseKind::ElectLeaders(answer)
+    })
+}
+
+/// ElectLeaders' answer.
+pub(super) fn elect_leaders_out(ns: &Namespace, asked: &Asked, r: &mut ElectLeadersResponse) {
+    r.replica_election_results
+        .retain_mut(|t| ns.topic_out(asked, &mut t.topic, Default::default()));
+    for d in &asked.denied_topics {
+        r.replica_election_results.push(
+            ReplicaElectionResult::default()
+                .with_topic(TopicName(d.name.clone()))
+                .with_partition_result(
+                    d.partitions
+                        .iter()
+                        .map(|&p| {
+                            PartitionResult::default()
+                                .with_partition_id(p)
+                                .with_error_code(d.code)
+                        })
+                        .collect(),
+                ),
+        );
+    }
+}
+
+/// AlterPartitionReassignments.
+pub(super) fn alter_partition_reassignments(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut AlterPartitionReassignmentsRequest,
+) -> Verdict {
+    r.topics.retain_mut(|t| {
+        let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+        ns.topic_in(asked, &mut t.name, Default::default(), partitions)
+    });
+    answer_if_empty(r.topics.is_empty(), asked, || {
+        let mut answer = AlterPartitionReassignmentsResponse::default();
+        alter_partition_reassignments_out(ns, asked, &mut answer);
+        ResponseKind::AlterPartitionReassignments(answer)
+    })
+}
+
+/// AlterPartitionReassignments' answer.
+pub(super) fn alter_partition_reassignments_out(
+    ns: &Namespace,
+    asked: &Asked,
+    r: &mut AlterPartitionReassignmentsResponse,
+) {
+    r.responses
+        .retain_mut(|t| ns.topic_out(asked, &mut t.name, Default::default()));
+    for d in &asked.denied_topics {
+        r.responses.push(
+            ReassignableTopicResponse::default()
+                .with_name(TopicName(d.name.clone()))
+                .with_partitions(
+                    d.partitions
+                        .iter()
+                        .map(|&p| {
+                            ReassignablePartitionResponse::default()
+                                .with_partition_index(p)
+                                .with_error_code(d.code)
+                        })
+                        .collect(),
+                ),
+        );
+    }
+}
+
+/// ListPartitionReassignments: named topics renamed; refused ones are
+/// left out of the answer (as topics without a reassignment are).
+pub(super) fn list_partition_reassignments(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut ListPartitionReassignmentsRequest,
+) -> Verdict {
+    if let Some(topics) = &mut r.topics {
+        topics.retain_mut(|t| ns.topic_in(asked, &mut t.name, Default::default(), Vec::new()));
+        if topics.is_empty() && !asked.denied_topics.is_empty() {
+            return Verdict::Respond(ResponseKind::ListPartitionReassignments(
+                ListPartitionReassignmentsResponse::default(),
+            ));
+        }
+    }
+    Verdict::Forward
+}
+
+/// ListPartitionReassignments' answer.
+pub(super) fn list_partition_reassignments_out(
+    ns: &Namespace,
+    asked: &Asked,
+    r: &mut ListPartitionReassignmentsResponse,
+) {
+    r.topics
+        .retain_mut(|t| ns.topic_out(asked, &mut t.name, Default::default()));
+}

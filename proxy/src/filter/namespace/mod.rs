@@ -1,0 +1,431 @@
+//! Namespaces and topic aliases: the filter that lets teams share one
+//! backend cluster. Every topic name, consumer-group id and transactional
+//! id in a request is turned into its backend name (or refused with the
+//! API's own authorization error when it is outside the namespace), and
+//! every one in a response back into the client's (or dropped when the
+//! client may not see it). Topic ids are as hidden as their names.
+//!
+//! Fail closed: in a namespaced virtual cluster this filter intercepts
+//! every request. An API it does not rename ([`policed`]) is refused
+//! (the connection closes, as a broker does for an API it does not
+//! support, counted at `hop=policy kind=unpoliced_api`), and ApiVersions
+//! advertises only the APIs it renames. One module per family of APIs.
+
+mod admin;
+mod data;
+mod groups;
+mod names;
+pub mod policed;
+mod topic_ids;
+mod txn;
+
+pub use names::{Names, Resource, glob};
+pub use topic_ids::TopicIds;
+
+use std::{collections::HashMap, sync::Arc};
+
+use kafka_protocol::{
+    messages::{
+        ApiKey, GroupId, RequestHeader, RequestKind, ResponseKind, TopicName, TransactionalId,
+    },
+    protocol::StrBytes,
+};
+use uuid::Uuid;
+
+use super::{Context, Filter, InFlight, Interest, Verdict};
+use crate::hop::{Hop, HopError, Kind};
+
+/// `TOPIC_AUTHORIZATION_FAILED`.
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+/// `GROUP_AUTHORIZATION_FAILED`.
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+/// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED`.
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+/// `UNKNOWN_TOPIC_ID`: what a client sees for an id it may not know.
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+/// `INVALID_REQUEST`.
+pub const INVALID_REQUEST: i16 = 42;
+/// `CLUSTER_AUTHORIZATION_FAILED`.
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+
+/// The namespace (and alias) filter of one virtual cluster.
+#[derive(Debug)]
+pub struct Namespace {
+    names: Names,
+    ids: Arc<TopicIds>,
+}
+
+/// A topic a request named that the client may not use: answered by the
+/// filter with `code`, the other topics of the request going on.
+#[derive(Debug, Clone)]
+pub(crate) struct DeniedTopic {
+    /// The client's name for it (empty when named by id).
+    pub name: StrBytes,
+    /// Its id, when the request used one.
+    pub id: Uuid,
+    /// The partitions the request named.
+    pub partitions: Vec<i32>,
+    /// The error each partition gets.
+    pub code: i16,
+}
+
+/// What one request's renaming leaves for its response.
+#[derive(Debug, Default)]
+pub(crate) struct Asked {
+    /// Backend topic name → the name the client used (an alias, say).
+    pub topics: HashMap<StrBytes, StrBytes>,
+    /// Topics refused, answered by the filter.
+    pub denied_topics: Vec<DeniedTopic>,
+    /// Group ids (client names) refused.
+    pub denied_groups: Vec<StrBytes>,
+    /// Transactional ids (client names) refused.
+    pub denied_transactions: Vec<StrBytes>,
+    /// Config resources refused: type, client name, error.
+    pub denied_resources: Vec<(i8, StrBytes, i16)>,
+}
+
+impl Namespace {
+    /// The filter for `names` in front of backend cluster `backend_id`.
+    pub fn new(names: Names, backend_id: &str) -> Namespace {
+        Namespace {
+            names,
+            ids: TopicIds::of_backend(backend_id),
+        }
+    }
+
+    /// Renames a request's topic (by name) or checks it (by id); false
+    /// when it is refused (recorded in `asked` with its partitions).
+    pub(crate) fn topic_in(
+        &self,
+        asked: &mut Asked,
+        name: &mut TopicName,
+        id: Uuid,
+        partitions: Vec<i32>,
+    ) -> bool {
+        if name.0.is_empty() {
+            let visible = self
+                .ids
+                .name(id)
+                .is_some_and(|backend| self.names.outward(Resource::Topic, &backend).is_some());
+            if !visible {
+                asked.denied_topics.push(DeniedTopic {
+                    name: StrBytes::default(),
+                    id,
+                    partitions,
+                    code: UNKNOWN_TOPIC_ID,
+                });
+            }
+            return visible;
+        }
+        match self.names.inward(Resource::Topic, &name.0) {
+            Some(backend) => {
+                let backend = StrBytes::from_string(backend);
+                asked.topics.insert(backend.clone(), name.0.clone());
+                name.0 = backend;
+                true
+            }
+            None => {
+                asked.denied_topics.push(DeniedTopic {
+                    name: name.0.clone(),
+                    id,
+                    partitions,
+                    code: TOPIC_AUTHORIZATION_FAILED,
+                });
+                false
+            }
+        }
+    }
+
+    /// Renames a response's topic back; false when the client may not
+    /// see it (the entry is dropped). Learns the id it carries.
+    pub(crate) fn topic_out(&self, asked: &Asked, name: &mut TopicName, id: Uuid) -> bool {
+        if name.0.is_empty() {
+            // By id only: the request's ids were checked on the way in;
+            // any other id must be one the client may see.
+            return self
+                .ids
+                .name(id)
+                .is_some_and(|backend| self.names.outward(Resource::Topic, &backend).is_some());
+        }
+        self.ids.learn(id, &name.0);
+        if let Some(client) = asked.topics.get(&name.0) {
+            name.0 = client.clone();
+            return true;
+        }
+        match self.names.outward(Resource::Topic, &name.0) {
+            Some(client) => {
+                name.0 = StrBytes::from_string(client);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A nullable response topic name, as [`Namespace::topic_out`].
+    pub(crate) fn optional_topic_out(
+        &self,
+        asked: &Asked,
+        name: &mut Option<TopicName>,
+        id: Uuid,
+    ) -> bool {
+        match name {
+            Some(n) => self.topic_out(asked, n, id),
+            None => {
+                let mut by_id = TopicName::default();
+                self.topic_out(asked, &mut by_id, id)
+            }
+        }
+    }
+
+    /// Renames a group id; false when refused (recorded in `asked`).
+    pub(crate) fn group_in(&self, asked: &mut Asked, group: &mut GroupId) -> bool {
+        self.rename_in(Resource::Group, &mut group.0, &mut asked.denied_groups)
+    }
+
+    /// Renames a group id back; false when the client may not see it.
+    pub(crate) fn group_out(&self, group: &mut GroupId) -> bool {
+        self.rename_out(Resource::Group, &mut group.0)
+    }
+
+    /// Renames a transactional id; false when refused.
+    pub(crate) fn transaction_in(&self, asked: &mut Asked, id: &mut TransactionalId) -> bool {
+        self.rename_in(
+            Resource::TransactionalId,
+            &mut id.0,
+            &mut asked.denied_transactions,
+        )
+    }
+
+    /// Renames a transactional id back; false when the client may not
+    /// see it.
+    pub(crate) fn transaction_out(&self, id: &mut TransactionalId) -> bool {
+        self.rename_out(Resource::TransactionalId, &mut id.0)
+    }
+
+    /// Renames any name of `resource` in place; false (and the client's
+    /// name recorded in `denied`) when it is outside the namespace.
+    pub(crate) fn rename_in(
+        &self,
+        resource: Resource,
+        name: &mut StrBytes,
+        denied: &mut Vec<StrBytes>,
+    ) -> bool {
+        match self.names.inward(resource, name) {
+            Some(backend) => {
+                *name = StrBytes::from_string(backend);
+                true
+            }
+            None => {
+                denied.push(name.clone());
+                false
+            }
+        }
+    }
+
+    /// Renames any backend name of `resource` back; false when hidden.
+    pub(crate) fn rename_out(&self, resource: Resource, name: &mut StrBytes) -> bool {
+        match self.names.outward(resource, name) {
+            Some(client) => {
+                *name = StrBytes::from_string(client);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The name mapping.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The topic ids of its backend.
+    pub(crate) fn ids(&self) -> &TopicIds {
+        &self.ids
+    }
+}
+
+impl Filter for Namespace {
+    fn name(&self) -> &'static str {
+        "namespace"
+    }
+
+    fn interest(&self) -> Interest {
+        let mut interest = Interest::new();
+        for key in ApiKey::iter() {
+            // The gate owns SASL; ApiVersions requests carry no names.
+            if matches!(
+                key,
+                ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+            ) {
+                continue;
+            }
+            interest = interest.requests(key, ..);
+            if policed::renames(key) {
+                interest = interest.responses(key, ..);
+            }
+        }
+        interest.responses(ApiKey::ApiVersions, ..)
+    }
+
+    fn on_request(
+        &self,
+        cx: &mut Context<'_>,
+        header: &mut RequestHeader,
+        body: &mut RequestKind,
+    ) -> Verdict {
+        let mut asked = Asked::default();
+        let verdict = match body {
+            RequestKind::Produce(r) => data::produce(self, &mut asked, r),
+            RequestKind::Fetch(r) => data::fetch(self, &mut asked, r),
+            RequestKind::ListOffsets(r) => data::list_offsets(self, &mut asked, r),
+            RequestKind::OffsetForLeaderEpoch(r) => {
+                data::offset_for_leader_epoch(self, &mut asked, r)
+            }
+            RequestKind::DeleteRecords(r) => data::delete_records(self, &mut asked, r),
+            RequestKind::DescribeProducers(r) => data::describe_producers(self, &mut asked, r),
+            RequestKind::Metadata(r) => admin::metadata(self, &mut asked, r),
+            RequestKind::CreateTopics(r) => admin::create_topics(self, &mut asked, r),
+            RequestKind::DeleteTopics(r) => admin::delete_topics(self, &mut asked, r),
+            RequestKind::CreatePartitions(r) => admin::create_partitions(self, &mut asked, r),
+            RequestKind::DescribeConfigs(r) => admin::describe_configs(self, &mut asked, r),
+            RequestKind::AlterConfigs(r) => admin::alter_configs(self, &mut asked, r),
+            RequestKind::IncrementalAlterConfigs(r) => {
+                admin::incremental_alter_configs(self, &mut asked, r)
+            }
+            RequestKind::ElectLeaders(r) => admin::elect_leaders(self, &mut asked, r),
+            RequestKind::AlterPartitionReassignments(r) => {
+                admin::alter_partition_reassignments(self, &mut asked, r)
+            }
+            RequestKind::ListPartitionReassignments(r) => {
+                admin::list_partition_reassignments(self, &mut asked, r)
+            }
+            RequestKind::DescribeTopicPartitions(r) => {
+                admin::describe_topic_partitions(self, &mut asked, r)
+            }
+            RequestKind::DescribeCluster(_) => Verdict::Forward,
+            RequestKind::FindCoordinator(r) => groups::find_coordinator(self, &mut asked, r),
+            RequestKind::JoinGroup(r) => groups::join_group(self, &mut asked, r),
+            RequestKind::SyncGroup(r) => groups::sync_group(self, &mut asked, r),
+            RequestKind::Heartbeat(r) => groups::heartbeat(self, &mut asked, r),
+            RequestKind::LeaveGroup(r) => groups::leave_group(self, &mut asked, r),
+            RequestKind::OffsetCommit(r) => groups::offset_commit(self, &mut asked, r),
+            RequestKind::OffsetFetch(r) => groups::offset_fetch(self, &mut asked, r),
+            RequestKind::OffsetDelete(r) => groups::offset_delete(self, &mut asked, r),
+            RequestKind::DescribeGroups(r) => groups::describe_groups(self, &mut asked, r),
+            RequestKind::ListGroups(_) => Verdict::Forward,
+            RequestKind::DeleteGroups(r) => groups::delete_groups(self, &mut asked, r),
+            RequestKind::ConsumerGroupHeartbeat(r) => {
+                groups::consumer_group_heartbeat(self, &mut asked, r)
+            }
+            RequestKind::ConsumerGroupDescribe(r) => {
+                groups::consumer_group_describe(self, &mut asked, r)
+            }
+            RequestKind::InitProducerId(r) => txn::init_producer_id(self, &mut asked, r),
+            RequestKind::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(self, &mut asked, r),
+            RequestKind::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(self, &mut asked, r),
+            RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(self, &mut asked, r),
+            RequestKind::EndTxn(r) => txn::end_txn(self, &mut asked, r),
+            RequestKind::DescribeTransactions(r) => txn::describe_transactions(self, &mut asked, r),
+            RequestKind::ListTransactions(r) => txn::list_transactions(r),
+            RequestKind::GetTelemetrySubscriptions(_)
+            | RequestKind::PushTelemetry(_)
+            | RequestKind::ApiVersions(_)
+            | RequestKind::SaslHandshake(_)
+            | RequestKind::SaslAuthenticate(_) => Verdict::Forward,
+            _ => Verdict::Close(unpoliced(
+                cx,
+                header.request_api_key,
+                header.request_api_version,
+            )),
+        };
+        cx.notes.put(asked);
+        verdict
+    }
+
+    fn on_response(
+        &self,
+        cx: &mut Context<'_>,
+        body: &mut ResponseKind,
+        in_flight: &InFlight,
+    ) -> Verdict {
+        let asked = cx.notes.take::<Asked>().unwrap_or_default();
+        let v = in_flight.version;
+        match body {
+            ResponseKind::ApiVersions(r) => {
+                r.api_keys
+                    .retain(|k| ApiKey::try_from(k.api_key).is_ok_and(policed::advertised));
+            }
+            ResponseKind::Produce(r) => data::produce_out(self, &asked, r),
+            ResponseKind::Fetch(r) => data::fetch_out(self, &asked, r),
+            ResponseKind::ListOffsets(r) => data::list_offsets_out(self, &asked, r),
+            ResponseKind::OffsetForLeaderEpoch(r) => {
+                data::offset_for_leader_epoch_out(self, &asked, r)
+            }
+            ResponseKind::DeleteRecords(r) => data::delete_records_out(self, &asked, r),
+            ResponseKind::DescribeProducers(r) => data::describe_producers_out(self, &asked, r),
+            ResponseKind::Metadata(r) => admin::metadata_out(self, &asked, r),
+            ResponseKind::CreateTopics(r) => admin::create_topics_out(self, &asked, r),
+            ResponseKind::DeleteTopics(r) => admin::delete_topics_out(self, &asked, r),
+            ResponseKind::CreatePartitions(r) => admin::create_partitions_out(self, &asked, r),
+            ResponseKind::DescribeConfigs(r) => admin::describe_configs_out(self, &asked, r),
+            ResponseKind::AlterConfigs(r) => admin::alter_configs_out(self, &asked, r),
+            ResponseKind::IncrementalAlterConfigs(r) => {
+                admin::incremental_alter_configs_out(self, &asked, r)
+            }
+            ResponseKind::ElectLeaders(r) => admin::elect_leaders_out(self, &asked, r),
+            ResponseKind::AlterPartitionReassignments(r) => {
+                admin::alter_partition_reassignments_out(self, &asked, r)
+            }
+            ResponseKind::ListPartitionReassignments(r) => {
+                admin::list_partition_reassignments_out(self, &asked, r)
+            }
+            ResponseKind::DescribeTopicPartitions(r) => {
+                admin::describe_topic_partitions_out(self, &asked, r)
+            }
+            ResponseKind::FindCoordinator(r) => groups::find_coordinator_out(self, &asked, r, v),
+            ResponseKind::OffsetCommit(r) => groups::offset_commit_out(self, &asked, r),
+            ResponseKind::OffsetFetch(r) => groups::offset_fetch_out(self, &asked, r),
+            ResponseKind::OffsetDelete(r) => groups::offset_delete_out(self, &asked, r),
+            ResponseKind::DescribeGroups(r) => groups::describe_groups_out(self, &asked, r),
+            ResponseKind::ListGroups(r) => groups::list_groups_out(self, r),
+            ResponseKind::DeleteGroups(r) => groups::delete_groups_out(self, &asked, r),
+            ResponseKind::ConsumerGroupHeartbeat(r) => {
+                groups::consumer_group_heartbeat_out(self, r)
+            }
+            ResponseKind::ConsumerGroupDescribe(r) => {
+                groups::consumer_group_describe_out(self, &asked, r)
+            }
+            ResponseKind::AddPartitionsToTxn(r) => txn::add_partitions_to_txn_out(self, &asked, r),
+            ResponseKind::TxnOffsetCommit(r) => txn::txn_offset_commit_out(self, &asked, r),
+            ResponseKind::DescribeTransactions(r) => {
+                txn::describe_transactions_out(self, &asked, r)
+            }
+            ResponseKind::ListTransactions(r) => txn::list_transactions_out(self, r),
+            _ => {}
+        }
+        Verdict::Forward
+    }
+}
+
+/// The refusal of an API this filter does not rename.
+fn unpoliced(cx: &Context<'_>, key: i16, version: i16) -> HopError {
+    let name =
+        ApiKey::try_from(key).map_or_else(|_| format!("api_key={key}"), |k| format!("{k:?}"));
+    HopError::new(
+        Hop::Policy,
+        cx.route.virtual_cluster.id.clone(),
+        Kind::UnpolicedApi,
+        format!(
+            "{name} v{version} is not policed by the namespace of this virtual cluster (names in \
+             it would reach the backend unchecked): refused and the connection closed"
+        ),
+    )
+}
+
+/// The partition indexes of a request's topic entry.
+pub(crate) fn indexes<T>(partitions: &[T], index: impl Fn(&T) -> i32) -> Vec<i32> {
+    partitions.iter().map(index).collect()
+}
+
+#[cfg(test)]
+mod tests;

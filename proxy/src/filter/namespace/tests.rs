@@ -1,0 +1,558 @@
+//! The namespace filter on decoded messages: every API key the Kafka
+//! library knows is renamed or refused, names go in prefixed and come
+//! back stripped, and what is outside the namespace is invisible or
+//! refused with the API's own error.
+
+use kafka_protocol::{
+    messages::{
+        ApiKey, ConsumerGroupHeartbeatRequest, FetchRequest, FetchResponse, GroupId,
+        JoinGroupRequest, ListGroupsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+        ProduceResponse, RequestHeader, RequestKind, ResponseKind, TopicName,
+        fetch_request::FetchTopic,
+        fetch_response::FetchableTopicResponse,
+        list_groups_response::ListedGroup,
+        metadata_request::MetadataRequestTopic,
+        metadata_response::MetadataResponseTopic,
+        produce_request::{PartitionProduceData, TopicProduceData},
+        produce_response::TopicProduceResponse,
+    },
+    protocol::StrBytes,
+};
+use sluice_proto::admin::v1::{
+    ExactList, NameSelector, Namespace as NamespaceSpec, NamespaceAdditional, NamespaceMode,
+    TopicAlias, name_selector::Selector,
+};
+use uuid::Uuid;
+
+use super::*;
+use crate::{
+    config::compiled::test_route,
+    filter::{Chain, Findings, Notes},
+    listener::routes::{Mapping, PortMap},
+};
+
+fn namespace(mode: NamespaceMode, backend: &str) -> Namespace {
+    let names = Names::compile(
+        Some(&NamespaceSpec {
+            mode: mode as i32,
+            prefix: "team-a.".into(),
+            additional: Some(NamespaceAdditional {
+                topics: Some(NameSelector {
+                    selector: Some(Selector::ExactList(ExactList {
+                        names: vec!["shared".into()],
+                    })),
+                }),
+                consumer_groups: None,
+            }),
+        }),
+        &[TopicAlias {
+            alias: "orders-v2".into(),
+            topic: "orders".into(),
+        }],
+    );
+    Namespace::new(names, backend)
+}
+
+/// One request through `ns`, then (unless answered) `response` back
+/// through it; the verdict and the response as the client gets it.
+fn exchange(
+    ns: &Namespace,
+    key: ApiKey,
+    version: i16,
+    mut request: RequestKind,
+    response: Option<ResponseKind>,
+) -> (Verdict, RequestKind, Option<ResponseKind>) {
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let (mut notes, mut findings) = (Notes::default(), Findings::default());
+    let mut cx = Context {
+        route: &route,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    let mut header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version);
+    let verdict = ns.on_request(&mut cx, &mut header, &mut request);
+    let answered = match (&verdict, response) {
+        (Verdict::Forward, Some(mut r)) => {
+            let in_flight = InFlight {
+                api_key: key as i16,
+                version,
+                correlation_id: 1,
+            };
+            assert!(matches!(
+                ns.on_response(&mut cx, &mut r, &in_flight),
+                Verdict::Forward
+            ));
+            Some(r)
+        }
+        _ => None,
+    };
+    (verdict, request, answered)
+}
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.into()))
+}
+
+/// A default request of every API key the library knows: a new key in a
+/// new version of the library does not compile here until it is listed,
+/// and then it is checked like every other.
+fn default_request(key: ApiKey) -> RequestKind {
+    match key {
+        ApiKey::Produce => RequestKind::Produce(Default::default()),
+        ApiKey::Fetch => RequestKind::Fetch(Default::default()),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
+        ApiKey::Metadata => RequestKind::Metadata(Default::default()),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(Default::default()),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(Default::default()),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
+        ApiKey::JoinGroup => RequestKind::JoinGroup(Default::default()),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(Default::default()),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(Default::default()),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(Default::default()),
+        ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(Default::default()),
+        ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
+        ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
+        ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
+        ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(Default::default()),
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
+        ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
+        ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(Default::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
+        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(Default::default()),
+        ApiKey::AlterReplicaLogDirs => RequestKind::AlterReplicaLogDirs(Default::default()),
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
+        ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
+        ApiKey::CreateDelegationToken => RequestKind::CreateDelegationToken(Default::default()),
+        ApiKey::RenewDelegationToken => RequestKind::RenewDelegationToken(Default::default()),
+        ApiKey::ExpireDelegationToken => RequestKind::ExpireDelegationToken(Default::default()),
+        ApiKey::DescribeDelegationToken => RequestKind::DescribeDelegationToken(Default::default()),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(Default::default()),
+        ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(Default::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(Default::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(Default::default())
+        }
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
+        ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
+        ApiKey::AlterClientQuotas => RequestKind::AlterClientQuotas(Default::default()),
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(Default::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(Default::default())
+        }
+        ApiKey::Vote => RequestKind::Vote(Default::default()),
+        ApiKey::BeginQuorumEpoch => RequestKind::BeginQuorumEpoch(Default::default()),
+        ApiKey::EndQuorumEpoch => RequestKind::EndQuorumEpoch(Default::default()),
+        ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(Default::default()),
+        ApiKey::AlterPartition => RequestKind::AlterPartition(Default::default()),
+        ApiKey::UpdateFeatures => RequestKind::UpdateFeatures(Default::default()),
+        ApiKey::Envelope => RequestKind::Envelope(Default::default()),
+        ApiKey::FetchSnapshot => RequestKind::FetchSnapshot(Default::default()),
+        ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
+        ApiKey::BrokerRegistration => RequestKind::BrokerRegistration(Default::default()),
+        ApiKey::BrokerHeartbeat => RequestKind::BrokerHeartbeat(Default::default()),
+        ApiKey::UnregisterBroker => RequestKind::UnregisterBroker(Default::default()),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
+        ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
+        ApiKey::AllocateProducerIds => RequestKind::AllocateProducerIds(Default::default()),
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(Default::default()),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
+        ApiKey::ControllerRegistration => RequestKind::ControllerRegistration(Default::default()),
+        ApiKey::GetTelemetrySubscriptions => {
+            RequestKind::GetTelemetrySubscriptions(Default::default())
+        }
+        ApiKey::PushTelemetry => RequestKind::PushTelemetry(Default::default()),
+        ApiKey::AssignReplicasToDirs => RequestKind::AssignReplicasToDirs(Default::default()),
+        ApiKey::ListConfigResources => RequestKind::ListConfigResources(Default::default()),
+        ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(Default::default()),
+        ApiKey::ShareGroupHeartbeat => RequestKind::ShareGroupHeartbeat(Default::default()),
+        ApiKey::ShareGroupDescribe => RequestKind::ShareGroupDescribe(Default::default()),
+        ApiKey::ShareFetch => RequestKind::ShareFetch(Default::default()),
+        ApiKey::ShareAcknowledge => RequestKind::ShareAcknowledge(Default::default()),
+        ApiKey::AddRaftVoter => RequestKind::AddRaftVoter(Default::default()),
+        ApiKey::RemoveRaftVoter => RequestKind::RemoveRaftVoter(Default::default()),
+        ApiKey::UpdateRaftVoter => RequestKind::UpdateRaftVoter(Default::default()),
+        ApiKey::InitializeShareGroupState => {
+            RequestKind::InitializeShareGroupState(Default::default())
+        }
+        ApiKey::ReadShareGroupState => RequestKind::ReadShareGroupState(Default::default()),
+        ApiKey::WriteShareGroupState => RequestKind::WriteShareGroupState(Default::default()),
+        ApiKey::DeleteShareGroupState => RequestKind::DeleteShareGroupState(Default::default()),
+        ApiKey::ReadShareGroupStateSummary => {
+            RequestKind::ReadShareGroupStateSummary(Default::default())
+        }
+        ApiKey::DescribeShareGroupOffsets => {
+            RequestKind::DescribeShareGroupOffsets(Default::default())
+        }
+        ApiKey::AlterShareGroupOffsets => RequestKind::AlterShareGroupOffsets(Default::default()),
+        ApiKey::DeleteShareGroupOffsets => RequestKind::DeleteShareGroupOffsets(Default::default()),
+    }
+}
+
+#[test]
+fn every_api_key_is_renamed_or_refused() {
+    let ns = namespace(NamespaceMode::HidePrefix, "every-key");
+    let interest = ns.interest();
+    for key in ApiKey::iter() {
+        let version = key.valid_versions().max;
+        let sasl_or_versions = matches!(
+            key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        );
+        assert_eq!(
+            interest.wants_request(key as i16, version),
+            !sasl_or_versions,
+            "{key:?}: every request but SASL and ApiVersions is intercepted"
+        );
+        if sasl_or_versions {
+            continue;
+        }
+        let (verdict, _, _) = exchange(&ns, key, version, default_request(key), None);
+        match verdict {
+            Verdict::Close(e) => {
+                assert!(
+                    !policed::advertised(key),
+                    "{key:?} is advertised but refused"
+                );
+                assert_eq!(
+                    (e.hop, e.kind),
+                    (Hop::Policy, Kind::UnpolicedApi),
+                    "{key:?}"
+                );
+                assert!(e.message.contains(&format!("{key:?}")), "{}", e.message);
+            }
+            _ => assert!(
+                policed::advertised(key),
+                "{key:?} passes but is not policed"
+            ),
+        }
+        if policed::renames(key) {
+            assert!(
+                interest.wants_response(key as i16, version),
+                "{key:?} answers"
+            );
+        }
+    }
+}
+
+#[test]
+fn api_versions_advertises_only_policed_apis() {
+    use kafka_protocol::messages::{ApiVersionsResponse, api_versions_response::ApiVersion};
+    let ns = namespace(NamespaceMode::HidePrefix, "versions");
+    let all = ApiKey::iter()
+        .map(|k| {
+            ApiVersion::default()
+                .with_api_key(k as i16)
+                .with_max_version(3)
+        })
+        .collect();
+    let (_, _, answer) = exchange(
+        &ns,
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(Default::default()),
+        Some(ResponseKind::ApiVersions(
+            ApiVersionsResponse::default().with_api_keys(all),
+        )),
+    );
+    let Some(ResponseKind::ApiVersions(r)) = answer else {
+        panic!()
+    };
+    let keys: Vec<ApiKey> = r
+        .api_keys
+        .iter()
+        .map(|k| ApiKey::try_from(k.api_key).unwrap())
+        .collect();
+    assert!(keys.contains(&ApiKey::Produce) && keys.contains(&ApiKey::SaslHandshake));
+    assert!(!keys.contains(&ApiKey::CreateAcls), "{keys:?}");
+    assert!(!keys.contains(&ApiKey::DescribeLogDirs), "{keys:?}");
+}
+
+#[test]
+fn produce_goes_in_prefixed_and_comes_back_as_asked() {
+    let ns = namespace(NamespaceMode::HidePrefix, "produce");
+    let records = bytes::Bytes::from_static(b"record-set");
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic("orders-v2"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default().with_records(Some(records.clone())),
+                ]),
+            TopicProduceData::default().with_name(topic("shared")),
+        ]);
+    let response = ProduceResponse::default().with_responses(vec![
+        TopicProduceResponse::default().with_name(topic("team-a.orders")),
+        TopicProduceResponse::default().with_name(topic("shared")),
+    ]);
+    let (verdict, sent, answer) = exchange(
+        &ns,
+        ApiKey::Produce,
+        9,
+        RequestKind::Produce(request),
+        Some(ResponseKind::Produce(response)),
+    );
+    assert!(matches!(verdict, Verdict::Forward));
+    let RequestKind::Produce(sent) = sent else {
+        panic!()
+    };
+    let names: Vec<&str> = sent.topic_data.iter().map(|t| t.name.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["team-a.orders", "shared"],
+        "the alias resolved, then prefixed"
+    );
+    let sent_records = sent.topic_data[0].partition_data[0]
+        .records
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        sent_records.as_ptr(),
+        records.as_ptr(),
+        "records are not copied"
+    );
+    let Some(ResponseKind::Produce(answer)) = answer else {
+        panic!()
+    };
+    let names: Vec<&str> = answer.responses.iter().map(|t| t.name.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["orders-v2", "shared"],
+        "answered under the names asked"
+    );
+}
+
+#[test]
+fn metadata_lists_only_the_namespace() {
+    let ns = namespace(NamespaceMode::HidePrefix, "metadata");
+    let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+    let listed = MetadataResponse::default().with_topics(vec![
+        MetadataResponseTopic::default()
+            .with_name(Some(topic("team-a.orders")))
+            .with_topic_id(a),
+        MetadataResponseTopic::default()
+            .with_name(Some(topic("team-b.orders")))
+            .with_topic_id(b),
+        MetadataResponseTopic::default()
+            .with_name(Some(topic("shared")))
+            .with_topic_id(c),
+        MetadataResponseTopic::default().with_name(Some(topic("__consumer_offsets"))),
+    ]);
+    let (_, _, answer) = exchange(
+        &ns,
+        ApiKey::Metadata,
+        12,
+        RequestKind::Metadata(MetadataRequest::default()),
+        Some(ResponseKind::Metadata(listed)),
+    );
+    let Some(ResponseKind::Metadata(answer)) = answer else {
+        panic!()
+    };
+    let names: Vec<&str> = answer
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().0.as_str())
+        .collect();
+    assert_eq!(names, ["orders", "shared"]);
+
+    // Ids: the visible one is carried, another tenant's is unknown.
+    let by_id = |id| {
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_topic_id(id),
+        ])))
+    };
+    let (verdict, _, _) = exchange(&ns, ApiKey::Metadata, 12, by_id(a), None);
+    assert!(matches!(verdict, Verdict::Forward));
+    let (verdict, _, _) = exchange(&ns, ApiKey::Metadata, 12, by_id(b), None);
+    let Verdict::Respond(ResponseKind::Metadata(refused)) = verdict else {
+        panic!()
+    };
+    assert_eq!(refused.topics[0].error_code, UNKNOWN_TOPIC_ID);
+    assert_eq!(refused.topics[0].topic_id, b);
+}
+
+#[test]
+fn fetch_by_id_of_another_tenant_is_unknown_and_the_rest_goes_on() {
+    let ns = namespace(NamespaceMode::HidePrefix, "fetch");
+    let (mine, theirs) = (Uuid::from_u128(10), Uuid::from_u128(11));
+    ns.ids().learn(mine, "team-a.orders");
+    ns.ids().learn(theirs, "team-b.orders");
+    let request = FetchRequest::default().with_topics(vec![
+        FetchTopic::default().with_topic_id(mine),
+        FetchTopic::default()
+            .with_topic_id(theirs)
+            .with_partitions(vec![Default::default()]),
+    ]);
+    let response = FetchResponse::default()
+        .with_responses(vec![FetchableTopicResponse::default().with_topic_id(mine)]);
+    let (verdict, sent, answer) = exchange(
+        &ns,
+        ApiKey::Fetch,
+        13,
+        RequestKind::Fetch(request),
+        Some(ResponseKind::Fetch(response)),
+    );
+    assert!(matches!(verdict, Verdict::Forward));
+    let RequestKind::Fetch(sent) = sent else {
+        panic!()
+    };
+    assert_eq!(
+        sent.topics.len(),
+        1,
+        "another tenant's id never reaches the broker"
+    );
+    let Some(ResponseKind::Fetch(answer)) = answer else {
+        panic!()
+    };
+    assert_eq!(answer.responses.len(), 2);
+    assert_eq!(answer.responses[1].topic_id, theirs);
+    assert_eq!(
+        answer.responses[1].partitions[0].error_code,
+        UNKNOWN_TOPIC_ID
+    );
+}
+
+#[test]
+fn enforce_prefix_refuses_outside_names_per_topic() {
+    let ns = namespace(NamespaceMode::EnforcePrefix, "enforce");
+    let request = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+        TopicProduceData::default().with_name(topic("team-a.orders")),
+        TopicProduceData::default()
+            .with_name(topic("team-b.orders"))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(3)]),
+    ]);
+    let response = ProduceResponse::default().with_responses(vec![
+        TopicProduceResponse::default().with_name(topic("team-a.orders")),
+    ]);
+    let (_, sent, answer) = exchange(
+        &ns,
+        ApiKey::Produce,
+        9,
+        RequestKind::Produce(request),
+        Some(ResponseKind::Produce(response)),
+    );
+    let RequestKind::Produce(sent) = sent else {
+        panic!()
+    };
+    assert_eq!(sent.topic_data.len(), 1);
+    let Some(ResponseKind::Produce(answer)) = answer else {
+        panic!()
+    };
+    let refused = &answer.responses[1];
+    assert_eq!(refused.name.0.as_str(), "team-b.orders");
+    assert_eq!(refused.partition_responses[0].index, 3);
+    assert_eq!(
+        refused.partition_responses[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+
+    // Everything refused: answered without the broker.
+    let only_theirs = ProduceRequest::default()
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic("orders"))]);
+    let (verdict, _, _) = exchange(
+        &ns,
+        ApiKey::Produce,
+        9,
+        RequestKind::Produce(only_theirs),
+        None,
+    );
+    assert!(matches!(
+        verdict,
+        Verdict::Respond(ResponseKind::Produce(_))
+    ));
+
+    let join = JoinGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("app")));
+    let (verdict, _, _) = exchange(
+        &ns,
+        ApiKey::JoinGroup,
+        9,
+        RequestKind::JoinGroup(join),
+        None,
+    );
+    let Verdict::Respond(ResponseKind::JoinGroup(r)) = verdict else {
+        panic!()
+    };
+    assert_eq!(r.error_code, GROUP_AUTHORIZATION_FAILED);
+}
+
+#[test]
+fn groups_are_prefixed_and_listed_within_the_namespace() {
+    let ns = namespace(NamespaceMode::HidePrefix, "groups");
+    let join = JoinGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("app")));
+    let (_, sent, _) = exchange(
+        &ns,
+        ApiKey::JoinGroup,
+        9,
+        RequestKind::JoinGroup(join),
+        None,
+    );
+    let RequestKind::JoinGroup(sent) = sent else {
+        panic!()
+    };
+    assert_eq!(sent.group_id.0.as_str(), "team-a.app");
+    let listed = ListGroupsResponse::default().with_groups(
+        ["team-a.app", "team-b.app", "app"]
+            .iter()
+            .map(|g| ListedGroup::default().with_group_id(GroupId(StrBytes::from_static_str(g))))
+            .collect(),
+    );
+    let (_, _, answer) = exchange(
+        &ns,
+        ApiKey::ListGroups,
+        5,
+        RequestKind::ListGroups(Default::default()),
+        Some(ResponseKind::ListGroups(listed)),
+    );
+    let Some(ResponseKind::ListGroups(answer)) = answer else {
+        panic!()
+    };
+    let groups: Vec<&str> = answer
+        .groups
+        .iter()
+        .map(|g| g.group_id.0.as_str())
+        .collect();
+    assert_eq!(groups, ["app"]);
+}
+
+#[test]
+fn a_regex_subscription_is_refused() {
+    let ns = namespace(NamespaceMode::HidePrefix, "regex");
+    let heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("app")))
+        .with_subscribed_topic_regex(Some(StrBytes::from_static_str(".*")));
+    let (verdict, _, _) = exchange(
+        &ns,
+        ApiKey::ConsumerGroupHeartbeat,
+        1,
+        RequestKind::ConsumerGroupHeartbeat(heartbeat),
+        None,
+    );
+    let Verdict::Respond(ResponseKind::ConsumerGroupHeartbeat(r)) = verdict else {
+        panic!()
+    };
+    assert_eq!(r.error_code, INVALID_REQUEST);
+}
