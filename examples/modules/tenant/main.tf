@@ -45,6 +45,18 @@ variable "authentication" {
   default     = null
 }
 
+variable "namespace" {
+  description = "The tenant's namespace on the shared backend (see sluice_virtual_cluster.namespace), e.g. { mode = \"hide_prefix\", prefix = \"team-a.\" }; null shares the backend's names as they are."
+  type        = any
+  default     = null
+}
+
+variable "topic_aliases" {
+  description = "Client-visible aliases for the tenant's topics: [{ alias, topic }]."
+  type        = any
+  default     = null
+}
+
 variable "min_broker_id" {
   description = "The broker id the second port serves (tansu's single broker is 111)."
   type        = number
@@ -58,6 +70,8 @@ resource "sluice_virtual_cluster" "this" {
   destination_id = var.backend_cluster_id
   dns_label      = var.name
   authentication = var.authentication
+  namespace      = var.namespace
+  topic_aliases  = var.topic_aliases
 }
 
 resource "sluice_listener" "this" {

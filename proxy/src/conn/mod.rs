@@ -191,7 +191,7 @@ async fn connect(
         client = %who,
         listener = route.listener_id,
         virtual_cluster = vc.id,
-        principal = ?session.principal.to_string(),
+        principal = %session.principal.to_string().escape_debug(),
         mechanism = session.mechanism,
         tls = hello.tls,
         sni = hello.sni.as_deref().unwrap_or(""),
