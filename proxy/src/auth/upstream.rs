@@ -13,7 +13,10 @@ use crate::{
     filter::{Context, Findings, InFlight, Notes, RequestOutcome},
     hop::{Hop, HopError, Kind},
     io::Stream,
-    kafka::frame::{self, MAX_FRAME},
+    kafka::{
+        encoded,
+        frame::{self, MAX_FRAME},
+    },
     listener::routes::Route,
     node::Node,
 };
@@ -129,7 +132,7 @@ async fn relay_now(
     let sent = match outcome {
         Some(RequestOutcome::Respond(answer)) => return Ok(answer),
         Some(RequestOutcome::Forward(rewritten)) => {
-            frame::write_frame(&mut upstream.stream, &rewritten).await
+            encoded::write_frame(&mut upstream.stream, &rewritten).await
         }
         None => upstream.stream.write_all(wire).await,
     };
@@ -161,7 +164,7 @@ async fn relay_now(
             notes: &mut notes,
             findings: &mut findings,
         };
-        chain.on_response(&mut cx, &entry, answer)?
+        chain.on_response(&mut cx, &entry, answer)?.to_bytes()
     } else {
         answer
     };

@@ -16,6 +16,7 @@ use crate::{
     filter::{Context, Findings, InFlight, LifetimeCap, Notes, RequestOutcome},
     hop::{Hop, HopError, Kind},
     kafka::{
+        encoded,
         frame::{self, FrameError, FrameReader},
         request,
     },
@@ -224,7 +225,7 @@ where
         }
         let sent = match &outcome {
             Some(RequestOutcome::Forward(rewritten)) => {
-                frame::write_frame(&mut upstream, rewritten).await
+                encoded::write_frame(&mut upstream, rewritten).await
             }
             _ => upstream.write_all(frame.wire()).await,
         };

@@ -13,7 +13,10 @@ use super::Pending;
 use crate::{
     filter::{Context, Findings},
     hop::{Hop, HopError, Kind},
-    kafka::frame::{self, FrameReader},
+    kafka::{
+        encoded,
+        frame::{self, FrameReader},
+    },
     node::Node,
 };
 
@@ -74,7 +77,7 @@ where
             if !findings.is_empty() {
                 node.act_on(backend, findings);
             }
-            frame::write_frame(&mut client, &out?).await
+            encoded::write_frame(&mut client, &out?).await
         } else {
             client.write_all(frame.wire()).await
         };

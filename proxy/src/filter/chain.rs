@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind},
     protocol::{Decodable, Encodable},
@@ -14,7 +14,10 @@ use kafka_protocol::{
 use super::{Context, Filter, InFlight, Verdict, interest::Mask};
 use crate::{
     hop::{Hop, HopError, Kind},
-    kafka::request::UNSUPPORTED_VERSION,
+    kafka::{
+        encoded::{Encoded, Segments},
+        request::UNSUPPORTED_VERSION,
+    },
 };
 
 /// One filter and what it intercepts.
@@ -35,8 +38,9 @@ pub struct Chain {
 /// What happens to a request the chain intercepted.
 #[derive(Debug)]
 pub enum RequestOutcome {
-    /// Send this body (header included, no length prefix) to the broker.
-    Forward(Bytes),
+    /// Send this body (header included, no length prefix) to the broker;
+    /// its record sets are references into the client's frame.
+    Forward(Encoded),
     /// Answer the client with this body (header included) instead.
     Respond(Bytes),
 }
@@ -96,6 +100,7 @@ impl Chain {
         let api =
             ApiKey::try_from(key).map_err(|_| undecodable(anyhow::anyhow!("unknown api key")))?;
         let header_version = api.request_header_version(version);
+        let source = body.clone();
         let mut buf = body;
         let mut header = RequestHeader::decode(&mut buf, header_version).map_err(undecodable)?;
         let mut message = RequestKind::decode(api, &mut buf, version).map_err(undecodable)?;
@@ -108,29 +113,31 @@ impl Chain {
                 Verdict::Respond(response) => {
                     let answer =
                         ResponseHeader::default().with_correlation_id(header.correlation_id);
-                    let bytes = encode_response(vc, api, version, &answer, &response)?;
-                    return Ok(RequestOutcome::Respond(bytes));
+                    let encoded =
+                        encode_response(vc, api, version, &answer, &response, Bytes::new())?;
+                    return Ok(RequestOutcome::Respond(encoded.to_bytes()));
                 }
                 Verdict::Close(error) => return Err(error),
             }
         }
-        let mut out = BytesMut::new();
+        let mut out = Segments::new(source);
         header
             .encode(&mut out, header_version)
-            .and_then(|()| message.encode(&mut out, version))
+            .and_then(|()| encode_request_body(&message, &mut out, version))
             .map_err(|e| unencodable(vc, key, version, e))?;
-        Ok(RequestOutcome::Forward(out.freeze()))
+        Ok(RequestOutcome::Forward(out.finish()))
     }
 
     /// Runs the interested filters, last first, over the response `body`
-    /// (header included) to `in_flight`. Only called when
-    /// [`Chain::wants_response`] for the request's key and version.
+    /// (header included) to `in_flight`; the answer's record sets are
+    /// references into `body`. Only called when [`Chain::wants_response`]
+    /// for the request's key and version.
     pub fn on_response(
         &self,
         cx: &mut Context<'_>,
         in_flight: &InFlight,
         body: Bytes,
-    ) -> Result<Bytes, HopError> {
+    ) -> Result<Encoded, HopError> {
         let (key, asked) = (in_flight.api_key, in_flight.version);
         let undecodable = |e: anyhow::Error| {
             HopError::new(
@@ -143,6 +150,7 @@ impl Chain {
         let api =
             ApiKey::try_from(key).map_err(|_| undecodable(anyhow::anyhow!("unknown api key")))?;
         let header_version = api.response_header_version(asked);
+        let source = body.clone();
         let mut buf = body;
         let header = ResponseHeader::decode(&mut buf, header_version).map_err(undecodable)?;
         let mut version = asked;
@@ -164,7 +172,7 @@ impl Chain {
             }
         }
         let vc = &cx.route.virtual_cluster.id;
-        encode_response(vc, api, version, &header, &message)
+        encode_response(vc, api, version, &header, &message, source)
     }
 }
 
@@ -177,20 +185,59 @@ fn unencodable(vc: &str, key: i16, version: i16, e: anyhow::Error) -> HopError {
     )
 }
 
+/// Encodes a response, referencing slices of `source` (the broker's frame
+/// it was decoded from) instead of copying them.
 fn encode_response(
     vc: &str,
     api: ApiKey,
     version: i16,
     header: &ResponseHeader,
     body: &ResponseKind,
-) -> Result<Bytes, HopError> {
+    source: Bytes,
+) -> Result<Encoded, HopError> {
     let header_version = api.response_header_version(version);
-    let mut out = BytesMut::new();
+    let mut out = Segments::new(source);
     header
         .encode(&mut out, header_version)
-        .and_then(|()| body.encode(&mut out, version))
+        .and_then(|()| encode_response_body(body, &mut out, version))
         .map_err(|e| unencodable(vc, api as i16, version, e))?;
-    Ok(out.freeze())
+    Ok(out.finish())
+}
+
+/// Encodes a request body: Produce (whose record sets are the bulk) into
+/// `out` itself, so they are referenced; the rest through one buffer.
+fn encode_request_body(
+    message: &RequestKind,
+    out: &mut Segments,
+    version: i16,
+) -> anyhow::Result<()> {
+    match message {
+        RequestKind::Produce(m) => m.encode(out, version),
+        other => {
+            let mut body = BytesMut::new();
+            other.encode(&mut body, version)?;
+            out.put_slice(&body);
+            Ok(())
+        }
+    }
+}
+
+/// Encodes a response body: Fetch (whose record sets are the bulk) into
+/// `out` itself, so they are referenced; the rest through one buffer.
+fn encode_response_body(
+    message: &ResponseKind,
+    out: &mut Segments,
+    version: i16,
+) -> anyhow::Result<()> {
+    match message {
+        ResponseKind::Fetch(m) => m.encode(out, version),
+        other => {
+            let mut body = BytesMut::new();
+            other.encode(&mut body, version)?;
+            out.put_slice(&body);
+            Ok(())
+        }
+    }
 }
 
 impl std::fmt::Debug for Chain {

@@ -65,7 +65,7 @@ fn rewrite_with(
         brokers: findings.brokers,
         unmapped: findings.warnings.into_iter().map(|w| w.message).collect(),
     };
-    Ok((out, found))
+    Ok((out.to_bytes(), found))
 }
 
 fn needs_rewrite(api_key: i16, version: i16) -> bool {

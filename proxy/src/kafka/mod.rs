@@ -1,5 +1,7 @@
 //! Kafka wire handling the proxy needs around the `kafka-protocol` crate's
-//! types: frames, and what is read of a request without decoding it.
+//! types: frames, re-encoded messages that reference their record sets,
+//! and what is read of a request without decoding it.
 
+pub mod encoded;
 pub mod frame;
 pub mod request;
