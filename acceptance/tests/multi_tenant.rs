@@ -182,6 +182,11 @@ async fn tenants_on_one_backend_cannot_see_or_touch_each_other() {
     );
     let got = tenant(&b, &["consume", "shared-events", "shared-reader", "10"]);
     assert_eq!(strings(&got["values"]), ["shared-0"], "{got}");
+    // Shared means used, not owned: no tenant may delete it for the others.
+    assert_eq!(
+        tenant(&b, &["delete", "shared-events"])["error"],
+        "TOPIC_AUTHORIZATION_FAILED"
+    );
 
     // Transactional ids: tansu 0.6 does not offer EndTxn, so no Kafka
     // client will run a transaction against it; its InitProducerId is

@@ -129,6 +129,13 @@ where
                 ),
             ));
         }
+        if version < 0 {
+            // No Kafka API has one; such a frame would pass every filter's
+            // interest (which is by version) unexamined.
+            return Err(bad_frame(format!(
+                "api_key={api_key} with a negative version {version}"
+            )));
+        }
         if request::api_versions_too_new(api_key, version) {
             let answer = request::unsupported_api_versions(correlation_id);
             if in_flight.send(Pending::Local(answer)).await.is_err() {

@@ -39,7 +39,12 @@ const GROUP_RESOURCE: i8 = 32;
 
 /// Metadata: named topics renamed (or checked, by id); an empty or null
 /// list (every topic) is answered with the visible ones only.
-pub(super) fn metadata(ns: &Namespace, asked: &mut Asked, r: &mut MetadataRequest) -> Verdict {
+pub(super) fn metadata(
+    ns: &Namespace,
+    asked: &mut Asked,
+    r: &mut MetadataRequest,
+    version: i16,
+) -> Verdict {
     let Some(topics) = &mut r.topics else {
         return Verdict::Forward;
     };
@@ -50,7 +55,10 @@ pub(super) fn metadata(ns: &Namespace, asked: &mut Asked, r: &mut MetadataReques
         t.name = (!name.0.is_empty()).then_some(name);
         keep
     });
-    answer_if_empty(named && topics.is_empty(), asked, || {
+    // From v1 an empty list asks for no topics: the broker still answers
+    // (with its brokers, which clients need) and the refusals are merged
+    // in. In v0 an empty list means every topic, so it is answered here.
+    answer_if_empty(named && topics.is_empty() && version == 0, asked, || {
         let mut answer = MetadataResponse::default();
         metadata_out(ns, asked, &mut answer);
         ResponseKind::Metadata(answer)
@@ -59,8 +67,14 @@ pub(super) fn metadata(ns: &Namespace, asked: &mut Asked, r: &mut MetadataReques
 
 /// Metadata's answer.
 pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataResponse) {
-    r.topics
-        .retain_mut(|t| ns.optional_topic_out(asked, &mut t.name, t.topic_id));
+    r.topics.retain_mut(|t| {
+        if let Some(name) = &t.name
+            && t.error_code == 0
+        {
+            ns.learn_id(name, t.topic_id);
+        }
+        ns.optional_topic_out(asked, &mut t.name, t.topic_id)
+    });
     for d in &asked.denied_topics {
         r.topics.push(
             MetadataResponseTopic::default()
@@ -79,7 +93,7 @@ pub(super) fn create_topics(
     r: &mut CreateTopicsRequest,
 ) -> Verdict {
     r.topics
-        .retain_mut(|t| ns.topic_in(asked, &mut t.name, Default::default(), Vec::new()));
+        .retain_mut(|t| ns.owned_topic_in(asked, &mut t.name, Default::default(), Vec::new()));
     answer_if_empty(r.topics.is_empty(), asked, || {
         let mut answer = CreateTopicsResponse::default();
         create_topics_out(ns, asked, &mut answer);
@@ -89,8 +103,12 @@ pub(super) fn create_topics(
 
 /// CreateTopics' answer.
 pub(super) fn create_topics_out(ns: &Namespace, asked: &Asked, r: &mut CreateTopicsResponse) {
-    r.topics
-        .retain_mut(|t| ns.topic_out(asked, &mut t.name, t.topic_id));
+    r.topics.retain_mut(|t| {
+        if t.error_code == 0 {
+            ns.learn_id(&t.name, t.topic_id);
+        }
+        ns.topic_out(asked, &mut t.name, t.topic_id)
+    });
     for d in &asked.denied_topics {
         r.topics.push(
             CreatableTopicResult::default()
@@ -109,10 +127,10 @@ pub(super) fn delete_topics(
     r: &mut DeleteTopicsRequest,
 ) -> Verdict {
     r.topic_names
-        .retain_mut(|t| ns.topic_in(asked, t, Default::default(), Vec::new()));
+        .retain_mut(|t| ns.owned_topic_in(asked, t, Default::default(), Vec::new()));
     r.topics.retain_mut(|t| {
         let mut name = t.name.take().unwrap_or_default();
-        let keep = ns.topic_in(asked, &mut name, t.topic_id, Vec::new());
+        let keep = ns.owned_topic_in(asked, &mut name, t.topic_id, Vec::new());
         t.name = (!name.0.is_empty()).then_some(name);
         keep
     });
@@ -148,7 +166,7 @@ pub(super) fn create_partitions(
     r: &mut CreatePartitionsRequest,
 ) -> Verdict {
     r.topics
-        .retain_mut(|t| ns.topic_in(asked, &mut t.name, Default::default(), Vec::new()));
+        .retain_mut(|t| ns.owned_topic_in(asked, &mut t.name, Default::default(), Vec::new()));
     answer_if_empty(r.topics.is_empty(), asked, || {
         let mut answer = CreatePartitionsResponse::default();
         create_partitions_out(ns, asked, &mut answer);
@@ -205,8 +223,14 @@ pub(super) fn describe_topic_partitions_out(
     asked: &Asked,
     r: &mut DescribeTopicPartitionsResponse,
 ) {
-    r.topics
-        .retain_mut(|t| ns.optional_topic_out(asked, &mut t.name, t.topic_id));
+    r.topics.retain_mut(|t| {
+        if let Some(name) = &t.name
+            && t.error_code == 0
+        {
+            ns.learn_id(name, t.topic_id);
+        }
+        ns.optional_topic_out(asked, &mut t.name, t.topic_id)
+    });
     if let Some(cursor) = &mut r.next_cursor
         && !ns.topic_out(asked, &mut cursor.topic_name, Default::default())
     {
@@ -223,9 +247,11 @@ pub(super) fn describe_topic_partitions_out(
 }
 
 /// Renames one config resource; false (recorded in `asked`) when it is
-/// refused: a topic or group outside the namespace, or, when `altering`,
-/// anything that is not a topic or group (broker settings are the
-/// platform team's, not a tenant's).
+/// refused: a topic or group outside the namespace (or, when `altering`,
+/// one shared through `additional`), or anything that is not a topic or
+/// group: broker, broker-logger and client-metrics settings are the
+/// platform's, not a tenant's (a broker's would show its real listeners,
+/// around the gateway).
 fn resource_in(
     ns: &Namespace,
     asked: &mut Asked,
@@ -236,26 +262,28 @@ fn resource_in(
     let (kind, code) = match resource_type {
         TOPIC_RESOURCE => (Resource::Topic, TOPIC_AUTHORIZATION_FAILED),
         GROUP_RESOURCE => (Resource::Group, GROUP_AUTHORIZATION_FAILED),
-        _ if altering => {
-            asked.denied_resources.push((
-                resource_type,
-                name.clone(),
-                CLUSTER_AUTHORIZATION_FAILED,
-            ));
+        _ => {
+            let refused = (resource_type, name.clone(), CLUSTER_AUTHORIZATION_FAILED);
+            asked.denied_resources.push(refused);
             return false;
         }
-        _ => return true,
     };
     if kind == Resource::Topic {
         let mut topic = TopicName(name.clone());
         let mut scratch = Asked::default();
-        let keep = ns.topic_in(&mut scratch, &mut topic, Default::default(), Vec::new());
+        let keep = if altering {
+            ns.owned_topic_in(&mut scratch, &mut topic, Default::default(), Vec::new())
+        } else {
+            ns.topic_in(&mut scratch, &mut topic, Default::default(), Vec::new())
+        };
         if keep {
             asked.topics.extend(scratch.topics);
             *name = topic.0;
             return true;
         }
-    } else if ns.rename_in(kind, name, &mut Vec::new()) {
+    } else if !(altering && ns.names().is_extra(kind, name))
+        && ns.rename_in(kind, name, &mut Vec::new())
+    {
         return true;
     }
     asked
@@ -369,28 +397,17 @@ pub(super) fn incremental_alter_configs_out(
     }
 }
 
-/// ElectLeaders: named partitions only (electing for every partition of
-/// the cluster is not a tenant's to ask).
+/// ElectLeaders: a cluster operation (it moves leadership on brokers
+/// every tenant shares), not a tenant's: refused with
+/// CLUSTER_AUTHORIZATION_FAILED.
 pub(super) fn elect_leaders(
-    ns: &Namespace,
-    asked: &mut Asked,
-    r: &mut ElectLeadersRequest,
+    _ns: &Namespace,
+    _asked: &mut Asked,
+    _r: &mut ElectLeadersRequest,
 ) -> Verdict {
-    let Some(topics) = &mut r.topic_partitions else {
-        return Verdict::Respond(ResponseKind::ElectLeaders(
-            ElectLeadersResponse::default().with_error_code(CLUSTER_AUTHORIZATION_FAILED),
-        ));
-    };
-    topics.retain_mut(|t| {
-        let partitions = t.partitions.clone();
-        ns.topic_in(asked, &mut t.topic, Default::default(), partitions)
-    });
-    let empty = topics.is_empty();
-    answer_if_empty(empty, asked, || {
-        let mut answer = ElectLeadersResponse::default();
-        elect_leaders_out(ns, asked, &mut answer);
-        ResponseKind::ElectLeaders(answer)
-    })
+    Verdict::Respond(ResponseKind::ElectLeaders(
+        ElectLeadersResponse::default().with_error_code(CLUSTER_AUTHORIZATION_FAILED),
+    ))
 }
 
 /// ElectLeaders' answer.
@@ -415,21 +432,21 @@ pub(super) fn elect_leaders_out(ns: &Namespace, asked: &Asked, r: &mut ElectLead
     }
 }
 
-/// AlterPartitionReassignments.
+/// AlterPartitionReassignments: a cluster operation (it moves replicas
+/// between brokers every tenant shares): refused with
+/// CLUSTER_AUTHORIZATION_FAILED.
 pub(super) fn alter_partition_reassignments(
-    ns: &Namespace,
-    asked: &mut Asked,
-    r: &mut AlterPartitionReassignmentsRequest,
+    _ns: &Namespace,
+    _asked: &mut Asked,
+    _r: &mut AlterPartitionReassignmentsRequest,
 ) -> Verdict {
-    r.topics.retain_mut(|t| {
-        let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
-        ns.topic_in(asked, &mut t.name, Default::default(), partitions)
-    });
-    answer_if_empty(r.topics.is_empty(), asked, || {
-        let mut answer = AlterPartitionReassignmentsResponse::default();
-        alter_partition_reassignments_out(ns, asked, &mut answer);
-        ResponseKind::AlterPartitionReassignments(answer)
-    })
+    Verdict::Respond(ResponseKind::AlterPartitionReassignments(
+        AlterPartitionReassignmentsResponse::default()
+            .with_error_code(CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "partition reassignments are the platform's, not a tenant's",
+            ))),
+    ))
 }
 
 /// AlterPartitionReassignments' answer.

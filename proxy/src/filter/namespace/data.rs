@@ -74,6 +74,10 @@ pub(super) fn produce_out(ns: &Namespace, asked: &Asked, r: &mut ProduceResponse
 /// Fetch: topics (by name before v13, by id from v13) and the topics a
 /// fetch session forgets.
 pub(super) fn fetch(ns: &Namespace, asked: &mut Asked, r: &mut FetchRequest) -> Verdict {
+    // A client is a consumer, never a follower broker (which reads past
+    // the high watermark and moves it).
+    r.replica_id = (-1).into();
+    r.replica_state.replica_id = (-1).into();
     r.topics.retain_mut(|t| {
         let partitions = indexes(&t.partitions, |p| p.partition);
         ns.topic_in(asked, &mut t.topic, t.topic_id, partitions)
@@ -84,12 +88,9 @@ pub(super) fn fetch(ns: &Namespace, asked: &mut Asked, r: &mut FetchRequest) -> 
     r.forgotten_topics_data
         .retain_mut(|t| ns.topic_in(&mut forgotten, &mut t.topic, t.topic_id, Vec::new()));
     asked.topics.extend(forgotten.topics);
-    let nothing_left = r.topics.is_empty() && r.forgotten_topics_data.is_empty();
-    answer_if_empty(nothing_left, asked, || {
-        let mut answer = FetchResponse::default().with_session_id(r.session_id);
-        fetch_out(ns, asked, &mut answer);
-        ResponseKind::Fetch(answer)
-    })
+    // Always asked of the broker, even with nothing left: a fetch session's
+    // epoch must advance with every request the client sends.
+    Verdict::Forward
 }
 
 /// Fetch's answer.
@@ -124,6 +125,8 @@ pub(super) fn list_offsets(
     asked: &mut Asked,
     r: &mut ListOffsetsRequest,
 ) -> Verdict {
+    // -1: a consumer's question, never a follower's.
+    r.replica_id = (-1).into();
     r.topics.retain_mut(|t| {
         let partitions = indexes(&t.partitions, |p| p.partition_index);
         ns.topic_in(asked, &mut t.name, Default::default(), partitions)
@@ -166,6 +169,8 @@ pub(super) fn offset_for_leader_epoch(
     asked: &mut Asked,
     r: &mut OffsetForLeaderEpochRequest,
 ) -> Verdict {
+    // -1: a consumer's question, never a follower's.
+    r.replica_id = (-1).into();
     r.topics.retain_mut(|t| {
         let partitions = indexes(&t.partitions, |p| p.partition);
         ns.topic_in(asked, &mut t.topic, Default::default(), partitions)
@@ -213,7 +218,7 @@ pub(super) fn delete_records(
 ) -> Verdict {
     r.topics.retain_mut(|t| {
         let partitions = indexes(&t.partitions, |p| p.partition_index);
-        ns.topic_in(asked, &mut t.name, Default::default(), partitions)
+        ns.owned_topic_in(asked, &mut t.name, Default::default(), partitions)
     });
     answer_if_empty(r.topics.is_empty(), asked, || {
         let mut answer = DeleteRecordsResponse::default();

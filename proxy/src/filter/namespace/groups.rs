@@ -31,10 +31,13 @@ use kafka_protocol::{
 
 use super::{
     Asked, DeniedTopic, GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST, Namespace, Resource,
-    TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, data::answer_if_empty,
-    indexes,
+    TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, consumer_protocol,
+    data::answer_if_empty, indexes,
 };
 use crate::filter::Verdict;
+
+/// `INCONSISTENT_GROUP_PROTOCOL`: consumer-protocol bytes that are not.
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 
 /// FindCoordinator's key types.
 const GROUP_KEY: i8 = 0;
@@ -58,6 +61,7 @@ pub(super) fn find_coordinator(
     ns: &Namespace,
     asked: &mut Asked,
     r: &mut FindCoordinatorRequest,
+    version: i16,
 ) -> Verdict {
     let Some((resource, code)) = key_kind(r.key_type) else {
         return Verdict::Respond(ResponseKind::FindCoordinator(
@@ -68,7 +72,9 @@ pub(super) fn find_coordinator(
         ));
     };
     let mut denied = Vec::new();
-    if !r.key.is_empty() && !ns.rename_in(resource, &mut r.key, &mut denied) {
+    // Before v4 the one key is renamed even when empty (JoinGroup renames
+    // an empty group id too, and both must reach the same coordinator).
+    if version < 4 && !ns.rename_in(resource, &mut r.key, &mut denied) {
         return Verdict::Respond(ResponseKind::FindCoordinator(
             FindCoordinatorResponse::default()
                 .with_error_code(code)
@@ -128,24 +134,82 @@ pub(super) fn find_coordinator_out(
     }
 }
 
-/// JoinGroup.
+/// JoinGroup: the group, and for the consumer protocol the topic names
+/// in each member's subscription.
 pub(super) fn join_group(ns: &Namespace, asked: &mut Asked, r: &mut JoinGroupRequest) -> Verdict {
-    group_or(ns, asked, &mut r.group_id, || {
-        ResponseKind::JoinGroup(
+    let refused = |code: i16| {
+        Verdict::Respond(ResponseKind::JoinGroup(
             JoinGroupResponse::default()
-                .with_error_code(GROUP_AUTHORIZATION_FAILED)
+                .with_error_code(code)
                 .with_generation_id(-1),
-        )
-    })
+        ))
+    };
+    if !ns.group_in(asked, &mut r.group_id) {
+        return refused(GROUP_AUTHORIZATION_FAILED);
+    }
+    if consumer_protocol::is_consumer(&r.protocol_type) {
+        asked.consumer_protocol = Some(true);
+        for protocol in &mut r.protocols {
+            match consumer_protocol::subscription_in(ns, &protocol.metadata) {
+                Some(renamed) => protocol.metadata = renamed,
+                None => return refused(INCONSISTENT_GROUP_PROTOCOL),
+            }
+        }
+    }
+    Verdict::Forward
 }
 
-/// SyncGroup.
+/// JoinGroup's answer: the leader's view of every member's subscription.
+pub(super) fn join_group_out(ns: &Namespace, asked: &Asked, r: &mut JoinGroupResponse) {
+    if asked.consumer_protocol == Some(true) {
+        for member in &mut r.members {
+            member.metadata = consumer_protocol::subscription_out(ns, &member.metadata);
+        }
+    }
+}
+
+/// SyncGroup: the group, and for the consumer protocol the topic names
+/// in the leader's assignments (before v5 the protocol type is not sent:
+/// assignments that read as the consumer protocol's are taken as such).
 pub(super) fn sync_group(ns: &Namespace, asked: &mut Asked, r: &mut SyncGroupRequest) -> Verdict {
-    group_or(ns, asked, &mut r.group_id, || {
-        ResponseKind::SyncGroup(
-            SyncGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
-        )
-    })
+    let refused = |code: i16| {
+        Verdict::Respond(ResponseKind::SyncGroup(
+            SyncGroupResponse::default().with_error_code(code),
+        ))
+    };
+    if !ns.group_in(asked, &mut r.group_id) {
+        return refused(GROUP_AUTHORIZATION_FAILED);
+    }
+    let consumer = match &r.protocol_type {
+        Some(t) => consumer_protocol::is_consumer(t),
+        None => {
+            !r.assignments.is_empty()
+                && r.assignments
+                    .iter()
+                    .all(|a| consumer_protocol::is_assignment(&a.assignment))
+        }
+    };
+    asked.consumer_protocol = r.protocol_type.as_ref().map(|_| consumer);
+    if consumer {
+        for a in &mut r.assignments {
+            match consumer_protocol::assignment_in(ns, &a.assignment) {
+                Some(renamed) => a.assignment = renamed,
+                None => return refused(INCONSISTENT_GROUP_PROTOCOL),
+            }
+        }
+    }
+    Verdict::Forward
+}
+
+/// SyncGroup's answer: the member's own assignment.
+pub(super) fn sync_group_out(ns: &Namespace, asked: &Asked, r: &mut SyncGroupResponse) {
+    let consumer = match asked.consumer_protocol {
+        Some(known) => known,
+        None => consumer_protocol::is_assignment(&r.assignment),
+    };
+    if consumer {
+        r.assignment = consumer_protocol::assignment_out(ns, &r.assignment);
+    }
 }
 
 /// Heartbeat.
@@ -333,7 +397,7 @@ pub(super) fn offset_delete(
     asked: &mut Asked,
     r: &mut OffsetDeleteRequest,
 ) -> Verdict {
-    if !ns.group_in(asked, &mut r.group_id) {
+    if !ns.owned_group_in(asked, &mut r.group_id) {
         return Verdict::Respond(ResponseKind::OffsetDelete(
             OffsetDeleteResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED),
         ));
@@ -385,9 +449,18 @@ pub(super) fn describe_groups(
     })
 }
 
-/// DescribeGroups' answer.
+/// DescribeGroups' answer: consumer-protocol members' subscriptions and
+/// assignments renamed back too.
 pub(super) fn describe_groups_out(ns: &Namespace, asked: &Asked, r: &mut DescribeGroupsResponse) {
-    r.groups.retain_mut(|g| ns.group_out(&mut g.group_id));
+    r.groups.retain_mut(|g| {
+        if consumer_protocol::is_consumer(&g.protocol_type) {
+            for m in &mut g.members {
+                m.member_metadata = consumer_protocol::subscription_out(ns, &m.member_metadata);
+                m.member_assignment = consumer_protocol::assignment_out(ns, &m.member_assignment);
+            }
+        }
+        ns.group_out(&mut g.group_id)
+    });
     for g in &asked.denied_groups {
         r.groups.push(
             DescribedGroup::default()
@@ -408,7 +481,7 @@ pub(super) fn delete_groups(
     asked: &mut Asked,
     r: &mut DeleteGroupsRequest,
 ) -> Verdict {
-    r.groups_names.retain_mut(|g| ns.group_in(asked, g));
+    r.groups_names.retain_mut(|g| ns.owned_group_in(asked, g));
     answer_if_empty(r.groups_names.is_empty(), asked, || {
         let mut answer = DeleteGroupsResponse::default();
         delete_groups_out(ns, asked, &mut answer);
@@ -469,7 +542,7 @@ pub(super) fn consumer_group_heartbeat(
         }
     }
     if let Some(owned) = &mut r.topic_partitions {
-        owned.retain(|t| visible_id(ns, t.topic_id));
+        owned.retain(|t| !hidden_id(ns, t.topic_id));
     }
     Verdict::Forward
 }
@@ -479,7 +552,7 @@ pub(super) fn consumer_group_heartbeat_out(ns: &Namespace, r: &mut ConsumerGroup
     if let Some(assignment) = &mut r.assignment {
         assignment
             .topic_partitions
-            .retain(|t| visible_id(ns, t.topic_id));
+            .retain(|t| !hidden_id(ns, t.topic_id));
     }
 }
 
@@ -524,9 +597,12 @@ pub(super) fn consumer_group_describe_out(
     }
 }
 
-/// Whether topic `id` is one the client may see.
-fn visible_id(ns: &Namespace, id: uuid::Uuid) -> bool {
+/// Whether topic `id` is known to be one the client may not see. An id
+/// not learned yet is kept: the broker assigns only subscribed topics
+/// (renamed into the namespace), and dropping an assignment silently
+/// would leave its partitions unconsumed.
+fn hidden_id(ns: &Namespace, id: uuid::Uuid) -> bool {
     ns.ids()
         .name(id)
-        .is_some_and(|name| ns.names().outward(Resource::Topic, &name).is_some())
+        .is_some_and(|name| ns.names().outward(Resource::Topic, &name).is_none())
 }

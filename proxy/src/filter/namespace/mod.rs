@@ -12,6 +12,7 @@
 //! advertises only the APIs it renames. One module per family of APIs.
 
 mod admin;
+mod consumer_protocol;
 mod data;
 mod groups;
 mod names;
@@ -82,6 +83,9 @@ pub(crate) struct Asked {
     pub denied_transactions: Vec<StrBytes>,
     /// Config resources refused: type, client name, error.
     pub denied_resources: Vec<(i8, StrBytes, i16)>,
+    /// The request was a classic group's of the consumer protocol (its
+    /// answer's member bytes hold topic names).
+    pub consumer_protocol: Option<bool>,
 }
 
 impl Namespace {
@@ -102,6 +106,18 @@ impl Namespace {
         id: Uuid,
         partitions: Vec<i32>,
     ) -> bool {
+        if !name.0.is_empty() && !id.is_nil() {
+            // A name and an id at once (the broker refuses it, but may echo
+            // both): neither goes to the broker, so no answer can pair a
+            // foreign id with a name of this tenant's.
+            asked.denied_topics.push(DeniedTopic {
+                name: name.0.clone(),
+                id,
+                partitions,
+                code: UNKNOWN_TOPIC_ID,
+            });
+            return false;
+        }
         if name.0.is_empty() {
             let visible = self
                 .ids
@@ -136,8 +152,44 @@ impl Namespace {
         }
     }
 
+    /// As [`Namespace::topic_in`] for a request that changes the topic
+    /// itself (create, delete, configs, partitions, records): a topic
+    /// shared through `additional` may be used, not changed, by a tenant.
+    pub(crate) fn owned_topic_in(
+        &self,
+        asked: &mut Asked,
+        name: &mut TopicName,
+        id: Uuid,
+        partitions: Vec<i32>,
+    ) -> bool {
+        let shared = if name.0.is_empty() {
+            self.ids
+                .name(id)
+                .is_some_and(|backend| self.names.is_extra(Resource::Topic, &backend))
+        } else {
+            self.names.is_extra(Resource::Topic, &name.0)
+        };
+        if shared {
+            asked.denied_topics.push(DeniedTopic {
+                name: name.0.clone(),
+                id,
+                partitions,
+                code: TOPIC_AUTHORIZATION_FAILED,
+            });
+            return false;
+        }
+        self.topic_in(asked, name, id, partitions)
+    }
+
+    /// Records the topic ids a broker's own answer pairs with names
+    /// (Metadata, DescribeTopicPartitions, a created topic): the only
+    /// source of the id map, so no request can plant an entry.
+    pub(crate) fn learn_id(&self, name: &TopicName, id: Uuid) {
+        self.ids.learn(id, &name.0);
+    }
+
     /// Renames a response's topic back; false when the client may not
-    /// see it (the entry is dropped). Learns the id it carries.
+    /// see it (the entry is dropped).
     pub(crate) fn topic_out(&self, asked: &Asked, name: &mut TopicName, id: Uuid) -> bool {
         if name.0.is_empty() {
             // By id only: the request's ids were checked on the way in;
@@ -147,7 +199,6 @@ impl Namespace {
                 .name(id)
                 .is_some_and(|backend| self.names.outward(Resource::Topic, &backend).is_some());
         }
-        self.ids.learn(id, &name.0);
         if let Some(client) = asked.topics.get(&name.0) {
             name.0 = client.clone();
             return true;
@@ -180,6 +231,17 @@ impl Namespace {
     /// Renames a group id; false when refused (recorded in `asked`).
     pub(crate) fn group_in(&self, asked: &mut Asked, group: &mut GroupId) -> bool {
         self.rename_in(Resource::Group, &mut group.0, &mut asked.denied_groups)
+    }
+
+    /// As [`Namespace::group_in`] for a request that deletes the group or
+    /// its offsets: a group shared through `additional` is not a tenant's
+    /// to delete.
+    pub(crate) fn owned_group_in(&self, asked: &mut Asked, group: &mut GroupId) -> bool {
+        if self.names.is_extra(Resource::Group, &group.0) {
+            asked.denied_groups.push(group.0.clone());
+            return false;
+        }
+        self.group_in(asked, group)
     }
 
     /// Renames a group id back; false when the client may not see it.
@@ -283,7 +345,9 @@ impl Filter for Namespace {
             }
             RequestKind::DeleteRecords(r) => data::delete_records(self, &mut asked, r),
             RequestKind::DescribeProducers(r) => data::describe_producers(self, &mut asked, r),
-            RequestKind::Metadata(r) => admin::metadata(self, &mut asked, r),
+            RequestKind::Metadata(r) => {
+                admin::metadata(self, &mut asked, r, header.request_api_version)
+            }
             RequestKind::CreateTopics(r) => admin::create_topics(self, &mut asked, r),
             RequestKind::DeleteTopics(r) => admin::delete_topics(self, &mut asked, r),
             RequestKind::CreatePartitions(r) => admin::create_partitions(self, &mut asked, r),
@@ -303,7 +367,9 @@ impl Filter for Namespace {
                 admin::describe_topic_partitions(self, &mut asked, r)
             }
             RequestKind::DescribeCluster(_) => Verdict::Forward,
-            RequestKind::FindCoordinator(r) => groups::find_coordinator(self, &mut asked, r),
+            RequestKind::FindCoordinator(r) => {
+                groups::find_coordinator(self, &mut asked, r, header.request_api_version)
+            }
             RequestKind::JoinGroup(r) => groups::join_group(self, &mut asked, r),
             RequestKind::SyncGroup(r) => groups::sync_group(self, &mut asked, r),
             RequestKind::Heartbeat(r) => groups::heartbeat(self, &mut asked, r),
@@ -383,6 +449,8 @@ impl Filter for Namespace {
                 admin::describe_topic_partitions_out(self, &asked, r)
             }
             ResponseKind::FindCoordinator(r) => groups::find_coordinator_out(self, &asked, r, v),
+            ResponseKind::JoinGroup(r) => groups::join_group_out(self, &asked, r),
+            ResponseKind::SyncGroup(r) => groups::sync_group_out(self, &asked, r),
             ResponseKind::OffsetCommit(r) => groups::offset_commit_out(self, &asked, r),
             ResponseKind::OffsetFetch(r) => groups::offset_fetch_out(self, &asked, r),
             ResponseKind::OffsetDelete(r) => groups::offset_delete_out(self, &asked, r),

@@ -116,6 +116,16 @@ impl Names {
         }
     }
 
+    /// Whether the client's `name` is one shared through `additional`
+    /// (visible as it is, not the tenant's own).
+    pub fn is_extra(&self, resource: Resource, name: &str) -> bool {
+        let name = match resource {
+            Resource::Topic => self.aliases.get(name).map_or(name, String::as_str),
+            _ => name,
+        };
+        self.mode != Mode::Open && self.extra(resource).contains(name)
+    }
+
     /// The backend name of what a client calls `name`, or `None` when it
     /// is outside the namespace (enforce_prefix: refused).
     pub fn inward(&self, resource: Resource, name: &str) -> Option<String> {

@@ -387,12 +387,105 @@ fn metadata_lists_only_the_namespace() {
     };
     let (verdict, _, _) = exchange(&ns, ApiKey::Metadata, 12, by_id(a), None);
     assert!(matches!(verdict, Verdict::Forward));
-    let (verdict, _, _) = exchange(&ns, ApiKey::Metadata, 12, by_id(b), None);
-    let Verdict::Respond(ResponseKind::Metadata(refused)) = verdict else {
+    // Another tenant's: not asked of the broker (which still answers,
+    // with its brokers), and answered as unknown.
+    let (verdict, sent, answer) = exchange(
+        &ns,
+        ApiKey::Metadata,
+        12,
+        by_id(b),
+        Some(ResponseKind::Metadata(MetadataResponse::default())),
+    );
+    assert!(matches!(verdict, Verdict::Forward));
+    let RequestKind::Metadata(sent) = sent else {
+        panic!()
+    };
+    assert_eq!(sent.topics.map(|t| t.len()), Some(0));
+    let Some(ResponseKind::Metadata(refused)) = answer else {
         panic!()
     };
     assert_eq!(refused.topics[0].error_code, UNKNOWN_TOPIC_ID);
     assert_eq!(refused.topics[0].topic_id, b);
+}
+
+#[test]
+fn no_request_can_plant_a_topic_id() {
+    use kafka_protocol::messages::{DeleteTopicsRequest, delete_topics_request::DeleteTopicState};
+    let ns = namespace(NamespaceMode::HidePrefix, "plant");
+    let foreign = Uuid::from_u128(99);
+    ns.ids().learn(foreign, "team-b.secret");
+    // A name with someone else's id: refused before the broker sees it.
+    let both = DeleteTopicsRequest::default().with_topics(vec![
+        DeleteTopicState::default()
+            .with_name(Some(topic("mine")))
+            .with_topic_id(foreign),
+    ]);
+    let (verdict, _, _) = exchange(
+        &ns,
+        ApiKey::DeleteTopics,
+        6,
+        RequestKind::DeleteTopics(both),
+        None,
+    );
+    let Verdict::Respond(ResponseKind::DeleteTopics(r)) = verdict else {
+        panic!()
+    };
+    assert_eq!(r.responses[0].error_code, UNKNOWN_TOPIC_ID);
+    // An answer other than a listing (here a produce answer echoing a
+    // name with an id) teaches nothing.
+    let planted = Uuid::from_u128(100);
+    let echo = ProduceResponse::default().with_responses(vec![
+        TopicProduceResponse::default()
+            .with_name(topic("team-a.orders"))
+            .with_topic_id(planted),
+    ]);
+    exchange(
+        &ns,
+        ApiKey::Produce,
+        9,
+        RequestKind::Produce(
+            ProduceRequest::default()
+                .with_topic_data(vec![TopicProduceData::default().with_name(topic("orders"))]),
+        ),
+        Some(ResponseKind::Produce(echo)),
+    );
+    assert_eq!(ns.ids().name(planted), None);
+}
+
+#[test]
+fn a_shared_topic_can_be_used_not_changed() {
+    use kafka_protocol::messages::{
+        DeleteTopicsRequest, DeleteTopicsResponse, delete_topics_request::DeleteTopicState,
+    };
+    let ns = namespace(NamespaceMode::HidePrefix, "shared");
+    let delete = DeleteTopicsRequest::default().with_topics(vec![
+        DeleteTopicState::default().with_name(Some(topic("shared"))),
+        DeleteTopicState::default().with_name(Some(topic("orders"))),
+    ]);
+    let (_, sent, answer) = exchange(
+        &ns,
+        ApiKey::DeleteTopics,
+        6,
+        RequestKind::DeleteTopics(delete),
+        Some(ResponseKind::DeleteTopics(DeleteTopicsResponse::default())),
+    );
+    let RequestKind::DeleteTopics(sent) = sent else {
+        panic!()
+    };
+    let names: Vec<&str> = sent
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().0.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["team-a.orders"],
+        "only the tenant's own topic is deleted"
+    );
+    let Some(ResponseKind::DeleteTopics(answer)) = answer else {
+        panic!()
+    };
+    assert_eq!(answer.responses[0].error_code, TOPIC_AUTHORIZATION_FAILED);
 }
 
 #[test]
@@ -555,4 +648,41 @@ fn a_regex_subscription_is_refused() {
         panic!()
     };
     assert_eq!(r.error_code, INVALID_REQUEST);
+}
+
+#[test]
+fn a_huge_array_count_is_a_decode_error_not_an_abort() {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::protocol::Encodable;
+    // Metadata v1 claiming i32::MAX topics in a 4-byte body: the Kafka
+    // library reserved that many up front and the process aborted
+    // (third_party/kafka-protocol/SLUICE-PATCH.md).
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(1)
+        .encode(&mut frame, ApiKey::Metadata.request_header_version(1))
+        .unwrap();
+    frame.put_i32(i32::MAX);
+    let chain = Chain::new(vec![std::sync::Arc::new(namespace(
+        NamespaceMode::HidePrefix,
+        "huge",
+    ))]);
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let (mut notes, mut findings) = (Notes::default(), Findings::default());
+    let mut cx = Context {
+        route: &route,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    let refused = chain
+        .on_request(&mut cx, ApiKey::Metadata as i16, 1, frame.freeze())
+        .unwrap_err();
+    assert_eq!(refused.kind, Kind::UndecodableRequest, "{refused:?}");
 }

@@ -17,8 +17,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{
-    Asked, DeniedTopic, GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST, Namespace,
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED, data::answer_if_empty, indexes,
+    Asked, CLUSTER_AUTHORIZATION_FAILED, DeniedTopic, GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST,
+    Namespace, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, data::answer_if_empty, indexes,
 };
 use crate::filter::Verdict;
 
@@ -45,7 +45,7 @@ pub(super) fn init_producer_id(
 
 /// AddPartitionsToTxn: one transaction with its topics before v4 (what
 /// clients send); the batched v4+ form (brokers verifying for each
-/// other) is refused whole when anything in it is outside the namespace.
+/// other) is refused.
 pub(super) fn add_partitions_to_txn(
     ns: &Namespace,
     asked: &mut Asked,
@@ -72,21 +72,11 @@ pub(super) fn add_partitions_to_txn(
             ResponseKind::AddPartitionsToTxn(answer)
         });
     }
-    let mut all_in = true;
-    for t in &mut r.transactions {
-        all_in &= ns.transaction_in(asked, &mut t.transactional_id);
-        for topic in &mut t.topics {
-            all_in &= ns.topic_in(asked, &mut topic.name, Default::default(), Vec::new());
-        }
-    }
-    if all_in {
-        Verdict::Forward
-    } else {
-        Verdict::Respond(ResponseKind::AddPartitionsToTxn(
-            AddPartitionsToTxnResponse::default()
-                .with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
-        ))
-    }
+    // The batched form is brokers verifying for each other, never a
+    // client's.
+    Verdict::Respond(ResponseKind::AddPartitionsToTxn(
+        AddPartitionsToTxnResponse::default().with_error_code(CLUSTER_AUTHORIZATION_FAILED),
+    ))
 }
 
 /// AddPartitionsToTxn's answer.
