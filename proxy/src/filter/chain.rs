@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind},
-    protocol::{Decodable, Encodable},
+    protocol::{Decodable, Encodable, types::element_budget},
 };
 
 use super::{Context, Filter, InFlight, Verdict, interest::Mask};
@@ -19,6 +19,12 @@ use crate::{
         request::UNSUPPORTED_VERSION,
     },
 };
+
+/// The most array elements (all arrays together) a client's request may
+/// hold to be decoded: far above what real clients send (a fetch or
+/// commit of tens of thousands of partitions), far below what would let
+/// one request take gigabytes once decoded.
+const MAX_REQUEST_ELEMENTS: u64 = 200_000;
 
 /// One filter and what it intercepts.
 struct Link {
@@ -103,7 +109,13 @@ impl Chain {
         let source = body.clone();
         let mut buf = body;
         let mut header = RequestHeader::decode(&mut buf, header_version).map_err(undecodable)?;
-        let mut message = RequestKind::decode(api, &mut buf, version).map_err(undecodable)?;
+        // A client's request is hostile input: its arrays may hold at most
+        // MAX_REQUEST_ELEMENTS elements in all (a decoded element can take
+        // a hundred times its wire bytes).
+        let mut message = element_budget::with(MAX_REQUEST_ELEMENTS, || {
+            RequestKind::decode(api, &mut buf, version)
+        })
+        .map_err(undecodable)?;
         for link in &self.links {
             if !link.requests.contains(key, version) {
                 continue;

@@ -156,21 +156,35 @@ impl ByteBufMut for Segments {
     }
 }
 
+/// The most slices handed to one vectored write (the kernel takes 1024,
+/// rustls copies what it is given on every call).
+const SLICES_PER_WRITE: usize = 64;
+
 /// Writes `message` as one Kafka frame (length prefix, then the
-/// segments), with vectored writes.
+/// segments), with vectored writes of at most [`SLICES_PER_WRITE`]
+/// slices each, so a message of many segments costs linear work.
 pub async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     message: &Encoded,
 ) -> std::io::Result<()> {
-    let prefix = (message.len() as i32).to_be_bytes();
+    let length = i32::try_from(message.len()).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "a {}-byte message does not fit a Kafka frame",
+                message.len()
+            ),
+        )
+    })?;
+    let prefix = length.to_be_bytes();
     let mut slices: Vec<&[u8]> = Vec::with_capacity(message.parts.len() + 1);
     slices.push(&prefix);
     slices.extend(message.parts.iter().map(|p| p.as_ref()));
-    let mut first = 0;
-    let mut offset = 0;
+    let (mut first, mut offset) = (0, 0);
     while first < slices.len() {
+        let last = (first + SLICES_PER_WRITE).min(slices.len());
         let io: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&slices[first][offset..]))
-            .chain(slices[first + 1..].iter().map(|s| IoSlice::new(s)))
+            .chain(slices[first + 1..last].iter().map(|s| IoSlice::new(s)))
             .collect();
         let mut written = writer.write_vectored(&io).await?;
         if written == 0 {
@@ -252,6 +266,22 @@ mod tests {
         let mut written = Vec::new();
         write_frame(&mut written, &encoded).await.unwrap();
         assert_eq!(&written[..4], &(encoded.len() as i32).to_be_bytes());
+        assert_eq!(&written[4..], &encoded.to_bytes()[..]);
+    }
+
+    #[tokio::test]
+    async fn a_message_of_many_segments_is_written_whole() {
+        let source = Bytes::from(vec![1u8; 600 * 300]);
+        let mut out = Segments::new(source.clone());
+        for i in 0..300 {
+            out.put_u8(i as u8);
+            out.put_slice(&source[i * 600..(i + 1) * 600]);
+        }
+        let encoded = out.finish();
+        assert_eq!(encoded.parts().len(), 600);
+        let mut written = Vec::new();
+        write_frame(&mut written, &encoded).await.unwrap();
+        assert_eq!(written.len(), 4 + 300 * 601);
         assert_eq!(&written[4..], &encoded.to_bytes()[..]);
     }
 }

@@ -49,6 +49,15 @@ pub(super) fn metadata(
         return Verdict::Forward;
     };
     let named = !topics.is_empty();
+    // A shared topic may be used, not created: asking for one that does
+    // not exist must not make the broker create it.
+    if topics.iter().any(|t| {
+        t.name
+            .as_ref()
+            .is_some_and(|n| ns.names().is_extra(Resource::Topic, &n.0))
+    }) {
+        r.allow_auto_topic_creation = false;
+    }
     topics.retain_mut(|t| {
         let mut name = t.name.take().unwrap_or_default();
         let keep = ns.topic_in(asked, &mut name, t.topic_id, Vec::new());

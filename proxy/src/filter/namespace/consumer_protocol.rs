@@ -12,7 +12,7 @@ use kafka_protocol::{
     protocol::{Decodable, Encodable, StrBytes},
 };
 
-use super::{Asked, Namespace, Resource};
+use super::{Namespace, Resource};
 
 /// The protocol type of consumer groups.
 pub(super) const CONSUMER: &str = "consumer";
@@ -41,12 +41,25 @@ fn write<T: Encodable>(version: i16, message: &T) -> Option<Bytes> {
 /// outside it are dropped. `None` when the bytes are not a subscription.
 pub(super) fn subscription_in(ns: &Namespace, bytes: &Bytes) -> Option<Bytes> {
     let (version, mut s) = read::<ConsumerProtocolSubscription>(bytes)?;
-    let mut scratch = Asked::default();
-    s.topics
-        .retain_mut(|t| ns.rename_in(Resource::Topic, t, &mut Vec::new()));
+    s.topics.retain_mut(|t| topic_in(ns, t));
     s.owned_partitions
-        .retain_mut(|p| ns.topic_in(&mut scratch, &mut p.topic, Default::default(), Vec::new()));
+        .retain_mut(|p| topic_in(ns, &mut p.topic.0));
     write(version, &s)
+}
+
+/// A topic name in consumer-protocol bytes, into the namespace. Aliases
+/// are not resolved here: the group's members see each other's names
+/// through these bytes, and a member subscribed to an alias must be
+/// assigned the alias (its client checks the assignment against its
+/// subscription).
+fn topic_in(ns: &Namespace, name: &mut StrBytes) -> bool {
+    match ns.names().inward_unaliased(Resource::Topic, name) {
+        Some(backend) => {
+            *name = StrBytes::from_string(backend);
+            true
+        }
+        None => false,
+    }
 }
 
 /// A subscription with its topic names renamed back; hidden ones are
@@ -65,9 +78,8 @@ pub(super) fn subscription_out(ns: &Namespace, bytes: &Bytes) -> Bytes {
 /// outside it are dropped. `None` when the bytes are not an assignment.
 pub(super) fn assignment_in(ns: &Namespace, bytes: &Bytes) -> Option<Bytes> {
     let (version, mut a) = read::<ConsumerProtocolAssignment>(bytes)?;
-    let mut scratch = Asked::default();
     a.assigned_partitions
-        .retain_mut(|p| ns.topic_in(&mut scratch, &mut p.topic, Default::default(), Vec::new()));
+        .retain_mut(|p| topic_in(ns, &mut p.topic.0));
     write(version, &a)
 }
 
@@ -80,12 +92,6 @@ pub(super) fn assignment_out(ns: &Namespace, bytes: &Bytes) -> Bytes {
     a.assigned_partitions
         .retain_mut(|p| topic_out(ns, &mut p.topic));
     write(version, &a).unwrap_or_default()
-}
-
-/// Whether an assignment decodes as the consumer protocol's (for
-/// SyncGroup before v5, which does not name its protocol type).
-pub(super) fn is_assignment(bytes: &Bytes) -> bool {
-    read::<ConsumerProtocolAssignment>(bytes).is_some()
 }
 
 fn topic_out(ns: &Namespace, topic: &mut TopicName) -> bool {

@@ -170,7 +170,7 @@ pub(super) fn join_group_out(ns: &Namespace, asked: &Asked, r: &mut JoinGroupRes
 
 /// SyncGroup: the group, and for the consumer protocol the topic names
 /// in the leader's assignments (before v5 the protocol type is not sent:
-/// assignments that read as the consumer protocol's are taken as such).
+/// the assignments must then be the consumer protocol's).
 pub(super) fn sync_group(ns: &Namespace, asked: &mut Asked, r: &mut SyncGroupRequest) -> Verdict {
     let refused = |code: i16| {
         Verdict::Respond(ResponseKind::SyncGroup(
@@ -182,12 +182,11 @@ pub(super) fn sync_group(ns: &Namespace, asked: &mut Asked, r: &mut SyncGroupReq
     }
     let consumer = match &r.protocol_type {
         Some(t) => consumer_protocol::is_consumer(t),
-        None => {
-            !r.assignments.is_empty()
-                && r.assignments
-                    .iter()
-                    .all(|a| consumer_protocol::is_assignment(&a.assignment))
-        }
+        // Fail closed: without a protocol type (before v5, or left null)
+        // every assignment must read as the consumer protocol's, so none
+        // reaches the broker unrenamed. Other protocols (Connect, say)
+        // name their type: SyncGroup v5, Kafka clients 2.5 and later.
+        None => r.assignments.iter().any(|a| !a.assignment.is_empty()),
     };
     asked.consumer_protocol = r.protocol_type.as_ref().map(|_| consumer);
     if consumer {
@@ -203,11 +202,10 @@ pub(super) fn sync_group(ns: &Namespace, asked: &mut Asked, r: &mut SyncGroupReq
 
 /// SyncGroup's answer: the member's own assignment.
 pub(super) fn sync_group_out(ns: &Namespace, asked: &Asked, r: &mut SyncGroupResponse) {
-    let consumer = match asked.consumer_protocol {
-        Some(known) => known,
-        None => consumer_protocol::is_assignment(&r.assignment),
-    };
-    if consumer {
+    // Before v5 a follower's request does not say; a group that reached
+    // its answer had every assignment checked on the way in.
+    let consumer = asked.consumer_protocol.unwrap_or(true);
+    if consumer && !r.assignment.is_empty() {
         r.assignment = consumer_protocol::assignment_out(ns, &r.assignment);
     }
 }

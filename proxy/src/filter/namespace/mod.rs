@@ -165,7 +165,7 @@ impl Namespace {
         let shared = if name.0.is_empty() {
             self.ids
                 .name(id)
-                .is_some_and(|backend| self.names.is_extra(Resource::Topic, &backend))
+                .is_some_and(|backend| self.names.is_extra_backend(Resource::Topic, &backend))
         } else {
             self.names.is_extra(Resource::Topic, &name.0)
         };

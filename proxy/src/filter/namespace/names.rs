@@ -148,13 +148,28 @@ impl Names {
     pub fn outward(&self, resource: Resource, name: &str) -> Option<String> {
         let shown = match self.mode {
             Mode::Open => return Some(name.to_string()),
+            // An empty group or transactional id is a name (the bare
+            // prefix on the broker); an empty topic name is not.
             Mode::Hide => match name.strip_prefix(&self.prefix) {
-                Some(stripped) if !stripped.is_empty() => stripped.to_string(),
+                Some(stripped) if !stripped.is_empty() || resource != Resource::Topic => {
+                    stripped.to_string()
+                }
                 _ => name.to_string(),
             },
             Mode::Enforce => name.to_string(),
         };
         (self.inward_canonical(resource, &shown).as_deref() == Some(name)).then_some(shown)
+    }
+
+    /// [`Names::inward`] without alias resolution: a name as it is, into
+    /// the namespace.
+    pub fn inward_unaliased(&self, resource: Resource, name: &str) -> Option<String> {
+        self.inward_canonical(resource, name)
+    }
+
+    /// Whether the backend's `name` is one shared through `additional`.
+    pub fn is_extra_backend(&self, resource: Resource, name: &str) -> bool {
+        self.mode != Mode::Open && self.extra(resource).contains(name)
     }
 
     /// `inward` without alias resolution (a backend name's own client

@@ -686,3 +686,68 @@ fn a_huge_array_count_is_a_decode_error_not_an_abort() {
         .unwrap_err();
     assert_eq!(refused.kind, Kind::UndecodableRequest, "{refused:?}");
 }
+
+#[test]
+fn a_request_of_too_many_elements_is_a_decode_error() {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::protocol::Encodable;
+    // 300,000 empty topic names: 600 KB on the wire, tens of MB decoded.
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(1)
+        .encode(&mut frame, ApiKey::Metadata.request_header_version(1))
+        .unwrap();
+    frame.put_i32(300_000);
+    for _ in 0..300_000 {
+        frame.put_i16(0);
+    }
+    let chain = Chain::new(vec![std::sync::Arc::new(namespace(
+        NamespaceMode::HidePrefix,
+        "elements",
+    ))]);
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let (mut notes, mut findings) = (Notes::default(), Findings::default());
+    let mut cx = Context {
+        route: &route,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    let refused = chain
+        .on_request(&mut cx, ApiKey::Metadata as i16, 1, frame.freeze())
+        .unwrap_err();
+    assert!(
+        refused.message.contains("more array elements"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_sync_group_without_a_protocol_type_must_be_the_consumer_protocols() {
+    use kafka_protocol::messages::{
+        SyncGroupRequest, sync_group_request::SyncGroupRequestAssignment,
+    };
+    let ns = namespace(NamespaceMode::HidePrefix, "sync");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("app")))
+        .with_assignments(vec![SyncGroupRequestAssignment::default().with_assignment(
+            bytes::Bytes::from_static(b"\x00\x04not-a-v4-assignment"),
+        )]);
+    let (verdict, _, _) = exchange(
+        &ns,
+        ApiKey::SyncGroup,
+        4,
+        RequestKind::SyncGroup(sync),
+        None,
+    );
+    let Verdict::Respond(ResponseKind::SyncGroup(r)) = verdict else {
+        panic!("an undecodable assignment went to the broker")
+    };
+    assert_eq!(r.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+}

@@ -558,6 +558,39 @@ impl<T: NewType<StrBytes>> Decoder<T> for CompactString {
 /// Sluice patch: the most array elements reserved before any is decoded.
 const PREALLOCATE_MAX: usize = 1024;
 
+/// Sluice patch: a limit on the array elements one message may decode,
+/// per thread. A decoded element can take a hundred times its wire size,
+/// so a bound on bytes alone does not bound memory.
+pub mod element_budget {
+    use std::cell::Cell;
+
+    thread_local! {
+        static LEFT: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    /// Runs `decode` with at most `elements` array elements allowed in
+    /// total (across every array of the message); the budget is cleared
+    /// afterwards.
+    pub fn with<T>(elements: u64, decode: impl FnOnce() -> T) -> T {
+        LEFT.with(|left| left.set(Some(elements)));
+        let out = decode();
+        LEFT.with(|left| left.set(None));
+        out
+    }
+
+    /// Takes `n` elements from the budget, if one is set.
+    pub(crate) fn take(n: u64) -> anyhow::Result<()> {
+        LEFT.with(|left| match left.get() {
+            None => Ok(()),
+            Some(have) if n <= have => {
+                left.set(Some(have - n));
+                Ok(())
+            }
+            Some(_) => anyhow::bail!("the message has more array elements than allowed"),
+        })
+    }
+}
+
 /// A sequence of bytes, up to [`i32::MAX`] long.
 #[derive(Debug, Copy, Clone, Default)]
 pub struct Bytes;
@@ -995,6 +1028,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                 if n as usize > buf.remaining() {
                     bail!("Array length {n} exceeds the {} bytes left", buf.remaining());
                 }
+                element_budget::take(n as u64)?;
                 let mut result = Vec::with_capacity((n as usize).min(PREALLOCATE_MAX));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
@@ -1111,6 +1145,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
                         buf.remaining()
                     );
                 }
+                element_budget::take(u64::from(n - 1))?;
                 let mut result = Vec::with_capacity(((n - 1) as usize).min(PREALLOCATE_MAX));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
