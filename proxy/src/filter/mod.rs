@@ -11,6 +11,7 @@
 //! backend or the sync client; what it learns on the way (broker
 //! addresses, warnings) it leaves in the context for the connection.
 
+pub mod acl;
 mod addresses;
 mod api_versions;
 mod chain;
