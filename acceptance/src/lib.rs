@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod clients;
+pub mod example;
 pub mod haproxy;
 pub mod identity;
 pub mod node;

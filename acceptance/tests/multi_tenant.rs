@@ -7,7 +7,7 @@
 //! reaches its topic; and that an API the namespace does not
 //! police is refused.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use kafka_protocol::{
     messages::{
@@ -19,15 +19,13 @@ use kafka_protocol::{
 use serde_json::Value;
 use sluice_acceptance::{
     broker::{Tansu, free_port},
-    clients, raw_client,
-    server::{self, Server},
+    clients,
+    example::Example,
+    raw_client,
     stack::start_proxy_with,
-    terraform::{Terraform, copy_dir},
-    workspace_bin,
 };
 use tokio::net::TcpStream;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/multi-tenant");
 const WAIT: Duration = Duration::from_secs(30);
 
 /// One tenant.py command against `bootstrap`; its JSON report.
@@ -55,42 +53,20 @@ fn strings(v: &Value) -> Vec<String> {
 async fn tenants_on_one_backend_cannot_see_or_touch_each_other() {
     let tansu = Tansu::start("127.0.0.3");
     tansu.create_topic("shared-events", 1);
-    let server_bin = workspace_bin("sluice-server");
-    let dir = tempfile::tempdir().unwrap();
-    let token = server::create_token(&server_bin, dir.path());
-    let server = Server::start(&server_bin, dir.path(), &[]);
-
-    let tf_dir = dir.path().join("tf");
-    copy_dir(Path::new(EXAMPLE), &tf_dir);
-    copy_dir(
-        &Path::new(EXAMPLE).join("../modules/tenant"),
-        &dir.path().join("modules/tenant"),
-    );
+    let mut example = Example::prepare("multi-tenant");
     let mut ports = serde_json::Map::new();
     for name in ["team-a", "team-b", "audit"] {
         let (a, b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
         ports.insert(name.into(), serde_json::json!([a.min(b), a.max(b)]));
     }
     let bootstrap = |name: &str| format!("127.0.0.1:{}", ports[name][0]);
-    let tf = Terraform::new(&tf_dir, &server.addr, &token);
-    let vars = [
-        format!("-var=backend_bootstrap={}", tansu.address),
-        format!("-var=ports={}", Value::Object(ports.clone())),
-    ];
-    let with_vars = |args: &[&str]| -> Vec<String> {
-        args.iter()
-            .map(|a| a.to_string())
-            .chain(vars.iter().cloned())
-            .collect()
-    };
-    tf.ok(&["get", "-no-color"]);
-    let apply = with_vars(&["apply", "-auto-approve", "-no-color", "-input=false"]);
-    tf.ok(&apply.iter().map(String::as_str).collect::<Vec<_>>());
-    let plan = with_vars(&["plan", "-detailed-exitcode", "-no-color", "-input=false"]);
-    let run = tf.run(&plan.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(run.code, 0, "a second plan wants changes:\n{}", run.output);
+    example.var("backend_bootstrap", &tansu.address);
+    example.var("ports", Value::Object(ports.clone()));
+    example.apply();
+    example.assert_no_changes();
+    let (server, dir) = (&example.server, example.dir.path());
 
-    let proxy = start_proxy_with(&server, dir.path(), "shared", &[]);
+    let proxy = start_proxy_with(server, dir, "shared", &[]);
     for name in ["team-a", "team-b", "audit"] {
         let p = &ports[name][0];
         proxy
@@ -253,5 +229,5 @@ async fn tenants_on_one_backend_cannot_see_or_touch_each_other() {
             l.contains("unpoliced_api") && l.contains("DescribeLogDirs")
         })
         .expect("the refusal is logged at hop=policy kind=unpoliced_api");
-    server.stop();
+    example.server.stop();
 }

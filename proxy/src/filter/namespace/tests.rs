@@ -664,26 +664,7 @@ fn a_huge_array_count_is_a_decode_error_not_an_abort() {
         .encode(&mut frame, ApiKey::Metadata.request_header_version(1))
         .unwrap();
     frame.put_i32(i32::MAX);
-    let chain = Chain::new(vec![std::sync::Arc::new(namespace(
-        NamespaceMode::HidePrefix,
-        "huge",
-    ))]);
-    let mapping = PortMap {
-        advertised_host: "127.0.0.1".into(),
-        brokers: Default::default(),
-        min_broker_id: 0,
-        max_broker_id: 0,
-    };
-    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
-    let (mut notes, mut findings) = (Notes::default(), Findings::default());
-    let mut cx = Context {
-        route: &route,
-        notes: &mut notes,
-        findings: &mut findings,
-    };
-    let refused = chain
-        .on_request(&mut cx, ApiKey::Metadata as i16, 1, frame.freeze())
-        .unwrap_err();
+    let refused = metadata_v1_through_chain(frame.freeze()).unwrap_err();
     assert_eq!(refused.kind, Kind::UndecodableRequest, "{refused:?}");
 }
 
@@ -702,26 +683,7 @@ fn a_request_of_too_many_elements_is_a_decode_error() {
     for _ in 0..300_000 {
         frame.put_i16(0);
     }
-    let chain = Chain::new(vec![std::sync::Arc::new(namespace(
-        NamespaceMode::HidePrefix,
-        "elements",
-    ))]);
-    let mapping = PortMap {
-        advertised_host: "127.0.0.1".into(),
-        brokers: Default::default(),
-        min_broker_id: 0,
-        max_broker_id: 0,
-    };
-    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
-    let (mut notes, mut findings) = (Notes::default(), Findings::default());
-    let mut cx = Context {
-        route: &route,
-        notes: &mut notes,
-        findings: &mut findings,
-    };
-    let refused = chain
-        .on_request(&mut cx, ApiKey::Metadata as i16, 1, frame.freeze())
-        .unwrap_err();
+    let refused = metadata_v1_through_chain(frame.freeze()).unwrap_err();
     assert!(
         refused.message.contains("more array elements"),
         "{refused:?}"
@@ -750,4 +712,28 @@ fn a_sync_group_without_a_protocol_type_must_be_the_consumer_protocols() {
         panic!("an undecodable assignment went to the broker")
     };
     assert_eq!(r.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+}
+
+/// A Metadata v1 request frame through a chain holding only a namespace.
+fn metadata_v1_through_chain(
+    frame: bytes::Bytes,
+) -> Result<crate::filter::RequestOutcome, crate::hop::HopError> {
+    let chain = Chain::new(vec![std::sync::Arc::new(namespace(
+        NamespaceMode::HidePrefix,
+        "chain",
+    ))]);
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let (mut notes, mut findings) = (Notes::default(), Findings::default());
+    let mut cx = Context {
+        route: &route,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    chain.on_request(&mut cx, ApiKey::Metadata as i16, 1, frame)
 }
