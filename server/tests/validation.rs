@@ -415,3 +415,51 @@ async fn port_clashes_are_refused_naming_both_entities_and_the_port() {
         ["port_mapping.min_broker_id"]
     );
 }
+
+#[tokio::test]
+async fn overlapping_namespace_prefixes_on_one_backend_are_warned_about() {
+    use sluice_proto::admin::v1::{Namespace, NamespaceMode, validate_request::Operation};
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("tenants")).await;
+    let backend = create(&mut c, fixtures::backend(&gw.id, "kafka", "pw-123456")).await;
+    let other_backend = create(&mut c, fixtures::backend(&gw.id, "other", "pw-123456")).await;
+    let tenant = |name: &str, backend: &str, prefix: &str| {
+        let mut vc = fixtures::virtual_cluster(&gw.id, name, backend, name);
+        spec(&mut vc, as_variant!(Spec::VirtualCluster)).namespace = Some(Namespace {
+            mode: NamespaceMode::HidePrefix as i32,
+            prefix: prefix.into(),
+            additional: None,
+        });
+        vc
+    };
+    create(&mut c, tenant("team-a", &backend.id, "team-a.")).await;
+    let mut warned = Vec::new();
+    for (name, on, prefix) in [
+        ("team", &backend.id, "team"),
+        ("team-a-sub", &backend.id, "team-a.sub."),
+        ("team-b", &backend.id, "team-b."),
+        ("team-a-tls", &backend.id, "team-a."),
+        ("elsewhere", &other_backend.id, "team"),
+    ] {
+        let warnings = c
+            .validate(ValidateRequest {
+                operation: Some(Operation::Create(CreateEntityRequest {
+                    entity: Some(tenant(name, on, prefix)),
+                })),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .warnings;
+        if let Some(w) = warnings.iter().find(|w| w.field == "namespace.prefix") {
+            assert!(w.message.contains("\"team-a\""), "{}", w.message);
+            warned.push(name);
+        }
+    }
+    assert_eq!(
+        warned,
+        ["team", "team-a-sub"],
+        "only prefixes that begin one another on the same backend"
+    );
+}

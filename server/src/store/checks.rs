@@ -4,7 +4,9 @@
 //! (`Validate` with `unknown_fields`) skip what depends on them.
 //!
 //! A virtual cluster's dns_label is unique in its gateway (SNI host names
-//! are built from it).
+//! are built from it). A dry run warns when namespace prefixes of virtual
+//! clusters on one backend cluster overlap (one tenant would see the
+//! other's names).
 //!
 //! One rule spans entities that refer to nothing of each other: an `sni`
 //! forward policy needs a listener_policy_tls_server on its listener (SNI
@@ -124,6 +126,21 @@ pub(super) async fn against_store(
             }),
         }
     }
+    if gateway_known && mode == Mode::DryRun {
+        for (other, theirs) in overlapping_namespaces(conn, entity, known).await? {
+            warnings.push(ValidateWarning {
+                field: "namespace.prefix".into(),
+                summary: "namespace prefixes overlap on one backend cluster".into(),
+                message: format!(
+                    "virtual_cluster {other} on the same backend cluster has the prefix \
+                     {theirs:?}, and one prefix begins with the other: the tenant with the \
+                     shorter one sees and uses the other's topics, groups and transactional \
+                     ids (intended only for a parent tenant over a child); give each tenant a \
+                     prefix no other begins with, e.g. ending in '.'"
+                ),
+            });
+        }
+    }
     if gateway_known && let Some(listener) = sni_listener_without_tls(conn, entity, known).await? {
         match mode {
             Mode::Commit => v.add(
@@ -220,6 +237,59 @@ async fn dns_label_taken(
         }
     }
     Ok(None)
+}
+
+/// The other namespaced virtual clusters of the gateway on the same
+/// backend cluster whose prefix begins with this one's or the reverse
+/// (equal prefixes are one tenant's, not an overlap), as `"name" (id)`
+/// and their prefix.
+async fn overlapping_namespaces(
+    conn: &mut SqliteConnection,
+    entity: &Entity,
+    known: &Known,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(Spec::VirtualCluster(vc)) = &entity.spec else {
+        return Ok(Vec::new());
+    };
+    let Some(ns) = &vc.namespace else {
+        return Ok(Vec::new());
+    };
+    if !known.is_known("namespace") || !known.is_known("destination_id") || ns.prefix.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT id, name, body FROM entities \
+         WHERE kind = 'virtual_cluster' AND gateway_id = ? AND id != ? ORDER BY seq",
+    )
+    .bind(&entity.gateway_id)
+    .bind(&entity.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for row in &rows {
+        let body = Entity::decode(row.get::<&[u8], _>("body"))
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt entity body: {e}")))?;
+        let Some(Spec::VirtualCluster(other)) = &body.spec else {
+            continue;
+        };
+        let Some(theirs) = other.namespace.as_ref().map(|n| n.prefix.as_str()) else {
+            continue;
+        };
+        let overlap = theirs != ns.prefix
+            && !theirs.is_empty()
+            && (theirs.starts_with(&ns.prefix) || ns.prefix.starts_with(theirs));
+        if other.destination_id == vc.destination_id && overlap {
+            out.push((
+                format!(
+                    "{:?} ({})",
+                    row.get::<String, _>("name"),
+                    row.get::<String, _>("id")
+                ),
+                theirs.to_string(),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// How many blocking policies a refused delete names.
