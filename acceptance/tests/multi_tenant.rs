@@ -163,6 +163,14 @@ async fn tenants_on_one_backend_cannot_see_or_touch_each_other() {
         tenant(&b, &["delete", "shared-events"])["error"],
         "TOPIC_AUTHORIZATION_FAILED"
     );
+    // The operator can tell why: the test's first refusal is logged (and
+    // counted in node status) at the policy hop, naming the topic.
+    proxy
+        .wait_for(WAIT, |l| {
+            l.contains("outside_namespace")
+                && l.contains("DeleteTopics: refused topic \"shared-events\"")
+        })
+        .expect("the refusal is logged at hop=policy kind=outside_namespace");
 
     // Transactional ids: tansu 0.6 does not offer EndTxn, so no Kafka
     // client will run a transaction against it; its InitProducerId is

@@ -93,6 +93,10 @@ pub enum Kind {
     /// A request of an API the virtual cluster's policies do not police
     /// (its names would reach the backend unchecked): refused.
     UnpolicedApi,
+    /// Names outside the virtual cluster's namespace (or shared names a
+    /// tenant may not change) were refused with Kafka's authorization
+    /// errors; the rest of the request went on.
+    OutsideNamespace,
 }
 
 impl Kind {
@@ -125,6 +129,7 @@ impl Kind {
             Kind::Busy => "busy",
             Kind::InvalidConfig => "invalid_config",
             Kind::UnpolicedApi => "unpoliced_api",
+            Kind::OutsideNamespace => "outside_namespace",
         }
     }
 }

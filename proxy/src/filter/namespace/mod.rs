@@ -404,6 +404,9 @@ impl Filter for Namespace {
                 header.request_api_version,
             )),
         };
+        if let Some(refusal) = refusal(cx, header.request_api_key, &asked) {
+            cx.findings.warnings.push(refusal);
+        }
         cx.notes.put(asked);
         verdict
     }
@@ -473,6 +476,64 @@ impl Filter for Namespace {
         }
         Verdict::Forward
     }
+}
+
+/// What a request had refused, for the node's status and log (which hop,
+/// which virtual cluster, which names): a tenant told
+/// TOPIC_AUTHORIZATION_FAILED by the gateway is a question an operator
+/// must be able to answer.
+fn refusal(cx: &Context<'_>, key: i16, asked: &Asked) -> Option<HopError> {
+    const SHOWN: usize = 5;
+    let mut names: Vec<String> = asked
+        .denied_topics
+        .iter()
+        .map(|t| {
+            if t.name.is_empty() {
+                format!("topic id {}", t.id)
+            } else {
+                format!("topic {:?}", t.name.as_str())
+            }
+        })
+        .chain(
+            asked
+                .denied_groups
+                .iter()
+                .map(|g| format!("group {:?}", g.as_str())),
+        )
+        .chain(
+            asked
+                .denied_transactions
+                .iter()
+                .map(|t| format!("transactional id {:?}", t.as_str())),
+        )
+        .chain(
+            asked
+                .denied_resources
+                .iter()
+                .map(|(t, n, _)| format!("config resource {t} {:?}", n.as_str())),
+        )
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let total = names.len();
+    names.truncate(SHOWN);
+    let more = if total > SHOWN {
+        format!(" and {} more", total - SHOWN)
+    } else {
+        String::new()
+    };
+    let api = ApiKey::try_from(key).map_or_else(|_| format!("api_key={key}"), |k| format!("{k:?}"));
+    Some(HopError::new(
+        Hop::Policy,
+        cx.route.virtual_cluster.id.clone(),
+        Kind::OutsideNamespace,
+        format!(
+            "{api}: refused {}{more} (outside this virtual cluster's namespace, unknown ids, or \
+             shared names a tenant may not change); the rest of the request went on",
+            names.join(", ")
+        ),
+    ))
 }
 
 /// The refusal of an API this filter does not rename.

@@ -737,3 +737,54 @@ fn metadata_v1_through_chain(
     };
     chain.on_request(&mut cx, ApiKey::Metadata as i16, 1, frame)
 }
+
+#[test]
+fn refusals_are_reported_at_the_policy_hop_with_their_names() {
+    let ns = namespace(NamespaceMode::EnforcePrefix, "reported");
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let (mut notes, mut findings) = (Notes::default(), Findings::default());
+    let mut cx = Context {
+        route: &route,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    let mut header = RequestHeader::default().with_request_api_key(ApiKey::Produce as i16);
+    let mut request = RequestKind::Produce(ProduceRequest::default().with_topic_data(vec![
+        TopicProduceData::default().with_name(topic("team-a.orders")),
+        TopicProduceData::default().with_name(topic("team-b.orders")),
+    ]));
+    ns.on_request(&mut cx, &mut header, &mut request);
+    let [warning] = findings.warnings.as_slice() else {
+        panic!("{:?}", findings.warnings)
+    };
+    assert_eq!(
+        (warning.hop, warning.kind),
+        (Hop::Policy, Kind::OutsideNamespace)
+    );
+    assert_eq!(warning.entity, "vc");
+    assert!(
+        warning
+            .message
+            .starts_with("Produce: refused topic \"team-b.orders\""),
+        "{}",
+        warning.message
+    );
+    // Nothing refused, nothing reported.
+    let mut findings = Findings::default();
+    let mut cx = Context {
+        route: &route,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    let mut mine = RequestKind::Produce(ProduceRequest::default().with_topic_data(vec![
+        TopicProduceData::default().with_name(topic("team-a.x")),
+    ]));
+    ns.on_request(&mut cx, &mut header, &mut mine);
+    assert!(findings.warnings.is_empty());
+}
