@@ -6,10 +6,12 @@
 //! client may not see it). Topic ids are as hidden as their names.
 //!
 //! Fail closed: in a namespaced virtual cluster this filter intercepts
-//! every request. An API it does not rename ([`policed`]) is refused
-//! (the connection closes, as a broker does for an API it does not
-//! support, counted at `hop=policy kind=unpoliced_api`), and ApiVersions
-//! advertises only the APIs it renames. One module per family of APIs.
+//! every request. An API it does not rename ([`policed`]) is refused,
+//! never forwarded: answered with CLUSTER_AUTHORIZATION_FAILED where its
+//! answer has a top-level error code, the connection closed otherwise (as
+//! a broker does for an API it does not support), counted at `hop=policy
+//! kind=unpoliced_api`; ApiVersions advertises only the APIs it renames.
+//! One module per family of APIs.
 
 mod admin;
 mod consumer_protocol;
@@ -398,11 +400,22 @@ impl Filter for Namespace {
             | RequestKind::ApiVersions(_)
             | RequestKind::SaslHandshake(_)
             | RequestKind::SaslAuthenticate(_) => Verdict::Forward,
-            _ => Verdict::Close(unpoliced(
-                cx,
-                header.request_api_key,
-                header.request_api_version,
-            )),
+            _ => {
+                // Refused, never forwarded: answered with the API's own
+                // error where its answer has one, the connection closed
+                // otherwise (as a broker does for an API it lacks).
+                let refusal = unpoliced(cx, header.request_api_key, header.request_api_version);
+                match ApiKey::try_from(header.request_api_key)
+                    .ok()
+                    .and_then(|k| policed::refused_answer(k, CLUSTER_AUTHORIZATION_FAILED))
+                {
+                    Some(answer) => {
+                        cx.findings.warnings.push(refusal);
+                        Verdict::Respond(answer)
+                    }
+                    None => Verdict::Close(refusal),
+                }
+            }
         };
         if let Some(refusal) = refusal(cx, header.request_api_key, &asked) {
             cx.findings.warnings.push(refusal);
@@ -546,7 +559,7 @@ fn unpoliced(cx: &Context<'_>, key: i16, version: i16) -> HopError {
         Kind::UnpolicedApi,
         format!(
             "{name} v{version} is not policed by the namespace of this virtual cluster (names in \
-             it would reach the backend unchecked): refused and the connection closed"
+             it would reach the backend unchecked): refused, never forwarded"
         ),
     )
 }

@@ -231,7 +231,15 @@ fn every_api_key_is_renamed_or_refused() {
             continue;
         }
         let (verdict, _, _) = exchange(&ns, key, version, default_request(key), None);
+        if !policed::advertised(key) {
+            assert_eq!(
+                matches!(verdict, Verdict::Respond(_)),
+                policed::refused_answer(key, CLUSTER_AUTHORIZATION_FAILED).is_some(),
+                "{key:?}: answered with its error when it has one, closed otherwise"
+            );
+        }
         match verdict {
+            Verdict::Respond(_) if !policed::advertised(key) => {}
             Verdict::Close(e) => {
                 assert!(
                     !policed::advertised(key),
@@ -787,4 +795,21 @@ fn refusals_are_reported_at_the_policy_hop_with_their_names() {
     ]));
     ns.on_request(&mut cx, &mut header, &mut mine);
     assert!(findings.warnings.is_empty());
+}
+
+#[test]
+fn every_refusal_answer_encodes_at_every_version() {
+    use bytes::BytesMut;
+    for key in ApiKey::iter() {
+        let Some(answer) = policed::refused_answer(key, CLUSTER_AUTHORIZATION_FAILED) else {
+            continue;
+        };
+        let versions = key.valid_versions();
+        for version in versions.min..=versions.max {
+            let mut out = BytesMut::new();
+            answer
+                .encode(&mut out, version)
+                .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
+        }
+    }
 }
