@@ -47,3 +47,4 @@ pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
 
 pub mod entity;
 pub mod facts;
+pub mod names;

@@ -463,3 +463,47 @@ async fn overlapping_namespace_prefixes_on_one_backend_are_warned_about() {
         "only prefixes that begin one another on the same backend"
     );
 }
+
+#[tokio::test]
+async fn aliases_that_would_mislead_are_refused() {
+    use sluice_proto::admin::v1::{
+        ExactList, NameSelector, Namespace, NamespaceAdditional, NamespaceMode, TopicAlias,
+        name_selector::Selector,
+    };
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("aliases")).await;
+    let backend = create(&mut c, fixtures::backend(&gw.id, "kafka", "pw-123456")).await;
+    let mut vc = fixtures::virtual_cluster(&gw.id, "team", &backend.id, "team");
+    let v = spec(&mut vc, as_variant!(Spec::VirtualCluster));
+    v.namespace = Some(Namespace {
+        mode: NamespaceMode::HidePrefix as i32,
+        prefix: "team.".into(),
+        additional: Some(NamespaceAdditional {
+            topics: Some(NameSelector {
+                selector: Some(Selector::ExactList(ExactList {
+                    names: vec!["shared".into()],
+                })),
+            }),
+            consumer_groups: None,
+        }),
+    });
+    let alias = |alias: &str, topic: &str| TopicAlias {
+        alias: alias.into(),
+        topic: topic.into(),
+    };
+    v.topic_aliases = vec![
+        alias("itself", "itself"),
+        alias("a", "b"),
+        alias("b", "c"),
+        alias("shared", "x"),
+        alias("fine", "orders"),
+    ];
+    assert_eq!(
+        create_err(&mut c, vc).await,
+        [
+            "topic_aliases[0].alias",
+            "topic_aliases[2].alias",
+            "topic_aliases[3].alias"
+        ]
+    );
+}

@@ -486,6 +486,49 @@ fn virtual_cluster(v: &mut Violations, vc: &VirtualCluster) {
                 format!("alias {:?} is listed twice", alias.alias),
             );
         }
+        let at = format!("topic_aliases[{i}].alias");
+        if alias.alias == alias.topic {
+            v.add(
+                at.clone(),
+                format!("alias {:?} stands for itself", alias.alias),
+            );
+        }
+        if let Some(other) = vc
+            .topic_aliases
+            .iter()
+            .position(|a| a.topic == alias.alias && a.alias != alias.alias)
+        {
+            v.add_comparing(
+                at.clone(),
+                [format!("topic_aliases[{other}].topic")],
+                format!(
+                    "alias {:?} is the topic another alias stands for: aliases do not chain, so \
+                     clients naming it would reach a different topic than that alias does",
+                    alias.alias
+                ),
+            );
+        }
+        let shared = vc
+            .namespace
+            .as_ref()
+            .and_then(|n| n.additional.as_ref())
+            .and_then(|a| a.topics.as_ref())
+            .and_then(|t| t.selector.as_ref());
+        let shadows = match shared {
+            Some(name_selector::Selector::ExactList(list)) => list.names.contains(&alias.alias),
+            Some(name_selector::Selector::Glob(g)) => sluice_proto::names::glob(g, &alias.alias),
+            None => false,
+        };
+        if shadows {
+            v.add(
+                at,
+                format!(
+                    "alias {:?} is also a shared topic (namespace.additional.topics): clients \
+                     naming it would reach {:?}, never the shared topic",
+                    alias.alias, alias.topic
+                ),
+            );
+        }
     }
 }
 
