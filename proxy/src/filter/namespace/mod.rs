@@ -138,6 +138,22 @@ impl Namespace {
         match self.names.inward(Resource::Topic, &name.0) {
             Some(backend) => {
                 let backend = StrBytes::from_string(backend);
+                // A topic named twice under different names (an alias and
+                // its topic) in one request: its answer could carry only
+                // one of them, so the second is refused.
+                if asked
+                    .topics
+                    .get(&backend)
+                    .is_some_and(|first| *first != name.0)
+                {
+                    asked.denied_topics.push(DeniedTopic {
+                        name: name.0.clone(),
+                        id,
+                        partitions,
+                        code: INVALID_REQUEST,
+                    });
+                    return false;
+                }
                 asked.topics.insert(backend.clone(), name.0.clone());
                 name.0 = backend;
                 true
@@ -542,8 +558,9 @@ fn refusal(cx: &Context<'_>, key: i16, asked: &Asked) -> Option<HopError> {
         cx.route.virtual_cluster.id.clone(),
         Kind::OutsideNamespace,
         format!(
-            "{api}: refused {}{more} (outside this virtual cluster's namespace, unknown ids, or \
-             shared names a tenant may not change); the rest of the request went on",
+            "{api}: refused {}{more} (outside this virtual cluster's namespace, unknown ids, \
+             shared names a tenant may not change, or a topic named twice under an alias); \
+             the rest of the request went on",
             names.join(", ")
         ),
     ))

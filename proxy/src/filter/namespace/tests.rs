@@ -813,3 +813,42 @@ fn every_refusal_answer_encodes_at_every_version() {
         }
     }
 }
+
+#[test]
+fn a_topic_and_its_alias_in_one_request_refuse_the_second() {
+    let ns = namespace(NamespaceMode::HidePrefix, "alias-twice");
+    let request = ProduceRequest::default().with_topic_data(vec![
+        TopicProduceData::default().with_name(topic("orders")),
+        TopicProduceData::default()
+            .with_name(topic("orders-v2"))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(1)]),
+    ]);
+    let response = ProduceResponse::default().with_responses(vec![
+        TopicProduceResponse::default().with_name(topic("team-a.orders")),
+    ]);
+    let (_, sent, answer) = exchange(
+        &ns,
+        ApiKey::Produce,
+        9,
+        RequestKind::Produce(request),
+        Some(ResponseKind::Produce(response)),
+    );
+    let RequestKind::Produce(sent) = sent else {
+        panic!()
+    };
+    assert_eq!(sent.topic_data.len(), 1, "one entry per backend topic");
+    let Some(ResponseKind::Produce(answer)) = answer else {
+        panic!()
+    };
+    let names: Vec<(&str, i16)> = answer
+        .responses
+        .iter()
+        .map(|t| {
+            (
+                t.name.0.as_str(),
+                t.partition_responses.first().map_or(0, |p| p.error_code),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("orders", 0), ("orders-v2", INVALID_REQUEST)]);
+}
