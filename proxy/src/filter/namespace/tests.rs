@@ -62,13 +62,7 @@ fn exchange(
     mut request: RequestKind,
     response: Option<ResponseKind>,
 ) -> (Verdict, RequestKind, Option<ResponseKind>) {
-    let mapping = PortMap {
-        advertised_host: "127.0.0.1".into(),
-        brokers: Default::default(),
-        min_broker_id: 0,
-        max_broker_id: 0,
-    };
-    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let route = route();
     let (mut notes, mut findings) = (Notes::default(), Findings::default());
     let mut cx = Context {
         route: &route,
@@ -95,6 +89,18 @@ fn exchange(
         _ => None,
     };
     (verdict, request, answered)
+}
+
+/// A route to a virtual cluster with an empty chain (the filter under
+/// test is called directly).
+fn route() -> crate::listener::routes::Route {
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    test_route(Chain::new(Vec::new()), Mapping::Ports(mapping))
 }
 
 fn topic(name: &str) -> TopicName {
@@ -730,13 +736,7 @@ fn metadata_v1_through_chain(
         NamespaceMode::HidePrefix,
         "chain",
     ))]);
-    let mapping = PortMap {
-        advertised_host: "127.0.0.1".into(),
-        brokers: Default::default(),
-        min_broker_id: 0,
-        max_broker_id: 0,
-    };
-    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let route = route();
     let (mut notes, mut findings) = (Notes::default(), Findings::default());
     let mut cx = Context {
         route: &route,
@@ -749,13 +749,7 @@ fn metadata_v1_through_chain(
 #[test]
 fn refusals_are_reported_at_the_policy_hop_with_their_names() {
     let ns = namespace(NamespaceMode::EnforcePrefix, "reported");
-    let mapping = PortMap {
-        advertised_host: "127.0.0.1".into(),
-        brokers: Default::default(),
-        min_broker_id: 0,
-        max_broker_id: 0,
-    };
-    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let route = route();
     let (mut notes, mut findings) = (Notes::default(), Findings::default());
     let mut cx = Context {
         route: &route,
