@@ -1,7 +1,7 @@
 //! Helpers on the generated entity types that every Sluice crate needs.
 
 use crate::{
-    admin::v1::{Entity, Kind, entity::Spec},
+    admin::v1::{Entity, Kind, PolicyEnforcement, entity::Spec},
     facts,
 };
 
@@ -132,6 +132,7 @@ impl Spec {
                     enabled: $p.enabled,
                     condition: &$p.condition,
                     parent_policy_id: &$p.parent_policy_id,
+                    enforcement: $p.enforcement,
                 })
             };
         }
@@ -148,11 +149,15 @@ impl Spec {
         }
     }
 
-    /// Sets `enabled` to its default (true) on a policy that left it unset.
+    /// Sets `enabled` (true) and `enforcement` (enforce) to their defaults
+    /// on a policy that left them unset.
     pub fn default_policy_enabled(&mut self) {
         macro_rules! default {
             ($p:expr) => {{
                 $p.enabled.get_or_insert(true);
+                if $p.enforcement == PolicyEnforcement::Unspecified as i32 {
+                    $p.enforcement = PolicyEnforcement::Enforce as i32;
+                }
             }};
         }
         match self {
@@ -180,6 +185,8 @@ pub struct PolicyFields<'a> {
     pub condition: &'a str,
     /// The policy this one is nested under, or empty.
     pub parent_policy_id: &'a str,
+    /// `PolicyEnforcement`: enforce or shadow (unset means enforce).
+    pub enforcement: i32,
 }
 
 impl Entity {

@@ -45,6 +45,7 @@ pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
     })
 }
 
+pub mod condition;
 pub mod entity;
 pub mod facts;
 pub mod names;

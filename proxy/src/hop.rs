@@ -97,6 +97,10 @@ pub enum Kind {
     /// tenant may not change) were refused with Kafka's authorization
     /// errors; the rest of the request went on.
     OutsideNamespace,
+    /// The gateway ACLs denied an operation (or would have, in shadow).
+    AclDenied,
+    /// A policy's condition could not be evaluated for a request.
+    ConditionFailed,
 }
 
 impl Kind {
@@ -130,6 +134,8 @@ impl Kind {
             Kind::InvalidConfig => "invalid_config",
             Kind::UnpolicedApi => "unpoliced_api",
             Kind::OutsideNamespace => "outside_namespace",
+            Kind::AclDenied => "acl_denied",
+            Kind::ConditionFailed => "condition_failed",
         }
     }
 }

@@ -136,5 +136,8 @@ impl Node {
         for warning in &findings.warnings {
             self.report(warning);
         }
+        for event in findings.events {
+            self.telemetry.event(event);
+        }
     }
 }

@@ -408,6 +408,7 @@ async fn data_plane_events_reach_hooks_and_repeats_are_snoozed() {
         hop: "policy".into(),
         entity_id: "acl-1".into(),
         message: "denied WRITE".into(),
+        shadow: true,
     };
     n.send_events(vec![denial("alice/topic:orders", 1)]).await;
     n.send_events(vec![denial("alice/topic:orders", 40)]).await;
@@ -427,6 +428,11 @@ async fn data_plane_events_reach_hooks_and_repeats_are_snoozed() {
     assert_eq!(
         (p["entity"]["key"].as_str(), p["entity"]["count"].as_i64()),
         (Some("alice/topic:orders"), Some(1))
+    );
+    assert_eq!(
+        p["entity"]["shadow"].as_bool(),
+        Some(true),
+        "a shadow decision says so"
     );
     let fence = receiver.next().await.json();
     assert_eq!(

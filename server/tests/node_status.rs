@@ -140,6 +140,7 @@ async fn a_flood_of_node_events_is_bounded_and_the_drops_are_counted() {
                 hop: "virtual_cluster".into(),
                 entity_id: "acl".into(),
                 message: "denied".into(),
+                shadow: false,
             })
             .collect();
         n.send_events(events).await;

@@ -6,8 +6,10 @@ mod common;
 
 use common::fixtures;
 use sluice_proto::admin::v1::{
-    AclMode, BackendCluster, BackendTls, CreateEntityRequest, Entity, ValidateRequest,
-    ValidateWarning, VirtualClusterAuthentication, entity::Spec, validate_request::Operation,
+    AclAction, AclMode, AclOperation, AclResourceType, AclRule, BackendCluster, BackendTls,
+    ClusterPolicyAcls, CreateEntityRequest, Entity, HeaderAction, HeaderRemove,
+    ProducePolicyModifyHeaders, ValidateRequest, ValidateWarning, VirtualClusterAuthentication,
+    entity::Spec, header_action, validate_request::Operation,
     virtual_cluster_authentication::Method,
 };
 
@@ -54,20 +56,122 @@ async fn validate_warns_about_what_the_data_plane_does_not_enforce() {
             method: Some(Method::OauthBearer(Default::default())),
         });
     }
-    let w = warnings(&mut c, vc.clone()).await;
-    assert_eq!(fields(&w), ["acl_mode"], "{w:?}");
+    assert_eq!(warnings(&mut c, vc.clone()).await, []);
+    let created = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(vc.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Record policies are not enforced yet.
+    let headers = fixtures::entity(
+        &gw.id,
+        "headers",
+        Spec::ProducePolicyModifyHeaders(ProducePolicyModifyHeaders {
+            virtual_cluster_id: created.id.clone(),
+            actions: vec![HeaderAction {
+                action: Some(header_action::Action::Remove(HeaderRemove {
+                    key: "x".into(),
+                })),
+            }],
+            ..Default::default()
+        }),
+    );
+    let w = warnings(&mut c, headers).await;
+    assert_eq!(fields(&w), ["enabled"], "{w:?}");
     assert!(
         w[0].message.contains(
-            "not enforced by sluice-proxy 0.1: connections to this virtual cluster are refused"
+            "not enforced by sluice-proxy 0.1: connections to its virtual cluster are refused"
         ),
         "{}",
         w[0].message
     );
 
+    // ACL rules on a virtual cluster whose acl_mode is passthrough are
+    // not applied: the plan says so.
+    let acls = |vc: &str| {
+        fixtures::entity(
+            &gw.id,
+            "acls",
+            Spec::ClusterPolicyAcls(ClusterPolicyAcls {
+                virtual_cluster_id: vc.to_string(),
+                rules: vec![AclRule {
+                    resource_type: AclResourceType::Topic as i32,
+                    action: AclAction::Allow as i32,
+                    operations: vec![AclOperation::Read as i32],
+                    resource_names: vec!["*".into()],
+                }],
+                ..Default::default()
+            }),
+        )
+    };
+    assert_eq!(warnings(&mut c, acls(&created.id)).await, []);
+    let passthrough = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(fixtures::entity(
+                &gw.id,
+                "open",
+                Spec::VirtualCluster(sluice_proto::admin::v1::VirtualCluster {
+                    destination_id: backend.id.clone(),
+                    dns_label: "open".into(),
+                    acl_mode: AclMode::Passthrough as i32,
+                    ..Default::default()
+                }),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let w = warnings(&mut c, acls(&passthrough.id)).await;
+    assert_eq!(fields(&w), ["virtual_cluster_id"], "{w:?}");
+    assert!(
+        w[0].message.contains("enforce_on_gateway"),
+        "{}",
+        w[0].message
+    );
+
+    // A condition is compiled when written: a mistake is refused at
+    // `condition`, with its place; an unknown enforcement too.
+    let mut bad = acls(&created.id);
+    if let Some(Spec::ClusterPolicyAcls(p)) = &mut bad.spec {
+        p.condition = "principal == 'User:alice' &&".into();
+    }
+    let err = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(bad.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("condition: line 1, column"),
+        "{}",
+        err.message()
+    );
+    if let Some(Spec::ClusterPolicyAcls(p)) = &mut bad.spec {
+        p.condition = "topic == 'orders'".into();
+        p.enforcement = 9;
+    }
+    let err = c
+        .create_entity(CreateEntityRequest { entity: Some(bad) })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("unknown variable `topic`")
+            && err
+                .message()
+                .contains("enforcement: must be one of enforce, shadow"),
+        "{}",
+        err.message()
+    );
+
     // What is enforced: anonymous clients, passthrough ACLs, an anonymous
     // backend, and SASL and TLS to the backend.
     let mut open = vc;
+    open.name = "team-z".into();
     if let Some(Spec::VirtualCluster(v)) = &mut open.spec {
+        v.dns_label = "team-z".into();
         v.authentication = vec![VirtualClusterAuthentication {
             method: Some(Method::Anonymous(Default::default())),
         }];

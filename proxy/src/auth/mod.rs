@@ -143,6 +143,7 @@ pub fn failed(
         hop: Hop::Auth.as_str().into(),
         entity_id: vc.to_string(),
         message: format!("client {client}: {}", error.message),
+        shadow: false,
     });
     error
 }

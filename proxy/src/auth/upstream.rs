@@ -122,6 +122,7 @@ async fn relay_now(
     let outcome = if chain.wants_request(api_key, version) {
         let mut cx = Context {
             route,
+            principal: None,
             notes: &mut notes,
             findings: &mut findings,
         };
@@ -161,6 +162,7 @@ async fn relay_now(
     let answer = if chain.wants_response(api_key, version) {
         let mut cx = Context {
             route,
+            principal: None,
             notes: &mut notes,
             findings: &mut findings,
         };

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use sluice_proto::admin::v1::{Kind, entity::Spec};
+use sluice_proto::admin::v1::{AclMode, Kind, entity::Spec};
 
 use super::{Config, enforce};
 pub use crate::backend::Backend;
@@ -14,7 +14,7 @@ use crate::{
     auth::Rules,
     filter::{
         ApiVersionsCap, BrokerAddresses, Chain, Filter, Namespace, SessionLifetime,
-        namespace::Names,
+        acl::AclPolicies, namespace::Names,
     },
     hop::{Hop, HopError, Kind as ErrorKind},
     listener::routes::{self, Key, Port},
@@ -94,15 +94,25 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
         if let (None, Some(problem)) = (&not_enforced, &auth_refused) {
             problems.push(problem.clone());
         }
+        // ACL policies that cannot be enforced as written refuse the
+        // virtual cluster's connections (fail closed), like auth rules.
+        let (chain, chain_refused) = match chain(config, &entity.id, vc, &backend.id) {
+            Ok(chain) => (chain, None),
+            Err(problem) => (Chain::new(base_filters()), Some(problem)),
+        };
+        if let (None, None, Some(problem)) = (&not_enforced, &auth_refused, &chain_refused) {
+            problems.push(problem.clone());
+        }
         let refused = not_enforced
             .or(auth_refused)
+            .or(chain_refused)
             .or_else(|| backend.refused.clone());
         virtual_clusters.insert(
             entity.id.clone(),
             Arc::new(VirtualCluster {
                 id: entity.id.clone(),
                 dns_label: vc.dns_label.clone(),
-                chain: chain(config, vc, &backend.id)?,
+                chain,
                 auth,
                 backend,
                 refused,
@@ -133,14 +143,28 @@ pub(crate) fn base_filters() -> Vec<Arc<dyn Filter>> {
 /// aliases, then one per enforced policy of the virtual cluster, each
 /// added here.
 fn chain(
-    _config: &Config,
+    config: &Config,
+    vc_id: &str,
     vc: &sluice_proto::admin::v1::VirtualCluster,
     backend_id: &str,
-) -> Result<Chain, String> {
+) -> Result<Chain, HopError> {
     let mut filters = base_filters();
-    if vc.namespace.is_some() || !vc.topic_aliases.is_empty() {
+    let acls = if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
+        let policies = AclPolicies::compile(config, vc_id).map_err(|e| {
+            HopError::new(
+                Hop::Policy,
+                vc_id,
+                ErrorKind::InvalidConfig,
+                format!("{e}; connections to this virtual cluster are refused"),
+            )
+        })?;
+        Some(Arc::new(policies))
+    } else {
+        None
+    };
+    if vc.namespace.is_some() || !vc.topic_aliases.is_empty() || acls.is_some() {
         let names = Names::compile(vc.namespace.as_ref(), &vc.topic_aliases);
-        filters.push(Arc::new(Namespace::new(names, backend_id)));
+        filters.push(Arc::new(Namespace::new(names, backend_id, acls)));
     }
     Ok(Chain::new(filters))
 }

@@ -6,7 +6,7 @@
 //! plaintext access that the configuration forbids. Each feature leaves
 //! this list in the change that enforces it.
 
-use sluice_proto::admin::v1::{AclMode, Entity, NamespaceMode, entity::Spec};
+use sluice_proto::admin::v1::{AclMode, Entity, Kind, NamespaceMode, entity::Spec};
 
 use std::collections::HashMap;
 
@@ -61,7 +61,8 @@ pub(crate) fn first_policies(config: &Config) -> HashMap<&str, &Entity> {
         let Some(fields) = entity.spec.as_ref().and_then(|s| s.policy()) else {
             continue;
         };
-        if fields.enabled == Some(false) {
+        // ACL policies are enforced (by the virtual cluster's chain).
+        if fields.enabled == Some(false) || entity.kind() == Kind::ClusterPolicyAcls {
             continue;
         }
         first
@@ -107,8 +108,13 @@ pub(crate) fn virtual_cluster(
             return at("namespace.prefix: empty (every name would be visible)".into());
         }
     }
-    if vc.acl_mode != AclMode::Passthrough as i32 && vc.acl_mode != AclMode::Unspecified as i32 {
-        return at("acl_mode".into());
+    let known = [
+        AclMode::Unspecified as i32,
+        AclMode::Passthrough as i32,
+        AclMode::EnforceOnGateway as i32,
+    ];
+    if !known.contains(&vc.acl_mode) {
+        return at("acl_mode: a mode unknown to this node".into());
     }
     policies
         .get(entity.id.as_str())

@@ -43,6 +43,17 @@ impl Config {
         }
     }
 
+    /// A configuration holding `entities`, not compiled, for tests of
+    /// what is compiled from them.
+    #[cfg(test)]
+    pub(crate) fn with_entities(entities: Vec<Entity>) -> Self {
+        Self {
+            revision: 1,
+            entities: entities.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            compiled: Arc::default(),
+        }
+    }
+
     /// What the request path reads: routes, chains, backends.
     pub fn compiled(&self) -> &Arc<Compiled> {
         &self.compiled

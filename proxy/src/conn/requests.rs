@@ -196,8 +196,10 @@ where
         }
         let outcome = if chain.wants_request(api_key, version) {
             let mut findings = Findings::default();
+            let principal = &binding.live().session.principal;
             let mut cx = Context {
                 route,
+                principal: Some(principal),
                 notes: &mut notes,
                 findings: &mut findings,
             };

@@ -70,6 +70,7 @@ where
             let mut findings = Findings::default();
             let mut cx = Context {
                 route: &route,
+                principal: None,
                 notes: &mut notes,
                 findings: &mut findings,
             };

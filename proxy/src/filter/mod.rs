@@ -30,7 +30,9 @@ use std::any::Any;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
-use crate::{hop::HopError, listener::routes::Route};
+use sluice_proto::dataplane::v1::DataPlaneEvent;
+
+use crate::{auth::Principal, hop::HopError, listener::routes::Route};
 
 /// What a filter decides about a message.
 #[derive(Debug)]
@@ -79,6 +81,9 @@ pub struct Context<'a> {
     /// The route the connection came in on: listener, port mapping,
     /// virtual cluster and backend, compiled.
     pub route: &'a Route,
+    /// Who the client is, once authenticated (`None` on responses and
+    /// while a SASL exchange is relayed).
+    pub principal: Option<&'a Principal>,
     /// Notes on the request being handled: left by filters on the way
     /// in, read by them again on its response.
     pub notes: &'a mut Notes,
@@ -94,12 +99,14 @@ pub struct Findings {
     pub brokers: Vec<(i32, String, i32)>,
     /// Problems that do not end the connection; counted and logged.
     pub warnings: Vec<HopError>,
+    /// Data-plane events to send (sampled): ACL denials.
+    pub events: Vec<DataPlaneEvent>,
 }
 
 impl Findings {
     /// Whether there is nothing to act on.
     pub fn is_empty(&self) -> bool {
-        self.brokers.is_empty() && self.warnings.is_empty()
+        self.brokers.is_empty() && self.warnings.is_empty() && self.events.is_empty()
     }
 }
 

@@ -49,6 +49,7 @@ fn rewrite_with(
     let mut notes = Notes::default();
     let mut cx = Context {
         route: &route,
+        principal: None,
         notes: &mut notes,
         findings: &mut findings,
     };

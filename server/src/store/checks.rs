@@ -18,7 +18,7 @@
 
 use prost::Message;
 use sluice_proto::admin::v1::{
-    Entity, Kind, ValidateWarning, entity::Spec,
+    AclMode, Entity, Kind, ValidateWarning, entity::Spec,
     listener_policy_forward_to_virtual_cluster::Config as Forward,
 };
 use sqlx::{Row, SqliteConnection};
@@ -140,6 +140,12 @@ pub(super) async fn against_store(
                 ),
             });
         }
+    }
+    if gateway_known
+        && mode == Mode::DryRun
+        && let Some(warning) = acls_not_decided(conn, entity, known).await?
+    {
+        warnings.push(warning);
     }
     if gateway_known && let Some(listener) = sni_listener_without_tls(conn, entity, known).await? {
         match mode {
@@ -290,6 +296,61 @@ async fn overlapping_namespaces(
         }
     }
     Ok(out)
+}
+
+/// A plan warning when ACL policies and their virtual cluster's
+/// `acl_mode` disagree: rules are decided by the gateway only with
+/// `enforce_on_gateway`; with `passthrough` the backend decides and the
+/// rules are not applied (said here, never silently).
+async fn acls_not_decided(
+    conn: &mut SqliteConnection,
+    entity: &Entity,
+    known: &Known,
+) -> Result<Option<ValidateWarning>, ApiError> {
+    let enforce = AclMode::EnforceOnGateway as i32;
+    match &entity.spec {
+        Some(Spec::ClusterPolicyAcls(p)) if known.is_known("virtual_cluster_id") => {
+            let body: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT body FROM entities WHERE kind = 'virtual_cluster' AND id = ? AND gateway_id = ?",
+            )
+            .bind(&p.virtual_cluster_id)
+            .bind(&entity.gateway_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let mode = body
+                .and_then(|b| Entity::decode(b.as_slice()).ok())
+                .and_then(|e| match e.spec {
+                    Some(Spec::VirtualCluster(vc)) => Some(vc.acl_mode),
+                    _ => None,
+                });
+            Ok(mode.filter(|m| *m != enforce).map(|_| ValidateWarning {
+                field: "virtual_cluster_id".into(),
+                summary: "ACL rules not applied: the virtual cluster's acl_mode is passthrough"
+                    .into(),
+                message: "its virtual cluster has acl_mode = passthrough: the backend cluster                           decides ACLs and these rules are not applied; set acl_mode =                           \"enforce_on_gateway\" on the virtual cluster (in the same apply is                           fine)"
+                    .into(),
+            }))
+        }
+        Some(Spec::VirtualCluster(vc))
+            if known.is_known("acl_mode") && vc.acl_mode != enforce && !entity.id.is_empty() =>
+        {
+            let policies: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM entities WHERE kind = 'cluster_policy_acls' AND scope_id = ?",
+            )
+            .bind(&entity.id)
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok((policies > 0).then(|| ValidateWarning {
+                field: "acl_mode".into(),
+                summary: "cluster_policy_acls not applied with acl_mode = passthrough".into(),
+                message: format!(
+                    "{policies} cluster_policy_acls of this virtual cluster are not applied \
+                     while acl_mode is passthrough (the backend cluster decides ACLs)"
+                ),
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// How many blocking policies a refused delete names.

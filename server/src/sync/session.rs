@@ -201,6 +201,7 @@ impl Session {
                     let details = serde_json::json!({
                         "key": e.key, "count": e.count, "hop": e.hop,
                         "entity_id": e.entity_id, "message": e.message,
+                        "shadow": e.shadow,
                     });
                     self.emit(&e.event, &e.key, details);
                 }

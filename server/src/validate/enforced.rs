@@ -5,7 +5,7 @@
 //! table mirrors the proxy's list: a feature leaves both in the change that
 //! enforces it.
 
-use sluice_proto::admin::v1::{AclMode, Entity, Kind, ValidateWarning, entity::Spec};
+use sluice_proto::admin::v1::{Entity, Kind, ValidateWarning, entity::Spec};
 
 /// The sluice-proxy release line these warnings describe.
 const PROXY: &str = concat!(
@@ -25,16 +25,6 @@ struct Row {
 
 /// Everything configurable that no node enforces yet.
 const TABLE: &[Row] = &[
-    Row {
-        kind: Kind::VirtualCluster,
-        fields: virtual_cluster,
-        refused: "connections to this virtual cluster are refused",
-    },
-    Row {
-        kind: Kind::ClusterPolicyAcls,
-        fields: enabled_policy,
-        refused: "connections to its virtual cluster are refused while it is enabled",
-    },
     Row {
         kind: Kind::ProducePolicyModifyHeaders,
         fields: enabled_policy,
@@ -94,17 +84,6 @@ pub fn warnings(entity: &Entity) -> Vec<ValidateWarning> {
         .collect()
 }
 
-fn virtual_cluster(spec: &Spec) -> Vec<String> {
-    let Spec::VirtualCluster(vc) = spec else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
-        out.push("acl_mode".into());
-    }
-    out
-}
-
 fn enabled_policy(spec: &Spec) -> Vec<String> {
     match spec.policy() {
         Some(p) if p.enabled != Some(false) => vec!["enabled".into()],
@@ -115,10 +94,10 @@ fn enabled_policy(spec: &Spec) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use sluice_proto::admin::v1::{
-        BackendAuthentication, BackendCluster, BackendSaslPlain, BackendTls, ClusterPolicyAcls,
-        ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Sni, VirtualCluster,
-        VirtualClusterAuthentication, backend_authentication,
-        listener_policy_forward_to_virtual_cluster::Config as Forward,
+        AclMode, BackendAuthentication, BackendCluster, BackendSaslPlain, BackendTls,
+        ClusterPolicyAcls, ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer,
+        ProducePolicyModifyHeaders, Sni, VirtualCluster, VirtualClusterAuthentication,
+        backend_authentication, listener_policy_forward_to_virtual_cluster::Config as Forward,
         virtual_cluster_authentication::Method,
     };
 
@@ -137,56 +116,56 @@ mod tests {
 
     #[test]
     fn every_feature_not_enforced_is_named() {
-        let vc = entity(Spec::VirtualCluster(VirtualCluster {
-            authentication: vec![
-                VirtualClusterAuthentication {
-                    method: Some(Method::Anonymous(Default::default())),
-                },
-                VirtualClusterAuthentication {
-                    method: Some(Method::SaslPlain(Default::default())),
-                },
-                VirtualClusterAuthentication {
-                    method: Some(Method::OauthBearer(Default::default())),
-                },
-            ],
-            acl_mode: AclMode::EnforceOnGateway as i32,
-            ..Default::default()
-        }));
-        // Every authentication method is enforced.
-        assert_eq!(fields(&vc), ["acl_mode"]);
-        let w = &warnings(&vc)[0];
-        assert!(
-            w.message.contains(
-                "not enforced by sluice-proxy 0.1: connections to this virtual cluster are refused"
-            ),
-            "{}",
-            w.message
-        );
-        let acls = ClusterPolicyAcls {
+        let headers = ProducePolicyModifyHeaders {
             enabled: Some(true),
             ..Default::default()
         };
         assert_eq!(
-            fields(&entity(Spec::ClusterPolicyAcls(acls.clone()))),
+            fields(&entity(Spec::ProducePolicyModifyHeaders(headers.clone()))),
             ["enabled"]
         );
-        let disabled = ClusterPolicyAcls {
+        let w = &warnings(&entity(Spec::ProducePolicyModifyHeaders(headers.clone())))[0];
+        assert!(
+            w.message.contains(
+                "not enforced by sluice-proxy 0.1: connections to its virtual cluster are refused"
+            ),
+            "{}",
+            w.message
+        );
+        let disabled = ProducePolicyModifyHeaders {
             enabled: Some(false),
-            ..acls
+            ..headers
         };
-        assert!(fields(&entity(Spec::ClusterPolicyAcls(disabled))).is_empty());
+        assert!(fields(&entity(Spec::ProducePolicyModifyHeaders(disabled))).is_empty());
     }
 
     #[test]
     fn what_is_enforced_has_no_warning() {
-        let vc = entity(Spec::VirtualCluster(VirtualCluster {
-            authentication: vec![VirtualClusterAuthentication {
-                method: Some(Method::Anonymous(Default::default())),
-            }],
-            acl_mode: AclMode::Passthrough as i32,
+        // Every authentication method, gateway ACLs and namespaces.
+        for acl_mode in [AclMode::Passthrough, AclMode::EnforceOnGateway] {
+            let vc = entity(Spec::VirtualCluster(VirtualCluster {
+                authentication: vec![
+                    VirtualClusterAuthentication {
+                        method: Some(Method::Anonymous(Default::default())),
+                    },
+                    VirtualClusterAuthentication {
+                        method: Some(Method::SaslPlain(Default::default())),
+                    },
+                    VirtualClusterAuthentication {
+                        method: Some(Method::OauthBearer(Default::default())),
+                    },
+                ],
+                acl_mode: acl_mode as i32,
+                namespace: Some(Default::default()),
+                ..Default::default()
+            }));
+            assert!(warnings(&vc).is_empty());
+        }
+        let acls = ClusterPolicyAcls {
+            enabled: Some(true),
             ..Default::default()
-        }));
-        assert!(warnings(&vc).is_empty());
+        };
+        assert!(warnings(&entity(Spec::ClusterPolicyAcls(acls))).is_empty());
         assert!(warnings(&entity(Spec::BackendCluster(Default::default()))).is_empty());
         assert!(warnings(&entity(Spec::Listener(Default::default()))).is_empty());
         // TLS and SASL to the backend, TLS termination and SNI routing.

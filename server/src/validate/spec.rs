@@ -7,10 +7,12 @@ use sluice_proto::admin::v1::{
     BootstrapPort, BrokerHostFormat, CertificateAndKey, ClientAuthenticationMode, EventHandler,
     EventHook, EventSource, FailureMode, HeaderAction, Listener,
     ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, Mediation, NameSelector,
-    NamespaceMode, RecordPart, ScramAlgorithm, TlsVersion, VirtualCluster, backend_authentication,
-    entity::Spec, header_action, listener_policy_forward_to_virtual_cluster, name_selector,
-    virtual_cluster_authentication,
+    NamespaceMode, PolicyEnforcement, RecordPart, ScramAlgorithm, TlsVersion, VirtualCluster,
+    backend_authentication, entity::Spec, header_action,
+    listener_policy_forward_to_virtual_cluster, name_selector, virtual_cluster_authentication,
 };
+
+use sluice_proto::condition::{self, Condition};
 
 use super::rules::{self, MAX_CONDITION};
 use crate::error::Violations;
@@ -31,6 +33,20 @@ const TLS_VERSIONS: &str = "tls12, tls13";
 pub fn check(v: &mut Violations, spec: &Spec) {
     if let Some(policy) = spec.policy() {
         rules::max_len(v, "condition", policy.condition, MAX_CONDITION);
+        rules::enum_set::<PolicyEnforcement>(
+            v,
+            "enforcement",
+            policy.enforcement,
+            "enforce, shadow",
+        );
+        // Cluster-phase conditions are evaluated per request by every
+        // node: one that cannot compile is refused here, with its place.
+        if matches!(spec, Spec::ClusterPolicyAcls(_))
+            && !policy.condition.is_empty()
+            && let Err(e) = Condition::compile(policy.condition, condition::CLUSTER_VARIABLES)
+        {
+            v.add("condition", e);
+        }
     }
     match spec {
         Spec::Gateway(_) => {}

@@ -1,11 +1,27 @@
-//! Gateway-enforced ACLs (`acl_mode = enforce_on_gateway`): the rules of a
-//! virtual cluster's `cluster_policy_acls`, in order, decide each
-//! (resource type, name, operation) a request needs; the first rule that
-//! matches decides, and nothing matching is a denial. This module holds
-//! the decision; the filter that asks it per API comes with the rest of
-//! the ACL work (issue #16), until then `acl_mode = enforce_on_gateway`
-//! stays on the not-enforced list and refuses connections.
+//! Gateway-enforced ACLs (`acl_mode = enforce_on_gateway`): the rules of
+//! a virtual cluster's `cluster_policy_acls`, oldest policy first, decide
+//! each (resource type, name, operation) a request needs; the first rule
+//! that matches decides, and nothing matching is a denial. A policy runs
+//! only where its `condition` (and its parents') holds for the request —
+//! that is how rules are given to principals — and a `shadow` policy is
+//! reported, never applied.
+//!
+//! The per-API walk over every name of a request is the namespace
+//! filter's (`filter::namespace`): it asks [`Access`] for each name it
+//! renames, with the operation [`needs`] gives the API, so names and
+//! permissions are decided in one place and the same per-resource errors
+//! are returned for both.
 
+mod access;
+pub mod answers;
+mod needs;
+mod policies;
 mod rules;
 
-pub use rules::{Acls, Decision, Operation, ResourceType};
+pub use access::{Access, CLUSTER, Denial};
+pub use needs::{Needs, needs};
+pub use policies::AclPolicies;
+pub use rules::{Operation, ResourceType, Rule};
+
+#[cfg(test)]
+mod tests;

@@ -57,18 +57,83 @@ impl Operation {
     }
 }
 
-/// One compiled rule.
+impl ResourceType {
+    /// Kafka's code for it (DescribeAcls).
+    pub fn code(self) -> i8 {
+        match self {
+            ResourceType::Topic => 2,
+            ResourceType::Group => 3,
+            ResourceType::Cluster => 4,
+            ResourceType::TransactionalId => 5,
+        }
+    }
+
+    /// The name in logs and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Topic => "topic",
+            ResourceType::Group => "group",
+            ResourceType::Cluster => "cluster",
+            ResourceType::TransactionalId => "transactional_id",
+        }
+    }
+}
+
+impl Operation {
+    /// Kafka's code for it (DescribeAcls).
+    pub fn code(self) -> i8 {
+        use Operation::*;
+        match self {
+            All => 2,
+            Read => 3,
+            Write => 4,
+            Create => 5,
+            Delete => 6,
+            Alter => 7,
+            Describe => 8,
+            DescribeConfigs => 10,
+            AlterConfigs => 11,
+            IdempotentWrite => 12,
+        }
+    }
+
+    /// The name in logs and events.
+    pub fn as_str(self) -> &'static str {
+        use Operation::*;
+        match self {
+            All => "all",
+            Alter => "alter",
+            AlterConfigs => "alter_configs",
+            Create => "create",
+            Delete => "delete",
+            Describe => "describe",
+            DescribeConfigs => "describe_configs",
+            IdempotentWrite => "idempotent_write",
+            Read => "read",
+            Write => "write",
+        }
+    }
+}
+
+/// One compiled rule of a policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    policy_id: String,
-    resource_type: ResourceType,
-    allow: bool,
-    operations: Vec<Operation>,
-    names: Vec<String>,
+pub struct Rule {
+    /// Its position in the policy's `rules`.
+    pub index: usize,
+    /// The resource type it covers.
+    pub resource_type: ResourceType,
+    /// Allow (true) or deny.
+    pub allow: bool,
+    /// The operations it covers.
+    pub operations: Vec<Operation>,
+    /// Exact names or `*` globs.
+    pub names: Vec<String>,
 }
 
 impl Rule {
-    fn matches(&self, resource_type: ResourceType, name: &str, asked: Operation) -> bool {
+    /// Whether the rule covers `asked` on `name`: an allow also covers
+    /// the operations its own imply, a deny only its own.
+    pub fn matches(&self, resource_type: ResourceType, name: &str, asked: Operation) -> bool {
         let operation = |o: &Operation| {
             if self.allow {
                 o.allows(asked)
@@ -82,88 +147,48 @@ impl Rule {
     }
 }
 
-/// A virtual cluster's ACL rules, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Acls {
-    rules: Vec<Rule>,
-}
-
-/// What the rules decided, and which policy decided it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// Whether the operation is allowed.
-    pub allowed: bool,
-    /// The policy whose rule decided; `None`: no rule matched (denied by
-    /// default).
-    pub policy_id: Option<String>,
-}
-
-impl Acls {
-    /// The rules of `policies` (id and spec, in the virtual cluster's
-    /// order), or which field cannot be compiled: a value this node does
-    /// not know is never read as another (the policy is refused).
-    pub fn compile(policies: &[(&str, &ClusterPolicyAcls)]) -> Result<Acls, String> {
-        let mut rules = Vec::new();
-        for (id, policy) in policies {
-            for (i, rule) in policy.rules.iter().enumerate() {
-                let at = |field: &str| format!("cluster_policy_acls({id}).rules[{i}].{field}");
-                let resource_type = match AclResourceType::try_from(rule.resource_type) {
-                    Ok(AclResourceType::Topic) => ResourceType::Topic,
-                    Ok(AclResourceType::Group) => ResourceType::Group,
-                    Ok(AclResourceType::TransactionalId) => ResourceType::TransactionalId,
-                    Ok(AclResourceType::Cluster) => ResourceType::Cluster,
-                    _ => return Err(format!("{}: unknown to this node", at("resource_type"))),
-                };
-                let allow = match AclAction::try_from(rule.action) {
-                    Ok(AclAction::Allow) => true,
-                    Ok(AclAction::Deny) => false,
-                    _ => return Err(format!("{}: unknown to this node", at("action"))),
-                };
-                let operations = rule
-                    .operations
-                    .iter()
-                    .map(|o| {
-                        operation(*o).ok_or_else(|| {
-                            format!("{}: {o} unknown to this node", at("operations"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                if operations.is_empty() || rule.resource_names.is_empty() {
-                    return Err(format!(
-                        "{}: a rule needs operations and resource_names",
-                        at("")
-                    ));
-                }
-                rules.push(Rule {
-                    policy_id: id.to_string(),
-                    resource_type,
-                    allow,
-                    operations,
-                    names: rule.resource_names.clone(),
-                });
-            }
-        }
-        Ok(Acls { rules })
-    }
-
-    /// The decision for `asked` on the resource `name` of `resource_type`:
-    /// the first rule that matches, or denied when none does.
-    pub fn decide(&self, resource_type: ResourceType, name: &str, asked: Operation) -> Decision {
-        match self
-            .rules
+/// The rules of one `cluster_policy_acls` (`id`), or which field cannot
+/// be compiled: a value this node does not know is never read as another
+/// (the policy is refused).
+pub(super) fn compile(id: &str, policy: &ClusterPolicyAcls) -> Result<Vec<Rule>, String> {
+    let mut rules = Vec::new();
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let at = |field: &str| format!("cluster_policy_acls({id}).rules[{i}].{field}");
+        let resource_type = match AclResourceType::try_from(rule.resource_type) {
+            Ok(AclResourceType::Topic) => ResourceType::Topic,
+            Ok(AclResourceType::Group) => ResourceType::Group,
+            Ok(AclResourceType::TransactionalId) => ResourceType::TransactionalId,
+            Ok(AclResourceType::Cluster) => ResourceType::Cluster,
+            _ => return Err(format!("{}: unknown to this node", at("resource_type"))),
+        };
+        let allow = match AclAction::try_from(rule.action) {
+            Ok(AclAction::Allow) => true,
+            Ok(AclAction::Deny) => false,
+            _ => return Err(format!("{}: unknown to this node", at("action"))),
+        };
+        let operations = rule
+            .operations
             .iter()
-            .find(|r| r.matches(resource_type, name, asked))
-        {
-            Some(rule) => Decision {
-                allowed: rule.allow,
-                policy_id: Some(rule.policy_id.clone()),
-            },
-            None => Decision {
-                allowed: false,
-                policy_id: None,
-            },
+            .map(|o| {
+                operation(*o)
+                    .ok_or_else(|| format!("{}: {o} unknown to this node", at("operations")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if operations.is_empty() || rule.resource_names.is_empty() {
+            return Err(format!(
+                "{}: a rule needs operations and resource_names",
+                at("")
+            ));
         }
+        rules.push(Rule {
+            index: i,
+            resource_type,
+            allow,
+            operations,
+            names: rule.resource_names.clone(),
+        });
     }
+    Ok(rules)
 }
 
 fn operation(value: i32) -> Option<Operation> {
@@ -204,51 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_matching_rule_decides_and_nothing_matching_denies() {
-        use AclOperation as O;
-        use AclResourceType as T;
-        let policy = ClusterPolicyAcls {
-            rules: vec![
-                rule(T::Topic, AclAction::Deny, &[O::Write], &["payments"]),
-                rule(
-                    T::Topic,
-                    AclAction::Allow,
-                    &[O::Read, O::Write],
-                    &["pay*", "orders"],
-                ),
-                rule(T::Group, AclAction::Allow, &[O::All], &["*"]),
-            ],
-            ..Default::default()
-        };
-        let acls = Acls::compile(&[("acl-1", &policy)]).unwrap();
-        let decide = |t, n, o| acls.decide(t, n, o);
-        use Operation::*;
-        use ResourceType::*;
-        assert!(!decide(Topic, "payments", Write).allowed, "denied first");
-        assert_eq!(
-            decide(Topic, "payments", Write).policy_id.as_deref(),
-            Some("acl-1")
-        );
-        assert!(decide(Topic, "payments", Read).allowed);
-        assert!(
-            decide(Topic, "payments", Describe).allowed,
-            "read implies describe"
-        );
-        assert!(decide(Topic, "payouts", Write).allowed, "glob");
-        assert!(!decide(Topic, "orders", Delete).allowed);
-        assert_eq!(
-            decide(Topic, "orders", Delete).policy_id,
-            None,
-            "denied by default"
-        );
-        assert!(!decide(Topic, "other", Read).allowed);
-        assert!(decide(Group, "anything", Read).allowed, "all");
-        assert!(!decide(TransactionalId, "tx", Write).allowed);
-        assert!(!decide(Cluster, "kafka-cluster", Create).allowed);
-    }
-
-    #[test]
-    fn a_denial_implies_nothing() {
+    fn allows_imply_and_denials_do_not() {
         use AclOperation as O;
         let policy = ClusterPolicyAcls {
             rules: vec![
@@ -256,22 +237,26 @@ mod tests {
                 rule(
                     AclResourceType::Topic,
                     AclAction::Allow,
-                    &[O::Describe],
-                    &["*"],
+                    &[O::Read, O::Write],
+                    &["pay*"],
                 ),
             ],
             ..Default::default()
         };
-        let acls = Acls::compile(&[("p", &policy)]).unwrap();
+        let rules = compile("p", &policy).unwrap();
+        use Operation::*;
+        use ResourceType::*;
+        assert!(rules[0].matches(Topic, "x", Read));
         assert!(
-            acls.decide(ResourceType::Topic, "t", Operation::Describe)
-                .allowed
+            !rules[0].matches(Topic, "x", Describe),
+            "a denial implies nothing"
         );
         assert!(
-            !acls
-                .decide(ResourceType::Topic, "t", Operation::Read)
-                .allowed
+            rules[1].matches(Topic, "payments", Describe),
+            "read implies describe"
         );
+        assert!(!rules[1].matches(Topic, "orders", Write), "glob");
+        assert!(!rules[1].matches(Group, "payments", Read), "resource type");
     }
 
     #[test]
@@ -287,7 +272,7 @@ mod tests {
             rules: vec![bad],
             ..Default::default()
         };
-        let err = Acls::compile(&[("p", &policy)]).unwrap_err();
+        let err = compile("p", &policy).unwrap_err();
         assert!(err.contains("rules[0].operations: 42"), "{err}");
     }
 }

@@ -82,7 +82,12 @@ pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataRespon
         {
             ns.learn_id(name, t.topic_id);
         }
+        // Under gateway ACLs a topic the principal may not describe is
+        // left out (as Kafka does).
         ns.optional_topic_out(asked, &mut t.name, t.topic_id)
+            && t.name
+                .as_ref()
+                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0))
     });
     for d in &asked.denied_topics {
         r.topics.push(
@@ -239,6 +244,9 @@ pub(super) fn describe_topic_partitions_out(
             ns.learn_id(name, t.topic_id);
         }
         ns.optional_topic_out(asked, &mut t.name, t.topic_id)
+            && t.name
+                .as_ref()
+                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0))
     });
     if let Some(cursor) = &mut r.next_cursor
         && !ns.topic_out(asked, &mut cursor.topic_name, Default::default())
@@ -279,26 +287,47 @@ fn resource_in(
     };
     if kind == Resource::Topic {
         let mut topic = TopicName(name.clone());
-        let mut scratch = Asked::default();
+        let mut scratch = scratch(asked);
         let keep = if altering {
             ns.owned_topic_in(&mut scratch, &mut topic, Default::default(), Vec::new())
         } else {
             ns.topic_in(&mut scratch, &mut topic, Default::default(), Vec::new())
         };
+        unscratch(asked, scratch);
         if keep {
-            asked.topics.extend(scratch.topics);
             *name = topic.0;
             return true;
         }
-    } else if !(altering && ns.names().is_extra(kind, name))
-        && ns.rename_in(kind, name, &mut Vec::new())
-    {
-        return true;
+    } else if !(altering && ns.names().is_extra(kind, name)) {
+        let mut scratch = scratch(asked);
+        let keep = ns.rename_in(&mut scratch, kind, name);
+        unscratch(asked, scratch);
+        if keep {
+            return true;
+        }
     }
     asked
         .denied_resources
         .push((resource_type, name.clone(), code));
     false
+}
+
+/// A fresh record for renaming one config resource, carrying the
+/// request's ACL decisions (its refusals are the resource's, not a topic's
+/// or group's).
+fn scratch(asked: &mut Asked) -> Asked {
+    Asked {
+        access: asked.access.take(),
+        needs: asked.needs,
+        ..Default::default()
+    }
+}
+
+/// Takes back what [`scratch`] lent, and the names it renamed.
+fn unscratch(asked: &mut Asked, scratch: Asked) {
+    asked.access = scratch.access;
+    asked.topics.extend(scratch.topics);
+    asked.acl_refused.extend(scratch.acl_refused);
 }
 
 /// Renames a config resource back; false when the client may not see it.

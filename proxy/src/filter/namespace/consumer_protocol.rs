@@ -122,6 +122,7 @@ mod tests {
                 &[],
             ),
             "consumer-protocol",
+            None,
         );
         let subscription = ConsumerProtocolSubscription::default()
             .with_topics(vec![StrBytes::from_static_str("orders")]);

@@ -71,10 +71,9 @@ pub(super) fn find_coordinator(
                 .with_port(-1),
         ));
     };
-    let mut denied = Vec::new();
     // Before v4 the one key is renamed even when empty (JoinGroup renames
     // an empty group id too, and both must reach the same coordinator).
-    if version < 4 && !ns.rename_in(resource, &mut r.key, &mut denied) {
+    if version < 4 && !ns.rename_in(asked, resource, &mut r.key) {
         return Verdict::Respond(ResponseKind::FindCoordinator(
             FindCoordinatorResponse::default()
                 .with_error_code(code)
@@ -83,12 +82,9 @@ pub(super) fn find_coordinator(
         ));
     }
     r.coordinator_keys
-        .retain_mut(|k| ns.rename_in(resource, k, &mut denied));
-    let all_refused = r.coordinator_keys.is_empty() && !denied.is_empty();
-    match resource {
-        Resource::TransactionalId => asked.denied_transactions = denied,
-        _ => asked.denied_groups = denied,
-    }
+        .retain_mut(|k| ns.rename_in(asked, resource, k));
+    let all_refused = r.coordinator_keys.is_empty()
+        && !(asked.denied_groups.is_empty() && asked.denied_transactions.is_empty());
     if all_refused {
         let mut answer = FindCoordinatorResponse::default();
         find_coordinator_out(ns, asked, &mut answer, 4);
@@ -336,8 +332,12 @@ pub(super) fn offset_fetch(
 /// OffsetFetch's answer. Topics the request refused are answered in the
 /// single group's topics (before v8) or the first group's (a batch).
 pub(super) fn offset_fetch_out(ns: &Namespace, asked: &Asked, r: &mut OffsetFetchResponse) {
+    // Every topic of a group's offsets is listed only when described.
+    let shown = |t: &mut TopicName, id| {
+        ns.topic_out(asked, t, id) && ns.describable(asked, Resource::Topic, &t.0)
+    };
     r.topics
-        .retain_mut(|t| ns.topic_out(asked, &mut t.name, Default::default()));
+        .retain_mut(|t| shown(&mut t.name, Default::default()));
     for d in asked.denied_topics.iter().filter(|_| r.groups.is_empty()) {
         r.topics.push(
             OffsetFetchResponseTopic::default()
@@ -356,8 +356,7 @@ pub(super) fn offset_fetch_out(ns: &Namespace, asked: &Asked, r: &mut OffsetFetc
         );
     }
     r.groups.retain_mut(|g| {
-        g.topics
-            .retain_mut(|t| ns.topic_out(asked, &mut t.name, t.topic_id));
+        g.topics.retain_mut(|t| shown(&mut t.name, t.topic_id));
         ns.group_out(&mut g.group_id)
     });
     if let Some(first) = r.groups.first_mut() {
@@ -469,8 +468,20 @@ pub(super) fn describe_groups_out(ns: &Namespace, asked: &Asked, r: &mut Describ
 }
 
 /// ListGroups' answer: only the groups the client may see.
-pub(super) fn list_groups_out(ns: &Namespace, r: &mut ListGroupsResponse) {
-    r.groups.retain_mut(|g| ns.group_out(&mut g.group_id));
+pub(super) fn list_groups_out(ns: &Namespace, asked: &Asked, r: &mut ListGroupsResponse) {
+    // Under gateway ACLs: every group with describe on the cluster, else
+    // those the principal may describe (as Kafka lists them).
+    let all = asked.access.as_ref().is_none_or(|a| {
+        a.may(
+            crate::filter::acl::ResourceType::Cluster,
+            crate::filter::acl::CLUSTER,
+            crate::filter::acl::Operation::Describe,
+        )
+    });
+    r.groups.retain_mut(|g| {
+        ns.group_out(&mut g.group_id)
+            && (all || ns.describable(asked, Resource::Group, &g.group_id.0))
+    });
 }
 
 /// DeleteGroups.

@@ -16,6 +16,7 @@
 mod admin;
 mod consumer_protocol;
 mod data;
+mod gate;
 mod groups;
 mod names;
 pub mod policed;
@@ -25,7 +26,10 @@ mod txn;
 pub use names::{Names, Resource, glob};
 pub use topic_ids::TopicIds;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use kafka_protocol::{
     messages::{
@@ -35,7 +39,10 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::{Context, Filter, InFlight, Interest, Verdict};
+use super::{
+    Context, Filter, InFlight, Interest, Verdict,
+    acl::{self, Access, AclPolicies, Needs, Operation, ResourceType},
+};
 use crate::hop::{Hop, HopError, Kind};
 
 /// `TOPIC_AUTHORIZATION_FAILED`.
@@ -51,11 +58,13 @@ pub const INVALID_REQUEST: i16 = 42;
 /// `CLUSTER_AUTHORIZATION_FAILED`.
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 
-/// The namespace (and alias) filter of one virtual cluster.
+/// The namespace (and alias) filter of one virtual cluster, which also
+/// asks its gateway ACLs about every name it renames.
 #[derive(Debug)]
 pub struct Namespace {
     names: Names,
     ids: Arc<TopicIds>,
+    acls: Option<Arc<AclPolicies>>,
 }
 
 /// A topic a request named that the client may not use: answered by the
@@ -88,15 +97,75 @@ pub(crate) struct Asked {
     /// The request was a classic group's of the consumer protocol (its
     /// answer's member bytes hold topic names).
     pub consumer_protocol: Option<bool>,
+    /// The request's ACL decisions (gateway ACLs only).
+    pub access: Option<Access>,
+    /// What the request's API needs of the ACLs.
+    pub needs: Needs,
+    /// Names (as the client wrote them) refused by the ACLs rather than
+    /// the namespace: reported as ACL denials.
+    pub acl_refused: HashSet<(Resource, StrBytes)>,
 }
 
 impl Namespace {
-    /// The filter for `names` in front of backend cluster `backend_id`.
-    pub fn new(names: Names, backend_id: &str) -> Namespace {
+    /// The filter for `names` in front of backend cluster `backend_id`,
+    /// deciding `acls` too when the gateway enforces ACLs.
+    pub fn new(names: Names, backend_id: &str, acls: Option<Arc<AclPolicies>>) -> Namespace {
         Namespace {
             names,
             ids: TopicIds::of_backend(backend_id),
+            acls,
         }
+    }
+
+    /// Asks the ACLs (when the gateway enforces them) for the operation
+    /// the request's API needs on `name` (the name the rules use: the
+    /// topic an alias stands for); false, and `written` (the client's
+    /// name) kept as an ACL refusal, when it is denied.
+    fn permitted(
+        &self,
+        asked: &mut Asked,
+        resource: Resource,
+        name: &str,
+        written: &StrBytes,
+    ) -> bool {
+        let Some(access) = asked.access.as_mut() else {
+            return true;
+        };
+        let needs = asked.needs;
+        let (resource_type, operation) = match resource {
+            Resource::Topic => (ResourceType::Topic, needs.topic),
+            Resource::Group => (ResourceType::Group, needs.group),
+            Resource::TransactionalId => (ResourceType::TransactionalId, needs.transactional_id),
+        };
+        if resource == Resource::Topic
+            && needs.create_on_cluster
+            && access.may(ResourceType::Cluster, acl::CLUSTER, Operation::Create)
+        {
+            return true;
+        }
+        if access.permit(resource_type, name, operation) {
+            return true;
+        }
+        asked.acl_refused.insert((resource, written.clone()));
+        false
+    }
+
+    /// Whether a listing may show the topic the client knows as `name`
+    /// (after renaming back): `describe` on it.
+    pub(crate) fn describable(&self, asked: &Asked, resource: Resource, name: &str) -> bool {
+        let Some(access) = &asked.access else {
+            return true;
+        };
+        let resource_type = match resource {
+            Resource::Topic => ResourceType::Topic,
+            Resource::Group => ResourceType::Group,
+            Resource::TransactionalId => ResourceType::TransactionalId,
+        };
+        let name = match resource {
+            Resource::Topic => self.names.unalias(name),
+            _ => name,
+        };
+        access.may(resource_type, name, Operation::Describe)
     }
 
     /// Renames a request's topic (by name) or checks it (by id); false
@@ -121,23 +190,43 @@ impl Namespace {
             return false;
         }
         if name.0.is_empty() {
-            let visible = self
+            let shown = self
                 .ids
                 .name(id)
-                .is_some_and(|backend| self.names.outward(Resource::Topic, &backend).is_some());
-            if !visible {
+                .and_then(|backend| self.names.outward(Resource::Topic, &backend));
+            let Some(shown) = shown else {
                 asked.denied_topics.push(DeniedTopic {
                     name: StrBytes::default(),
                     id,
                     partitions,
                     code: UNKNOWN_TOPIC_ID,
                 });
+                return false;
+            };
+            if !self.permitted(asked, Resource::Topic, &shown, &name.0) {
+                asked.denied_topics.push(DeniedTopic {
+                    name: StrBytes::default(),
+                    id,
+                    partitions,
+                    code: TOPIC_AUTHORIZATION_FAILED,
+                });
+                return false;
             }
-            return visible;
+            return true;
         }
         match self.names.inward(Resource::Topic, &name.0) {
             Some(backend) => {
                 let backend = StrBytes::from_string(backend);
+                let unaliased = self.names.unalias(&name.0).to_string();
+                if !self.permitted(asked, Resource::Topic, &unaliased, &name.0) {
+                    asked.denied_topics.push(DeniedTopic {
+                        name: name.0.clone(),
+                        id,
+                        partitions,
+                        code: TOPIC_AUTHORIZATION_FAILED,
+                    });
+                    return false;
+                }
                 // A topic named twice under different names (an alias and
                 // its topic) in one request: its answer could carry only
                 // one of them, so the second is refused.
@@ -248,7 +337,7 @@ impl Namespace {
 
     /// Renames a group id; false when refused (recorded in `asked`).
     pub(crate) fn group_in(&self, asked: &mut Asked, group: &mut GroupId) -> bool {
-        self.rename_in(Resource::Group, &mut group.0, &mut asked.denied_groups)
+        self.rename_in(asked, Resource::Group, &mut group.0)
     }
 
     /// As [`Namespace::group_in`] for a request that deletes the group or
@@ -269,11 +358,7 @@ impl Namespace {
 
     /// Renames a transactional id; false when refused.
     pub(crate) fn transaction_in(&self, asked: &mut Asked, id: &mut TransactionalId) -> bool {
-        self.rename_in(
-            Resource::TransactionalId,
-            &mut id.0,
-            &mut asked.denied_transactions,
-        )
+        self.rename_in(asked, Resource::TransactionalId, &mut id.0)
     }
 
     /// Renames a transactional id back; false when the client may not
@@ -282,21 +367,32 @@ impl Namespace {
         self.rename_out(Resource::TransactionalId, &mut id.0)
     }
 
-    /// Renames any name of `resource` in place; false (and the client's
-    /// name recorded in `denied`) when it is outside the namespace.
+    /// Renames a group or transactional id in place; false (and the
+    /// client's name recorded in `asked`) when it is outside the namespace
+    /// or denied by the ACLs.
     pub(crate) fn rename_in(
         &self,
+        asked: &mut Asked,
         resource: Resource,
         name: &mut StrBytes,
-        denied: &mut Vec<StrBytes>,
     ) -> bool {
-        match self.names.inward(resource, name) {
+        // An empty transactional id is no transaction (an idempotent
+        // producer's InitProducerId): nothing for the ACLs to decide.
+        let unchecked = resource == Resource::TransactionalId && name.is_empty();
+        let renamed = self
+            .names
+            .inward(resource, name)
+            .filter(|_| unchecked || self.permitted(asked, resource, &name.clone(), name));
+        match renamed {
             Some(backend) => {
                 *name = StrBytes::from_string(backend);
                 true
             }
             None => {
-                denied.push(name.clone());
+                match resource {
+                    Resource::TransactionalId => asked.denied_transactions.push(name.clone()),
+                    _ => asked.denied_groups.push(name.clone()),
+                }
                 false
             }
         }
@@ -354,87 +450,118 @@ impl Filter for Namespace {
         body: &mut RequestKind,
     ) -> Verdict {
         let mut asked = Asked::default();
-        let verdict = match body {
-            RequestKind::Produce(r) => data::produce(self, &mut asked, r),
-            RequestKind::Fetch(r) => data::fetch(self, &mut asked, r),
-            RequestKind::ListOffsets(r) => data::list_offsets(self, &mut asked, r),
-            RequestKind::OffsetForLeaderEpoch(r) => {
-                data::offset_for_leader_epoch(self, &mut asked, r)
-            }
-            RequestKind::DeleteRecords(r) => data::delete_records(self, &mut asked, r),
-            RequestKind::DescribeProducers(r) => data::describe_producers(self, &mut asked, r),
-            RequestKind::Metadata(r) => {
-                admin::metadata(self, &mut asked, r, header.request_api_version)
-            }
-            RequestKind::CreateTopics(r) => admin::create_topics(self, &mut asked, r),
-            RequestKind::DeleteTopics(r) => admin::delete_topics(self, &mut asked, r),
-            RequestKind::CreatePartitions(r) => admin::create_partitions(self, &mut asked, r),
-            RequestKind::DescribeConfigs(r) => admin::describe_configs(self, &mut asked, r),
-            RequestKind::AlterConfigs(r) => admin::alter_configs(self, &mut asked, r),
-            RequestKind::IncrementalAlterConfigs(r) => {
-                admin::incremental_alter_configs(self, &mut asked, r)
-            }
-            RequestKind::ElectLeaders(r) => admin::elect_leaders(self, &mut asked, r),
-            RequestKind::AlterPartitionReassignments(r) => {
-                admin::alter_partition_reassignments(self, &mut asked, r)
-            }
-            RequestKind::ListPartitionReassignments(r) => {
-                admin::list_partition_reassignments(self, &mut asked, r)
-            }
-            RequestKind::DescribeTopicPartitions(r) => {
-                admin::describe_topic_partitions(self, &mut asked, r)
-            }
-            RequestKind::DescribeCluster(_) => Verdict::Forward,
-            RequestKind::FindCoordinator(r) => {
-                groups::find_coordinator(self, &mut asked, r, header.request_api_version)
-            }
-            RequestKind::JoinGroup(r) => groups::join_group(self, &mut asked, r),
-            RequestKind::SyncGroup(r) => groups::sync_group(self, &mut asked, r),
-            RequestKind::Heartbeat(r) => groups::heartbeat(self, &mut asked, r),
-            RequestKind::LeaveGroup(r) => groups::leave_group(self, &mut asked, r),
-            RequestKind::OffsetCommit(r) => groups::offset_commit(self, &mut asked, r),
-            RequestKind::OffsetFetch(r) => groups::offset_fetch(self, &mut asked, r),
-            RequestKind::OffsetDelete(r) => groups::offset_delete(self, &mut asked, r),
-            RequestKind::DescribeGroups(r) => groups::describe_groups(self, &mut asked, r),
-            RequestKind::ListGroups(_) => Verdict::Forward,
-            RequestKind::DeleteGroups(r) => groups::delete_groups(self, &mut asked, r),
-            RequestKind::ConsumerGroupHeartbeat(r) => {
-                groups::consumer_group_heartbeat(self, &mut asked, r)
-            }
-            RequestKind::ConsumerGroupDescribe(r) => {
-                groups::consumer_group_describe(self, &mut asked, r)
-            }
-            RequestKind::InitProducerId(r) => txn::init_producer_id(self, &mut asked, r),
-            RequestKind::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(self, &mut asked, r),
-            RequestKind::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(self, &mut asked, r),
-            RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(self, &mut asked, r),
-            RequestKind::EndTxn(r) => txn::end_txn(self, &mut asked, r),
-            RequestKind::DescribeTransactions(r) => txn::describe_transactions(self, &mut asked, r),
-            RequestKind::ListTransactions(r) => txn::list_transactions(r),
-            RequestKind::GetTelemetrySubscriptions(_)
-            | RequestKind::PushTelemetry(_)
-            | RequestKind::ApiVersions(_)
-            | RequestKind::SaslHandshake(_)
-            | RequestKind::SaslAuthenticate(_) => Verdict::Forward,
-            _ => {
-                // Refused, never forwarded: answered with the API's own
-                // error where its answer has one, the connection closed
-                // otherwise (as a broker does for an API it lacks).
-                let refusal = unpoliced(cx, header.request_api_key, header.request_api_version);
-                match ApiKey::try_from(header.request_api_key)
-                    .ok()
-                    .and_then(|k| policed::refused_answer(k, CLUSTER_AUTHORIZATION_FAILED))
-                {
-                    Some(answer) => {
-                        cx.findings.warnings.push(refusal);
-                        Verdict::Respond(answer)
+        let api = ApiKey::try_from(header.request_api_key).ok();
+        if let Some(acls) = &self.acls {
+            let principal = cx
+                .principal
+                .map_or_else(|| "User:ANONYMOUS".to_string(), |p| p.to_string());
+            let api_name = api.map_or_else(String::new, |k| format!("{k:?}"));
+            let values = [
+                ("principal", principal.as_str()),
+                ("client_id", header.client_id.as_deref().unwrap_or("")),
+                ("virtual_cluster", cx.route.virtual_cluster.id.as_str()),
+                ("listener", cx.route.listener_id.as_str()),
+                ("api", api_name.as_str()),
+            ];
+            asked.access = Some(acls.access(&principal, &values));
+            asked.needs = api.map(acl::needs).unwrap_or_default();
+        }
+        let gated = match asked.access.as_mut() {
+            Some(access) => gate::request(self, access, api, body),
+            None => None,
+        };
+        let verdict = if let Some(verdict) = gated {
+            verdict
+        } else {
+            match body {
+                RequestKind::Produce(r) => data::produce(self, &mut asked, r),
+                RequestKind::Fetch(r) => data::fetch(self, &mut asked, r),
+                RequestKind::ListOffsets(r) => data::list_offsets(self, &mut asked, r),
+                RequestKind::OffsetForLeaderEpoch(r) => {
+                    data::offset_for_leader_epoch(self, &mut asked, r)
+                }
+                RequestKind::DeleteRecords(r) => data::delete_records(self, &mut asked, r),
+                RequestKind::DescribeProducers(r) => data::describe_producers(self, &mut asked, r),
+                RequestKind::Metadata(r) => {
+                    admin::metadata(self, &mut asked, r, header.request_api_version)
+                }
+                RequestKind::CreateTopics(r) => admin::create_topics(self, &mut asked, r),
+                RequestKind::DeleteTopics(r) => admin::delete_topics(self, &mut asked, r),
+                RequestKind::CreatePartitions(r) => admin::create_partitions(self, &mut asked, r),
+                RequestKind::DescribeConfigs(r) => admin::describe_configs(self, &mut asked, r),
+                RequestKind::AlterConfigs(r) => admin::alter_configs(self, &mut asked, r),
+                RequestKind::IncrementalAlterConfigs(r) => {
+                    admin::incremental_alter_configs(self, &mut asked, r)
+                }
+                RequestKind::ElectLeaders(r) => admin::elect_leaders(self, &mut asked, r),
+                RequestKind::AlterPartitionReassignments(r) => {
+                    admin::alter_partition_reassignments(self, &mut asked, r)
+                }
+                RequestKind::ListPartitionReassignments(r) => {
+                    admin::list_partition_reassignments(self, &mut asked, r)
+                }
+                RequestKind::DescribeTopicPartitions(r) => {
+                    admin::describe_topic_partitions(self, &mut asked, r)
+                }
+                RequestKind::DescribeCluster(_) => Verdict::Forward,
+                RequestKind::FindCoordinator(r) => {
+                    groups::find_coordinator(self, &mut asked, r, header.request_api_version)
+                }
+                RequestKind::JoinGroup(r) => groups::join_group(self, &mut asked, r),
+                RequestKind::SyncGroup(r) => groups::sync_group(self, &mut asked, r),
+                RequestKind::Heartbeat(r) => groups::heartbeat(self, &mut asked, r),
+                RequestKind::LeaveGroup(r) => groups::leave_group(self, &mut asked, r),
+                RequestKind::OffsetCommit(r) => groups::offset_commit(self, &mut asked, r),
+                RequestKind::OffsetFetch(r) => groups::offset_fetch(self, &mut asked, r),
+                RequestKind::OffsetDelete(r) => groups::offset_delete(self, &mut asked, r),
+                RequestKind::DescribeGroups(r) => groups::describe_groups(self, &mut asked, r),
+                RequestKind::ListGroups(_) => Verdict::Forward,
+                RequestKind::DeleteGroups(r) => groups::delete_groups(self, &mut asked, r),
+                RequestKind::ConsumerGroupHeartbeat(r) => {
+                    groups::consumer_group_heartbeat(self, &mut asked, r)
+                }
+                RequestKind::ConsumerGroupDescribe(r) => {
+                    groups::consumer_group_describe(self, &mut asked, r)
+                }
+                RequestKind::InitProducerId(r) => txn::init_producer_id(self, &mut asked, r),
+                RequestKind::AddPartitionsToTxn(r) => {
+                    txn::add_partitions_to_txn(self, &mut asked, r)
+                }
+                RequestKind::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(self, &mut asked, r),
+                RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(self, &mut asked, r),
+                RequestKind::EndTxn(r) => txn::end_txn(self, &mut asked, r),
+                RequestKind::DescribeTransactions(r) => {
+                    txn::describe_transactions(self, &mut asked, r)
+                }
+                RequestKind::ListTransactions(r) => txn::list_transactions(r),
+                RequestKind::GetTelemetrySubscriptions(_)
+                | RequestKind::PushTelemetry(_)
+                | RequestKind::ApiVersions(_)
+                | RequestKind::SaslHandshake(_)
+                | RequestKind::SaslAuthenticate(_) => Verdict::Forward,
+                _ => {
+                    // Refused, never forwarded: answered with the API's own
+                    // error where its answer has one, the connection closed
+                    // otherwise (as a broker does for an API it lacks).
+                    let refusal = unpoliced(cx, header.request_api_key, header.request_api_version);
+                    match ApiKey::try_from(header.request_api_key)
+                        .ok()
+                        .and_then(|k| policed::refused_answer(k, CLUSTER_AUTHORIZATION_FAILED))
+                    {
+                        Some(answer) => {
+                            cx.findings.warnings.push(refusal);
+                            Verdict::Respond(answer)
+                        }
+                        None => Verdict::Close(refusal),
                     }
-                    None => Verdict::Close(refusal),
                 }
             }
         };
         if let Some(refusal) = refusal(cx, header.request_api_key, &asked) {
             cx.findings.warnings.push(refusal);
+        }
+        if let Some(access) = &mut asked.access {
+            gate::report(cx, api, access);
         }
         cx.notes.put(asked);
         verdict
@@ -452,6 +579,9 @@ impl Filter for Namespace {
             ResponseKind::ApiVersions(r) => {
                 r.api_keys
                     .retain(|k| ApiKey::try_from(k.api_key).is_ok_and(policed::advertised));
+                if self.acls.is_some() {
+                    gate::advertise(r);
+                }
             }
             ResponseKind::Produce(r) => data::produce_out(self, &asked, r),
             ResponseKind::Fetch(r) => data::fetch_out(self, &asked, r),
@@ -487,7 +617,7 @@ impl Filter for Namespace {
             ResponseKind::OffsetFetch(r) => groups::offset_fetch_out(self, &asked, r),
             ResponseKind::OffsetDelete(r) => groups::offset_delete_out(self, &asked, r),
             ResponseKind::DescribeGroups(r) => groups::describe_groups_out(self, &asked, r),
-            ResponseKind::ListGroups(r) => groups::list_groups_out(self, r),
+            ResponseKind::ListGroups(r) => groups::list_groups_out(self, &asked, r),
             ResponseKind::DeleteGroups(r) => groups::delete_groups_out(self, &asked, r),
             ResponseKind::ConsumerGroupHeartbeat(r) => {
                 groups::consumer_group_heartbeat_out(self, r)
@@ -500,7 +630,7 @@ impl Filter for Namespace {
             ResponseKind::DescribeTransactions(r) => {
                 txn::describe_transactions_out(self, &asked, r)
             }
-            ResponseKind::ListTransactions(r) => txn::list_transactions_out(self, r),
+            ResponseKind::ListTransactions(r) => txn::list_transactions_out(self, &asked, r),
             _ => {}
         }
         Verdict::Forward
@@ -513,9 +643,12 @@ impl Filter for Namespace {
 /// must be able to answer.
 fn refusal(cx: &Context<'_>, key: i16, asked: &Asked) -> Option<HopError> {
     const SHOWN: usize = 5;
+    let by_acl =
+        |resource: Resource, name: &StrBytes| asked.acl_refused.contains(&(resource, name.clone()));
     let mut names: Vec<String> = asked
         .denied_topics
         .iter()
+        .filter(|t| t.code != TOPIC_AUTHORIZATION_FAILED || !by_acl(Resource::Topic, &t.name))
         .map(|t| {
             if t.name.is_empty() {
                 format!("topic id {}", t.id)
@@ -527,18 +660,21 @@ fn refusal(cx: &Context<'_>, key: i16, asked: &Asked) -> Option<HopError> {
             asked
                 .denied_groups
                 .iter()
+                .filter(|g| !by_acl(Resource::Group, g))
                 .map(|g| format!("group {:?}", g.as_str())),
         )
         .chain(
             asked
                 .denied_transactions
                 .iter()
+                .filter(|t| !by_acl(Resource::TransactionalId, t))
                 .map(|t| format!("transactional id {:?}", t.as_str())),
         )
         .chain(
             asked
                 .denied_resources
                 .iter()
+                .filter(|(_, n, _)| !by_acl(Resource::Topic, n) && !by_acl(Resource::Group, n))
                 .map(|(t, n, _)| format!("config resource {t} {:?}", n.as_str())),
         )
         .collect();

@@ -161,6 +161,12 @@ impl Names {
         (self.inward_canonical(resource, &shown).as_deref() == Some(name)).then_some(shown)
     }
 
+    /// The topic a client's topic name stands for: the alias's topic, or
+    /// the name itself (what ACL rules are written against).
+    pub fn unalias<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(name).map_or(name, String::as_str)
+    }
+
     /// [`Names::inward`] without alias resolution: a name as it is, into
     /// the namespace.
     pub fn inward_unaliased(&self, resource: Resource, name: &str) -> Option<String> {

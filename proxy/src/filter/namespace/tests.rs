@@ -50,7 +50,7 @@ fn namespace(mode: NamespaceMode, backend: &str) -> Namespace {
             topic: "orders".into(),
         }],
     );
-    Namespace::new(names, backend)
+    Namespace::new(names, backend, None)
 }
 
 /// One request through `ns`, then (unless answered) `response` back
@@ -66,6 +66,7 @@ fn exchange(
     let (mut notes, mut findings) = (Notes::default(), Findings::default());
     let mut cx = Context {
         route: &route,
+        principal: None,
         notes: &mut notes,
         findings: &mut findings,
     };
@@ -740,6 +741,7 @@ fn metadata_v1_through_chain(
     let (mut notes, mut findings) = (Notes::default(), Findings::default());
     let mut cx = Context {
         route: &route,
+        principal: None,
         notes: &mut notes,
         findings: &mut findings,
     };
@@ -753,6 +755,7 @@ fn refusals_are_reported_at_the_policy_hop_with_their_names() {
     let (mut notes, mut findings) = (Notes::default(), Findings::default());
     let mut cx = Context {
         route: &route,
+        principal: None,
         notes: &mut notes,
         findings: &mut findings,
     };
@@ -781,6 +784,7 @@ fn refusals_are_reported_at_the_policy_hop_with_their_names() {
     let mut findings = Findings::default();
     let mut cx = Context {
         route: &route,
+        principal: None,
         notes: &mut notes,
         findings: &mut findings,
     };

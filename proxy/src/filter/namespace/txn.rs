@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 
 use super::{
     Asked, CLUSTER_AUTHORIZATION_FAILED, DeniedTopic, GROUP_AUTHORIZATION_FAILED, INVALID_REQUEST,
-    Namespace, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, data::answer_if_empty, indexes,
+    Namespace, Resource, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, data::answer_if_empty, indexes,
 };
 use crate::filter::Verdict;
 
@@ -256,7 +256,13 @@ pub(super) fn list_transactions(r: &mut ListTransactionsRequest) -> Verdict {
 }
 
 /// ListTransactions' answer: only the client's transactions.
-pub(super) fn list_transactions_out(ns: &Namespace, r: &mut ListTransactionsResponse) {
-    r.transaction_states
-        .retain_mut(|s| ns.transaction_out(&mut s.transactional_id));
+pub(super) fn list_transactions_out(
+    ns: &Namespace,
+    asked: &Asked,
+    r: &mut ListTransactionsResponse,
+) {
+    r.transaction_states.retain_mut(|s| {
+        ns.transaction_out(&mut s.transactional_id)
+            && ns.describable(asked, Resource::TransactionalId, &s.transactional_id.0)
+    });
 }

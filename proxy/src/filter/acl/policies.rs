@@ -1,0 +1,172 @@
+//! A virtual cluster's `cluster_policy_acls`, compiled once per revision:
+//! in order (oldest first), each with its enforcement, the conditions it
+//! runs under (its own and its parents') and its rules.
+
+use std::{collections::HashMap, sync::Arc};
+
+use sluice_proto::{
+    admin::v1::{Entity, Kind, PolicyEnforcement, entity::Spec},
+    condition::{self, Condition},
+};
+
+use super::{
+    access::{Access, Held},
+    rules::{self, Rule},
+};
+use crate::config::Config;
+
+/// How many parents a policy may be nested under.
+const MAX_NESTING: usize = 8;
+
+/// One compiled ACL policy.
+#[derive(Debug)]
+pub(super) struct Policy {
+    /// The policy's id.
+    pub(super) id: String,
+    /// Decided, counted and reported, never applied.
+    pub(super) shadow: bool,
+    /// Its own condition and its parents' (all must hold).
+    pub(super) conditions: Vec<Arc<Condition>>,
+    /// Its rules, in order.
+    pub(super) rules: Vec<Rule>,
+}
+
+/// The ACL policies of one virtual cluster.
+#[derive(Debug)]
+pub struct AclPolicies {
+    /// The virtual cluster's id.
+    pub(super) virtual_cluster: String,
+    /// Enabled policies, in order.
+    pub(super) policies: Vec<Policy>,
+    /// Every enabled policy is in shadow (and there is at least one): the
+    /// virtual cluster's ACLs are being tried out, so nothing is denied;
+    /// what they would deny is reported.
+    pub(super) all_shadow: bool,
+}
+
+impl AclPolicies {
+    /// The ACL policies of virtual cluster `vc` in `config`, or why they
+    /// cannot be enforced (an unknown enforcement, a condition that does
+    /// not compile, a parent that is missing or nested too deeply).
+    pub fn compile(config: &Config, vc: &str) -> Result<AclPolicies, String> {
+        let mut entities: Vec<&Entity> = config
+            .of_kind(Kind::ClusterPolicyAcls)
+            .filter(|e| {
+                e.spec
+                    .as_ref()
+                    .and_then(|s| s.policy())
+                    .is_some_and(|p| p.virtual_cluster_id == vc)
+            })
+            .collect();
+        entities.sort_by_key(|e| {
+            let created = e.created_at.as_ref().map(|t| (t.seconds, t.nanos));
+            (created, e.id.as_str())
+        });
+        let mut compiled: HashMap<String, Arc<Condition>> = HashMap::new();
+        let mut policies = Vec::new();
+        for entity in entities {
+            let Some(Spec::ClusterPolicyAcls(spec)) = &entity.spec else {
+                continue;
+            };
+            let Some(conditions) = conditions(config, entity, &mut compiled)? else {
+                continue; // disabled, or nested under a disabled parent
+            };
+            let shadow = match PolicyEnforcement::try_from(spec.enforcement) {
+                Ok(PolicyEnforcement::Shadow) => true,
+                Ok(PolicyEnforcement::Enforce | PolicyEnforcement::Unspecified) => false,
+                Err(_) => {
+                    return Err(format!(
+                        "cluster_policy_acls({}).enforcement: {} unknown to this node",
+                        entity.id, spec.enforcement
+                    ));
+                }
+            };
+            policies.push(Policy {
+                id: entity.id.clone(),
+                shadow,
+                conditions,
+                rules: rules::compile(&entity.id, spec)?,
+            });
+        }
+        let all_shadow = !policies.is_empty() && policies.iter().all(|p| p.shadow);
+        Ok(AclPolicies {
+            virtual_cluster: vc.to_string(),
+            policies,
+            all_shadow,
+        })
+    }
+
+    /// The decisions for one request, whose context is `values` (the
+    /// variables of [`condition::CLUSTER_VARIABLES`]): each policy's
+    /// conditions evaluated once.
+    pub fn access(self: &Arc<Self>, principal: &str, values: &[(&str, &str)]) -> Access {
+        let mut failures = Vec::new();
+        let held = self
+            .policies
+            .iter()
+            .map(|p| {
+                for c in &p.conditions {
+                    match c.holds(values) {
+                        Ok(true) => {}
+                        Ok(false) => return Held::No,
+                        Err(e) => {
+                            failures.push((p.id.clone(), e));
+                            return Held::Failed;
+                        }
+                    }
+                }
+                Held::Yes
+            })
+            .collect();
+        Access::new(self.clone(), principal, held, failures)
+    }
+}
+
+/// The conditions `entity` runs under, its own first then its parents';
+/// `None` when it or a parent is disabled.
+fn conditions(
+    config: &Config,
+    entity: &Entity,
+    compiled: &mut HashMap<String, Arc<Condition>>,
+) -> Result<Option<Vec<Arc<Condition>>>, String> {
+    let mut out = Vec::new();
+    let mut current = entity;
+    for _ in 0..=MAX_NESTING {
+        let Some(fields) = current.spec.as_ref().and_then(|s| s.policy()) else {
+            return Err(format!(
+                "{}: parent_policy_id {} is not a policy",
+                entity.id, current.id
+            ));
+        };
+        if fields.enabled == Some(false) {
+            return Ok(None);
+        }
+        if !fields.condition.is_empty() {
+            let c = match compiled.get(fields.condition) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Condition::compile(fields.condition, condition::CLUSTER_VARIABLES)
+                        .map_err(|e| format!("{}.condition: {e}", current.id))?;
+                    let c = Arc::new(c);
+                    compiled.insert(fields.condition.to_string(), c.clone());
+                    c
+                }
+            };
+            out.push(c);
+        }
+        if fields.parent_policy_id.is_empty() {
+            out.reverse(); // parents first: a child's runs only where they hold
+            return Ok(Some(out));
+        }
+        current = config.get(fields.parent_policy_id).ok_or_else(|| {
+            format!(
+                "{}.parent_policy_id: {} is not on this node",
+                current.id, fields.parent_policy_id
+            )
+        })?;
+    }
+    Err(format!(
+        "{}.parent_policy_id: nested more than {MAX_NESTING} deep (or in a cycle)",
+        entity.id
+    ))
+}

@@ -1,0 +1,628 @@
+//! Gateway ACLs through the namespace filter, on decoded messages: what
+//! each principal may do, per resource, with Kafka's own errors; what a
+//! listing shows; shadow policies; conditions; the ACL admin APIs.
+
+use std::sync::Arc;
+
+use kafka_protocol::{
+    messages::{
+        ApiKey, ApiVersionsResponse, CreateAclsRequest, DescribeAclsRequest, GroupId,
+        InitProducerIdRequest, ListGroupsResponse, MetadataRequest, MetadataResponse,
+        ProduceRequest, ProduceResponse, RequestHeader, RequestKind, ResponseKind, TopicName,
+        create_acls_request::AclCreation,
+        list_groups_response::ListedGroup,
+        metadata_response::MetadataResponseTopic,
+        produce_request::{PartitionProduceData, TopicProduceData},
+        produce_response::TopicProduceResponse,
+    },
+    protocol::StrBytes,
+};
+use prost_types::Timestamp;
+use sluice_proto::admin::v1::{
+    AclAction, AclOperation as O, AclResourceType as T, AclRule, ClusterPolicyAcls, Entity,
+    PolicyEnforcement, entity::Spec,
+};
+
+use super::AclPolicies;
+use crate::{
+    auth::Principal,
+    config::{Config, compiled::test_route},
+    filter::{
+        Chain, Context, Filter, Findings, InFlight, Notes, Verdict,
+        namespace::{Names, Namespace},
+    },
+    hop::Kind,
+    listener::routes::{Mapping, PortMap},
+};
+
+fn rule(t: T, allow: bool, ops: &[O], names: &[&str]) -> AclRule {
+    AclRule {
+        resource_type: t as i32,
+        action: if allow {
+            AclAction::Allow
+        } else {
+            AclAction::Deny
+        } as i32,
+        operations: ops.iter().map(|o| *o as i32).collect(),
+        resource_names: names.iter().map(|n| n.to_string()).collect(),
+    }
+}
+
+fn policy(id: &str, at: i64, condition: &str, shadow: bool, rules: Vec<AclRule>) -> Entity {
+    Entity {
+        id: id.into(),
+        created_at: Some(Timestamp {
+            seconds: at,
+            nanos: 0,
+        }),
+        spec: Some(Spec::ClusterPolicyAcls(ClusterPolicyAcls {
+            virtual_cluster_id: "vc".into(),
+            enabled: Some(true),
+            condition: condition.into(),
+            enforcement: if shadow {
+                PolicyEnforcement::Shadow
+            } else {
+                PolicyEnforcement::Enforce
+            } as i32,
+            rules,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn filter(policies: Vec<Entity>) -> Namespace {
+    let config = Config::with_entities(policies);
+    let acls = AclPolicies::compile(&config, "vc").expect("compiles");
+    Namespace::new(Names::compile(None, &[]), "acl-tests", Some(Arc::new(acls)))
+}
+
+/// One request as `user` through `ns`, then (unless answered) `response`
+/// back; the verdict, the request as forwarded, the answer and what the
+/// filter reported.
+fn exchange(
+    ns: &Namespace,
+    user: &str,
+    mut request: RequestKind,
+    response: Option<ResponseKind>,
+) -> (Verdict, RequestKind, Option<ResponseKind>, Findings) {
+    let key = request_key(&request);
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let principal = Principal::user(user);
+    let (mut notes, mut findings) = (Notes::default(), Findings::default());
+    let mut header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(9);
+    let verdict = {
+        let mut cx = Context {
+            route: &route,
+            principal: Some(&principal),
+            notes: &mut notes,
+            findings: &mut findings,
+        };
+        ns.on_request(&mut cx, &mut header, &mut request)
+    };
+    let answered = match (&verdict, response) {
+        (Verdict::Forward, Some(mut r)) => {
+            let mut cx = Context {
+                route: &route,
+                principal: None,
+                notes: &mut notes,
+                findings: &mut findings,
+            };
+            let in_flight = InFlight {
+                api_key: key as i16,
+                version: 9,
+                correlation_id: 1,
+            };
+            ns.on_response(&mut cx, &mut r, &in_flight);
+            Some(r)
+        }
+        (Verdict::Respond(r), _) => Some(r.clone()),
+        _ => None,
+    };
+    (verdict, request, answered, findings)
+}
+
+fn request_key(r: &RequestKind) -> ApiKey {
+    match r {
+        RequestKind::Produce(_) => ApiKey::Produce,
+        RequestKind::Metadata(_) => ApiKey::Metadata,
+        RequestKind::InitProducerId(_) => ApiKey::InitProducerId,
+        RequestKind::DescribeAcls(_) => ApiKey::DescribeAcls,
+        RequestKind::CreateAcls(_) => ApiKey::CreateAcls,
+        RequestKind::ListGroups(_) => ApiKey::ListGroups,
+        RequestKind::ApiVersions(_) => ApiKey::ApiVersions,
+        _ => panic!("not used here"),
+    }
+}
+
+fn name(n: &str) -> TopicName {
+    TopicName(StrBytes::from_string(n.into()))
+}
+
+fn produce(topics: &[&str]) -> RequestKind {
+    RequestKind::Produce(
+        ProduceRequest::default().with_acks(-1).with_topic_data(
+            topics
+                .iter()
+                .map(|t| {
+                    TopicProduceData::default()
+                        .with_name(name(t))
+                        .with_partition_data(vec![PartitionProduceData::default().with_index(0)])
+                })
+                .collect(),
+        ),
+    )
+}
+
+fn produce_answer(topics: &[&str]) -> ResponseKind {
+    ResponseKind::Produce(
+        ProduceResponse::default().with_responses(
+            topics
+                .iter()
+                .map(|t| TopicProduceResponse::default().with_name(name(t)))
+                .collect(),
+        ),
+    )
+}
+
+/// Topic → error code of a Produce answer.
+fn produce_codes(answer: &ResponseKind) -> Vec<(String, i16)> {
+    let ResponseKind::Produce(r) = answer else {
+        panic!("not a produce answer")
+    };
+    let mut out: Vec<_> = r
+        .responses
+        .iter()
+        .map(|t| {
+            let code = t.partition_responses.first().map_or(0, |p| p.error_code);
+            (t.name.0.to_string(), code)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn denials(findings: &Findings) -> Vec<(String, &'static str)> {
+    findings
+        .warnings
+        .iter()
+        .filter(|w| w.kind == Kind::AclDenied)
+        .map(|w| (w.entity.clone(), w.detail))
+        .collect()
+}
+
+#[test]
+fn one_produce_writes_where_allowed_and_is_refused_per_topic_elsewhere() {
+    let ns = filter(vec![policy(
+        "acl-writers",
+        1,
+        "",
+        false,
+        vec![
+            rule(T::Topic, true, &[O::Read], &["audit"]),
+            rule(T::Topic, true, &[O::Write], &["orders*"]),
+        ],
+    )]);
+    let (verdict, forwarded, answer, findings) = exchange(
+        &ns,
+        "alice",
+        produce(&["orders", "audit"]),
+        Some(produce_answer(&["orders"])),
+    );
+    assert!(matches!(verdict, Verdict::Forward));
+    let RequestKind::Produce(forwarded) = forwarded else {
+        panic!()
+    };
+    let sent: Vec<_> = forwarded
+        .topic_data
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        ["orders"],
+        "only the writable topic reaches the broker"
+    );
+    assert_eq!(
+        produce_codes(&answer.unwrap()),
+        [("audit".into(), 29), ("orders".into(), 0)],
+        "read allowed is not write: TOPIC_AUTHORIZATION_FAILED for audit only"
+    );
+    assert_eq!(denials(&findings), [("vc".to_string(), "enforce")]);
+    let event = &findings.events[0];
+    assert_eq!(event.event, "acl_denied");
+    assert!(!event.shadow);
+    assert!(event.message.contains("User:alice"), "{}", event.message);
+    assert!(
+        event.message.contains("write on topic \"audit\""),
+        "{}",
+        event.message
+    );
+}
+
+#[test]
+fn conditions_give_rules_to_principals_and_a_deny_names_its_policy() {
+    let ns = filter(vec![
+        policy(
+            "acl-bob-denied",
+            1,
+            "principal == 'User:bob'",
+            false,
+            vec![rule(T::Topic, false, &[O::Write], &["orders"])],
+        ),
+        policy(
+            "acl-everyone",
+            2,
+            "",
+            false,
+            vec![rule(T::Topic, true, &[O::Write], &["*"])],
+        ),
+    ]);
+    let run = |user| {
+        exchange(
+            &ns,
+            user,
+            produce(&["orders"]),
+            Some(produce_answer(&["orders"])),
+        )
+    };
+    let (_, _, answer, findings) = run("alice");
+    assert_eq!(produce_codes(&answer.unwrap()), [("orders".into(), 0)]);
+    assert!(findings.warnings.is_empty());
+    let (_, _, answer, findings) = run("bob");
+    assert_eq!(produce_codes(&answer.unwrap()), [("orders".into(), 29)]);
+    assert_eq!(
+        denials(&findings),
+        [("acl-bob-denied".to_string(), "enforce")]
+    );
+}
+
+#[test]
+fn metadata_omits_what_the_principal_may_not_describe() {
+    let ns = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Read], &["orders"])],
+    )]);
+    let answer = ResponseKind::Metadata(
+        MetadataResponse::default().with_topics(
+            ["orders", "payroll"]
+                .iter()
+                .map(|t| MetadataResponseTopic::default().with_name(Some(name(t))))
+                .collect(),
+        ),
+    );
+    let all = RequestKind::Metadata(MetadataRequest::default().with_topics(None));
+    let (_, _, answer, findings) = exchange(&ns, "alice", all, Some(answer));
+    let Some(ResponseKind::Metadata(m)) = answer else {
+        panic!()
+    };
+    let shown: Vec<_> = m
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().0.as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        ["orders"],
+        "read implies describe; payroll is left out"
+    );
+    assert!(findings.warnings.is_empty(), "omitting is not a denial");
+}
+
+#[test]
+fn shadow_policies_report_and_change_nothing() {
+    // Every policy in shadow: nothing is denied, what would be is reported.
+    let ns = filter(vec![policy(
+        "acl-trial",
+        1,
+        "",
+        true,
+        vec![rule(T::Topic, true, &[O::Write], &["orders"])],
+    )]);
+    let (_, forwarded, answer, findings) = exchange(
+        &ns,
+        "alice",
+        produce(&["orders", "audit"]),
+        Some(produce_answer(&["orders", "audit"])),
+    );
+    let RequestKind::Produce(forwarded) = forwarded else {
+        panic!()
+    };
+    assert_eq!(forwarded.topic_data.len(), 2, "both go to the broker");
+    assert_eq!(
+        produce_codes(&answer.unwrap()),
+        [("audit".into(), 0), ("orders".into(), 0)]
+    );
+    assert_eq!(denials(&findings), [("vc".to_string(), "shadow")]);
+    assert!(findings.events[0].shadow);
+
+    // A shadow deny beside an enforced allow: allowed, reported.
+    let ns = filter(vec![
+        policy(
+            "acl-new-deny",
+            1,
+            "",
+            true,
+            vec![rule(T::Topic, false, &[O::Write], &["orders"])],
+        ),
+        policy(
+            "acl-live",
+            2,
+            "",
+            false,
+            vec![rule(T::Topic, true, &[O::Write], &["*"])],
+        ),
+    ]);
+    let (_, _, answer, findings) = exchange(
+        &ns,
+        "alice",
+        produce(&["orders"]),
+        Some(produce_answer(&["orders"])),
+    );
+    assert_eq!(produce_codes(&answer.unwrap()), [("orders".into(), 0)]);
+    assert_eq!(denials(&findings), [("acl-new-deny".to_string(), "shadow")]);
+}
+
+#[test]
+fn a_condition_that_cannot_be_evaluated_fails_closed() {
+    let ns = filter(vec![
+        policy(
+            "acl-broken",
+            1,
+            "int(client_id) > 3",
+            false,
+            vec![
+                rule(T::Topic, false, &[O::Write], &["audit"]),
+                rule(T::Topic, true, &[O::Write], &["orders"]),
+            ],
+        ),
+        policy(
+            "acl-rest",
+            2,
+            "",
+            false,
+            vec![rule(T::Topic, true, &[O::Write], &["audit"])],
+        ),
+    ]);
+    let (_, _, answer, findings) = exchange(
+        &ns,
+        "alice",
+        produce(&["orders", "audit"]),
+        Some(produce_answer(&[])),
+    );
+    assert_eq!(
+        produce_codes(&answer.unwrap()),
+        [("audit".into(), 29), ("orders".into(), 29)],
+        "its deny applies, its allow does not"
+    );
+    assert!(
+        findings
+            .warnings
+            .iter()
+            .any(|w| w.kind == Kind::ConditionFailed && w.entity == "acl-broken")
+    );
+}
+
+#[test]
+fn a_child_policy_runs_only_where_its_parent_holds() {
+    let mut child = policy(
+        "acl-child",
+        2,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Write], &["orders"])],
+    );
+    if let Some(Spec::ClusterPolicyAcls(p)) = &mut child.spec {
+        p.parent_policy_id = "acl-parent".into();
+    }
+    let parent = policy(
+        "acl-parent",
+        1,
+        "principal == 'User:alice'",
+        false,
+        vec![rule(T::Group, true, &[O::Read], &["g"])],
+    );
+    let ns = filter(vec![parent, child]);
+    let run = |user| {
+        exchange(
+            &ns,
+            user,
+            produce(&["orders"]),
+            Some(produce_answer(&["orders"])),
+        )
+    };
+    assert_eq!(
+        produce_codes(&run("alice").2.unwrap()),
+        [("orders".into(), 0)]
+    );
+    assert_eq!(
+        produce_codes(&run("bob").2.unwrap()),
+        [("orders".into(), 29)]
+    );
+}
+
+#[test]
+fn an_idempotent_producer_starts_only_with_some_write() {
+    let writer = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Write], &["orders"])],
+    )]);
+    let reader = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Read], &["orders"])],
+    )]);
+    let init = || RequestKind::InitProducerId(InitProducerIdRequest::default());
+    assert!(matches!(
+        exchange(&writer, "a", init(), None).0,
+        Verdict::Forward
+    ));
+    let (verdict, ..) = exchange(&reader, "a", init(), None);
+    let Verdict::Respond(ResponseKind::InitProducerId(r)) = verdict else {
+        panic!("refused by the gateway")
+    };
+    assert_eq!(r.error_code, 31);
+}
+
+#[test]
+fn acl_admin_requests_are_answered_by_the_gateway() {
+    let ns = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![
+            rule(T::Cluster, true, &[O::Describe], &["kafka-cluster"]),
+            rule(T::Topic, true, &[O::Read, O::Write], &["orders*"]),
+        ],
+    )]);
+    let describe = RequestKind::DescribeAcls(
+        DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1)
+            .with_pattern_type_filter(1)
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None),
+    );
+    let (verdict, ..) = exchange(&ns, "alice", describe, None);
+    let Verdict::Respond(ResponseKind::DescribeAcls(r)) = verdict else {
+        panic!("answered by the gateway")
+    };
+    assert_eq!(r.error_code, 0);
+    let orders = r
+        .resources
+        .iter()
+        .find(|r| r.resource_type == 2)
+        .expect("the topic rule");
+    assert_eq!(orders.resource_name.as_str(), "orders");
+    assert_eq!(orders.pattern_type, 4, "PREFIXED");
+    assert_eq!(orders.acls.len(), 2);
+    assert_eq!(orders.acls[0].principal.as_str(), "User:alice");
+
+    let create = RequestKind::CreateAcls(
+        CreateAclsRequest::default().with_creations(vec![AclCreation::default()]),
+    );
+    let (verdict, ..) = exchange(&ns, "alice", create, None);
+    let Verdict::Respond(ResponseKind::CreateAcls(r)) = verdict else {
+        panic!("answered by the gateway")
+    };
+    assert_eq!(r.results[0].error_code, 54);
+    let message = r.results[0].error_message.as_ref().unwrap();
+    assert!(message.contains("sluice_cluster_policy_acls"), "{message}");
+
+    // Without describe on the cluster, DescribeAcls is refused.
+    let ns = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::All], &["*"])],
+    )]);
+    let (verdict, ..) = exchange(
+        &ns,
+        "alice",
+        RequestKind::DescribeAcls(DescribeAclsRequest::default()),
+        None,
+    );
+    let Verdict::Respond(ResponseKind::DescribeAcls(r)) = verdict else {
+        panic!()
+    };
+    assert_eq!(r.error_code, 31);
+
+    // And ApiVersions advertises the three ACL APIs.
+    let (_, _, answer, _) = exchange(
+        &ns,
+        "alice",
+        RequestKind::ApiVersions(Default::default()),
+        Some(ResponseKind::ApiVersions(ApiVersionsResponse::default())),
+    );
+    let Some(ResponseKind::ApiVersions(r)) = answer else {
+        panic!()
+    };
+    let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+    assert_eq!(keys, [29, 30, 31]);
+}
+
+#[test]
+fn list_groups_shows_the_groups_the_principal_may_describe() {
+    let ns = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Group, true, &[O::Read], &["team-*"])],
+    )]);
+    let answer = ResponseKind::ListGroups(
+        ListGroupsResponse::default().with_groups(
+            ["team-a", "payroll"]
+                .iter()
+                .map(|g| {
+                    ListedGroup::default().with_group_id(GroupId(StrBytes::from_static_str(g)))
+                })
+                .collect(),
+        ),
+    );
+    let (_, _, answer, _) = exchange(
+        &ns,
+        "alice",
+        RequestKind::ListGroups(Default::default()),
+        Some(answer),
+    );
+    let Some(ResponseKind::ListGroups(r)) = answer else {
+        panic!()
+    };
+    let shown: Vec<_> = r.groups.iter().map(|g| g.group_id.0.as_str()).collect();
+    assert_eq!(shown, ["team-a"]);
+}
+
+#[test]
+fn policies_this_node_cannot_enforce_are_refused() {
+    let mut bad = policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Read], &["*"])],
+    );
+    if let Some(Spec::ClusterPolicyAcls(p)) = &mut bad.spec {
+        p.enforcement = 7;
+    }
+    let err = AclPolicies::compile(&Config::with_entities(vec![bad]), "vc").unwrap_err();
+    assert!(err.contains("enforcement"), "{err}");
+    let orphan = {
+        let mut p = policy(
+            "acl",
+            1,
+            "",
+            false,
+            vec![rule(T::Topic, true, &[O::Read], &["*"])],
+        );
+        if let Some(Spec::ClusterPolicyAcls(s)) = &mut p.spec {
+            s.parent_policy_id = "gone".into();
+        }
+        p
+    };
+    let err = AclPolicies::compile(&Config::with_entities(vec![orphan]), "vc").unwrap_err();
+    assert!(err.contains("parent_policy_id"), "{err}");
+    let syntax = policy("acl", 1, "principal ==", false, vec![]);
+    let err = AclPolicies::compile(&Config::with_entities(vec![syntax]), "vc").unwrap_err();
+    assert!(err.contains("acl.condition: line 1"), "{err}");
+}
