@@ -10,6 +10,9 @@ usage: tenant.py COMMAND BOOTSTRAP [ARGS...]
   groups                      the consumer groups the tenant sees
   offsets GROUP TOPIC         the group's committed offset of TOPIC's partition 0
   delete-group GROUP          delete a consumer group
+  describe-acls               the ACL bindings the cluster shows
+  create-acls TOPIC           try to allow everyone to read TOPIC
+BOOTSTRAP may be USER:PASSWORD@HOST:PORT to log in with SASL/PLAIN.
 Prints one JSON line; errors are reported in it (with Kafka's error name),
 never raised, so a test can assert on a refusal. Bounded: 30 s per wait.
 """
@@ -18,10 +21,27 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 command, bootstrap, *args = sys.argv[1:]
-base = {"bootstrap.servers": bootstrap}
+base = {"bootstrap.servers": bootstrap.rpartition("@")[2]}
+if "@" in bootstrap:
+    user, _, password = bootstrap.rpartition("@")[0].partition(":")
+    base.update({
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": user,
+        "sasl.password": password,
+    })
 # Held for the whole run: a destroyed client fails its futures (_DESTROY).
 admin = AdminClient(base)
 WAIT = 30
@@ -125,5 +145,31 @@ elif command == "delete-group":
         report(error=None)
     except Exception as e:  # noqa: BLE001
         report(error=name(e))
+elif command == "describe-acls":
+    any_acl = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+        AclOperation.ANY, AclPermissionType.ANY,
+    )
+    try:
+        bindings = admin.describe_acls(any_acl, request_timeout=WAIT).result(timeout=WAIT)
+        report(error=None, acls=sorted(
+            f"{b.principal} {b.permission_type.name} {b.operation.name} "
+            f"{b.restype.name}:{b.resource_pattern_type.name}:{b.name}"
+            for b in bindings
+        ))
+    except Exception as e:  # noqa: BLE001
+        report(error=name(e), message=str(e))
+elif command == "create-acls":
+    (topic,) = args
+    binding = AclBinding(
+        ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:*", "*",
+        AclOperation.READ, AclPermissionType.ALLOW,
+    )
+    f = admin.create_acls([binding], request_timeout=WAIT)[binding]
+    try:
+        f.result(timeout=WAIT)
+        report(error=None)
+    except Exception as e:  # noqa: BLE001
+        report(error=name(e), message=str(e))
 else:
     sys.exit(f"unknown command {command}")

@@ -21,6 +21,8 @@ pub struct Example {
     pub server: Server,
     /// Terraform in the copied example.
     pub tf: Terraform,
+    /// The admin token Terraform uses.
+    pub token: String,
     vars: Vec<String>,
 }
 
@@ -40,6 +42,7 @@ impl Example {
             dir,
             server,
             tf,
+            token,
             vars: Vec::new(),
         }
     }

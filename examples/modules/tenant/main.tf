@@ -57,6 +57,27 @@ variable "topic_aliases" {
   default     = null
 }
 
+variable "acl_mode" {
+  description = "Where ACLs are decided: \"enforce_on_gateway\" (the rules in acls; nothing else is allowed) or \"passthrough\" (the backend decides); null is passthrough."
+  type        = string
+  default     = null
+}
+
+variable "acls" {
+  description = "Gateway ACL policies by name (with acl_mode = \"enforce_on_gateway\"): { condition, enforcement, rules = [{ resource_type, action, operations, resource_names }] } (see sluice_cluster_policy_acls)."
+  type = map(object({
+    condition   = optional(string)
+    enforcement = optional(string)
+    rules = list(object({
+      resource_type  = string
+      action         = string
+      operations     = list(string)
+      resource_names = list(string)
+    }))
+  }))
+  default = {}
+}
+
 variable "min_broker_id" {
   description = "The broker id the second port serves (tansu's single broker is 111)."
   type        = number
@@ -72,6 +93,17 @@ resource "sluice_virtual_cluster" "this" {
   authentication = var.authentication
   namespace      = var.namespace
   topic_aliases  = var.topic_aliases
+  acl_mode       = var.acl_mode
+}
+
+resource "sluice_cluster_policy_acls" "this" {
+  for_each           = var.acls
+  gateway_id         = var.gateway_id
+  virtual_cluster_id = sluice_virtual_cluster.this.id
+  name               = each.key
+  condition          = each.value.condition
+  enforcement        = each.value.enforcement
+  rules              = each.value.rules
 }
 
 resource "sluice_listener" "this" {

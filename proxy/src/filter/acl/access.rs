@@ -2,8 +2,8 @@
 //! conditions, evaluated once), the decision for each (resource, name,
 //! operation) it needs, and the denials to report.
 //!
-//! Enforced policies decide, first matching rule wins, nothing matching
-//! is a denial. Shadow policies change nothing: the decision all policies
+//! Enforced policies decide as Kafka's authorizer does: a matching deny
+//! wins, else a matching allow, and nothing matching is a denial. Shadow policies change nothing: the decision all policies
 //! together would make is compared, and what they would deny that is
 //! allowed is reported with `shadow = true`. When every policy is in
 //! shadow, nothing is denied (the rules are being tried out).
@@ -93,7 +93,7 @@ impl Access {
     /// Decides `operation` on `name`, recording a denial (or a shadow
     /// one); false only when it is denied for real.
     pub fn permit(&mut self, resource: ResourceType, name: &str, operation: Operation) -> bool {
-        let enforced = self.first_match(resource, name, operation, false);
+        let enforced = self.deciding(resource, name, operation, false);
         let allowed = match &enforced {
             Some((_, _, allow)) => *allow,
             None => self.policies.all_shadow,
@@ -103,7 +103,7 @@ impl Access {
             return false;
         }
         if self.policies.policies.iter().any(|p| p.shadow) {
-            let all = self.first_match(resource, name, operation, true);
+            let all = self.deciding(resource, name, operation, true);
             if !all.as_ref().is_some_and(|(_, _, allow)| *allow) {
                 self.record(resource, name, operation, all, true);
             }
@@ -114,7 +114,7 @@ impl Access {
     /// The enforced decision, nothing recorded (for what a listing may
     /// show, and for alternatives such as create on the cluster).
     pub fn may(&self, resource: ResourceType, name: &str, operation: Operation) -> bool {
-        match self.first_match(resource, name, operation, false) {
+        match self.deciding(resource, name, operation, false) {
             Some((_, _, allow)) => allow,
             None => self.policies.all_shadow,
         }
@@ -158,15 +158,23 @@ impl Access {
             })
     }
 
-    fn first_match(
+    fn deciding(
         &self,
         resource: ResourceType,
         name: &str,
         operation: Operation,
         with_shadow: bool,
     ) -> Option<(String, usize, bool)> {
-        self.applying(with_shadow)
-            .find(|(_, r)| r.matches(resource, name, operation))
+        // As in Kafka, a matching deny wins over any allow: the order of
+        // rules and policies (created in parallel by Terraform) never
+        // changes a decision.
+        let matching = || {
+            self.applying(with_shadow)
+                .filter(|(_, r)| r.matches(resource, name, operation))
+        };
+        matching()
+            .find(|(_, r)| !r.allow)
+            .or_else(|| matching().next())
             .map(|(p, r)| (p.id.clone(), r.index, r.allow))
     }
 

@@ -1,7 +1,9 @@
 //! Gateway-enforced ACLs (`acl_mode = enforce_on_gateway`): the rules of
-//! a virtual cluster's `cluster_policy_acls`, oldest policy first, decide
-//! each (resource type, name, operation) a request needs; the first rule
-//! that matches decides, and nothing matching is a denial. A policy runs
+//! a virtual cluster's `cluster_policy_acls` decide each (resource type,
+//! name, operation) a request needs as Kafka's authorizer does: a deny
+//! that matches wins, else an allow that matches, and nothing matching is
+//! a denial (so neither rule order nor the order Terraform creates
+//! policies in can change a decision). A policy runs
 //! only where its `condition` (and its parents') holds for the request —
 //! that is how rules are given to principals — and a `shadow` policy is
 //! reported, never applied.

@@ -1,6 +1,7 @@
 //! A virtual cluster's `cluster_policy_acls`, compiled once per revision:
-//! in order (oldest first), each with its enforcement, the conditions it
-//! runs under (its own and its parents') and its rules.
+//! oldest first (for reports; decisions do not depend on it), each with
+//! its enforcement, the conditions it runs under (its own and its
+//! parents') and its rules.
 
 use std::{collections::HashMap, sync::Arc};
 

@@ -156,7 +156,7 @@ pub(super) fn report(cx: &mut Context<'_>, api: Option<ApiKey>, access: &mut Acc
         let outcome = if shadow {
             "in shadow: reported, not applied; the request went on"
         } else {
-            "the rest of the request went on"
+            "refused with Kafka's authorization error for it alone"
         };
         let message = format!(
             "{} {api}: {}: {by}; {outcome}",
