@@ -284,4 +284,24 @@ mod tests {
         assert_eq!(written.len(), 4 + 300 * 601);
         assert_eq!(&written[4..], &encoded.to_bytes()[..]);
     }
+
+    #[test]
+    fn a_tag_from_a_later_version_is_skipped_not_fatal() {
+        use kafka_protocol::messages::FetchResponse;
+        // Fetch v12 with top-level tag 0 (node_endpoints, defined from
+        // v16), as tansu 0.6 sends it: decoded, the tag left out (a v12
+        // client cannot read it), and re-encoded well-formed.
+        let mut wire = bytes::BytesMut::new();
+        FetchResponse::default().encode(&mut wire, 12).unwrap();
+        wire.truncate(wire.len() - 1); // the empty tagged-field count
+        wire.extend_from_slice(&[1, 0, 1, 1]); // one field: tag 0, 1 byte: empty array
+        let mut bytes = wire.clone().freeze();
+        let decoded = FetchResponse::decode(&mut bytes, 12).expect("decodes");
+        assert!(bytes.is_empty(), "the whole field was read");
+        let mut again = bytes::BytesMut::new();
+        decoded.encode(&mut again, 12).unwrap();
+        let mut plain = bytes::BytesMut::new();
+        FetchResponse::default().encode(&mut plain, 12).unwrap();
+        assert_eq!(again, plain);
+    }
 }

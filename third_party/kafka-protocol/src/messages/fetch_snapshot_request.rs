@@ -406,7 +406,10 @@ impl Decodable for PartitionSnapshot {
                     if version >= 1 {
                         replica_directory_id = types::Uuid.decode(buf)?;
                     } else {
-                        bail!("Tag {} is not valid for version {}", tag, version);
+                        // Sluice patch: a tag this version does not define is
+                            // skipped (a client of this version cannot read it), not
+                            // an error.
+                            buf.try_get_bytes(size as usize)?;
                     }
                 }
                 _ => {

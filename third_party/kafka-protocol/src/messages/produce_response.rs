@@ -889,7 +889,10 @@ impl Decodable for PartitionProduceResponse {
                         if version >= 10 {
                             current_leader = types::Struct { version }.decode(buf)?;
                         } else {
-                            bail!("Tag {} is not valid for version {}", tag, version);
+                            // Sluice patch: a tag this version does not define is
+                            // skipped (a client of this version cannot read it), not
+                            // an error.
+                            buf.try_get_bytes(size as usize)?;
                         }
                     }
                     _ => {
@@ -1112,7 +1115,10 @@ impl Decodable for ProduceResponse {
                             node_endpoints =
                                 types::CompactArray(types::Struct { version }).decode(buf)?;
                         } else {
-                            bail!("Tag {} is not valid for version {}", tag, version);
+                            // Sluice patch: a tag this version does not define is
+                            // skipped (a client of this version cannot read it), not
+                            // an error.
+                            buf.try_get_bytes(size as usize)?;
                         }
                     }
                     _ => {

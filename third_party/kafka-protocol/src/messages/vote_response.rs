@@ -679,7 +679,10 @@ impl Decodable for VoteResponse {
                         node_endpoints =
                             types::CompactArray(types::Struct { version }).decode(buf)?;
                     } else {
-                        bail!("Tag {} is not valid for version {}", tag, version);
+                        // Sluice patch: a tag this version does not define is
+                            // skipped (a client of this version cannot read it), not
+                            // an error.
+                            buf.try_get_bytes(size as usize)?;
                     }
                 }
                 _ => {
