@@ -93,7 +93,7 @@ const BOB: &str = "bob:bob-secret-1@";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_decides_acls_per_principal_and_resource() {
     let tansu = Tansu::start("127.0.0.4");
-    for topic in ["orders", "audit", "payroll"] {
+    for topic in ["orders", "audit", "payroll", "orders-kp"] {
         tansu.create_topic(topic, 1);
     }
     let mut example = Example::prepare("gateway-acls");
@@ -130,7 +130,11 @@ async fn the_gateway_decides_acls_per_principal_and_resource() {
     );
     // Listings leave out what she may not describe.
     let topics = strings(&client(ALICE, &boot, &["topics"])["topics"]);
-    assert_eq!(topics, ["audit", "orders"], "payroll must not show");
+    assert_eq!(
+        topics,
+        ["audit", "orders", "orders-kp"],
+        "payroll must not show"
+    );
     // Her groups are alice-*; another group is refused.
     let got = client(ALICE, &boot, &["consume", "orders", "alice-app", "10"]);
     assert_eq!(strings(&got["values"]), ["alice-0", "alice-1"], "{got}");
@@ -149,6 +153,33 @@ async fn the_gateway_decides_acls_per_principal_and_resource() {
         strings(&refused["errors"]),
         ["TOPIC_AUTHORIZATION_FAILED"],
         "{refused}"
+    );
+
+    // kafka-python: alice round-trips through orders-kp in her own group;
+    // bob's producer is refused by the gateway.
+    let kafka_python = |user: &str, password: &str, group: &str| {
+        clients::try_run(
+            "python3",
+            "kafka_python_sasl.py",
+            &[
+                "roundtrip",
+                &boot,
+                "PLAIN",
+                user,
+                password,
+                "--topic",
+                "orders-kp",
+                "--group",
+                group,
+            ],
+        )
+    };
+    let (ok, out) = kafka_python("alice", "alice-secret-1", "alice-kp");
+    assert!(ok, "{out}");
+    let (ok, out) = kafka_python("bob", "bob-secret-1", "bob-kp");
+    assert!(
+        !ok && out.contains("TopicAuthorizationFailed"),
+        "bob may not write orders-kp: {out}"
     );
 
     // One Produce naming two topics (an anonymous client may write orders

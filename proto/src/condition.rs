@@ -198,6 +198,16 @@ fn check(
             }
         }
         Expr::Comprehension(c) => {
+            // One macro over a list costs its length; one inside another
+            // the product (a few hundred characters could ask for 10^8
+            // steps per request).
+            if !scope.is_empty() {
+                return Err(
+                    "a macro (all, exists, exists_one, map, filter) inside another is not \
+                     allowed: its cost is the product of the lists"
+                        .into(),
+                );
+            }
             check(&c.iter_range, variables, scope, next)?;
             let before = scope.len();
             scope.push(c.iter_var.clone());
@@ -291,6 +301,11 @@ mod tests {
         // Deeper chains parse, and are refused.
         let sum = format!("{}1 > 0", "1+".repeat(495));
         assert!(Condition::compile(&sum, CLUSTER_VARIABLES).is_err());
+        // A macro inside a macro is refused (its cost multiplies).
+        let nested = "[1,2].all(a, [1,2].exists(b, a == b))";
+        let err = Condition::compile(nested, CLUSTER_VARIABLES).unwrap_err();
+        assert!(err.contains("inside another"), "{err}");
+        assert_eq!(holds("[1,2].exists(a, a == 2)", &[]), Ok(true));
         // Quoted brackets do not count.
         let quoted = format!("principal == '{}'", "(".repeat(200));
         assert_eq!(holds(&quoted, &[("principal", "x")]), Ok(false));

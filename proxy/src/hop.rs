@@ -157,6 +157,9 @@ pub struct HopError {
     /// What counts are split by within the entity and kind (the SASL
     /// mechanism of an auth failure), or empty.
     pub detail: &'static str,
+    /// How many occurrences this one error stands for (the denials of
+    /// one request, say); at least 1.
+    pub count: u64,
 }
 
 impl HopError {
@@ -184,7 +187,14 @@ impl HopError {
             kind,
             message,
             detail: "",
+            count: 1,
         }
+    }
+
+    /// The same error standing for `count` occurrences.
+    pub fn times(mut self, count: u64) -> Self {
+        self.count = count.max(1);
+        self
     }
 
     /// The same error, counted apart by `detail` (a SASL mechanism, say).

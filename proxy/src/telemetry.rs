@@ -132,7 +132,7 @@ impl Telemetry {
                     detail: error.detail.into(),
                     ..Default::default()
                 });
-            slot.count += 1;
+            slot.count += error.count.max(1);
             slot.last_message.clone_from(&error.message);
         }
         self.errors_changed

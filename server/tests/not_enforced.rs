@@ -166,6 +166,66 @@ async fn validate_warns_about_what_the_data_plane_does_not_enforce() {
         err.message()
     );
 
+    // A cluster rule naming anything but the cluster would never match.
+    let mut elsewhere = acls(&created.id);
+    if let Some(Spec::ClusterPolicyAcls(p)) = &mut elsewhere.spec {
+        p.rules[0].resource_type = AclResourceType::Cluster as i32;
+        p.rules[0].resource_names = vec!["my-cluster".into()];
+    }
+    let err = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(elsewhere),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("rules[0].resource_names[0]")
+            && err.message().contains("kafka-cluster"),
+        "{}",
+        err.message()
+    );
+
+    // A parent whose condition an ACL policy cannot evaluate is refused at
+    // parent_policy_id (every node would refuse the virtual cluster).
+    let record_parent = fixtures::entity(
+        &gw.id,
+        "stamp",
+        Spec::ProducePolicyModifyHeaders(ProducePolicyModifyHeaders {
+            virtual_cluster_id: created.id.clone(),
+            condition: "topic == 'orders'".into(),
+            enabled: Some(false),
+            actions: vec![HeaderAction {
+                action: Some(header_action::Action::Remove(HeaderRemove {
+                    key: "x".into(),
+                })),
+            }],
+            ..Default::default()
+        }),
+    );
+    let record_parent = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(record_parent),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut child = acls(&created.id);
+    if let Some(Spec::ClusterPolicyAcls(p)) = &mut child.spec {
+        p.parent_policy_id = record_parent.id.clone();
+    }
+    let err = c
+        .create_entity(CreateEntityRequest {
+            entity: Some(child),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("parent_policy_id")
+            && err.message().contains("unknown variable `topic`"),
+        "{}",
+        err.message()
+    );
+
     // What is enforced: anonymous clients, passthrough ACLs, an anonymous
     // backend, and SASL and TLS to the backend.
     let mut open = vc;

@@ -149,19 +149,18 @@ fn chain(
     backend_id: &str,
 ) -> Result<Chain, HopError> {
     let mut filters = base_filters();
-    let acls = if vc.acl_mode == AclMode::EnforceOnGateway as i32 {
-        let policies = AclPolicies::compile(config, vc_id).map_err(|e| {
-            HopError::new(
-                Hop::Policy,
-                vc_id,
-                ErrorKind::InvalidConfig,
-                format!("{e}; connections to this virtual cluster are refused"),
-            )
-        })?;
-        Some(Arc::new(policies))
-    } else {
-        None
-    };
+    // Under enforce_on_gateway the ACLs decide; under passthrough the
+    // policies there are are only evaluated and reported.
+    let decides = vc.acl_mode == AclMode::EnforceOnGateway as i32;
+    let policies = AclPolicies::compile(config, vc_id, !decides).map_err(|e| {
+        HopError::new(
+            Hop::Policy,
+            vc_id,
+            ErrorKind::InvalidConfig,
+            format!("{e}; connections to this virtual cluster are refused"),
+        )
+    })?;
+    let acls = (decides || !policies.is_empty()).then(|| Arc::new(policies));
     if vc.namespace.is_some() || !vc.topic_aliases.is_empty() || acls.is_some() {
         let names = Names::compile(vc.namespace.as_ref(), &vc.topic_aliases);
         filters.push(Arc::new(Namespace::new(names, backend_id, acls)));

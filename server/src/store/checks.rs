@@ -141,6 +141,9 @@ pub(super) async fn against_store(
             });
         }
     }
+    if gateway_known && known.is_known("parent_policy_id") {
+        parent_chain(conn, entity, &mut v).await?;
+    }
     if gateway_known
         && mode == Mode::DryRun
         && let Some(warning) = acls_not_decided(conn, entity, known).await?
@@ -298,6 +301,70 @@ async fn overlapping_namespaces(
     Ok(out)
 }
 
+/// How many parents a policy may be nested under (as nodes allow).
+const MAX_NESTING: usize = 8;
+
+/// An ACL policy runs only where its parents' conditions hold, and nodes
+/// evaluate them per request like its own: each parent's condition must
+/// compile for the cluster phase, and the chain must end (no cycle, at
+/// most [`MAX_NESTING`] deep). Otherwise every node would refuse the
+/// virtual cluster's connections.
+async fn parent_chain(
+    conn: &mut SqliteConnection,
+    entity: &Entity,
+    v: &mut Violations,
+) -> Result<(), ApiError> {
+    let Some(Spec::ClusterPolicyAcls(p)) = &entity.spec else {
+        return Ok(());
+    };
+    let mut seen = vec![entity.id.clone()];
+    let mut parent = p.parent_policy_id.clone();
+    while !parent.is_empty() {
+        if seen.contains(&parent) {
+            v.add(
+                "parent_policy_id",
+                format!("policy {parent} is its own ancestor"),
+            );
+            return Ok(());
+        }
+        if seen.len() > MAX_NESTING {
+            v.add(
+                "parent_policy_id",
+                format!("nested more than {MAX_NESTING} policies deep"),
+            );
+            return Ok(());
+        }
+        let body: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT body FROM entities WHERE id = ? AND gateway_id = ?")
+                .bind(&parent)
+                .bind(&entity.gateway_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        // A missing parent is the reference check's to report.
+        let Some(stored) = body.and_then(|b| Entity::decode(b.as_slice()).ok()) else {
+            return Ok(());
+        };
+        let Some(fields) = stored.spec.as_ref().and_then(|s| s.policy()) else {
+            return Ok(());
+        };
+        if !fields.condition.is_empty()
+            && let Err(e) = sluice_proto::condition::Condition::compile(
+                fields.condition,
+                sluice_proto::condition::CLUSTER_VARIABLES,
+            )
+        {
+            v.add(
+                "parent_policy_id",
+                format!("the condition of parent policy {parent} cannot decide an ACL policy: {e}"),
+            );
+            return Ok(());
+        }
+        seen.push(parent.clone());
+        parent = fields.parent_policy_id.to_string();
+    }
+    Ok(())
+}
+
 /// A plan warning when ACL policies and their virtual cluster's
 /// `acl_mode` disagree: rules are decided by the gateway only with
 /// `enforce_on_gateway`; with `passthrough` the backend decides and the
@@ -325,9 +392,12 @@ async fn acls_not_decided(
                 });
             Ok(mode.filter(|m| *m != enforce).map(|_| ValidateWarning {
                 field: "virtual_cluster_id".into(),
-                summary: "ACL rules not applied: the virtual cluster's acl_mode is passthrough"
+                summary: "ACL rules only reported: the virtual cluster's acl_mode is passthrough"
                     .into(),
-                message: "its virtual cluster has acl_mode = passthrough: the backend cluster                           decides ACLs and these rules are not applied; set acl_mode =                           \"enforce_on_gateway\" on the virtual cluster (in the same apply is                           fine)"
+                message: "its virtual cluster has acl_mode = passthrough: the backend cluster \
+                          decides ACLs, and these rules are only evaluated and reported (as \
+                          acl_denied with shadow = true), never applied; set acl_mode = \
+                          \"enforce_on_gateway\" on the virtual cluster to apply them"
                     .into(),
             }))
         }
@@ -342,10 +412,11 @@ async fn acls_not_decided(
             .await?;
             Ok((policies > 0).then(|| ValidateWarning {
                 field: "acl_mode".into(),
-                summary: "cluster_policy_acls not applied with acl_mode = passthrough".into(),
+                summary: "cluster_policy_acls only reported with acl_mode = passthrough".into(),
                 message: format!(
-                    "{policies} cluster_policy_acls of this virtual cluster are not applied \
-                     while acl_mode is passthrough (the backend cluster decides ACLs)"
+                    "{policies} cluster_policy_acls of this virtual cluster are only evaluated \
+                     and reported (acl_denied with shadow = true), never applied, while \
+                     acl_mode is passthrough (the backend cluster decides ACLs)"
                 ),
             }))
         }

@@ -96,6 +96,17 @@ pub fn check(v: &mut Violations, spec: &Spec) {
                 }
                 for (j, name) in rule.resource_names.iter().enumerate() {
                     rules::required(v, &format!("{at}.resource_names[{j}]"), name, 249);
+                    // The cluster has one name; a rule naming another
+                    // would never match (silently).
+                    if rule.resource_type == AclResourceType::Cluster as i32
+                        && !sluice_proto::names::glob(name, "kafka-cluster")
+                    {
+                        v.add(
+                            format!("{at}.resource_names[{j}]"),
+                            "a cluster rule names the cluster as \"kafka-cluster\" (or a glob \
+                             matching it)",
+                        );
+                    }
                 }
             }
         }

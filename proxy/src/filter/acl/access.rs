@@ -3,10 +3,12 @@
 //! operation) it needs, and the denials to report.
 //!
 //! Enforced policies decide as Kafka's authorizer does: a matching deny
-//! wins, else a matching allow, and nothing matching is a denial. Shadow policies change nothing: the decision all policies
-//! together would make is compared, and what they would deny that is
-//! allowed is reported with `shadow = true`. When every policy is in
-//! shadow, nothing is denied (the rules are being tried out).
+//! wins, else a matching allow, and nothing matching is a denial (also
+//! when every policy is in shadow). Shadow policies change nothing: the
+//! decision all policies together would make is compared, and what they
+//! would deny that is allowed is reported with `shadow = true`. Where the
+//! backend decides (`acl_mode = passthrough`) every policy is evaluated
+//! like a shadow one and nothing is denied.
 
 use std::sync::Arc;
 
@@ -93,16 +95,14 @@ impl Access {
     /// Decides `operation` on `name`, recording a denial (or a shadow
     /// one); false only when it is denied for real.
     pub fn permit(&mut self, resource: ResourceType, name: &str, operation: Operation) -> bool {
-        let enforced = self.deciding(resource, name, operation, false);
-        let allowed = match &enforced {
-            Some((_, _, allow)) => *allow,
-            None => self.policies.all_shadow,
-        };
-        if !allowed {
-            self.record(resource, name, operation, enforced, false);
-            return false;
+        if !self.policies.report_only {
+            let enforced = self.deciding(resource, name, operation, false);
+            if !enforced.as_ref().is_some_and(|(_, _, allow)| *allow) {
+                self.record(resource, name, operation, enforced, false);
+                return false;
+            }
         }
-        if self.policies.policies.iter().any(|p| p.shadow) {
+        if self.policies.report_only || self.policies.policies.iter().any(|p| p.shadow) {
             let all = self.deciding(resource, name, operation, true);
             if !all.as_ref().is_some_and(|(_, _, allow)| *allow) {
                 self.record(resource, name, operation, all, true);
@@ -114,17 +114,56 @@ impl Access {
     /// The enforced decision, nothing recorded (for what a listing may
     /// show, and for alternatives such as create on the cluster).
     pub fn may(&self, resource: ResourceType, name: &str, operation: Operation) -> bool {
-        match self.deciding(resource, name, operation, false) {
-            Some((_, _, allow)) => allow,
-            None => self.policies.all_shadow,
-        }
+        self.policies.report_only
+            || self
+                .deciding(resource, name, operation, false)
+                .is_some_and(|(_, _, allow)| allow)
+    }
+
+    /// Whether the gateway decides (else it only reports).
+    pub fn decides(&self) -> bool {
+        self.policies.decides()
+    }
+
+    /// Kafka's bit set of the operations the principal may perform on
+    /// `name` (`1 << code` per operation), for the `authorized_operations`
+    /// fields of Metadata, DescribeTopicPartitions and group descriptions:
+    /// the gateway's decisions, never the broker's view of its own ACLs.
+    pub fn authorized_operations(&self, resource: ResourceType, name: &str) -> i32 {
+        use Operation::*;
+        let candidates: &[Operation] = match resource {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Delete,
+                Alter,
+                Describe,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Delete, Describe, DescribeConfigs, AlterConfigs],
+            ResourceType::TransactionalId => &[Write, Describe],
+            ResourceType::Cluster => &[
+                Create,
+                Alter,
+                Describe,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+            ],
+        };
+        candidates
+            .iter()
+            .filter(|o| self.may(resource, name, **o))
+            .fold(0, |bits, o| bits | (1 << o.code()))
     }
 
     /// Whether some enforced rule that applies could allow `operation` on
     /// some resource of `resource` type (an idempotent producer may start
     /// when it may write to some topic).
     pub fn may_any(&self, resource: ResourceType, operation: Operation) -> bool {
-        self.policies.all_shadow
+        self.policies.report_only
             || self.applying(false).any(|(_, rule)| {
                 rule.allow
                     && rule.resource_type == resource

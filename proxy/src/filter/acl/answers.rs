@@ -75,12 +75,22 @@ pub fn describe(access: &mut Access, request: &DescribeAclsRequest) -> ResponseK
             continue;
         }
         for name in &rule.names {
+            // Kafka's patterns: an exact name or `*` (LITERAL), `x*`
+            // (PREFIXED). Other globs (`a*b`, `*x`) have no binding that
+            // means the same, so they are not shown as one.
             let (pattern, shown) = match name.strip_suffix('*') {
-                Some(prefix) if !prefix.is_empty() && !prefix.contains('*') => {
-                    (PREFIXED, prefix.to_string())
-                }
-                _ => (LITERAL, name.clone()),
+                _ if name == "*" => (LITERAL, name.clone()),
+                Some(prefix) if !prefix.contains('*') => (PREFIXED, prefix.to_string()),
+                _ if !name.contains('*') => (LITERAL, name.clone()),
+                _ => continue,
             };
+            let wanted = match request.pattern_type_filter {
+                LITERAL | PREFIXED => request.pattern_type_filter == pattern,
+                _ => true, // ANY, MATCH
+            };
+            if !wanted {
+                continue;
+            }
             if request
                 .resource_name_filter
                 .as_ref()
@@ -147,7 +157,7 @@ pub fn delete(request: &DeleteAclsRequest) -> ResponseKind {
 /// cluster as a whole.
 pub fn cluster_operation(key: ApiKey) -> Option<Operation> {
     match key {
-        ApiKey::DescribeCluster | ApiKey::ListPartitionReassignments => Some(Operation::Describe),
+        ApiKey::ListPartitionReassignments => Some(Operation::Describe),
         ApiKey::ElectLeaders | ApiKey::AlterPartitionReassignments => Some(Operation::Alter),
         _ => None,
     }

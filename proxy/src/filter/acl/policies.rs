@@ -39,17 +39,18 @@ pub struct AclPolicies {
     pub(super) virtual_cluster: String,
     /// Enabled policies, in order.
     pub(super) policies: Vec<Policy>,
-    /// Every enabled policy is in shadow (and there is at least one): the
-    /// virtual cluster's ACLs are being tried out, so nothing is denied;
-    /// what they would deny is reported.
-    pub(super) all_shadow: bool,
+    /// The virtual cluster leaves ACLs to the backend (`acl_mode =
+    /// passthrough`): every policy is evaluated like a shadow one — what
+    /// it would deny is reported, nothing is denied. The way to try rules
+    /// out on a live cluster before `enforce_on_gateway`.
+    pub(super) report_only: bool,
 }
 
 impl AclPolicies {
     /// The ACL policies of virtual cluster `vc` in `config`, or why they
     /// cannot be enforced (an unknown enforcement, a condition that does
     /// not compile, a parent that is missing or nested too deeply).
-    pub fn compile(config: &Config, vc: &str) -> Result<AclPolicies, String> {
+    pub fn compile(config: &Config, vc: &str, report_only: bool) -> Result<AclPolicies, String> {
         let mut entities: Vec<&Entity> = config
             .of_kind(Kind::ClusterPolicyAcls)
             .filter(|e| {
@@ -89,12 +90,22 @@ impl AclPolicies {
                 rules: rules::compile(&entity.id, spec)?,
             });
         }
-        let all_shadow = !policies.is_empty() && policies.iter().all(|p| p.shadow);
         Ok(AclPolicies {
             virtual_cluster: vc.to_string(),
             policies,
-            all_shadow,
+            report_only,
         })
+    }
+
+    /// Whether the gateway decides (`enforce_on_gateway`) rather than
+    /// only reporting what the rules would deny.
+    pub fn decides(&self) -> bool {
+        !self.report_only
+    }
+
+    /// Whether there is any enabled policy to evaluate.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
     }
 
     /// The decisions for one request, whose context is `values` (the

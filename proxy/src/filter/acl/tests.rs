@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use kafka_protocol::{
     messages::{
-        ApiKey, ApiVersionsResponse, CreateAclsRequest, DescribeAclsRequest, GroupId,
-        InitProducerIdRequest, ListGroupsResponse, MetadataRequest, MetadataResponse,
-        ProduceRequest, ProduceResponse, RequestHeader, RequestKind, ResponseKind, TopicName,
+        ApiKey, ApiVersionsResponse, CreateAclsRequest, DescribeAclsRequest,
+        DescribeClusterRequest, FetchRequest, FetchResponse, GroupId, InitProducerIdRequest,
+        ListGroupsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+        RequestHeader, RequestKind, ResponseKind, TopicName,
         create_acls_request::AclCreation,
+        fetch_response::{FetchableTopicResponse, PartitionData},
         list_groups_response::ListedGroup,
         metadata_response::MetadataResponseTopic,
         produce_request::{PartitionProduceData, TopicProduceData},
@@ -73,7 +75,7 @@ fn policy(id: &str, at: i64, condition: &str, shadow: bool, rules: Vec<AclRule>)
 
 fn filter(policies: Vec<Entity>) -> Namespace {
     let config = Config::with_entities(policies);
-    let acls = AclPolicies::compile(&config, "vc").expect("compiles");
+    let acls = AclPolicies::compile(&config, "vc", false).expect("compiles");
     Namespace::new(Names::compile(None, &[]), "acl-tests", Some(Arc::new(acls)))
 }
 
@@ -139,6 +141,8 @@ fn request_key(r: &RequestKind) -> ApiKey {
         RequestKind::CreateAcls(_) => ApiKey::CreateAcls,
         RequestKind::ListGroups(_) => ApiKey::ListGroups,
         RequestKind::ApiVersions(_) => ApiKey::ApiVersions,
+        RequestKind::Fetch(_) => ApiKey::Fetch,
+        RequestKind::DescribeCluster(_) => ApiKey::DescribeCluster,
         _ => panic!("not used here"),
     }
 }
@@ -298,7 +302,11 @@ fn metadata_omits_what_the_principal_may_not_describe() {
         MetadataResponse::default().with_topics(
             ["orders", "payroll"]
                 .iter()
-                .map(|t| MetadataResponseTopic::default().with_name(Some(name(t))))
+                .map(|t| {
+                    MetadataResponseTopic::default()
+                        .with_name(Some(name(t)))
+                        .with_topic_authorized_operations(i32::MAX) // the broker's view
+                })
                 .collect(),
         ),
     );
@@ -317,12 +325,18 @@ fn metadata_omits_what_the_principal_may_not_describe() {
         ["orders"],
         "read implies describe; payroll is left out"
     );
+    assert_eq!(
+        m.topics[0].topic_authorized_operations,
+        (1 << 3) | (1 << 8),
+        "read and describe, as the gateway decides"
+    );
     assert!(findings.warnings.is_empty(), "omitting is not a denial");
 }
 
 #[test]
 fn shadow_policies_report_and_change_nothing() {
-    // Every policy in shadow: nothing is denied, what would be is reported.
+    // Every policy in shadow: still deny by default (a trial never opens
+    // the cluster), and what the trial rules would deny is reported too.
     let ns = filter(vec![policy(
         "acl-trial",
         1,
@@ -330,22 +344,14 @@ fn shadow_policies_report_and_change_nothing() {
         true,
         vec![rule(T::Topic, true, &[O::Write], &["orders"])],
     )]);
-    let (_, forwarded, answer, findings) = exchange(
+    let (_, _, answer, findings) = exchange(
         &ns,
         "alice",
-        produce(&["orders", "audit"]),
-        Some(produce_answer(&["orders", "audit"])),
+        produce(&["orders"]),
+        Some(produce_answer(&[])),
     );
-    let RequestKind::Produce(forwarded) = forwarded else {
-        panic!()
-    };
-    assert_eq!(forwarded.topic_data.len(), 2, "both go to the broker");
-    assert_eq!(
-        produce_codes(&answer.unwrap()),
-        [("audit".into(), 0), ("orders".into(), 0)]
-    );
-    assert_eq!(denials(&findings), [("vc".to_string(), "shadow")]);
-    assert!(findings.events[0].shadow);
+    assert_eq!(produce_codes(&answer.unwrap()), [("orders".into(), 29)]);
+    assert_eq!(denials(&findings), [("vc".to_string(), "enforce")]);
 
     // A shadow deny beside an enforced allow: allowed, reported.
     let ns = filter(vec![
@@ -372,6 +378,55 @@ fn shadow_policies_report_and_change_nothing() {
     );
     assert_eq!(produce_codes(&answer.unwrap()), [("orders".into(), 0)]);
     assert_eq!(denials(&findings), [("acl-new-deny".to_string(), "shadow")]);
+    assert!(findings.events[0].shadow);
+}
+
+#[test]
+fn where_the_backend_decides_policies_are_only_reported() {
+    let config = Config::with_entities(vec![policy(
+        "acl-next",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Write], &["orders"])],
+    )]);
+    let acls = AclPolicies::compile(&config, "vc", true).expect("compiles");
+    let ns = Namespace::new(Names::compile(None, &[]), "acl-tests", Some(Arc::new(acls)));
+    let (_, forwarded, answer, findings) = exchange(
+        &ns,
+        "alice",
+        produce(&["orders", "audit"]),
+        Some(produce_answer(&["orders", "audit"])),
+    );
+    let RequestKind::Produce(forwarded) = forwarded else {
+        panic!()
+    };
+    assert_eq!(forwarded.topic_data.len(), 2, "both go to the broker");
+    assert_eq!(
+        produce_codes(&answer.unwrap()),
+        [("audit".into(), 0), ("orders".into(), 0)]
+    );
+    assert_eq!(denials(&findings), [("vc".to_string(), "shadow")]);
+    // Nothing else changes: ACL admin requests go to the backend, and
+    // ApiVersions is the broker's.
+    let (verdict, ..) = exchange(
+        &ns,
+        "alice",
+        RequestKind::CreateAcls(Default::default()),
+        None,
+    );
+    assert!(matches!(verdict, Verdict::Forward));
+    let broker = ApiVersionsResponse::default().with_api_keys(vec![
+        kafka_protocol::messages::api_versions_response::ApiVersion::default()
+            .with_api_key(ApiKey::DescribeLogDirs as i16),
+    ]);
+    let (_, _, answer, _) = exchange(
+        &ns,
+        "alice",
+        RequestKind::ApiVersions(Default::default()),
+        Some(ResponseKind::ApiVersions(broker.clone())),
+    );
+    assert_eq!(answer, Some(ResponseKind::ApiVersions(broker)));
 }
 
 #[test]
@@ -468,7 +523,9 @@ fn an_idempotent_producer_starts_only_with_some_write() {
         false,
         vec![rule(T::Topic, true, &[O::Read], &["orders"])],
     )]);
-    let init = || RequestKind::InitProducerId(InitProducerIdRequest::default());
+    let init = || {
+        RequestKind::InitProducerId(InitProducerIdRequest::default().with_transactional_id(None))
+    };
     assert!(matches!(
         exchange(&writer, "a", init(), None).0,
         Verdict::Forward
@@ -478,6 +535,79 @@ fn an_idempotent_producer_starts_only_with_some_write() {
         panic!("refused by the gateway")
     };
     assert_eq!(r.error_code, 31);
+    // An empty transactional id is a name like any other, not a pass.
+    let empty = RequestKind::InitProducerId(InitProducerIdRequest::default());
+    let (verdict, ..) = exchange(&writer, "a", empty, None);
+    let Verdict::Respond(ResponseKind::InitProducerId(r)) = verdict else {
+        panic!("refused by the gateway")
+    };
+    assert_eq!(r.error_code, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+}
+
+#[test]
+fn a_fetch_session_never_serves_a_topic_the_principal_may_not_read() {
+    let ns = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Read], &["orders"])],
+    )]);
+    // An incremental fetch names nothing; the broker's session still
+    // holds "payroll" (read when the rules allowed it).
+    let answer = ResponseKind::Fetch(
+        FetchResponse::default().with_responses(
+            ["orders", "payroll"]
+                .iter()
+                .map(|t| {
+                    FetchableTopicResponse::default()
+                        .with_topic(name(t))
+                        .with_partitions(vec![
+                            PartitionData::default()
+                                .with_records(Some(bytes::Bytes::from_static(b"records"))),
+                        ])
+                })
+                .collect(),
+        ),
+    );
+    let (_, _, answer, _) = exchange(
+        &ns,
+        "alice",
+        RequestKind::Fetch(FetchRequest::default()),
+        Some(answer),
+    );
+    let Some(ResponseKind::Fetch(r)) = answer else {
+        panic!()
+    };
+    let got: Vec<_> = r
+        .responses
+        .iter()
+        .map(|t| {
+            let p = &t.partitions[0];
+            (t.topic.0.as_str(), p.error_code, p.records.is_some())
+        })
+        .collect();
+    assert_eq!(got, [("orders", 0, true), ("payroll", 29, false)]);
+}
+
+#[test]
+fn describe_cluster_is_anyones_without_the_brokers_view_of_rights() {
+    let ns = filter(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Read], &["orders"])],
+    )]);
+    let asked = RequestKind::DescribeCluster(
+        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+    );
+    let (verdict, forwarded, ..) = exchange(&ns, "alice", asked, None);
+    assert!(matches!(verdict, Verdict::Forward));
+    let RequestKind::DescribeCluster(r) = forwarded else {
+        panic!()
+    };
+    assert!(!r.include_cluster_authorized_operations);
 }
 
 #[test]
@@ -605,7 +735,7 @@ fn policies_this_node_cannot_enforce_are_refused() {
     if let Some(Spec::ClusterPolicyAcls(p)) = &mut bad.spec {
         p.enforcement = 7;
     }
-    let err = AclPolicies::compile(&Config::with_entities(vec![bad]), "vc").unwrap_err();
+    let err = AclPolicies::compile(&Config::with_entities(vec![bad]), "vc", false).unwrap_err();
     assert!(err.contains("enforcement"), "{err}");
     let orphan = {
         let mut p = policy(
@@ -620,9 +750,9 @@ fn policies_this_node_cannot_enforce_are_refused() {
         }
         p
     };
-    let err = AclPolicies::compile(&Config::with_entities(vec![orphan]), "vc").unwrap_err();
+    let err = AclPolicies::compile(&Config::with_entities(vec![orphan]), "vc", false).unwrap_err();
     assert!(err.contains("parent_policy_id"), "{err}");
     let syntax = policy("acl", 1, "principal ==", false, vec![]);
-    let err = AclPolicies::compile(&Config::with_entities(vec![syntax]), "vc").unwrap_err();
+    let err = AclPolicies::compile(&Config::with_entities(vec![syntax]), "vc", false).unwrap_err();
     assert!(err.contains("acl.condition: line 1"), "{err}");
 }

@@ -84,11 +84,30 @@ pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataRespon
         }
         // Under gateway ACLs a topic the principal may not describe is
         // left out (as Kafka does).
-        ns.optional_topic_out(asked, &mut t.name, t.topic_id)
+        let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
             && t.name
                 .as_ref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0))
+                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0));
+        if shown && let Some(n) = &t.name {
+            let name = n.0.clone();
+            ns.authorized_operations(
+                asked,
+                Resource::Topic,
+                &name,
+                &mut t.topic_authorized_operations,
+            );
+        }
+        shown
     });
+    if asked.access.is_some() && r.cluster_authorized_operations != i32::MIN {
+        // The broker's view of its own ACLs says nothing about the gateway's.
+        r.cluster_authorized_operations = asked.access.as_ref().map_or(0, |a| {
+            a.authorized_operations(
+                crate::filter::acl::ResourceType::Cluster,
+                crate::filter::acl::CLUSTER,
+            )
+        });
+    }
     for d in &asked.denied_topics {
         r.topics.push(
             MetadataResponseTopic::default()
@@ -243,10 +262,20 @@ pub(super) fn describe_topic_partitions_out(
         {
             ns.learn_id(name, t.topic_id);
         }
-        ns.optional_topic_out(asked, &mut t.name, t.topic_id)
+        let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
             && t.name
                 .as_ref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0))
+                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0));
+        if shown && let Some(n) = &t.name {
+            let name = n.0.clone();
+            ns.authorized_operations(
+                asked,
+                Resource::Topic,
+                &name,
+                &mut t.topic_authorized_operations,
+            );
+        }
+        shown
     });
     if let Some(cursor) = &mut r.next_cursor
         && !ns.topic_out(asked, &mut cursor.topic_name, Default::default())
@@ -280,6 +309,21 @@ fn resource_in(
         TOPIC_RESOURCE => (Resource::Topic, TOPIC_AUTHORIZATION_FAILED),
         GROUP_RESOURCE => (Resource::Group, GROUP_AUTHORIZATION_FAILED),
         _ => {
+            // Broker, broker-logger and client-metrics settings: the
+            // platform's in a namespace; without one, the ACLs decide
+            // (describe_configs / alter_configs on the cluster).
+            let operation = asked.needs.topic;
+            let on_cluster = !ns.names().namespaced()
+                && asked.access.as_mut().is_some_and(|a| {
+                    a.permit(
+                        crate::filter::acl::ResourceType::Cluster,
+                        crate::filter::acl::CLUSTER,
+                        operation,
+                    )
+                });
+            if on_cluster {
+                return true;
+            }
             let refused = (resource_type, name.clone(), CLUSTER_AUTHORIZATION_FAILED);
             asked.denied_resources.push(refused);
             return false;
@@ -439,10 +483,14 @@ pub(super) fn incremental_alter_configs_out(
 /// every tenant shares), not a tenant's: refused with
 /// CLUSTER_AUTHORIZATION_FAILED.
 pub(super) fn elect_leaders(
-    _ns: &Namespace,
+    ns: &Namespace,
     _asked: &mut Asked,
     _r: &mut ElectLeadersRequest,
 ) -> Verdict {
+    // Without a namespace, the gateway ACLs decided (alter on the cluster).
+    if !ns.names().namespaced() {
+        return Verdict::Forward;
+    }
     Verdict::Respond(ResponseKind::ElectLeaders(
         ElectLeadersResponse::default().with_error_code(CLUSTER_AUTHORIZATION_FAILED),
     ))
@@ -474,10 +522,14 @@ pub(super) fn elect_leaders_out(ns: &Namespace, asked: &Asked, r: &mut ElectLead
 /// between brokers every tenant shares): refused with
 /// CLUSTER_AUTHORIZATION_FAILED.
 pub(super) fn alter_partition_reassignments(
-    _ns: &Namespace,
+    ns: &Namespace,
     _asked: &mut Asked,
     _r: &mut AlterPartitionReassignmentsRequest,
 ) -> Verdict {
+    // Without a namespace, the gateway ACLs decided (alter on the cluster).
+    if !ns.names().namespaced() {
+        return Verdict::Forward;
+    }
     Verdict::Respond(ResponseKind::AlterPartitionReassignments(
         AlterPartitionReassignmentsResponse::default()
             .with_error_code(CLUSTER_AUTHORIZATION_FAILED)

@@ -97,6 +97,21 @@ pub(super) fn fetch(ns: &Namespace, asked: &mut Asked, r: &mut FetchRequest) -> 
 pub(super) fn fetch_out(ns: &Namespace, asked: &Asked, r: &mut FetchResponse) {
     r.responses
         .retain_mut(|t| ns.topic_out(asked, &mut t.topic, t.topic_id));
+    // A fetch session (KIP-227) keeps serving partitions the request no
+    // longer names: a topic the principal may no longer read (its rules
+    // changed) gets TOPIC_AUTHORIZATION_FAILED, never its records.
+    for t in &mut r.responses {
+        if !ns.may_read(asked, &t.topic, t.topic_id) {
+            for p in &mut t.partitions {
+                p.error_code = super::TOPIC_AUTHORIZATION_FAILED;
+                p.records = None;
+                p.high_watermark = -1;
+                p.last_stable_offset = -1;
+                p.log_start_offset = -1;
+                p.aborted_transactions = None;
+            }
+        }
+    }
     for d in &asked.denied_topics {
         r.responses.push(
             FetchableTopicResponse::default()

@@ -36,21 +36,36 @@ pub(super) fn request(
     ns: &Namespace,
     access: &mut Access,
     api: Option<ApiKey>,
+    version: i16,
     body: &mut RequestKind,
 ) -> Option<Verdict> {
     let api = api?;
+    if !access.decides() {
+        // The backend decides: the cluster operation is only reported,
+        // the ACL admin APIs go to the backend.
+        if let Some(operation) = answers::cluster_operation(api) {
+            access.permit(ResourceType::Cluster, CLUSTER, operation);
+        }
+        return None;
+    }
     if let Some(operation) = answers::cluster_operation(api)
         && !access.permit(ResourceType::Cluster, CLUSTER, operation)
     {
         return answers::cluster_refused(api).map(Verdict::Respond);
     }
     match body {
+        RequestKind::DescribeCluster(r) => {
+            // Anyone may describe the cluster; the broker's view of what
+            // the principal may do there is not the gateway's.
+            r.include_cluster_authorized_operations = false;
+            None
+        }
         RequestKind::DescribeAcls(r) => Some(Verdict::Respond(answers::describe(access, r))),
         RequestKind::CreateAcls(r) => Some(Verdict::Respond(answers::create(r))),
         RequestKind::DeleteAcls(r) => Some(Verdict::Respond(answers::delete(r))),
-        RequestKind::InitProducerId(r)
-            if r.transactional_id.as_ref().is_none_or(|t| t.0.is_empty()) =>
-        {
+        // (An empty transactional id is a name like any other: checked by
+        // the walk, and the broker answers INVALID_REQUEST.)
+        RequestKind::InitProducerId(r) if r.transactional_id.is_none() => {
             // An idempotent producer: Kafka lets it start with
             // idempotent_write on the cluster or write on some topic.
             let may = access.may(ResourceType::Cluster, CLUSTER, Operation::IdempotentWrite)
@@ -61,7 +76,10 @@ pub(super) fn request(
             access.permit(ResourceType::Cluster, CLUSTER, Operation::IdempotentWrite);
             answers::cluster_refused(api).map(Verdict::Respond)
         }
-        RequestKind::Metadata(r) if r.allow_auto_topic_creation => {
+        // Before v4 a Metadata request has no such flag (the broker's
+        // auto.create.topics.enable decides: turn it off behind gateway
+        // ACLs); it cannot be cleared there.
+        RequestKind::Metadata(r) if r.allow_auto_topic_creation && version >= 4 => {
             // Creating a topic by asking for it needs create, like
             // CreateTopics; without it the topic is not created.
             let on_cluster = access.may(ResourceType::Cluster, CLUSTER, Operation::Create);
@@ -119,7 +137,7 @@ pub(super) fn report(cx: &mut Context<'_>, api: Option<ApiKey>, access: &mut Acc
     if denials.is_empty() {
         return;
     }
-    let more = std::mem::take(&mut access.more);
+    let mut more = std::mem::take(&mut access.more);
     let mut groups: BTreeMap<(Option<String>, bool), Vec<&Denial>> = BTreeMap::new();
     for d in &denials {
         let policy = d.rule.as_ref().map(|(id, _)| id.clone());
@@ -147,7 +165,8 @@ pub(super) fn report(cx: &mut Context<'_>, api: Option<ApiKey>, access: &mut Acc
             names.push(format!("{} more", list.len() - SHOWN));
         }
         if more > 0 {
-            names.push(format!("{more} more not itemised"));
+            names.push(format!("{more} more (of any policy) not itemised"));
+            more = 0;
         }
         let by = match &policy {
             Some(id) => format!("denied by cluster_policy_acls {id}"),
@@ -165,7 +184,8 @@ pub(super) fn report(cx: &mut Context<'_>, api: Option<ApiKey>, access: &mut Acc
         );
         let entity = policy.clone().unwrap_or_else(|| vc.clone());
         let error = HopError::new(Hop::Policy, entity.clone(), Kind::AclDenied, message)
-            .with_detail(if shadow { "shadow" } else { "enforce" });
+            .with_detail(if shadow { "shadow" } else { "enforce" })
+            .times(count as u64);
         cx.findings.events.push(DataPlaneEvent {
             event: "acl_denied".into(),
             key: format!(

@@ -456,7 +456,10 @@ pub(super) fn describe_groups_out(ns: &Namespace, asked: &Asked, r: &mut Describ
                 m.member_assignment = consumer_protocol::assignment_out(ns, &m.member_assignment);
             }
         }
-        ns.group_out(&mut g.group_id)
+        let shown = ns.group_out(&mut g.group_id);
+        let name = g.group_id.0.clone();
+        ns.authorized_operations(asked, Resource::Group, &name, &mut g.authorized_operations);
+        shown
     });
     for g in &asked.denied_groups {
         r.groups.push(
@@ -531,13 +534,17 @@ pub(super) fn consumer_group_heartbeat(
             "the group is outside this virtual cluster's namespace",
         );
     }
+    // A regex is resolved by the broker against every topic, around the
+    // namespace and the gateway's describe checks.
     if r.subscribed_topic_regex
         .as_ref()
         .is_some_and(|re| !re.is_empty())
+        && ns.polices()
     {
         return refuse(
             INVALID_REQUEST,
-            "regex subscriptions are not supported in a namespaced virtual cluster: subscribe to topic names",
+            "regex subscriptions are not supported where the gateway polices topic names \
+             (a namespace, aliases or gateway ACLs): subscribe to topic names",
         );
     }
     if let Some(names) = &mut r.subscribed_topic_names {
@@ -595,7 +602,10 @@ pub(super) fn consumer_group_describe_out(
                     .retain_mut(|t| ns.topic_out(asked, &mut t.topic_name, t.topic_id));
             }
         }
-        ns.group_out(&mut g.group_id)
+        let shown = ns.group_out(&mut g.group_id);
+        let name = g.group_id.0.clone();
+        ns.authorized_operations(asked, Resource::Group, &name, &mut g.authorized_operations);
+        shown
     });
     for g in &asked.denied_groups {
         r.groups.push(

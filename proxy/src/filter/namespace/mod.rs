@@ -150,6 +150,46 @@ impl Namespace {
         false
     }
 
+    /// Replaces a broker's `authorized_operations` bit set for `name` with
+    /// the gateway's decisions (left alone when not asked for:
+    /// `i32::MIN`, or without gateway ACLs).
+    pub(crate) fn authorized_operations(
+        &self,
+        asked: &Asked,
+        resource: Resource,
+        name: &str,
+        field: &mut i32,
+    ) {
+        let Some(access) = &asked.access else {
+            return;
+        };
+        if *field == i32::MIN {
+            return;
+        }
+        let (resource_type, name) = match resource {
+            Resource::Topic => (ResourceType::Topic, self.names.unalias(name)),
+            Resource::Group => (ResourceType::Group, name),
+            Resource::TransactionalId => (ResourceType::TransactionalId, name),
+        };
+        *field = access.authorized_operations(resource_type, name);
+    }
+
+    /// Whether the principal may read the topic the client knows as `name`
+    /// (or by `id`) under the gateway's ACLs, for a Fetch answer.
+    pub(crate) fn may_read(&self, asked: &Asked, name: &TopicName, id: Uuid) -> bool {
+        let Some(access) = &asked.access else {
+            return true;
+        };
+        let shown = if name.0.is_empty() {
+            self.ids
+                .name(id)
+                .and_then(|backend| self.names.outward(Resource::Topic, &backend))
+        } else {
+            Some(self.names.unalias(&name.0).to_string())
+        };
+        shown.is_some_and(|n| access.may(ResourceType::Topic, &n, Operation::Read))
+    }
+
     /// Whether a listing may show the topic the client knows as `name`
     /// (after renaming back): `describe` on it.
     pub(crate) fn describable(&self, asked: &Asked, resource: Resource, name: &str) -> bool {
@@ -376,13 +416,10 @@ impl Namespace {
         resource: Resource,
         name: &mut StrBytes,
     ) -> bool {
-        // An empty transactional id is no transaction (an idempotent
-        // producer's InitProducerId): nothing for the ACLs to decide.
-        let unchecked = resource == Resource::TransactionalId && name.is_empty();
         let renamed = self
             .names
             .inward(resource, name)
-            .filter(|_| unchecked || self.permitted(asked, resource, &name.clone(), name));
+            .filter(|_| self.permitted(asked, resource, &name.clone(), name));
         match renamed {
             Some(backend) => {
                 *name = StrBytes::from_string(backend);
@@ -407,6 +444,14 @@ impl Namespace {
             }
             None => false,
         }
+    }
+
+    /// Whether this filter polices what clients do: it renames names or
+    /// the gateway decides ACLs. Otherwise (ACL policies only reported,
+    /// `acl_mode = passthrough`) it changes nothing a client sees:
+    /// every API is forwarded and advertised as the broker does.
+    pub(crate) fn polices(&self) -> bool {
+        self.names.renames() || self.acls.as_ref().is_some_and(|a| a.decides())
     }
 
     /// The name mapping.
@@ -467,7 +512,7 @@ impl Filter for Namespace {
             asked.needs = api.map(acl::needs).unwrap_or_default();
         }
         let gated = match asked.access.as_mut() {
-            Some(access) => gate::request(self, access, api, body),
+            Some(access) => gate::request(self, access, api, header.request_api_version, body),
             None => None,
         };
         let verdict = if let Some(verdict) = gated {
@@ -533,12 +578,13 @@ impl Filter for Namespace {
                 RequestKind::DescribeTransactions(r) => {
                     txn::describe_transactions(self, &mut asked, r)
                 }
-                RequestKind::ListTransactions(r) => txn::list_transactions(r),
+                RequestKind::ListTransactions(r) => txn::list_transactions(self, r),
                 RequestKind::GetTelemetrySubscriptions(_)
                 | RequestKind::PushTelemetry(_)
                 | RequestKind::ApiVersions(_)
                 | RequestKind::SaslHandshake(_)
                 | RequestKind::SaslAuthenticate(_) => Verdict::Forward,
+                _ if !self.polices() => Verdict::Forward,
                 _ => {
                     // Refused, never forwarded: answered with the API's own
                     // error where its answer has one, the connection closed
@@ -557,7 +603,9 @@ impl Filter for Namespace {
                 }
             }
         };
-        if let Some(refusal) = refusal(cx, header.request_api_key, &asked) {
+        if self.names.renames()
+            && let Some(refusal) = refusal(cx, header.request_api_key, &asked)
+        {
             cx.findings.warnings.push(refusal);
         }
         if let Some(access) = &mut asked.access {
@@ -576,10 +624,10 @@ impl Filter for Namespace {
         let asked = cx.notes.take::<Asked>().unwrap_or_default();
         let v = in_flight.version;
         match body {
-            ResponseKind::ApiVersions(r) => {
+            ResponseKind::ApiVersions(r) if self.polices() => {
                 r.api_keys
                     .retain(|k| ApiKey::try_from(k.api_key).is_ok_and(policed::advertised));
-                if self.acls.is_some() {
+                if self.acls.as_ref().is_some_and(|a| a.decides()) {
                     gate::advertise(r);
                 }
             }
@@ -648,7 +696,14 @@ fn refusal(cx: &Context<'_>, key: i16, asked: &Asked) -> Option<HopError> {
     let mut names: Vec<String> = asked
         .denied_topics
         .iter()
-        .filter(|t| t.code != TOPIC_AUTHORIZATION_FAILED || !by_acl(Resource::Topic, &t.name))
+        .filter(|t| match t.code {
+            TOPIC_AUTHORIZATION_FAILED => !by_acl(Resource::Topic, &t.name),
+            // Topics refused with their group or transactional id.
+            GROUP_AUTHORIZATION_FAILED | TRANSACTIONAL_ID_AUTHORIZATION_FAILED => {
+                asked.acl_refused.is_empty()
+            }
+            _ => true,
+        })
         .map(|t| {
             if t.name.is_empty() {
                 format!("topic id {}", t.id)

@@ -108,6 +108,11 @@ impl Names {
         self.mode != Mode::Open
     }
 
+    /// Whether any name is renamed (a namespace or an alias).
+    pub fn renames(&self) -> bool {
+        self.namespaced() || !self.aliases.is_empty()
+    }
+
     fn extra(&self, resource: Resource) -> &Extra {
         match resource {
             Resource::Topic => &self.topics,

@@ -243,10 +243,12 @@ pub(super) fn describe_transactions_out(
 
 /// ListTransactions: a transactional-id pattern (a regex the broker
 /// would match against every tenant's ids) is refused.
-pub(super) fn list_transactions(r: &mut ListTransactionsRequest) -> Verdict {
+pub(super) fn list_transactions(ns: &Namespace, r: &mut ListTransactionsRequest) -> Verdict {
+    // Without a namespace the answer is filtered by the ACLs alone.
     if r.transactional_id_pattern
         .as_ref()
         .is_some_and(|p| !p.is_empty())
+        && ns.names().namespaced()
     {
         return Verdict::Respond(ResponseKind::ListTransactions(
             ListTransactionsResponse::default().with_error_code(INVALID_REQUEST),
