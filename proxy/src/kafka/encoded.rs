@@ -304,4 +304,26 @@ mod tests {
         FetchResponse::default().encode(&mut plain, 12).unwrap();
         assert_eq!(again, plain);
     }
+
+    #[test]
+    fn a_tag_beyond_i32_is_refused_not_dropped_on_the_way_out() {
+        // A tag of 2^31 kept as a negative key would be counted but never
+        // written: the broker would read the next field as a tag.
+        let mut wire = bytes::BytesMut::new();
+        ProduceRequest::default().encode(&mut wire, 9).unwrap();
+        wire.truncate(wire.len() - 1); // the empty tagged-field count
+        wire.extend_from_slice(&[1, 0x80, 0x80, 0x80, 0x80, 0x08, 0]);
+        let mut bytes = wire.freeze();
+        assert!(ProduceRequest::decode(&mut bytes, 9).is_err());
+        // A tag within range is kept and written back whole.
+        let mut wire = bytes::BytesMut::new();
+        ProduceRequest::default().encode(&mut wire, 9).unwrap();
+        wire.truncate(wire.len() - 1);
+        wire.extend_from_slice(&[1, 7, 1, 42]);
+        let mut bytes = wire.clone().freeze();
+        let decoded = ProduceRequest::decode(&mut bytes, 9).unwrap();
+        let mut again = bytes::BytesMut::new();
+        decoded.encode(&mut again, 9).unwrap();
+        assert_eq!(again, wire);
+    }
 }

@@ -243,6 +243,7 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     range: R,
     unknown_tagged_fields: &BTreeMap<i32, Bytes>,
 ) -> Result<()> {
+    let mut written = 0;
     for (&k, v) in unknown_tagged_fields.range(range) {
         if v.len() > u32::MAX as usize {
             bail!("Tagged field is too long to encode ({} bytes)", v.len());
@@ -250,8 +251,24 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
         types::UnsignedVarInt.encode(buf, k as u32)?;
         types::UnsignedVarInt.encode(buf, v.len() as u32)?;
         buf.put_slice(v);
+        written += 1;
+    }
+    // Sluice patch: the field count written before these fields counts
+    // every unknown one; one left out here would shift every later byte
+    // of the message (mis-framing it for the reader), so it is an error.
+    if written != unknown_tagged_fields.len() {
+        bail!("an unknown tagged field lies outside the tags this message can write");
     }
     Ok(())
+}
+
+/// Sluice patch: the map key of an unknown tagged field; a tag beyond
+/// `i32::MAX` would turn negative and never be written back.
+pub(crate) fn tag_key(tag: u32) -> Result<i32> {
+    match i32::try_from(tag) {
+        Ok(key) => Ok(key),
+        Err(_) => bail!("tagged field {tag} is out of range"),
+    }
 }
 
 pub(crate) fn compute_unknown_tagged_fields_size(
