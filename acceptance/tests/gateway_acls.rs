@@ -272,6 +272,11 @@ async fn the_gateway_decides_acls_per_principal_and_resource() {
         assert_ne!(answer.error_code, 31, "passthrough answered by the gateway");
     }
 
+    // Where the backend decides, ACL policies are only tried out: a write
+    // their rules would refuse goes through, and is reported as shadow.
+    let wrote = client("", &open, &["produce", "audit", "1", "trial"]);
+    assert_eq!(wrote["delivered"], 1, "{wrote}");
+
     // The operator sees each denial at hop=policy: enforced ones by the
     // deciding policy or the virtual cluster (denied by default), shadow
     // ones by the shadow policy, with detail shadow.
@@ -307,6 +312,37 @@ async fn the_gateway_decides_acls_per_principal_and_resource() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(shadow.hop, "policy");
+    let open_vc = {
+        let mut found = None;
+        while found.is_none() {
+            let nodes = admin
+                .list_data_plane_nodes(ListDataPlaneNodesRequest {
+                    gateway_id: gateway.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .nodes;
+            found = nodes
+                .iter()
+                .flat_map(|n| &n.errors)
+                .find(|e| {
+                    e.detail == "shadow" && e.last_message.contains("write on topic \"audit\"")
+                })
+                .cloned();
+            assert!(
+                started.elapsed() < WAIT * 2,
+                "no report of the trial: {nodes:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found.unwrap()
+    };
+    assert!(
+        open_vc.last_message.contains("User:ANONYMOUS Produce")
+            && open_vc.last_message.contains("in shadow"),
+        "{open_vc:?}"
+    );
     assert!(
         shadow.last_message.contains("User:bob") && shadow.last_message.contains("in shadow"),
         "{shadow:?}"

@@ -18,16 +18,33 @@ resource "sluice_backend_cluster" "kafka" {
   name              = "kafka"
   bootstrap_servers = ["127.0.0.1:9092"]
 }
-"#;
-
-const VIRTUAL_CLUSTER: &str = r#"
 resource "sluice_virtual_cluster" "vc" {
   gateway_id     = sluice_gateway.gw.id
   name           = "team-a"
   destination_id = sluice_backend_cluster.kafka.id
   dns_label      = "team-a"
-  acl_mode       = "enforce_on_gateway"
+  acl_mode       = "passthrough"
   authentication = [{ anonymous = {} }]
+}
+"#;
+
+const VIRTUAL_CLUSTER: &str = r#"
+resource "sluice_produce_policy_modify_headers" "stamp" {
+  gateway_id         = sluice_gateway.gw.id
+  name               = "stamp"
+  virtual_cluster_id = sluice_virtual_cluster.vc.id
+  actions            = [{ set = { key = "via", value = "sluice" } }]
+}
+resource "sluice_cluster_policy_acls" "trial" {
+  gateway_id         = sluice_gateway.gw.id
+  name               = "trial"
+  virtual_cluster_id = sluice_virtual_cluster.vc.id
+  rules = [{
+    resource_type  = "topic"
+    action         = "allow"
+    operations     = ["read"]
+    resource_names = ["orders"]
+  }]
 }
 resource "sluice_backend_cluster" "in_clear" {
   gateway_id        = sluice_gateway.gw.id
@@ -61,10 +78,12 @@ async fn plan_warns_about_what_sluice_proxy_does_not_enforce() {
     // Terraform wraps long details: compare with whitespace collapsed.
     let words = plan.output.split_whitespace().collect::<Vec<_>>().join(" ");
     for expected in [
-        "Warning: sluice_virtual_cluster: acl_mode is not enforced by the data plane",
-        "with sluice_virtual_cluster.vc,",
-        "acl_mode = \"enforce_on_gateway\"",
-        "not enforced by sluice-proxy 0.1: connections to this virtual cluster are refused",
+        "Warning: sluice_produce_policy_modify_headers: enabled is not enforced by the data plane",
+        "with sluice_produce_policy_modify_headers.stamp,",
+        "not enforced by sluice-proxy 0.1: connections to its virtual cluster are refused",
+        // ACL rules where the backend decides: only reported.
+        "ACL rules only reported: the virtual cluster's acl_mode is passthrough",
+        "with sluice_cluster_policy_acls.trial,",
         "Warning: sluice_backend_cluster: the SASL PLAIN password crosses the network in clear",
         "with sluice_backend_cluster.in_clear,",
         "the backend password is sent to the brokers in clear text",

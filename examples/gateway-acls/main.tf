@@ -11,6 +11,8 @@
 #   counted at hop=policy in node status) and changes nothing until its
 #   enforcement becomes "enforce".
 # - anonymous clients may write orders and read audit.
+# - a second virtual cluster leaves ACLs to the backend and tries rules
+#   out: they are evaluated and reported, never applied.
 #
 # acceptance/tests/gateway_acls.rs applies this file and proves it with
 # confluent-kafka, kafka-python and a raw Kafka client.
@@ -116,7 +118,17 @@ module "open" {
   name               = "open"
   ports              = var.passthrough_ports
   min_broker_id      = 111
-  acl_mode           = "passthrough"
+  # The backend decides; these rules are being tried out: what they would
+  # deny is reported (acl_denied, shadow = true), nothing is denied. Set
+  # acl_mode = "enforce_on_gateway" once node status shows no surprises.
+  acl_mode = "passthrough"
+  acls = {
+    next = {
+      rules = [
+        { resource_type = "topic", action = "allow", operations = ["read"], resource_names = ["*"] },
+      ]
+    }
+  }
 }
 
 output "bootstrap" {

@@ -221,7 +221,9 @@ async fn validate_warns_about_what_the_data_plane_does_not_enforce() {
         .unwrap_err();
     assert!(
         err.message().contains("parent_policy_id")
-            && err.message().contains("unknown variable `topic`"),
+            && err
+                .message()
+                .contains("must be a cluster_policy_acls of the same virtual cluster"),
         "{}",
         err.message()
     );

@@ -96,7 +96,8 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
         }
         // ACL policies that cannot be enforced as written refuse the
         // virtual cluster's connections (fail closed), like auth rules.
-        let (chain, chain_refused) = match chain(config, &entity.id, vc, &backend.id) {
+        let (chain, chain_refused) = match chain(config, &mut problems, &entity.id, vc, &backend.id)
+        {
             Ok(chain) => (chain, None),
             Err(problem) => (Chain::new(base_filters()), Some(problem)),
         };
@@ -144,6 +145,7 @@ pub(crate) fn base_filters() -> Vec<Arc<dyn Filter>> {
 /// added here.
 fn chain(
     config: &Config,
+    problems: &mut Vec<HopError>,
     vc_id: &str,
     vc: &sluice_proto::admin::v1::VirtualCluster,
     backend_id: &str,
@@ -152,15 +154,28 @@ fn chain(
     // Under enforce_on_gateway the ACLs decide; under passthrough the
     // policies there are are only evaluated and reported.
     let decides = vc.acl_mode == AclMode::EnforceOnGateway as i32;
-    let policies = AclPolicies::compile(config, vc_id, !decides).map_err(|e| {
-        HopError::new(
-            Hop::Policy,
-            vc_id,
-            ErrorKind::InvalidConfig,
-            format!("{e}; connections to this virtual cluster are refused"),
-        )
-    })?;
-    let acls = (decides || !policies.is_empty()).then(|| Arc::new(policies));
+    let acls = match AclPolicies::compile(config, vc_id, !decides) {
+        Ok(policies) => (decides || !policies.is_empty()).then(|| Arc::new(policies)),
+        Err(e) if decides => {
+            return Err(HopError::new(
+                Hop::Policy,
+                vc_id,
+                ErrorKind::InvalidConfig,
+                format!("{e}; connections to this virtual cluster are refused"),
+            ));
+        }
+        // Policies only reported: one that cannot be compiled is reported
+        // (once per revision) and the virtual cluster served as before.
+        Err(e) => {
+            problems.push(HopError::new(
+                Hop::Policy,
+                vc_id,
+                ErrorKind::InvalidConfig,
+                format!("{e}; its ACL policies are not evaluated (acl_mode = passthrough)"),
+            ));
+            None
+        }
+    };
     if vc.namespace.is_some() || !vc.topic_aliases.is_empty() || acls.is_some() {
         let names = Names::compile(vc.namespace.as_ref(), &vc.topic_aliases);
         filters.push(Arc::new(Namespace::new(names, backend_id, acls)));

@@ -305,10 +305,12 @@ async fn overlapping_namespaces(
 const MAX_NESTING: usize = 8;
 
 /// An ACL policy runs only where its parents' conditions hold, and nodes
-/// evaluate them per request like its own: each parent's condition must
-/// compile for the cluster phase, and the chain must end (no cycle, at
-/// most [`MAX_NESTING`] deep). Otherwise every node would refuse the
-/// virtual cluster's connections.
+/// evaluate them per request like its own: its parent must be an ACL
+/// policy of the same virtual cluster (whose condition was compiled for
+/// the cluster phase when it was written), and every chain of the
+/// virtual cluster's ACL policies, with this one as written, must end
+/// (no cycle, at most [`MAX_NESTING`] deep). Otherwise every node would
+/// refuse the virtual cluster's connections.
 async fn parent_chain(
     conn: &mut SqliteConnection,
     entity: &Entity,
@@ -317,50 +319,58 @@ async fn parent_chain(
     let Some(Spec::ClusterPolicyAcls(p)) = &entity.spec else {
         return Ok(());
     };
-    let mut seen = vec![entity.id.clone()];
-    let mut parent = p.parent_policy_id.clone();
-    while !parent.is_empty() {
-        if seen.contains(&parent) {
-            v.add(
-                "parent_policy_id",
-                format!("policy {parent} is its own ancestor"),
-            );
-            return Ok(());
+    let rows = sqlx::query(
+        "SELECT id, body FROM entities \
+         WHERE kind = 'cluster_policy_acls' AND scope_id = ? AND gateway_id = ?",
+    )
+    .bind(&p.virtual_cluster_id)
+    .bind(&entity.gateway_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut parents: std::collections::HashMap<String, String> = rows
+        .iter()
+        .filter_map(|row| {
+            let body = Entity::decode(row.get::<&[u8], _>("body")).ok()?;
+            let parent = body.spec.as_ref()?.policy()?.parent_policy_id.to_string();
+            Some((row.get::<String, _>("id"), parent))
+        })
+        .collect();
+    let me = if entity.id.is_empty() {
+        "(this policy)".to_string()
+    } else {
+        entity.id.clone()
+    };
+    parents.insert(me.clone(), p.parent_policy_id.clone());
+    if !p.parent_policy_id.is_empty() && !parents.contains_key(&p.parent_policy_id) {
+        v.add(
+            "parent_policy_id",
+            "must be a cluster_policy_acls of the same virtual cluster: an ACL policy runs \
+             under ACL policies only",
+        );
+        return Ok(());
+    }
+    for start in parents.keys() {
+        let mut current = start;
+        for depth in 0..=MAX_NESTING + 1 {
+            let Some(parent) = parents.get(current).filter(|p| !p.is_empty()) else {
+                break;
+            };
+            if parent == start {
+                v.add(
+                    "parent_policy_id",
+                    format!("policies nest in a cycle (through {start})"),
+                );
+                return Ok(());
+            }
+            if depth == MAX_NESTING {
+                v.add(
+                    "parent_policy_id",
+                    format!("{start} would be nested more than {MAX_NESTING} policies deep"),
+                );
+                return Ok(());
+            }
+            current = parent;
         }
-        if seen.len() > MAX_NESTING {
-            v.add(
-                "parent_policy_id",
-                format!("nested more than {MAX_NESTING} policies deep"),
-            );
-            return Ok(());
-        }
-        let body: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT body FROM entities WHERE id = ? AND gateway_id = ?")
-                .bind(&parent)
-                .bind(&entity.gateway_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        // A missing parent is the reference check's to report.
-        let Some(stored) = body.and_then(|b| Entity::decode(b.as_slice()).ok()) else {
-            return Ok(());
-        };
-        let Some(fields) = stored.spec.as_ref().and_then(|s| s.policy()) else {
-            return Ok(());
-        };
-        if !fields.condition.is_empty()
-            && let Err(e) = sluice_proto::condition::Condition::compile(
-                fields.condition,
-                sluice_proto::condition::CLUSTER_VARIABLES,
-            )
-        {
-            v.add(
-                "parent_policy_id",
-                format!("the condition of parent policy {parent} cannot decide an ACL policy: {e}"),
-            );
-            return Ok(());
-        }
-        seen.push(parent.clone());
-        parent = fields.parent_policy_id.to_string();
     }
     Ok(())
 }

@@ -85,6 +85,17 @@ fn filter(policies: Vec<Entity>) -> Namespace {
 fn exchange(
     ns: &Namespace,
     user: &str,
+    request: RequestKind,
+    response: Option<ResponseKind>,
+) -> (Verdict, RequestKind, Option<ResponseKind>, Findings) {
+    exchange_at(ns, user, 9, request, response)
+}
+
+/// [`exchange`] at API version `version`.
+fn exchange_at(
+    ns: &Namespace,
+    user: &str,
+    version: i16,
     mut request: RequestKind,
     response: Option<ResponseKind>,
 ) -> (Verdict, RequestKind, Option<ResponseKind>, Findings) {
@@ -100,7 +111,7 @@ fn exchange(
     let (mut notes, mut findings) = (Notes::default(), Findings::default());
     let mut header = RequestHeader::default()
         .with_request_api_key(key as i16)
-        .with_request_api_version(9);
+        .with_request_api_version(version);
     let verdict = {
         let mut cx = Context {
             route: &route,
@@ -120,7 +131,7 @@ fn exchange(
             };
             let in_flight = InFlight {
                 api_key: key as i16,
-                version: 9,
+                version,
                 correlation_id: 1,
             };
             ns.on_response(&mut cx, &mut r, &in_flight);
@@ -331,6 +342,53 @@ fn metadata_omits_what_the_principal_may_not_describe() {
         "read and describe, as the gateway decides"
     );
     assert!(findings.warnings.is_empty(), "omitting is not a denial");
+}
+
+#[test]
+fn metadata_before_v4_names_only_topics_the_principal_may_create() {
+    // Before v4 a broker may create any topic a Metadata request names.
+    let ns = filter(vec![
+        policy(
+            "acl-alice",
+            1,
+            "principal == 'User:alice'",
+            false,
+            vec![rule(T::Topic, true, &[O::Read], &["orders"])],
+        ),
+        policy(
+            "acl-bob",
+            2,
+            "principal == 'User:bob'",
+            false,
+            vec![rule(T::Topic, true, &[O::Read, O::Create], &["orders"])],
+        ),
+    ]);
+    let ask = || {
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(name("orders"))),
+        ])))
+    };
+    let (_, forwarded, ..) = exchange_at(&ns, "alice", 1, ask(), None);
+    let RequestKind::Metadata(m) = forwarded else {
+        panic!()
+    };
+    assert!(
+        m.topics.unwrap().is_empty(),
+        "read only: refused at v1, not named to the broker"
+    );
+    let (_, forwarded, ..) = exchange_at(&ns, "bob", 1, ask(), None);
+    let RequestKind::Metadata(m) = forwarded else {
+        panic!()
+    };
+    assert_eq!(m.topics.unwrap().len(), 1, "create: named");
+    // From v4 the flag is cleared instead, and reading is enough.
+    let (_, forwarded, ..) = exchange_at(&ns, "alice", 9, ask(), None);
+    let RequestKind::Metadata(m) = forwarded else {
+        panic!()
+    };
+    assert!(!m.allow_auto_topic_creation);
+    assert_eq!(m.topics.unwrap().len(), 1);
 }
 
 #[test]

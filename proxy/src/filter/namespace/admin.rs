@@ -51,11 +51,14 @@ pub(super) fn metadata(
     let named = !topics.is_empty();
     // A shared topic may be used, not created: asking for one that does
     // not exist must not make the broker create it.
-    if topics.iter().any(|t| {
-        t.name
-            .as_ref()
-            .is_some_and(|n| ns.names().is_extra(Resource::Topic, &n.0))
-    }) {
+    // (The flag exists from v4; before, the broker's own setting decides.)
+    if version >= 4
+        && topics.iter().any(|t| {
+            t.name
+                .as_ref()
+                .is_some_and(|n| ns.names().is_extra(Resource::Topic, &n.0))
+        })
+    {
         r.allow_auto_topic_creation = false;
     }
     topics.retain_mut(|t| {
@@ -99,7 +102,9 @@ pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataRespon
         }
         shown
     });
-    if asked.access.is_some() && r.cluster_authorized_operations != i32::MIN {
+    if asked.access.as_ref().is_some_and(|a| a.decides())
+        && r.cluster_authorized_operations != i32::MIN
+    {
         // The broker's view of its own ACLs says nothing about the gateway's.
         r.cluster_authorized_operations = asked.access.as_ref().map_or(0, |a| {
             a.authorized_operations(

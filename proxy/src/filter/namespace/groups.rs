@@ -594,6 +594,7 @@ pub(super) fn consumer_group_describe_out(
     r: &mut ConsumerGroupDescribeResponse,
 ) {
     r.groups.retain_mut(|g| {
+        let mut hidden_topic = false;
         for m in &mut g.members {
             m.subscribed_topic_names
                 .retain_mut(|t| ns.topic_out(asked, t, Default::default()));
@@ -601,6 +602,24 @@ pub(super) fn consumer_group_describe_out(
                 a.topic_partitions
                     .retain_mut(|t| ns.topic_out(asked, &mut t.topic_name, t.topic_id));
             }
+            // Under gateway ACLs, describing a group must not name topics
+            // the principal may not describe (Kafka 4 fails the group).
+            hidden_topic |= m
+                .subscribed_topic_names
+                .iter()
+                .chain(
+                    [&m.assignment, &m.target_assignment]
+                        .into_iter()
+                        .flat_map(|a| a.topic_partitions.iter().map(|t| &t.topic_name)),
+                )
+                .any(|t| !t.0.is_empty() && !ns.describable(asked, Resource::Topic, &t.0));
+        }
+        if hidden_topic {
+            g.members.clear();
+            g.error_code = super::TOPIC_AUTHORIZATION_FAILED;
+            g.error_message = Some(StrBytes::from_static_str(
+                "a member's topic may not be described by this principal",
+            ));
         }
         let shown = ns.group_out(&mut g.group_id);
         let name = g.group_id.0.clone();

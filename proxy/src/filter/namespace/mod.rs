@@ -160,7 +160,7 @@ impl Namespace {
         name: &str,
         field: &mut i32,
     ) {
-        let Some(access) = &asked.access else {
+        let Some(access) = asked.access.as_ref().filter(|a| a.decides()) else {
             return;
         };
         if *field == i32::MIN {
@@ -177,7 +177,7 @@ impl Namespace {
     /// Whether the principal may read the topic the client knows as `name`
     /// (or by `id`) under the gateway's ACLs, for a Fetch answer.
     pub(crate) fn may_read(&self, asked: &Asked, name: &TopicName, id: Uuid) -> bool {
-        let Some(access) = &asked.access else {
+        let Some(access) = asked.access.as_ref().filter(|a| a.decides()) else {
             return true;
         };
         let shown = if name.0.is_empty() {
@@ -481,14 +481,79 @@ impl Filter for Namespace {
                 continue;
             }
             interest = interest.requests(key, ..);
-            if policed::renames(key) {
+            if policed::renames(key) && self.polices() {
                 interest = interest.responses(key, ..);
             }
+        }
+        if !self.polices() {
+            // Reporting only: answers are read for topic ids, not changed.
+            return [
+                ApiKey::Metadata,
+                ApiKey::CreateTopics,
+                ApiKey::DescribeTopicPartitions,
+            ]
+            .into_iter()
+            .fold(interest, |i, key| i.responses(key, ..));
         }
         interest.responses(ApiKey::ApiVersions, ..)
     }
 
     fn on_request(
+        &self,
+        cx: &mut Context<'_>,
+        header: &mut RequestHeader,
+        body: &mut RequestKind,
+    ) -> Verdict {
+        if !self.polices() {
+            // Only reporting what the ACLs would deny: the walk runs on a
+            // copy, the request goes on as it came.
+            let (mut header, mut probe) = (header.clone(), body.clone());
+            self.walk(cx, &mut header, &mut probe);
+            cx.notes.take::<Asked>();
+            return Verdict::Forward;
+        }
+        self.walk(cx, header, body)
+    }
+
+    fn on_response(
+        &self,
+        cx: &mut Context<'_>,
+        body: &mut ResponseKind,
+        in_flight: &InFlight,
+    ) -> Verdict {
+        if !self.polices() {
+            // Only the broker's own listings teach topic ids.
+            match body {
+                ResponseKind::Metadata(r) => {
+                    for t in r.topics.iter().filter(|t| t.error_code == 0) {
+                        if let Some(name) = &t.name {
+                            self.learn_id(name, t.topic_id);
+                        }
+                    }
+                }
+                ResponseKind::DescribeTopicPartitions(r) => {
+                    for t in r.topics.iter().filter(|t| t.error_code == 0) {
+                        if let Some(name) = &t.name {
+                            self.learn_id(name, t.topic_id);
+                        }
+                    }
+                }
+                ResponseKind::CreateTopics(r) => {
+                    for t in r.topics.iter().filter(|t| t.error_code == 0) {
+                        self.learn_id(&t.name, t.topic_id);
+                    }
+                }
+                _ => {}
+            }
+            return Verdict::Forward;
+        }
+        self.answer(cx, body, in_flight)
+    }
+}
+
+impl Namespace {
+    /// Every name of a request through the namespace and the ACLs.
+    fn walk(
         &self,
         cx: &mut Context<'_>,
         header: &mut RequestHeader,
@@ -510,6 +575,14 @@ impl Filter for Namespace {
             ];
             asked.access = Some(acls.access(&principal, &values));
             asked.needs = api.map(acl::needs).unwrap_or_default();
+            if api == Some(ApiKey::Metadata) && header.request_api_version < 4 && acls.decides() {
+                // Before v4 there is no auto-create flag: the broker may
+                // create any topic named. Naming one then needs create on
+                // it (or the cluster), as creating it would: an old client
+                // without it is refused, never lets the broker create.
+                asked.needs.topic = Operation::Create;
+                asked.needs.create_on_cluster = true;
+            }
         }
         let gated = match asked.access.as_mut() {
             Some(access) => gate::request(self, access, api, header.request_api_version, body),
@@ -615,7 +688,8 @@ impl Filter for Namespace {
         verdict
     }
 
-    fn on_response(
+    /// Every name of an answer back to the client's.
+    fn answer(
         &self,
         cx: &mut Context<'_>,
         body: &mut ResponseKind,
