@@ -135,7 +135,7 @@ async fn relay_now(
         Some(RequestOutcome::Forward(rewritten)) => {
             encoded::write_frame(&mut upstream.stream, &rewritten).await
         }
-        None => upstream.stream.write_all(wire).await,
+        Some(RequestOutcome::Unchanged) | None => upstream.stream.write_all(wire).await,
     };
     sent.map_err(|e| fail(Kind::WriteFailed, e.to_string()))?;
     let answer = frame::read_frame(&mut upstream.stream, MAX_FRAME)

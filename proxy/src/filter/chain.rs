@@ -49,6 +49,9 @@ pub enum RequestOutcome {
     Forward(Encoded),
     /// Answer the client with this body (header included) instead.
     Respond(Bytes),
+    /// Send the client's frame as it came: every filter that saw it only
+    /// observes (or could not read it, and only observes).
+    Unchanged,
 }
 
 impl Chain {
@@ -103,19 +106,34 @@ impl Chain {
                 format!("request api_key={key} v{version}: {e:#}"),
             )
         };
-        let api =
-            ApiKey::try_from(key).map_err(|_| undecodable(anyhow::anyhow!("unknown api key")))?;
-        let header_version = api.request_header_version(version);
-        let source = body.clone();
-        let mut buf = body;
-        let mut header = RequestHeader::decode(&mut buf, header_version).map_err(undecodable)?;
-        // A client's request is hostile input: its arrays may hold at most
-        // MAX_REQUEST_ELEMENTS elements in all (a decoded element can take
-        // a hundred times its wire bytes).
-        let mut message = element_budget::with(MAX_REQUEST_ELEMENTS, || {
-            RequestKind::decode(api, &mut buf, version)
-        })
-        .map_err(undecodable)?;
+        // Filters that only observe (ACL policies reported, not applied)
+        // never change or fail a frame: what they cannot read goes on.
+        let observing = self
+            .links
+            .iter()
+            .filter(|l| l.requests.contains(key, version))
+            .all(|l| l.filter.observes_only());
+        let decoded = (|| {
+            let api = ApiKey::try_from(key)
+                .map_err(|_| undecodable(anyhow::anyhow!("unknown api key")))?;
+            let header_version = api.request_header_version(version);
+            let mut buf = body.clone();
+            let header = RequestHeader::decode(&mut buf, header_version).map_err(undecodable)?;
+            // A client's request is hostile input: its arrays may hold at
+            // most MAX_REQUEST_ELEMENTS elements in all (a decoded element
+            // can take a hundred times its wire bytes).
+            let message = element_budget::with(MAX_REQUEST_ELEMENTS, || {
+                RequestKind::decode(api, &mut buf, version)
+            })
+            .map_err(undecodable)?;
+            Ok::<_, HopError>((api, header_version, header, message))
+        })();
+        let (api, header_version, mut header, mut message) = match decoded {
+            Ok(decoded) => decoded,
+            Err(_) if observing => return Ok(RequestOutcome::Unchanged),
+            Err(e) => return Err(e),
+        };
+        let source = body;
         for link in &self.links {
             if !link.requests.contains(key, version) {
                 continue;
@@ -131,6 +149,9 @@ impl Chain {
                 }
                 Verdict::Close(error) => return Err(error),
             }
+        }
+        if observing {
+            return Ok(RequestOutcome::Unchanged);
         }
         let mut out = Segments::new(source);
         header

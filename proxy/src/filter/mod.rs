@@ -54,6 +54,13 @@ pub trait Filter: Send + Sync + 'static {
     /// The requests and responses this filter wants decoded.
     fn interest(&self) -> Interest;
 
+    /// Whether it only observes requests (never changes, answers or
+    /// refuses one): a request only such filters want is forwarded as it
+    /// came, even when it cannot be decoded.
+    fn observes_only(&self) -> bool {
+        false
+    }
+
     /// Called with every request it declared an interest in, in chain order.
     fn on_request(
         &self,

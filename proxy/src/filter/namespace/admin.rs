@@ -1,18 +1,16 @@
-//! Topics and their settings: Metadata, CreateTopics, DeleteTopics,
-//! CreatePartitions, DescribeTopicPartitions, the three config APIs,
-//! ElectLeaders and partition reassignments. Metadata answers list only
-//! the topics the client may see, and teach the topic-id map.
+//! Topics and their settings: CreateTopics, DeleteTopics,
+//! CreatePartitions, the three config APIs, ElectLeaders and partition
+//! reassignments (the listings are `listing.rs`'s).
 
 use kafka_protocol::{
     messages::{
         AlterConfigsRequest, AlterConfigsResponse, AlterPartitionReassignmentsRequest,
         AlterPartitionReassignmentsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
         CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-        DescribeConfigsRequest, DescribeConfigsResponse, DescribeTopicPartitionsRequest,
-        DescribeTopicPartitionsResponse, ElectLeadersRequest, ElectLeadersResponse,
+        DescribeConfigsRequest, DescribeConfigsResponse, ElectLeadersRequest, ElectLeadersResponse,
         IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
-        MetadataResponse, ResponseKind, TopicName,
+        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, ResponseKind,
+        TopicName,
         alter_partition_reassignments_response::{
             ReassignablePartitionResponse, ReassignableTopicResponse,
         },
@@ -20,9 +18,7 @@ use kafka_protocol::{
         create_topics_response::CreatableTopicResult,
         delete_topics_response::DeletableTopicResult,
         describe_configs_response::DescribeConfigsResult,
-        describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic,
         elect_leaders_response::{PartitionResult, ReplicaElectionResult},
-        metadata_response::MetadataResponseTopic,
     },
     protocol::StrBytes,
 };
@@ -36,93 +32,6 @@ use crate::filter::Verdict;
 /// Config resource types (Kafka's `ConfigResource.Type`).
 const TOPIC_RESOURCE: i8 = 2;
 const GROUP_RESOURCE: i8 = 32;
-
-/// Metadata: named topics renamed (or checked, by id); an empty or null
-/// list (every topic) is answered with the visible ones only.
-pub(super) fn metadata(
-    ns: &Namespace,
-    asked: &mut Asked,
-    r: &mut MetadataRequest,
-    version: i16,
-) -> Verdict {
-    let Some(topics) = &mut r.topics else {
-        return Verdict::Forward;
-    };
-    let named = !topics.is_empty();
-    // A shared topic may be used, not created: asking for one that does
-    // not exist must not make the broker create it.
-    // (The flag exists from v4; before, the broker's own setting decides.)
-    if version >= 4
-        && topics.iter().any(|t| {
-            t.name
-                .as_ref()
-                .is_some_and(|n| ns.names().is_extra(Resource::Topic, &n.0))
-        })
-    {
-        r.allow_auto_topic_creation = false;
-    }
-    topics.retain_mut(|t| {
-        let mut name = t.name.take().unwrap_or_default();
-        let keep = ns.topic_in(asked, &mut name, t.topic_id, Vec::new());
-        t.name = (!name.0.is_empty()).then_some(name);
-        keep
-    });
-    // From v1 an empty list asks for no topics: the broker still answers
-    // (with its brokers, which clients need) and the refusals are merged
-    // in. In v0 an empty list means every topic, so it is answered here.
-    answer_if_empty(named && topics.is_empty() && version == 0, asked, || {
-        let mut answer = MetadataResponse::default();
-        metadata_out(ns, asked, &mut answer);
-        ResponseKind::Metadata(answer)
-    })
-}
-
-/// Metadata's answer.
-pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataResponse) {
-    r.topics.retain_mut(|t| {
-        if let Some(name) = &t.name
-            && t.error_code == 0
-        {
-            ns.learn_id(name, t.topic_id);
-        }
-        // Under gateway ACLs a topic the principal may not describe is
-        // left out (as Kafka does).
-        let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
-            && t.name
-                .as_ref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0));
-        if shown && let Some(n) = &t.name {
-            let name = n.0.clone();
-            ns.authorized_operations(
-                asked,
-                Resource::Topic,
-                &name,
-                &mut t.topic_authorized_operations,
-            );
-        }
-        shown
-    });
-    if asked.access.as_ref().is_some_and(|a| a.decides())
-        && r.cluster_authorized_operations != i32::MIN
-    {
-        // The broker's view of its own ACLs says nothing about the gateway's.
-        r.cluster_authorized_operations = asked.access.as_ref().map_or(0, |a| {
-            a.authorized_operations(
-                crate::filter::acl::ResourceType::Cluster,
-                crate::filter::acl::CLUSTER,
-            )
-        });
-    }
-    for d in &asked.denied_topics {
-        r.topics.push(
-            MetadataResponseTopic::default()
-                .with_error_code(d.code)
-                .with_name((!d.name.is_empty()).then(|| TopicName(d.name.clone())))
-                .with_topic_id(d.id)
-                .with_topic_authorized_operations(i32::MIN),
-        );
-    }
-}
 
 /// CreateTopics.
 pub(super) fn create_topics(
@@ -225,74 +134,6 @@ pub(super) fn create_partitions_out(
             CreatePartitionsTopicResult::default()
                 .with_name(TopicName(d.name.clone()))
                 .with_error_code(d.code),
-        );
-    }
-}
-
-/// DescribeTopicPartitions: the named topics and the paging cursor.
-pub(super) fn describe_topic_partitions(
-    ns: &Namespace,
-    asked: &mut Asked,
-    r: &mut DescribeTopicPartitionsRequest,
-) -> Verdict {
-    let named = !r.topics.is_empty();
-    r.topics
-        .retain_mut(|t| ns.topic_in(asked, &mut t.name, Default::default(), Vec::new()));
-    if let Some(cursor) = &mut r.cursor
-        && !ns.topic_in(
-            asked,
-            &mut cursor.topic_name,
-            Default::default(),
-            Vec::new(),
-        )
-    {
-        r.cursor = None;
-    }
-    answer_if_empty(named && r.topics.is_empty(), asked, || {
-        let mut answer = DescribeTopicPartitionsResponse::default();
-        describe_topic_partitions_out(ns, asked, &mut answer);
-        ResponseKind::DescribeTopicPartitions(answer)
-    })
-}
-
-/// DescribeTopicPartitions' answer.
-pub(super) fn describe_topic_partitions_out(
-    ns: &Namespace,
-    asked: &Asked,
-    r: &mut DescribeTopicPartitionsResponse,
-) {
-    r.topics.retain_mut(|t| {
-        if let Some(name) = &t.name
-            && t.error_code == 0
-        {
-            ns.learn_id(name, t.topic_id);
-        }
-        let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
-            && t.name
-                .as_ref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0));
-        if shown && let Some(n) = &t.name {
-            let name = n.0.clone();
-            ns.authorized_operations(
-                asked,
-                Resource::Topic,
-                &name,
-                &mut t.topic_authorized_operations,
-            );
-        }
-        shown
-    });
-    if let Some(cursor) = &mut r.next_cursor
-        && !ns.topic_out(asked, &mut cursor.topic_name, Default::default())
-    {
-        r.next_cursor = None;
-    }
-    for d in &asked.denied_topics {
-        r.topics.push(
-            DescribeTopicPartitionsResponseTopic::default()
-                .with_error_code(d.code)
-                .with_name(Some(TopicName(d.name.clone())))
-                .with_topic_authorized_operations(i32::MIN),
         );
     }
 }

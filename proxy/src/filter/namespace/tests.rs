@@ -28,6 +28,7 @@ use super::*;
 use crate::{
     config::compiled::test_route,
     filter::{Chain, Findings, Notes},
+    hop::{Hop, Kind},
     listener::routes::{Mapping, PortMap},
 };
 

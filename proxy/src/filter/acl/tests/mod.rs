@@ -1,6 +1,9 @@
 //! Gateway ACLs through the namespace filter, on decoded messages: what
-//! each principal may do, per resource, with Kafka's own errors; what a
-//! listing shows; shadow policies; conditions; the ACL admin APIs.
+//! each principal may do, per resource, with Kafka's own errors; shadow
+//! policies; conditions (`answers.rs`: what listings and the gateway's
+//! own answers show).
+
+mod answers;
 
 use std::sync::Arc;
 
@@ -37,7 +40,7 @@ use crate::{
     listener::routes::{Mapping, PortMap},
 };
 
-fn rule(t: T, allow: bool, ops: &[O], names: &[&str]) -> AclRule {
+pub(super) fn rule(t: T, allow: bool, ops: &[O], names: &[&str]) -> AclRule {
     AclRule {
         resource_type: t as i32,
         action: if allow {
@@ -50,7 +53,13 @@ fn rule(t: T, allow: bool, ops: &[O], names: &[&str]) -> AclRule {
     }
 }
 
-fn policy(id: &str, at: i64, condition: &str, shadow: bool, rules: Vec<AclRule>) -> Entity {
+pub(super) fn policy(
+    id: &str,
+    at: i64,
+    condition: &str,
+    shadow: bool,
+    rules: Vec<AclRule>,
+) -> Entity {
     Entity {
         id: id.into(),
         created_at: Some(Timestamp {
@@ -73,7 +82,7 @@ fn policy(id: &str, at: i64, condition: &str, shadow: bool, rules: Vec<AclRule>)
     }
 }
 
-fn filter(policies: Vec<Entity>) -> Namespace {
+pub(super) fn filter(policies: Vec<Entity>) -> Namespace {
     let config = Config::with_entities(policies);
     let acls = AclPolicies::compile(&config, "vc", false).expect("compiles");
     Namespace::new(Names::compile(None, &[]), "acl-tests", Some(Arc::new(acls)))
@@ -82,7 +91,7 @@ fn filter(policies: Vec<Entity>) -> Namespace {
 /// One request as `user` through `ns`, then (unless answered) `response`
 /// back; the verdict, the request as forwarded, the answer and what the
 /// filter reported.
-fn exchange(
+pub(super) fn exchange(
     ns: &Namespace,
     user: &str,
     request: RequestKind,
@@ -92,7 +101,7 @@ fn exchange(
 }
 
 /// [`exchange`] at API version `version`.
-fn exchange_at(
+pub(super) fn exchange_at(
     ns: &Namespace,
     user: &str,
     version: i16,
@@ -143,7 +152,7 @@ fn exchange_at(
     (verdict, request, answered, findings)
 }
 
-fn request_key(r: &RequestKind) -> ApiKey {
+pub(super) fn request_key(r: &RequestKind) -> ApiKey {
     match r {
         RequestKind::Produce(_) => ApiKey::Produce,
         RequestKind::Metadata(_) => ApiKey::Metadata,
@@ -158,11 +167,11 @@ fn request_key(r: &RequestKind) -> ApiKey {
     }
 }
 
-fn name(n: &str) -> TopicName {
+pub(super) fn name(n: &str) -> TopicName {
     TopicName(StrBytes::from_string(n.into()))
 }
 
-fn produce(topics: &[&str]) -> RequestKind {
+pub(super) fn produce(topics: &[&str]) -> RequestKind {
     RequestKind::Produce(
         ProduceRequest::default().with_acks(-1).with_topic_data(
             topics
@@ -177,7 +186,7 @@ fn produce(topics: &[&str]) -> RequestKind {
     )
 }
 
-fn produce_answer(topics: &[&str]) -> ResponseKind {
+pub(super) fn produce_answer(topics: &[&str]) -> ResponseKind {
     ResponseKind::Produce(
         ProduceResponse::default().with_responses(
             topics
@@ -189,7 +198,7 @@ fn produce_answer(topics: &[&str]) -> ResponseKind {
 }
 
 /// Topic → error code of a Produce answer.
-fn produce_codes(answer: &ResponseKind) -> Vec<(String, i16)> {
+pub(super) fn produce_codes(answer: &ResponseKind) -> Vec<(String, i16)> {
     let ResponseKind::Produce(r) = answer else {
         panic!("not a produce answer")
     };
@@ -205,7 +214,7 @@ fn produce_codes(answer: &ResponseKind) -> Vec<(String, i16)> {
     out
 }
 
-fn denials(findings: &Findings) -> Vec<(String, &'static str)> {
+pub(super) fn denials(findings: &Findings) -> Vec<(String, &'static str)> {
     findings
         .warnings
         .iter()
@@ -298,97 +307,6 @@ fn conditions_give_rules_to_principals_and_a_deny_names_its_policy() {
         denials(&findings),
         [("acl-bob-denied".to_string(), "enforce")]
     );
-}
-
-#[test]
-fn metadata_omits_what_the_principal_may_not_describe() {
-    let ns = filter(vec![policy(
-        "acl",
-        1,
-        "",
-        false,
-        vec![rule(T::Topic, true, &[O::Read], &["orders"])],
-    )]);
-    let answer = ResponseKind::Metadata(
-        MetadataResponse::default().with_topics(
-            ["orders", "payroll"]
-                .iter()
-                .map(|t| {
-                    MetadataResponseTopic::default()
-                        .with_name(Some(name(t)))
-                        .with_topic_authorized_operations(i32::MAX) // the broker's view
-                })
-                .collect(),
-        ),
-    );
-    let all = RequestKind::Metadata(MetadataRequest::default().with_topics(None));
-    let (_, _, answer, findings) = exchange(&ns, "alice", all, Some(answer));
-    let Some(ResponseKind::Metadata(m)) = answer else {
-        panic!()
-    };
-    let shown: Vec<_> = m
-        .topics
-        .iter()
-        .map(|t| t.name.as_ref().unwrap().0.as_str())
-        .collect();
-    assert_eq!(
-        shown,
-        ["orders"],
-        "read implies describe; payroll is left out"
-    );
-    assert_eq!(
-        m.topics[0].topic_authorized_operations,
-        (1 << 3) | (1 << 8),
-        "read and describe, as the gateway decides"
-    );
-    assert!(findings.warnings.is_empty(), "omitting is not a denial");
-}
-
-#[test]
-fn metadata_before_v4_names_only_topics_the_principal_may_create() {
-    // Before v4 a broker may create any topic a Metadata request names.
-    let ns = filter(vec![
-        policy(
-            "acl-alice",
-            1,
-            "principal == 'User:alice'",
-            false,
-            vec![rule(T::Topic, true, &[O::Read], &["orders"])],
-        ),
-        policy(
-            "acl-bob",
-            2,
-            "principal == 'User:bob'",
-            false,
-            vec![rule(T::Topic, true, &[O::Read, O::Create], &["orders"])],
-        ),
-    ]);
-    let ask = || {
-        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
-            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                .with_name(Some(name("orders"))),
-        ])))
-    };
-    let (_, forwarded, ..) = exchange_at(&ns, "alice", 1, ask(), None);
-    let RequestKind::Metadata(m) = forwarded else {
-        panic!()
-    };
-    assert!(
-        m.topics.unwrap().is_empty(),
-        "read only: refused at v1, not named to the broker"
-    );
-    let (_, forwarded, ..) = exchange_at(&ns, "bob", 1, ask(), None);
-    let RequestKind::Metadata(m) = forwarded else {
-        panic!()
-    };
-    assert_eq!(m.topics.unwrap().len(), 1, "create: named");
-    // From v4 the flag is cleared instead, and reading is enough.
-    let (_, forwarded, ..) = exchange_at(&ns, "alice", 9, ask(), None);
-    let RequestKind::Metadata(m) = forwarded else {
-        panic!()
-    };
-    assert!(!m.allow_auto_topic_creation);
-    assert_eq!(m.topics.unwrap().len(), 1);
 }
 
 #[test]
@@ -603,185 +521,6 @@ fn an_idempotent_producer_starts_only_with_some_write() {
 }
 
 #[test]
-fn a_fetch_session_never_serves_a_topic_the_principal_may_not_read() {
-    let ns = filter(vec![policy(
-        "acl",
-        1,
-        "",
-        false,
-        vec![rule(T::Topic, true, &[O::Read], &["orders"])],
-    )]);
-    // An incremental fetch names nothing; the broker's session still
-    // holds "payroll" (read when the rules allowed it).
-    let answer = ResponseKind::Fetch(
-        FetchResponse::default().with_responses(
-            ["orders", "payroll"]
-                .iter()
-                .map(|t| {
-                    FetchableTopicResponse::default()
-                        .with_topic(name(t))
-                        .with_partitions(vec![
-                            PartitionData::default()
-                                .with_records(Some(bytes::Bytes::from_static(b"records"))),
-                        ])
-                })
-                .collect(),
-        ),
-    );
-    let (_, _, answer, _) = exchange(
-        &ns,
-        "alice",
-        RequestKind::Fetch(FetchRequest::default()),
-        Some(answer),
-    );
-    let Some(ResponseKind::Fetch(r)) = answer else {
-        panic!()
-    };
-    let got: Vec<_> = r
-        .responses
-        .iter()
-        .map(|t| {
-            let p = &t.partitions[0];
-            (t.topic.0.as_str(), p.error_code, p.records.is_some())
-        })
-        .collect();
-    assert_eq!(got, [("orders", 0, true), ("payroll", 29, false)]);
-}
-
-#[test]
-fn describe_cluster_is_anyones_without_the_brokers_view_of_rights() {
-    let ns = filter(vec![policy(
-        "acl",
-        1,
-        "",
-        false,
-        vec![rule(T::Topic, true, &[O::Read], &["orders"])],
-    )]);
-    let asked = RequestKind::DescribeCluster(
-        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
-    );
-    let (verdict, forwarded, ..) = exchange(&ns, "alice", asked, None);
-    assert!(matches!(verdict, Verdict::Forward));
-    let RequestKind::DescribeCluster(r) = forwarded else {
-        panic!()
-    };
-    assert!(!r.include_cluster_authorized_operations);
-}
-
-#[test]
-fn acl_admin_requests_are_answered_by_the_gateway() {
-    let ns = filter(vec![policy(
-        "acl",
-        1,
-        "",
-        false,
-        vec![
-            rule(T::Cluster, true, &[O::Describe], &["kafka-cluster"]),
-            rule(T::Topic, true, &[O::Read, O::Write], &["orders*"]),
-        ],
-    )]);
-    let describe = RequestKind::DescribeAcls(
-        DescribeAclsRequest::default()
-            .with_resource_type_filter(1)
-            .with_operation(1)
-            .with_permission_type(1)
-            .with_pattern_type_filter(1)
-            .with_resource_name_filter(None)
-            .with_principal_filter(None)
-            .with_host_filter(None),
-    );
-    let (verdict, ..) = exchange(&ns, "alice", describe, None);
-    let Verdict::Respond(ResponseKind::DescribeAcls(r)) = verdict else {
-        panic!("answered by the gateway")
-    };
-    assert_eq!(r.error_code, 0);
-    let orders = r
-        .resources
-        .iter()
-        .find(|r| r.resource_type == 2)
-        .expect("the topic rule");
-    assert_eq!(orders.resource_name.as_str(), "orders");
-    assert_eq!(orders.pattern_type, 4, "PREFIXED");
-    assert_eq!(orders.acls.len(), 2);
-    assert_eq!(orders.acls[0].principal.as_str(), "User:alice");
-
-    let create = RequestKind::CreateAcls(
-        CreateAclsRequest::default().with_creations(vec![AclCreation::default()]),
-    );
-    let (verdict, ..) = exchange(&ns, "alice", create, None);
-    let Verdict::Respond(ResponseKind::CreateAcls(r)) = verdict else {
-        panic!("answered by the gateway")
-    };
-    assert_eq!(r.results[0].error_code, 54);
-    let message = r.results[0].error_message.as_ref().unwrap();
-    assert!(message.contains("sluice_cluster_policy_acls"), "{message}");
-
-    // Without describe on the cluster, DescribeAcls is refused.
-    let ns = filter(vec![policy(
-        "acl",
-        1,
-        "",
-        false,
-        vec![rule(T::Topic, true, &[O::All], &["*"])],
-    )]);
-    let (verdict, ..) = exchange(
-        &ns,
-        "alice",
-        RequestKind::DescribeAcls(DescribeAclsRequest::default()),
-        None,
-    );
-    let Verdict::Respond(ResponseKind::DescribeAcls(r)) = verdict else {
-        panic!()
-    };
-    assert_eq!(r.error_code, 31);
-
-    // And ApiVersions advertises the three ACL APIs.
-    let (_, _, answer, _) = exchange(
-        &ns,
-        "alice",
-        RequestKind::ApiVersions(Default::default()),
-        Some(ResponseKind::ApiVersions(ApiVersionsResponse::default())),
-    );
-    let Some(ResponseKind::ApiVersions(r)) = answer else {
-        panic!()
-    };
-    let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
-    assert_eq!(keys, [29, 30, 31]);
-}
-
-#[test]
-fn list_groups_shows_the_groups_the_principal_may_describe() {
-    let ns = filter(vec![policy(
-        "acl",
-        1,
-        "",
-        false,
-        vec![rule(T::Group, true, &[O::Read], &["team-*"])],
-    )]);
-    let answer = ResponseKind::ListGroups(
-        ListGroupsResponse::default().with_groups(
-            ["team-a", "payroll"]
-                .iter()
-                .map(|g| {
-                    ListedGroup::default().with_group_id(GroupId(StrBytes::from_static_str(g)))
-                })
-                .collect(),
-        ),
-    );
-    let (_, _, answer, _) = exchange(
-        &ns,
-        "alice",
-        RequestKind::ListGroups(Default::default()),
-        Some(answer),
-    );
-    let Some(ResponseKind::ListGroups(r)) = answer else {
-        panic!()
-    };
-    let shown: Vec<_> = r.groups.iter().map(|g| g.group_id.0.as_str()).collect();
-    assert_eq!(shown, ["team-a"]);
-}
-
-#[test]
 fn policies_this_node_cannot_enforce_are_refused() {
     let mut bad = policy(
         "acl",
@@ -813,4 +552,43 @@ fn policies_this_node_cannot_enforce_are_refused() {
     let syntax = policy("acl", 1, "principal ==", false, vec![]);
     let err = AclPolicies::compile(&Config::with_entities(vec![syntax]), "vc", false).unwrap_err();
     assert!(err.contains("acl.condition: line 1"), "{err}");
+}
+
+#[test]
+fn a_request_only_observed_goes_on_as_it_came_even_unreadable() {
+    let config = Config::with_entities(vec![policy(
+        "acl-next",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Read], &["*"])],
+    )]);
+    let compile = |report_only| {
+        let acls = AclPolicies::compile(&config, "vc", report_only).expect("compiles");
+        let ns = Namespace::new(Names::compile(None, &[]), "acl-tests", Some(Arc::new(acls)));
+        Chain::new(vec![Arc::new(ns)])
+    };
+    let mapping = PortMap {
+        advertised_host: "127.0.0.1".into(),
+        brokers: Default::default(),
+        min_broker_id: 0,
+        max_broker_id: 0,
+    };
+    let route = test_route(Chain::new(Vec::new()), Mapping::Ports(mapping));
+    let (mut notes, mut findings) = (Notes::default(), Findings::default());
+    let mut cx = Context {
+        route: &route,
+        principal: None,
+        notes: &mut notes,
+        findings: &mut findings,
+    };
+    // A Produce frame cut short: unreadable.
+    let garbage = bytes::Bytes::from_static(&[0, 0, 0, 9, 0, 0]);
+    let reported = compile(true).on_request(&mut cx, 0, 9, garbage.clone());
+    assert!(
+        matches!(reported, Ok(crate::filter::RequestOutcome::Unchanged)),
+        "{reported:?}"
+    );
+    let decided = compile(false).on_request(&mut cx, 0, 9, garbage);
+    assert!(decided.is_err(), "where the gateway decides, it is refused");
 }
