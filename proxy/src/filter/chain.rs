@@ -130,7 +130,22 @@ impl Chain {
         })();
         let (api, header_version, mut header, mut message) = match decoded {
             Ok(decoded) => decoded,
-            Err(_) if observing => return Ok(RequestOutcome::Unchanged),
+            Err(e) if observing => {
+                // Forwarded unread, and said so: what an observing policy
+                // could not evaluate is counted, not silently skipped.
+                let e = HopError::new(
+                    e.hop,
+                    e.entity,
+                    e.kind,
+                    format!(
+                        "{}; forwarded unread (its policies only observe)",
+                        e.message
+                    ),
+                )
+                .with_detail("not_evaluated");
+                cx.findings.warnings.push(e);
+                return Ok(RequestOutcome::Unchanged);
+            }
             Err(e) => return Err(e),
         };
         let source = body;

@@ -3,11 +3,14 @@
 //! describe), teach the topic-id map, and never let a broker create a
 //! topic the client may not create.
 
-use kafka_protocol::messages::{
-    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, MetadataRequest,
-    MetadataResponse, ResponseKind, TopicName,
-    describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic,
-    metadata_response::MetadataResponseTopic,
+use kafka_protocol::{
+    messages::{
+        DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, MetadataRequest,
+        MetadataResponse, ResponseKind, TopicName,
+        describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic,
+        metadata_response::MetadataResponseTopic,
+    },
+    protocol::StrBytes,
 };
 
 use super::{Asked, Namespace, Resource, data::answer_if_empty};
@@ -44,9 +47,10 @@ pub(super) fn metadata(
         r.allow_auto_topic_creation = false;
     }
     // Before v4 there is no such flag: a broker may create any topic a
-    // request names. Where one named may not be created by this client
-    // (a shared topic, or no create under gateway ACLs), the broker is
-    // asked for every topic instead, and the answer holds the ones named.
+    // request names. Where one named (and not refused) may not be created
+    // by this client (a shared topic, or no create under gateway ACLs)
+    // and is not known to exist, the broker is asked for every topic
+    // instead, and the answer holds the ones named.
     let creatable = |name: &str| {
         !ns.names().is_extra(Resource::Topic, name)
             && asked.access.as_ref().is_none_or(|a| {
@@ -59,17 +63,28 @@ pub(super) fn metadata(
                     )
             })
     };
-    let list_instead = version < 4
-        && topics
-            .iter()
-            .any(|t| t.name.as_ref().is_some_and(|n| !creatable(&n.0)));
-    let mut named_names = Vec::new();
+    let uncreatable: Vec<bool> = topics
+        .iter()
+        .map(|t| version < 4 && t.name.as_ref().is_some_and(|n| !creatable(&n.0)))
+        .collect();
+    let mut named_names: Vec<StrBytes> = Vec::new();
+    let mut list_instead = false;
+    let mut at = 0;
     topics.retain_mut(|t| {
+        let uncreatable = uncreatable.get(at).copied().unwrap_or(true);
+        at += 1;
         let mut name = t.name.take().unwrap_or_default();
         let client = name.0.clone();
         let keep = ns.topic_in(asked, &mut name, t.topic_id, Vec::new());
         if keep && !client.is_empty() {
-            named_names.push(client);
+            list_instead |= uncreatable && !ns.ids().knows_name(&name.0);
+            let unaliased = ns.names().unalias(&client).to_string();
+            if !named_names
+                .iter()
+                .any(|n| ns.names().unalias(n.as_str()) == unaliased)
+            {
+                named_names.push(client);
+            }
         }
         t.name = (!name.0.is_empty()).then_some(name);
         keep
@@ -95,29 +110,30 @@ pub(super) fn metadata(
 
 /// Metadata's answer.
 pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataResponse) {
+    let mut unknown = Vec::new();
     if let Some(named) = &asked.listed_instead {
         // Asked for every topic in place of the named ones: only those
         // are answered, the ones the broker does not have as unknown.
+        let client_name = |t: &MetadataResponseTopic| {
+            t.name
+                .as_ref()
+                .and_then(|n| ns.names().outward(Resource::Topic, &n.0))
+        };
         r.topics.retain(|t| {
-            t.name.as_ref().is_some_and(|n| {
-                let client = ns
-                    .names()
-                    .outward(Resource::Topic, &n.0)
-                    .unwrap_or_default();
-                named.iter().any(|asked_for| {
-                    asked_for.as_str() == client || ns.names().unalias(asked_for.as_str()) == client
-                })
+            client_name(t).is_some_and(|client| {
+                named
+                    .iter()
+                    .any(|asked_for| ns.names().unalias(asked_for.as_str()) == client)
             })
         });
         for asked_for in named {
-            let present = r.topics.iter().any(|t| {
-                t.name.as_ref().is_some_and(|n| {
-                    ns.names().outward(Resource::Topic, &n.0).as_deref()
-                        == Some(ns.names().unalias(asked_for.as_str()))
-                })
-            });
-            if !present {
-                r.topics.push(
+            let wanted = ns.names().unalias(asked_for.as_str());
+            if !r
+                .topics
+                .iter()
+                .any(|t| client_name(t).as_deref() == Some(wanted))
+            {
+                unknown.push(
                     MetadataResponseTopic::default()
                         .with_name(Some(TopicName(asked_for.clone())))
                         .with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
@@ -127,9 +143,6 @@ pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataRespon
         }
     }
     r.topics.retain_mut(|t| {
-        if t.error_code == UNKNOWN_TOPIC_OR_PARTITION && asked.listed_instead.is_some() {
-            return true; // an entry of our own, in the client's name
-        }
         if let Some(name) = &t.name
             && t.error_code == 0
         {
@@ -163,6 +176,8 @@ pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataRespon
             )
         });
     }
+    // Our own entries, in the client's names.
+    r.topics.extend(unknown);
     for d in &asked.denied_topics {
         r.topics.push(
             MetadataResponseTopic::default()

@@ -65,6 +65,16 @@ impl TopicIds {
             .cloned()
     }
 
+    /// Whether an answer has shown a topic the backend calls `name` (it
+    /// exists, or did: asking for it by name cannot create it).
+    pub fn knows_name(&self, name: &str) -> bool {
+        self.names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|n| n == name)
+    }
+
     /// Forgets `id` (its topic was deleted).
     pub fn forget(&self, id: Uuid) {
         self.names

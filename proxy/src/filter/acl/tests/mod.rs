@@ -589,6 +589,13 @@ fn a_request_only_observed_goes_on_as_it_came_even_unreadable() {
         matches!(reported, Ok(crate::filter::RequestOutcome::Unchanged)),
         "{reported:?}"
     );
+    assert!(
+        cx.findings
+            .warnings
+            .iter()
+            .any(|w| w.detail == "not_evaluated"),
+        "what was not evaluated is said"
+    );
     let decided = compile(false).on_request(&mut cx, 0, 9, garbage);
     assert!(decided.is_err(), "where the gateway decides, it is refused");
 }
