@@ -300,7 +300,11 @@ async fn the_gateway_decides_acls_per_principal_and_resource() {
         let found = nodes
             .iter()
             .flat_map(|n| &n.errors)
-            .find(|e| e.kind == "acl_denied" && e.detail == "shadow")
+            .find(|e| {
+                e.kind == "acl_denied"
+                    && e.detail == "shadow"
+                    && e.last_message.contains("User:bob")
+            })
             .cloned();
         if let Some(found) = found {
             break found;
