@@ -334,7 +334,11 @@ pub(super) fn offset_fetch(
 pub(super) fn offset_fetch_out(ns: &Namespace, asked: &Asked, r: &mut OffsetFetchResponse) {
     // Every topic of a group's offsets is listed only when described.
     let shown = |t: &mut TopicName, id| {
-        ns.topic_out(asked, t, id) && ns.describable(asked, Resource::Topic, &t.0)
+        let canonical = ns.canonical(t);
+        ns.topic_out(asked, t, id)
+            && canonical
+                .as_deref()
+                .is_none_or(|n| ns.describable(asked, Resource::Topic, n))
     };
     r.topics
         .retain_mut(|t| shown(&mut t.name, Default::default()));

@@ -150,12 +150,12 @@ pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataRespon
         }
         // Under gateway ACLs a topic the principal may not describe is
         // left out (as Kafka does).
+        let canonical = t.name.as_ref().and_then(|n| ns.canonical(n));
         let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
-            && t.name
-                .as_ref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0));
-        if shown && let Some(n) = &t.name {
-            let name = n.0.clone();
+            && canonical
+                .as_deref()
+                .is_none_or(|n| ns.describable(asked, Resource::Topic, n));
+        if shown && let Some(name) = canonical {
             ns.authorized_operations(
                 asked,
                 Resource::Topic,
@@ -227,12 +227,12 @@ pub(super) fn describe_topic_partitions_out(
         {
             ns.learn_id(name, t.topic_id);
         }
+        let canonical = t.name.as_ref().and_then(|n| ns.canonical(n));
         let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
-            && t.name
-                .as_ref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, &n.0));
-        if shown && let Some(n) = &t.name {
-            let name = n.0.clone();
+            && canonical
+                .as_deref()
+                .is_none_or(|n| ns.describable(asked, Resource::Topic, n));
+        if shown && let Some(name) = canonical {
             ns.authorized_operations(
                 asked,
                 Resource::Topic,

@@ -61,9 +61,17 @@ impl Namespace {
         false
     }
 
-    /// Replaces a broker's `authorized_operations` bit set for `name` with
-    /// the gateway's decisions (left alone when not asked for:
-    /// `i32::MIN`, or without gateway ACLs).
+    /// The client's name of the topic the backend calls `backend` — the
+    /// topic itself, never an alias of it (what ACL rules name); `None`
+    /// when the client may not see it.
+    pub(crate) fn canonical(&self, backend: &TopicName) -> Option<String> {
+        self.names.outward(Resource::Topic, &backend.0)
+    }
+
+    /// Replaces a broker's `authorized_operations` bit set for `name` (a
+    /// topic's [`Namespace::canonical`] name) with the gateway's decisions
+    /// (left alone when not asked for: `i32::MIN`, or without gateway
+    /// ACLs).
     pub(crate) fn authorized_operations(
         &self,
         asked: &Asked,
@@ -77,10 +85,10 @@ impl Namespace {
         if *field == i32::MIN {
             return;
         }
-        let (resource_type, name) = match resource {
-            Resource::Topic => (ResourceType::Topic, self.names.unalias(name)),
-            Resource::Group => (ResourceType::Group, name),
-            Resource::TransactionalId => (ResourceType::TransactionalId, name),
+        let resource_type = match resource {
+            Resource::Topic => ResourceType::Topic,
+            Resource::Group => ResourceType::Group,
+            Resource::TransactionalId => ResourceType::TransactionalId,
         };
         *field = access.authorized_operations(resource_type, name);
     }
@@ -101,8 +109,9 @@ impl Namespace {
         shown.is_some_and(|n| access.may(ResourceType::Topic, &n, Operation::Read))
     }
 
-    /// Whether a listing may show the topic the client knows as `name`
-    /// (after renaming back): `describe` on it.
+    /// Whether a listing may show `name` (a topic's
+    /// [`Namespace::canonical`] name: an alias is not the topic): `describe`
+    /// on it.
     pub(crate) fn describable(&self, asked: &Asked, resource: Resource, name: &str) -> bool {
         let Some(access) = &asked.access else {
             return true;
@@ -111,10 +120,6 @@ impl Namespace {
             Resource::Topic => ResourceType::Topic,
             Resource::Group => ResourceType::Group,
             Resource::TransactionalId => ResourceType::TransactionalId,
-        };
-        let name = match resource {
-            Resource::Topic => self.names.unalias(name),
-            _ => name,
         };
         access.may(resource_type, name, Operation::Describe)
     }

@@ -300,3 +300,48 @@ fn list_groups_shows_the_groups_the_principal_may_describe() {
     let shown: Vec<_> = r.groups.iter().map(|g| g.group_id.0.as_str()).collect();
     assert_eq!(shown, ["team-a"]);
 }
+
+#[test]
+fn a_listing_decides_on_the_topic_not_on_an_alias_of_that_name() {
+    // "orders" is an alias of "orders-v2"; the broker still has a topic
+    // called "orders" too. Describe on orders-v2 shows orders-v2 only.
+    let config = Config::with_entities(vec![policy(
+        "acl",
+        1,
+        "",
+        false,
+        vec![rule(T::Topic, true, &[O::Read], &["orders-v2"])],
+    )]);
+    let acls = AclPolicies::compile(&config, "vc", false).expect("compiles");
+    let names = Names::compile(
+        None,
+        &[sluice_proto::admin::v1::TopicAlias {
+            alias: "orders".into(),
+            topic: "orders-v2".into(),
+        }],
+    );
+    let ns = Namespace::new(names, "acl-alias-tests", Some(Arc::new(acls)));
+    let answer = ResponseKind::Metadata(
+        MetadataResponse::default().with_topics(
+            ["orders", "orders-v2"]
+                .iter()
+                .map(|t| MetadataResponseTopic::default().with_name(Some(name(t))))
+                .collect(),
+        ),
+    );
+    let all = RequestKind::Metadata(MetadataRequest::default().with_topics(None));
+    let (_, _, answer, _) = exchange(&ns, "alice", all, Some(answer));
+    let Some(ResponseKind::Metadata(m)) = answer else {
+        panic!()
+    };
+    let shown: Vec<_> = m
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().0.as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        ["orders-v2"],
+        "the broker's own orders is not orders-v2"
+    );
+}
