@@ -143,27 +143,14 @@ pub(super) fn metadata_out(ns: &Namespace, asked: &Asked, r: &mut MetadataRespon
         }
     }
     r.topics.retain_mut(|t| {
-        if let Some(name) = &t.name
-            && t.error_code == 0
-        {
-            ns.learn_id(name, t.topic_id);
-        }
-        // Under gateway ACLs a topic the principal may not describe is
-        // left out (as Kafka does).
-        let canonical = t.name.as_ref().and_then(|n| ns.canonical(n));
-        let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
-            && canonical
-                .as_deref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, n));
-        if shown && let Some(name) = canonical {
-            ns.authorized_operations(
-                asked,
-                Resource::Topic,
-                &name,
-                &mut t.topic_authorized_operations,
-            );
-        }
-        shown
+        listed(
+            ns,
+            asked,
+            &mut t.name,
+            t.topic_id,
+            t.error_code,
+            &mut t.topic_authorized_operations,
+        )
     });
     if asked.access.as_ref().is_some_and(|a| a.decides())
         && r.cluster_authorized_operations != i32::MIN
@@ -222,25 +209,14 @@ pub(super) fn describe_topic_partitions_out(
     r: &mut DescribeTopicPartitionsResponse,
 ) {
     r.topics.retain_mut(|t| {
-        if let Some(name) = &t.name
-            && t.error_code == 0
-        {
-            ns.learn_id(name, t.topic_id);
-        }
-        let canonical = t.name.as_ref().and_then(|n| ns.canonical(n));
-        let shown = ns.optional_topic_out(asked, &mut t.name, t.topic_id)
-            && canonical
-                .as_deref()
-                .is_none_or(|n| ns.describable(asked, Resource::Topic, n));
-        if shown && let Some(name) = canonical {
-            ns.authorized_operations(
-                asked,
-                Resource::Topic,
-                &name,
-                &mut t.topic_authorized_operations,
-            );
-        }
-        shown
+        listed(
+            ns,
+            asked,
+            &mut t.name,
+            t.topic_id,
+            t.error_code,
+            &mut t.topic_authorized_operations,
+        )
     });
     if let Some(cursor) = &mut r.next_cursor
         && !ns.topic_out(asked, &mut cursor.topic_name, Default::default())
@@ -255,4 +231,32 @@ pub(super) fn describe_topic_partitions_out(
                 .with_topic_authorized_operations(i32::MIN),
         );
     }
+}
+
+/// One topic entry of a listing answer: its id learned (from the broker's
+/// own answer), its name renamed back, and whether it is shown — only
+/// what the client may see and, under gateway ACLs, describe (as Kafka
+/// leaves it out), with the gateway's `authorized_operations`.
+fn listed(
+    ns: &Namespace,
+    asked: &Asked,
+    name: &mut Option<TopicName>,
+    id: uuid::Uuid,
+    error_code: i16,
+    authorized_operations: &mut i32,
+) -> bool {
+    if let Some(n) = name.as_ref()
+        && error_code == 0
+    {
+        ns.learn_id(n, id);
+    }
+    let canonical = name.as_ref().and_then(|n| ns.canonical(n));
+    let shown = ns.optional_topic_out(asked, name, id)
+        && canonical
+            .as_deref()
+            .is_none_or(|n| ns.describable(asked, Resource::Topic, n));
+    if shown && let Some(canonical) = canonical {
+        ns.authorized_operations(asked, Resource::Topic, &canonical, authorized_operations);
+    }
+    shown
 }
