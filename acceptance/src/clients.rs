@@ -43,3 +43,26 @@ pub fn brokers(out: &str) -> serde_json::Value {
 pub fn roundtrip(script: &str, bootstrap: &str, topic: &str, group: &str) -> String {
     run("python3", script, &[bootstrap, topic, group])
 }
+
+/// One `tenant.py` command (confluent-kafka) against `target`
+/// (`[user:password@]host:port`): its JSON report.
+pub fn tenant(target: &str, args: &[&str]) -> serde_json::Value {
+    let out = run(
+        "python3",
+        "tenant.py",
+        &[&args[..1], &[target], &args[1..]].concat(),
+    );
+    out.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON report from tenant.py {args:?}: {out}"))
+}
+
+/// A JSON list of strings (a tenant.py report's `topics`, `values`, ...).
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap_or_default().to_string())
+        .collect()
+}

@@ -24,6 +24,7 @@ use serde_json::Value;
 use sluice_acceptance::{
     broker::{Tansu, free_port},
     clients,
+    clients::strings,
     example::Example,
     raw_client,
     server::gateways,
@@ -34,27 +35,9 @@ use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// One tenant.py command as `login` (`user:password@` or empty); its
-/// JSON report.
+/// One tenant.py command as `login` (`user:password@` or empty).
 fn client(login: &str, bootstrap: &str, args: &[&str]) -> Value {
-    let target = format!("{login}{bootstrap}");
-    let out = clients::run(
-        "python3",
-        "tenant.py",
-        &[&args[..1], &[target.as_str()], &args[1..]].concat(),
-    );
-    out.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no JSON report from tenant.py {args:?}: {out}"))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap_or_default().to_string())
-        .collect()
+    clients::tenant(&format!("{login}{bootstrap}"), args)
 }
 
 /// One record batch holding `value`.

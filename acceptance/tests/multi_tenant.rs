@@ -20,6 +20,7 @@ use serde_json::Value;
 use sluice_acceptance::{
     broker::{Tansu, free_port},
     clients,
+    clients::{strings, tenant},
     example::Example,
     raw_client,
     stack::start_proxy_with,
@@ -27,27 +28,6 @@ use sluice_acceptance::{
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// One tenant.py command against `bootstrap`; its JSON report.
-fn tenant(bootstrap: &str, args: &[&str]) -> Value {
-    let out = clients::run(
-        "python3",
-        "tenant.py",
-        &[&args[..1], &[bootstrap], &args[1..]].concat(),
-    );
-    out.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no JSON report from tenant.py {args:?}: {out}"))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap_or_default().to_string())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_on_one_backend_cannot_see_or_touch_each_other() {

@@ -137,12 +137,7 @@ impl Namespace {
             // A name and an id at once (the broker refuses it, but may echo
             // both): neither goes to the broker, so no answer can pair a
             // foreign id with a name of this tenant's.
-            asked.denied_topics.push(DeniedTopic {
-                name: name.0.clone(),
-                id,
-                partitions,
-                code: UNKNOWN_TOPIC_ID,
-            });
+            deny(asked, name.0.clone(), id, partitions, UNKNOWN_TOPIC_ID);
             return false;
         }
         if name.0.is_empty() {
@@ -151,21 +146,17 @@ impl Namespace {
                 .name(id)
                 .and_then(|backend| self.names.outward(Resource::Topic, &backend));
             let Some(shown) = shown else {
-                asked.denied_topics.push(DeniedTopic {
-                    name: StrBytes::default(),
-                    id,
-                    partitions,
-                    code: UNKNOWN_TOPIC_ID,
-                });
+                deny(asked, StrBytes::default(), id, partitions, UNKNOWN_TOPIC_ID);
                 return false;
             };
             if !self.permitted(asked, Resource::Topic, &shown, &name.0) {
-                asked.denied_topics.push(DeniedTopic {
-                    name: StrBytes::default(),
+                deny(
+                    asked,
+                    StrBytes::default(),
                     id,
                     partitions,
-                    code: TOPIC_AUTHORIZATION_FAILED,
-                });
+                    TOPIC_AUTHORIZATION_FAILED,
+                );
                 return false;
             }
             return true;
@@ -175,12 +166,13 @@ impl Namespace {
                 let backend = StrBytes::from_string(backend);
                 let unaliased = self.names.unalias(&name.0).to_string();
                 if !self.permitted(asked, Resource::Topic, &unaliased, &name.0) {
-                    asked.denied_topics.push(DeniedTopic {
-                        name: name.0.clone(),
+                    deny(
+                        asked,
+                        name.0.clone(),
                         id,
                         partitions,
-                        code: TOPIC_AUTHORIZATION_FAILED,
-                    });
+                        TOPIC_AUTHORIZATION_FAILED,
+                    );
                     return false;
                 }
                 // A topic named twice under different names (an alias and
@@ -191,12 +183,7 @@ impl Namespace {
                     .get(&backend)
                     .is_some_and(|first| *first != name.0)
                 {
-                    asked.denied_topics.push(DeniedTopic {
-                        name: name.0.clone(),
-                        id,
-                        partitions,
-                        code: INVALID_REQUEST,
-                    });
+                    deny(asked, name.0.clone(), id, partitions, INVALID_REQUEST);
                     return false;
                 }
                 asked.topics.insert(backend.clone(), name.0.clone());
@@ -204,12 +191,13 @@ impl Namespace {
                 true
             }
             None => {
-                asked.denied_topics.push(DeniedTopic {
-                    name: name.0.clone(),
+                deny(
+                    asked,
+                    name.0.clone(),
                     id,
                     partitions,
-                    code: TOPIC_AUTHORIZATION_FAILED,
-                });
+                    TOPIC_AUTHORIZATION_FAILED,
+                );
                 false
             }
         }
@@ -233,12 +221,13 @@ impl Namespace {
             self.names.is_extra(Resource::Topic, &name.0)
         };
         if shared {
-            asked.denied_topics.push(DeniedTopic {
-                name: name.0.clone(),
+            deny(
+                asked,
+                name.0.clone(),
                 id,
                 partitions,
-                code: TOPIC_AUTHORIZATION_FAILED,
-            });
+                TOPIC_AUTHORIZATION_FAILED,
+            );
             return false;
         }
         self.topic_in(asked, name, id, partitions)
@@ -379,4 +368,15 @@ impl Namespace {
     pub(crate) fn ids(&self) -> &TopicIds {
         &self.ids
     }
+}
+
+/// Records a topic of the request as refused with `code` (answered by the
+/// filter, the rest of the request going on).
+fn deny(asked: &mut Asked, name: StrBytes, id: Uuid, partitions: Vec<i32>, code: i16) {
+    asked.denied_topics.push(DeniedTopic {
+        name,
+        id,
+        partitions,
+        code,
+    });
 }
