@@ -253,6 +253,28 @@ impl Stack {
         None
     }
 
+    /// Waits until the node has applied `revision` (an entity's, as a
+    /// write returned it); fails the test after `timeout`.
+    pub async fn wait_applied(&mut self, revision: i64, timeout: Duration) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < timeout {
+            let nodes = self
+                .admin
+                .list_data_plane_nodes(sluice_proto::admin::v1::ListDataPlaneNodesRequest {
+                    gateway_id: self.gateway.id.clone(),
+                })
+                .await
+                .expect("list nodes")
+                .into_inner()
+                .nodes;
+            if nodes.iter().any(|n| n.applied_revision >= revision) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the node never applied revision {revision}");
+    }
+
     /// The bootstrap address clients use.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.ports.0)

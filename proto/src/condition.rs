@@ -5,7 +5,7 @@
 //! them again once per applied revision and evaluates them per request.
 
 use cel::{
-    Context, IdedExpr, Program, Value,
+    Context, IdedExpr, Program,
     common::ast::{EntryExpr, Expr},
 };
 
@@ -31,6 +31,43 @@ pub const CLUSTER_VARIABLES: &[&str] = &[
     "listener",
     "api",
 ];
+
+/// The variables a produce- or consume-phase policy can read, per record:
+/// the cluster ones (`api` is `Produce` or `Fetch`), the record's topic (as the client names it),
+/// partition, offset (consume only; -1 on produce), timestamp (ms), key
+/// and value as text (UTF-8, lossy), the value parsed as JSON (`null`
+/// when it is not JSON) and the headers as a map of text.
+pub const RECORD_VARIABLES: &[&str] = &[
+    "api",
+    "principal",
+    "client_id",
+    "virtual_cluster",
+    "listener",
+    "topic",
+    "partition",
+    "offset",
+    "timestamp",
+    "key",
+    "value",
+    "value_text",
+    "headers",
+];
+
+/// The variables of [`RECORD_VARIABLES`] that are the same for every
+/// record of a partition: a condition reading only these is evaluated
+/// once per partition, and the records of a partition it rules out are
+/// never decoded.
+pub const PARTITION_VARIABLES: &[&str] = &[
+    "api",
+    "principal",
+    "client_id",
+    "virtual_cluster",
+    "listener",
+    "topic",
+    "partition",
+];
+
+pub use cel::Value;
 
 /// The functions and macros a condition may call (the `cel` crate's
 /// standard ones, without time functions).
@@ -59,6 +96,8 @@ const FUNCTIONS: &[&str] = &[
 #[derive(Debug)]
 pub struct Condition {
     program: Program,
+    /// The variables it reads, each once.
+    reads: Vec<String>,
 }
 
 impl Condition {
@@ -87,12 +126,22 @@ impl Condition {
             .map_err(|e| format!("cannot compile now: {e}"))?
             .join()
             .map_err(|_| "cannot be compiled".to_string())?
-            .map(|program| Condition { program })
+            .map(|(program, reads)| Condition { program, reads })
+    }
+
+    /// Whether it reads variable `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.reads.iter().any(|r| r == name)
+    }
+
+    /// Whether every variable it reads is among `names`.
+    pub fn reads_only(&self, names: &[&str]) -> bool {
+        self.reads.iter().all(|r| names.contains(&r.as_str()))
     }
 }
 
 /// Parses and checks one condition (on the compiling thread).
-fn parse(source: &str, variables: &[&str]) -> Result<Program, String> {
+fn parse(source: &str, variables: &[&str]) -> Result<(Program, Vec<String>), String> {
     let program = Program::compile(source).map_err(|errors| {
         errors
             .errors
@@ -100,8 +149,15 @@ fn parse(source: &str, variables: &[&str]) -> Result<Program, String> {
             .map(|e| format!("line {}, column {}: {}", e.pos.0.max(1), e.pos.1 + 1, e.msg))
             .unwrap_or_else(|| "not a CEL expression".to_string())
     })?;
-    check(program.expression(), variables, &mut Vec::new(), 0)?;
-    Ok(program)
+    let mut reads = Vec::new();
+    check(
+        program.expression(),
+        variables,
+        &mut Vec::new(),
+        &mut reads,
+        0,
+    )?;
+    Ok((program, reads))
 }
 
 impl Condition {
@@ -119,6 +175,33 @@ impl Condition {
             Err(e) => Err(e.to_string()),
         }
     }
+
+    /// Whether the condition holds for `values` (typed, by name); an
+    /// error as for [`Condition::holds`].
+    pub fn holds_for<'a>(
+        &self,
+        values: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<bool, String> {
+        let mut context = Context::default();
+        for (name, value) in values {
+            context.add_variable_from_value(name, value);
+        }
+        match self.program.execute(&context) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("evaluates to {other:?}, not a boolean")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A map of text (record headers) as a condition value.
+pub fn text_map(map: std::collections::HashMap<String, String>) -> Value {
+    cel::to_value(&map).unwrap_or(Value::Null)
+}
+
+/// A JSON document as a condition value.
+pub fn json_value(json: &serde_json::Value) -> Value {
+    cel::to_value(json).unwrap_or(Value::Null)
 }
 
 /// The column where brackets nest deeper than allowed, if they do
@@ -164,6 +247,7 @@ fn check(
     expr: &IdedExpr,
     variables: &[&str],
     scope: &mut Vec<String>,
+    reads: &mut Vec<String>,
     depth: usize,
 ) -> Result<(), String> {
     if depth > MAX_TREE_DEPTH {
@@ -183,6 +267,12 @@ fn check(
                     variables.join(", ")
                 ));
             }
+            if variables.contains(&name.as_str())
+                && !scope.iter().any(|s| s == name)
+                && !reads.contains(name)
+            {
+                reads.push(name.clone());
+            }
         }
         Expr::Call(call) => {
             let name = call.func_name.as_str();
@@ -191,10 +281,10 @@ fn check(
                 return Err(format!("unknown function `{name}`"));
             }
             if let Some(target) = &call.target {
-                check(target, variables, scope, next)?;
+                check(target, variables, scope, reads, next)?;
             }
             for arg in &call.args {
-                check(arg, variables, scope, next)?;
+                check(arg, variables, scope, reads, next)?;
             }
         }
         Expr::Comprehension(c) => {
@@ -208,7 +298,7 @@ fn check(
                         .into(),
                 );
             }
-            check(&c.iter_range, variables, scope, next)?;
+            check(&c.iter_range, variables, scope, reads, next)?;
             let before = scope.len();
             scope.push(c.iter_var.clone());
             scope.extend(c.iter_var2.clone());
@@ -216,27 +306,27 @@ fn check(
             let inner = [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result];
             let result = inner
                 .into_iter()
-                .try_for_each(|e| check(e, variables, scope, next));
+                .try_for_each(|e| check(e, variables, scope, reads, next));
             scope.truncate(before);
             result?;
         }
         Expr::List(list) => {
             for e in &list.elements {
-                check(e, variables, scope, next)?;
+                check(e, variables, scope, reads, next)?;
             }
         }
         Expr::Map(map) => {
             for entry in &map.entries {
                 match &entry.expr {
-                    EntryExpr::StructField(f) => check(&f.value, variables, scope, next)?,
+                    EntryExpr::StructField(f) => check(&f.value, variables, scope, reads, next)?,
                     EntryExpr::MapEntry(m) => {
-                        check(&m.key, variables, scope, next)?;
-                        check(&m.value, variables, scope, next)?;
+                        check(&m.key, variables, scope, reads, next)?;
+                        check(&m.value, variables, scope, reads, next)?;
                     }
                 }
             }
         }
-        Expr::Select(select) => check(&select.operand, variables, scope, next)?,
+        Expr::Select(select) => check(&select.operand, variables, scope, reads, next)?,
         Expr::Struct(_) => return Err("message construction is not supported".into()),
         Expr::Literal(_) | Expr::Unspecified => {}
         #[allow(unreachable_patterns)]
@@ -309,5 +399,32 @@ mod tests {
         // Quoted brackets do not count.
         let quoted = format!("principal == '{}'", "(".repeat(200));
         assert_eq!(holds(&quoted, &[("principal", "x")]), Ok(false));
+    }
+
+    #[test]
+    fn record_conditions_read_typed_values() {
+        let c = Condition::compile(
+            "topic == 'orders' && value.total > 100 && headers['tier'] == 'gold'",
+            RECORD_VARIABLES,
+        )
+        .unwrap();
+        assert!(c.reads("value") && c.reads("headers") && !c.reads("key"));
+        assert!(!c.reads_only(PARTITION_VARIABLES));
+        let json: serde_json::Value = serde_json::json!({"total": 120});
+        let headers: std::collections::HashMap<String, String> =
+            [("tier".to_string(), "gold".to_string())].into();
+        let values = || {
+            [
+                ("topic", Value::from("orders")),
+                ("value", json_value(&json)),
+                ("headers", cel::to_value(&headers).unwrap()),
+            ]
+        };
+        assert_eq!(c.holds_for(values()), Ok(true));
+        let partition = Condition::compile("topic.startsWith('ord')", RECORD_VARIABLES).unwrap();
+        assert!(partition.reads_only(PARTITION_VARIABLES));
+        // A comprehension's own variable is not a read.
+        let own = Condition::compile("[1].exists(topic, topic == 1)", RECORD_VARIABLES).unwrap();
+        assert!(!own.reads("topic"));
     }
 }

@@ -49,3 +49,4 @@ pub mod condition;
 pub mod entity;
 pub mod facts;
 pub mod names;
+pub mod record_policy;

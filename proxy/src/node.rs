@@ -139,5 +139,11 @@ impl Node {
         for event in findings.events {
             self.telemetry.event(event);
         }
+        for outcome in &findings.outcomes {
+            self.telemetry.outcome(outcome);
+            if let Some(event) = outcome.event() {
+                self.telemetry.event(event);
+            }
+        }
     }
 }

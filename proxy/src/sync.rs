@@ -157,14 +157,14 @@ async fn session(
                 }
             }
             _ = status.tick() => {
-                let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors() };
+                let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors(), policy_outcomes: telemetry.outcomes() };
                 send(&tx, node_message::Message::Status(report)).await?;
             }
             _ = events.tick() => {
                 send_events(&tx, telemetry).await?;
                 // New errors are reported within one tick, not one status period.
                 if telemetry.take_errors_changed() {
-                    let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors() };
+                    let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors(), policy_outcomes: telemetry.outcomes() };
                     send(&tx, node_message::Message::Status(report)).await?;
                 }
             }

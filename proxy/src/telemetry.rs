@@ -10,10 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_proto::dataplane::v1::{DataPlaneEvent, HopErrors};
+use sluice_proto::dataplane::v1::{DataPlaneEvent, HopErrors, PolicyOutcomes};
 use tokio::sync::Notify;
 
-use crate::hop::HopError;
+use crate::{filter::records::PolicyOutcome, hop::HopError};
 
 /// Default sampling window.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -95,6 +95,7 @@ pub struct Telemetry {
     sampler: Mutex<Sampler>,
     ready: Mutex<Vec<DataPlaneEvent>>,
     errors: Mutex<HashMap<ErrorKey, HopErrors>>,
+    outcomes: Mutex<HashMap<(String, &'static str, bool), PolicyOutcomes>>,
     /// Whether error counts changed since the last status report.
     errors_changed: std::sync::atomic::AtomicBool,
     /// Wakes the sync client when an event is ready to send.
@@ -114,6 +115,7 @@ impl Telemetry {
             sampler: Mutex::new(Sampler::new(window)),
             ready: Mutex::default(),
             errors: Mutex::default(),
+            outcomes: Mutex::default(),
             errors_changed: std::sync::atomic::AtomicBool::new(false),
             wake: Notify::new(),
         }
@@ -137,6 +139,40 @@ impl Telemetry {
         }
         self.errors_changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts what a record policy did (outcomes go out with the errors).
+    pub fn outcome(&self, o: &PolicyOutcome) {
+        let outcome = o.outcome.as_str();
+        if let Ok(mut outcomes) = self.outcomes.lock() {
+            let slot = outcomes
+                .entry((o.policy_id.clone(), outcome, o.shadow))
+                .or_insert_with(|| PolicyOutcomes {
+                    policy_id: o.policy_id.clone(),
+                    outcome: outcome.into(),
+                    shadow: o.shadow,
+                    ..Default::default()
+                });
+            slot.count += o.count;
+            if let Some(m) = &o.message {
+                slot.last_message.clone_from(m);
+            }
+        }
+        self.errors_changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The record policies' outcome counts so far.
+    pub fn outcomes(&self) -> Vec<PolicyOutcomes> {
+        let mut all: Vec<PolicyOutcomes> = self
+            .outcomes
+            .lock()
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| {
+            (&a.policy_id, &a.outcome, a.shadow).cmp(&(&b.policy_id, &b.outcome, b.shadow))
+        });
+        all
     }
 
     /// Whether error counts changed since the last call.

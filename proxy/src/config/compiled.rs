@@ -13,7 +13,7 @@ pub use crate::backend::Backend;
 use crate::{
     auth::Rules,
     filter::{
-        ApiVersionsCap, BrokerAddresses, Chain, Filter, Namespace, SessionLifetime,
+        ApiVersionsCap, BrokerAddresses, Chain, Filter, Namespace, RecordPolicies, SessionLifetime,
         acl::AclPolicies, namespace::Names,
     },
     hop::{Hop, HopError, Kind as ErrorKind},
@@ -176,9 +176,25 @@ fn chain(
             None
         }
     };
-    if vc.namespace.is_some() || !vc.topic_aliases.is_empty() || acls.is_some() {
+    let renames = vc.namespace.is_some() || !vc.topic_aliases.is_empty();
+    if renames || acls.is_some() {
         let names = Names::compile(vc.namespace.as_ref(), &vc.topic_aliases);
         filters.push(Arc::new(Namespace::new(names, backend_id, acls)));
+    }
+    // Record policies run after the namespace: on the partitions it let
+    // through, naming topics as the client does.
+    let names = renames.then(|| Arc::new(Names::compile(vc.namespace.as_ref(), &vc.topic_aliases)));
+    match RecordPolicies::compile(config, vc_id, backend_id, names) {
+        Ok(Some(policies)) => filters.push(Arc::new(policies)),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(HopError::new(
+                Hop::Policy,
+                vc_id,
+                ErrorKind::InvalidConfig,
+                format!("{e}; connections to this virtual cluster are refused"),
+            ));
+        }
     }
     Ok(Chain::new(filters))
 }

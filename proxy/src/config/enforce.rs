@@ -53,6 +53,18 @@ impl NotEnforced {
     }
 }
 
+/// The policy kinds this node enforces.
+const ENFORCED: [Kind; 8] = [
+    Kind::ClusterPolicyAcls,
+    Kind::ProducePolicyModifyHeaders,
+    Kind::ProducePolicySchemaValidation,
+    Kind::ProducePolicyEncrypt,
+    Kind::ConsumePolicyModifyHeaders,
+    Kind::ConsumePolicySchemaValidation,
+    Kind::ConsumePolicyDecrypt,
+    Kind::ConsumePolicySkipRecord,
+];
+
 /// The first enabled policy (by id) of each virtual cluster, found in
 /// one pass over the configuration.
 pub(crate) fn first_policies(config: &Config) -> HashMap<&str, &Entity> {
@@ -61,8 +73,10 @@ pub(crate) fn first_policies(config: &Config) -> HashMap<&str, &Entity> {
         let Some(fields) = entity.spec.as_ref().and_then(|s| s.policy()) else {
             continue;
         };
-        // ACL policies are enforced (by the virtual cluster's chain).
-        if fields.enabled == Some(false) || entity.kind() == Kind::ClusterPolicyAcls {
+        // ACL and record policies are enforced (by the virtual
+        // cluster's chain); a policy kind added later is not, until it is
+        // listed here.
+        if fields.enabled == Some(false) || ENFORCED.contains(&entity.kind()) {
             continue;
         }
         first

@@ -15,8 +15,10 @@ pub mod acl;
 mod addresses;
 mod api_versions;
 mod chain;
+mod conditions;
 mod interest;
 pub mod namespace;
+pub mod records;
 mod session_lifetime;
 
 pub use addresses::BrokerAddresses;
@@ -24,6 +26,7 @@ pub use api_versions::ApiVersionsCap;
 pub use chain::{Chain, RequestOutcome};
 pub use interest::Interest;
 pub use namespace::Namespace;
+pub use records::RecordPolicies;
 pub use session_lifetime::{LifetimeCap, SessionLifetime};
 
 use std::any::Any;
@@ -108,12 +111,17 @@ pub struct Findings {
     pub warnings: Vec<HopError>,
     /// Data-plane events to send (sampled): ACL denials.
     pub events: Vec<DataPlaneEvent>,
+    /// What record policies did, per policy and outcome.
+    pub outcomes: Vec<records::PolicyOutcome>,
 }
 
 impl Findings {
     /// Whether there is nothing to act on.
     pub fn is_empty(&self) -> bool {
-        self.brokers.is_empty() && self.warnings.is_empty() && self.events.is_empty()
+        self.brokers.is_empty()
+            && self.warnings.is_empty()
+            && self.events.is_empty()
+            && self.outcomes.is_empty()
     }
 }
 

@@ -304,26 +304,32 @@ async fn overlapping_namespaces(
 /// How many parents a policy may be nested under (as nodes allow).
 const MAX_NESTING: usize = 8;
 
-/// An ACL policy runs only where its parents' conditions hold, and nodes
-/// evaluate them per request like its own: its parent must be an ACL
-/// policy of the same virtual cluster (whose condition was compiled for
-/// the cluster phase when it was written), and every chain of the
-/// virtual cluster's ACL policies, with this one as written, must end
-/// (no cycle, at most [`MAX_NESTING`] deep). Otherwise every node would
-/// refuse the virtual cluster's connections.
+/// A policy runs only where its parents' conditions hold, and nodes
+/// evaluate them like its own: its parent must be a policy of the same
+/// virtual cluster — for an ACL policy an ACL policy (whose condition was
+/// compiled for the cluster phase), for a record policy any — and every
+/// chain of the virtual cluster's policies, with this one as written,
+/// must end (no cycle, at most [`MAX_NESTING`] deep). Otherwise every node
+/// would refuse the virtual cluster's connections.
 async fn parent_chain(
     conn: &mut SqliteConnection,
     entity: &Entity,
     v: &mut Violations,
 ) -> Result<(), ApiError> {
-    let Some(Spec::ClusterPolicyAcls(p)) = &entity.spec else {
+    let Some(p) = entity.spec.as_ref().and_then(|s| s.policy()) else {
         return Ok(());
     };
-    let rows = sqlx::query(
-        "SELECT id, body FROM entities \
-         WHERE kind = 'cluster_policy_acls' AND scope_id = ? AND gateway_id = ?",
-    )
-    .bind(&p.virtual_cluster_id)
+    let acl = matches!(entity.spec, Some(Spec::ClusterPolicyAcls(_)));
+    let kinds = if acl {
+        "kind = 'cluster_policy_acls'"
+    } else {
+        "(kind = 'cluster_policy_acls' OR kind LIKE 'produce_policy_%' \
+         OR kind LIKE 'consume_policy_%')"
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT id, body FROM entities WHERE {kinds} AND scope_id = ? AND gateway_id = ?"
+    ))
+    .bind(p.virtual_cluster_id)
     .bind(&entity.gateway_id)
     .fetch_all(&mut *conn)
     .await?;
@@ -340,12 +346,16 @@ async fn parent_chain(
     } else {
         entity.id.clone()
     };
-    parents.insert(me.clone(), p.parent_policy_id.clone());
-    if !p.parent_policy_id.is_empty() && !parents.contains_key(&p.parent_policy_id) {
+    parents.insert(me.clone(), p.parent_policy_id.to_string());
+    if !p.parent_policy_id.is_empty() && !parents.contains_key(p.parent_policy_id) {
         v.add(
             "parent_policy_id",
-            "must be a cluster_policy_acls of the same virtual cluster: an ACL policy runs \
-             under ACL policies only",
+            if acl {
+                "must be a cluster_policy_acls of the same virtual cluster: an ACL policy runs \
+                 under ACL policies only"
+            } else {
+                "must be a policy of the same virtual cluster"
+            },
         );
         return Ok(());
     }

@@ -1,6 +1,6 @@
 //! Data-plane node records: what each node last reported.
 
-use sluice_proto::admin::v1::{DataPlaneNode, NodeHopErrors, Rejected};
+use sluice_proto::admin::v1::{DataPlaneNode, NodeHopErrors, NodePolicyOutcomes, Rejected};
 use sqlx::Row;
 
 use super::Store;
@@ -31,6 +31,8 @@ pub struct NodeRecord {
     pub rejected: Option<(i64, String, i64)>,
     /// Its error counts by hop.
     pub errors: Vec<NodeHopErrors>,
+    /// Its record policies' outcome counts.
+    pub policy_outcomes: Vec<NodePolicyOutcomes>,
 }
 
 fn ts(millis: i64) -> Option<prost_types::Timestamp> {
@@ -62,6 +64,7 @@ impl NodeRecord {
                 }),
             errors: self.errors.clone(),
             certificate_id: self.certificate_id.clone(),
+            policy_outcomes: self.policy_outcomes.clone(),
         }
     }
 }
@@ -83,17 +86,27 @@ impl Store {
                                        "detail": e.detail})
                 })
                 .collect();
+            let outcomes: Vec<serde_json::Value> = n
+                .policy_outcomes
+                .iter()
+                .map(|o| {
+                    serde_json::json!({"policy_id": o.policy_id, "outcome": o.outcome,
+                                       "shadow": o.shadow, "count": o.count,
+                                       "last_message": o.last_message})
+                })
+                .collect();
             let (rejected_revision, rejected_reason, rejected_at) =
                 n.rejected.clone().unwrap_or_default();
             sqlx::query(
                 "INSERT INTO data_plane_nodes (id, gateway_id, hostname, version, certificate_id, connected, \
-                 last_seen_at, applied_revision, applied_at, rejected_revision, rejected_reason, rejected_at, errors) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 last_seen_at, applied_revision, applied_at, rejected_revision, rejected_reason, rejected_at, errors, policy_outcomes) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (gateway_id, id) DO UPDATE SET hostname = excluded.hostname, version = excluded.version, \
                  certificate_id = excluded.certificate_id, connected = excluded.connected, \
                  last_seen_at = excluded.last_seen_at, applied_revision = excluded.applied_revision, \
                  applied_at = excluded.applied_at, rejected_revision = excluded.rejected_revision, \
-                 rejected_reason = excluded.rejected_reason, rejected_at = excluded.rejected_at, errors = excluded.errors",
+                 rejected_reason = excluded.rejected_reason, rejected_at = excluded.rejected_at, errors = excluded.errors, \
+                 policy_outcomes = excluded.policy_outcomes",
             )
             .bind(&n.id)
             .bind(&n.gateway_id)
@@ -108,6 +121,7 @@ impl Store {
             .bind(rejected_reason)
             .bind(rejected_at)
             .bind(serde_json::Value::Array(errors).to_string())
+            .bind(serde_json::Value::Array(outcomes).to_string())
             .execute(&mut *tx)
             .await?;
         }
@@ -172,6 +186,8 @@ fn records(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<NodeRecord> {
         .map(|r| {
             let errors: Vec<serde_json::Value> =
                 serde_json::from_str(r.get("errors")).unwrap_or_default();
+            let outcomes: Vec<serde_json::Value> =
+                serde_json::from_str(r.get("policy_outcomes")).unwrap_or_default();
             let rejected_revision: i64 = r.get("rejected_revision");
             NodeRecord {
                 id: r.get("id"),
@@ -199,6 +215,16 @@ fn records(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<NodeRecord> {
                         count: e["count"].as_u64().unwrap_or_default(),
                         last_message: e["last_message"].as_str().unwrap_or_default().into(),
                         detail: e["detail"].as_str().unwrap_or_default().into(),
+                    })
+                    .collect(),
+                policy_outcomes: outcomes
+                    .iter()
+                    .map(|o| NodePolicyOutcomes {
+                        policy_id: o["policy_id"].as_str().unwrap_or_default().into(),
+                        outcome: o["outcome"].as_str().unwrap_or_default().into(),
+                        shadow: o["shadow"].as_bool().unwrap_or_default(),
+                        count: o["count"].as_u64().unwrap_or_default(),
+                        last_message: o["last_message"].as_str().unwrap_or_default().into(),
                     })
                     .collect(),
             }

@@ -16,7 +16,10 @@ use std::{
 
 use tokio::sync::Notify;
 
-use sluice_proto::{admin::v1::NodeHopErrors, dataplane::v1::NodeStatus};
+use sluice_proto::{
+    admin::v1::{NodeHopErrors, NodePolicyOutcomes},
+    dataplane::v1::NodeStatus,
+};
 
 use crate::{
     error::ApiError,
@@ -25,6 +28,9 @@ use crate::{
 
 /// How often ACKs and status reports are written to the database.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The most policy outcome counts kept per node report.
+const MAX_OUTCOMES: usize = 4096;
 /// How often the certificates of live streams are checked.
 const REVOCATION_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Consecutive failed revocation checks after which each failure is an
@@ -286,6 +292,20 @@ impl Registry {
                     count: h.count,
                     last_message: h.last_message,
                     detail: h.detail,
+                })
+                .collect();
+            // A node's report is bounded before it is kept: so many
+            // policies and outcomes, messages cut short.
+            e.record.policy_outcomes = status
+                .policy_outcomes
+                .into_iter()
+                .take(MAX_OUTCOMES)
+                .map(|o| NodePolicyOutcomes {
+                    policy_id: o.policy_id.chars().take(64).collect(),
+                    outcome: o.outcome.chars().take(16).collect(),
+                    shadow: o.shadow,
+                    count: o.count,
+                    last_message: o.last_message.chars().take(512).collect(),
                 })
                 .collect();
             e.touch();

@@ -21,6 +21,7 @@ use crate::error::Violations;
 pub const DATAPLANE_EVENTS: &[&str] = &[
     "acl_denied",
     "auth_failed",
+    "record_policy",
     "node_connected",
     "node_disconnected",
     "config_rejected",
@@ -39,11 +40,16 @@ pub fn check(v: &mut Violations, spec: &Spec) {
             policy.enforcement,
             "enforce, shadow",
         );
-        // Cluster-phase conditions are evaluated per request by every
-        // node: one that cannot compile is refused here, with its place.
-        if matches!(spec, Spec::ClusterPolicyAcls(_))
-            && !policy.condition.is_empty()
-            && let Err(e) = Condition::compile(policy.condition, condition::CLUSTER_VARIABLES)
+        // Conditions are evaluated per request (cluster phase) or per
+        // record (produce and consume) by every node: one that cannot
+        // compile with its phase's variables is refused here, with its
+        // place.
+        let variables = match spec {
+            Spec::ClusterPolicyAcls(_) => condition::CLUSTER_VARIABLES,
+            _ => condition::RECORD_VARIABLES,
+        };
+        if !policy.condition.is_empty()
+            && let Err(e) = Condition::compile(policy.condition, variables)
         {
             v.add("condition", e);
         }
@@ -142,6 +148,7 @@ pub fn check(v: &mut Violations, spec: &Spec) {
         Spec::ProducePolicyEncrypt(p) => {
             rules::required(v, "static_key_id", &p.static_key_id, 64);
             record_parts(v, &p.part_of_record);
+            fields(v, &p.part_of_record, &p.fields);
             rules::enum_in(
                 v,
                 "failure_mode",
@@ -157,6 +164,7 @@ pub fn check(v: &mut Violations, spec: &Spec) {
                 v.add("key_sources", "at least one key source is required");
             }
             record_parts(v, &p.part_of_record);
+            fields(v, &p.part_of_record, &p.fields);
             rules::enum_in(
                 v,
                 "failure_mode",
@@ -169,7 +177,12 @@ pub fn check(v: &mut Violations, spec: &Spec) {
             );
         }
         Spec::ConsumePolicySkipRecord(p) => {
-            rules::required(v, "skip_condition", &p.skip_condition, MAX_CONDITION)
+            rules::required(v, "skip_condition", &p.skip_condition, MAX_CONDITION);
+            if !p.skip_condition.is_empty()
+                && let Err(e) = Condition::compile(&p.skip_condition, condition::RECORD_VARIABLES)
+            {
+                v.add("skip_condition", e);
+            }
         }
         Spec::StaticKey(k) => {
             let value = k.value.as_ref().map(|s| s.value.trim()).unwrap_or_default();
@@ -198,11 +211,7 @@ pub fn check(v: &mut Violations, spec: &Spec) {
 
 /// Decodes a 32-byte key from base64 or hex.
 pub fn decode_key(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let bytes = hex::decode(text)
-        .ok()
-        .or_else(|| base64::engine::general_purpose::STANDARD.decode(text).ok())?;
-    (bytes.len() == 32).then_some(bytes)
+    sluice_proto::record_policy::decode_key(text)
 }
 
 fn backend_cluster(v: &mut Violations, b: &BackendCluster) {
@@ -718,8 +727,43 @@ fn schema(v: &mut Violations, kind: i32, schema: &str) {
     );
     if schema.trim().is_empty() {
         v.add("schema", "must be set");
-    } else if serde_json::from_str::<serde_json::Value>(schema).is_err() {
-        v.add("schema", "must be a JSON document (a JSON Schema)");
+    } else {
+        match serde_json::from_str::<serde_json::Value>(schema) {
+            Err(e) => v.add(
+                "schema",
+                format!("must be a JSON document (a JSON Schema): {e}"),
+            ),
+            // Compiled as nodes compile it (no remote or file references):
+            // a schema no node could use is refused here, not at apply.
+            Ok(document) => {
+                if let Err(e) = jsonschema::options().build(&document) {
+                    v.add("schema", format!("not a usable JSON Schema: {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// Field-level encryption paths: object members of the value.
+fn fields(v: &mut Violations, parts: &[i32], fields: &[String]) {
+    use sluice_proto::record_policy::{MAX_FIELDS, field_path};
+    if fields.is_empty() {
+        return;
+    }
+    if fields.len() > MAX_FIELDS {
+        v.add("fields", format!("at most {MAX_FIELDS} paths"));
+    }
+    if parts.contains(&(RecordPart::Key as i32)) {
+        v.add_comparing(
+            "part_of_record",
+            ["fields"],
+            "fields are paths in the value: leave part_of_record empty or [value]",
+        );
+    }
+    for (i, f) in fields.iter().enumerate() {
+        if let Err(e) = field_path(f) {
+            v.add(format!("fields[{i}]"), e);
+        }
     }
 }
 

@@ -919,7 +919,12 @@ impl Record {
                 Ordering::Greater => Some(buf.try_get_bytes(value_len as usize)?),
             };
 
-            headers.insert(key, value);
+            // Sluice patch: Kafka allows a key twice in one record's
+            // headers; a map would keep one and lose the rest when the
+            // record is encoded again, so such a record is a decode error.
+            if headers.insert(key, value).is_some() {
+                bail!("Record header key repeated (kept as one header it would lose the others)");
+            }
         }
 
         Ok(Self {

@@ -3,21 +3,18 @@
 //! its enforcement, the conditions it runs under (its own and its
 //! parents') and its rules.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use sluice_proto::{
     admin::v1::{Entity, Kind, PolicyEnforcement, entity::Spec},
-    condition::{self, Condition},
+    condition::Condition,
 };
 
 use super::{
     access::{Access, Held},
     rules::{self, Rule},
 };
-use crate::config::Config;
-
-/// How many parents a policy may be nested under.
-const MAX_NESTING: usize = 8;
+use crate::{config::Config, filter::conditions};
 
 /// One compiled ACL policy.
 #[derive(Debug)]
@@ -64,13 +61,13 @@ impl AclPolicies {
             let created = e.created_at.as_ref().map(|t| (t.seconds, t.nanos));
             (created, e.id.as_str())
         });
-        let mut compiled: HashMap<String, Arc<Condition>> = HashMap::new();
+        let mut compiled = conditions::Compiled::new();
         let mut policies = Vec::new();
         for entity in entities {
             let Some(Spec::ClusterPolicyAcls(spec)) = &entity.spec else {
                 continue;
             };
-            let Some(conditions) = conditions(config, entity, &mut compiled)? else {
+            let Some(conditions) = conditions::of(config, entity, &mut compiled)? else {
                 continue; // disabled, or nested under a disabled parent
             };
             let shadow = match PolicyEnforcement::try_from(spec.enforcement) {
@@ -109,7 +106,7 @@ impl AclPolicies {
     }
 
     /// The decisions for one request, whose context is `values` (the
-    /// variables of [`condition::CLUSTER_VARIABLES`]): each policy's
+    /// variables of [`sluice_proto::condition::CLUSTER_VARIABLES`]): each policy's
     /// conditions evaluated once.
     pub fn access(self: &Arc<Self>, principal: &str, values: &[(&str, &str)]) -> Access {
         let mut failures = Vec::new();
@@ -132,53 +129,4 @@ impl AclPolicies {
             .collect();
         Access::new(self.clone(), principal, held, failures)
     }
-}
-
-/// The conditions `entity` runs under, its own first then its parents';
-/// `None` when it or a parent is disabled.
-fn conditions(
-    config: &Config,
-    entity: &Entity,
-    compiled: &mut HashMap<String, Arc<Condition>>,
-) -> Result<Option<Vec<Arc<Condition>>>, String> {
-    let mut out = Vec::new();
-    let mut current = entity;
-    for _ in 0..=MAX_NESTING {
-        let Some(fields) = current.spec.as_ref().and_then(|s| s.policy()) else {
-            return Err(format!(
-                "{}: parent_policy_id {} is not a policy",
-                entity.id, current.id
-            ));
-        };
-        if fields.enabled == Some(false) {
-            return Ok(None);
-        }
-        if !fields.condition.is_empty() {
-            let c = match compiled.get(fields.condition) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = Condition::compile(fields.condition, condition::CLUSTER_VARIABLES)
-                        .map_err(|e| format!("{}.condition: {e}", current.id))?;
-                    let c = Arc::new(c);
-                    compiled.insert(fields.condition.to_string(), c.clone());
-                    c
-                }
-            };
-            out.push(c);
-        }
-        if fields.parent_policy_id.is_empty() {
-            out.reverse(); // parents first: a child's runs only where they hold
-            return Ok(Some(out));
-        }
-        current = config.get(fields.parent_policy_id).ok_or_else(|| {
-            format!(
-                "{}.parent_policy_id: {} is not on this node",
-                current.id, fields.parent_policy_id
-            )
-        })?;
-    }
-    Err(format!(
-        "{}.parent_policy_id: nested more than {MAX_NESTING} deep (or in a cycle)",
-        entity.id
-    ))
 }

@@ -243,12 +243,14 @@ fn configuration_this_node_cannot_enforce_or_use_refuses_the_route() {
             }),
         )
     };
+    // A record policy a node cannot enforce as written (no actions)
+    // refuses its virtual cluster's connections.
     expect(
         refused(vec![policy(true)], none),
-        "virtual_cluster",
+        "policy",
         "vc",
-        "not_enforced",
-        "produce_policy_modify_headers(p1)",
+        "invalid_config",
+        "produce_policy_modify_headers(p1).actions: empty",
     );
     assert_eq!(
         refused(vec![policy(false)], none),
