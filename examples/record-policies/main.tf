@@ -96,7 +96,7 @@ resource "sluice_consume_policy_skip_record" "no_debug" {
   name               = "no-debug"
   virtual_cluster_id = module.records.virtual_cluster_id
   condition          = "topic == 'events'"
-  skip_condition     = "value.level == 'debug'"
+  skip_condition     = "has(value.level) && value.level == 'debug'"
 }
 
 resource "sluice_produce_policy_schema_validation" "payments" {

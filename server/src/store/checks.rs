@@ -320,25 +320,29 @@ async fn parent_chain(
         return Ok(());
     };
     let acl = matches!(entity.spec, Some(Spec::ClusterPolicyAcls(_)));
-    let kinds = if acl {
-        "kind = 'cluster_policy_acls'"
-    } else {
-        "(kind = 'cluster_policy_acls' OR kind LIKE 'produce_policy_%' \
-         OR kind LIKE 'consume_policy_%')"
-    };
-    let rows = sqlx::query(&format!(
-        "SELECT id, body FROM entities WHERE {kinds} AND scope_id = ? AND gateway_id = ?"
-    ))
+    // Every policy of the virtual cluster: chains mix kinds (a record
+    // policy may nest under an ACL policy), and depth and cycles are
+    // checked over all of them.
+    let rows = sqlx::query(
+        "SELECT id, kind, body FROM entities WHERE (kind = 'cluster_policy_acls' \
+         OR kind LIKE 'produce_policy_%' OR kind LIKE 'consume_policy_%') \
+         AND scope_id = ? AND gateway_id = ?",
+    )
     .bind(p.virtual_cluster_id)
     .bind(&entity.gateway_id)
     .fetch_all(&mut *conn)
     .await?;
+    let mut acls = std::collections::HashSet::new();
     let mut parents: std::collections::HashMap<String, String> = rows
         .iter()
         .filter_map(|row| {
             let body = Entity::decode(row.get::<&[u8], _>("body")).ok()?;
             let parent = body.spec.as_ref()?.policy()?.parent_policy_id.to_string();
-            Some((row.get::<String, _>("id"), parent))
+            let id = row.get::<String, _>("id");
+            if row.get::<String, _>("kind") == "cluster_policy_acls" {
+                acls.insert(id.clone());
+            }
+            Some((id, parent))
         })
         .collect();
     let me = if entity.id.is_empty() {
@@ -347,7 +351,12 @@ async fn parent_chain(
         entity.id.clone()
     };
     parents.insert(me.clone(), p.parent_policy_id.to_string());
-    if !p.parent_policy_id.is_empty() && !parents.contains_key(p.parent_policy_id) {
+    let parent_ok = if acl {
+        acls.contains(p.parent_policy_id)
+    } else {
+        parents.contains_key(p.parent_policy_id)
+    };
+    if !p.parent_policy_id.is_empty() && !parent_ok {
         v.add(
             "parent_policy_id",
             if acl {

@@ -12,6 +12,7 @@ use sluice_proto::{
 
 use super::{
     crypto::{self, Key},
+    json,
     outcomes::{Outcome, Tally},
     policies::{Action, HeaderOp, Phase, Policy, Target},
 };
@@ -50,6 +51,19 @@ pub(super) enum Fate {
     /// Its batch is refused (produce) or its partition answered with an
     /// error (consume), for this reason.
     Refuse(String),
+}
+
+/// Where a record is, for messages: its index in the batch on produce
+/// (what a Produce answer's record errors name), its offset on consume.
+struct Place<'a, 's>(&'a Scope<'s>, usize, i64);
+
+impl std::fmt::Display for Place<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.phase {
+            Phase::Produce => write!(f, "record {}", self.1),
+            Phase::Consume => write!(f, "offset {}", self.2),
+        }
+    }
 }
 
 /// A condition's verdict for one record.
@@ -137,9 +151,17 @@ fn header_name(name: &str) -> StrBytes {
     StrBytes::from_string(name.to_string())
 }
 
-/// The record's value as JSON, when it is JSON.
+/// The record's value as JSON, when it is JSON (strictly: see `json.rs`).
 fn json_of(record: &Record) -> Option<serde_json::Value> {
-    serde_json::from_slice(record.value.as_deref()?).ok()
+    json::parse(record.value.as_deref()?).ok()
+}
+
+/// `text` cut to at most `max` characters.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// Runs `policies` over `record`; `held[i]` is policy i's verdict when it
@@ -165,12 +187,17 @@ pub(super) fn run(
                 continue;
             }
             Err(e) => {
-                // A condition that cannot be evaluated: the policy fails
-                // for this record, and fails closed where it protects.
-                let why = format!("record {index}: condition: {e}");
-                match fail(policy, i, &why, tally) {
-                    Some(fate) => return fate,
-                    None => continue,
+                // A condition that cannot be evaluated for this record (a
+                // JSON member it lacks, say): counted as failed; a policy
+                // that protects (encrypt, validate) applies anyway, the
+                // others do not (no record is dropped or refused for it).
+                let why = format!("{}: condition: {e}", Place(scope, index, record.offset));
+                tally.count(i, Outcome::Failed, Some(&why));
+                if !matches!(
+                    policy.action,
+                    Action::Encrypt { .. } | Action::Validate { .. }
+                ) {
+                    continue;
                 }
             }
         }
@@ -182,14 +209,13 @@ pub(super) fn run(
     Fate::Keep(changed)
 }
 
-/// What a policy's failure on one record means: `None` to go on.
+/// What a validate, encrypt or decrypt policy's failure on one record
+/// means, by its failure mode: `None` to go on.
 fn fail(policy: &Policy, i: usize, why: &str, tally: &mut Tally) -> Option<Fate> {
     let mode = match &policy.action {
-        Action::Headers(_) => FailureMode::Passthrough,
-        // A record whose skip condition cannot be decided is left out.
-        Action::Skip(_) => FailureMode::Skip,
         Action::Validate { on_invalid, .. } => *on_invalid,
         Action::Encrypt { on_failure, .. } | Action::Decrypt { on_failure, .. } => *on_failure,
+        Action::Headers(_) | Action::Skip(_) => FailureMode::Passthrough,
     };
     let refuses = matches!(
         mode,
@@ -257,8 +283,13 @@ fn act(
                 Fate::Keep(false)
             }
             Err(e) => {
-                let why = format!("record {index}: skip_condition: {e}");
-                fail(policy, i, &why, tally).unwrap_or(Fate::Keep(false))
+                // Undecidable: the record is kept (never dropped for it).
+                let why = format!(
+                    "{}: skip_condition: {e}",
+                    Place(scope, index, record.offset)
+                );
+                tally.count(i, Outcome::Failed, Some(&why));
+                Fate::Keep(false)
             }
         },
         Action::Validate { schema, on_invalid } => {
@@ -266,19 +297,24 @@ fn act(
                 tally.count(i, Outcome::Skipped, None); // a tombstone
                 return Fate::Keep(false);
             };
-            let problem = match serde_json::from_slice::<serde_json::Value>(value) {
-                Err(e) => Some(format!("value is not JSON: {e}")),
+            // The reason names where and which schema rule, never the
+            // record's content (it goes into headers, counts and events).
+            let problem = match json::parse(value) {
+                Err(e) => Some(cut(&e, 200)),
                 Ok(json) => schema.validate(&json).err().map(|e| {
                     let path = e.instance_path().to_string();
                     let path = if path.is_empty() { "/".into() } else { path };
-                    format!("{path}: {e}")
+                    format!(
+                        "{path}: fails the schema at {}",
+                        cut(e.schema_path().as_str(), 200)
+                    )
                 }),
             };
             let Some(problem) = problem else {
                 tally.count(i, Outcome::Applied, None);
                 return Fate::Keep(false);
             };
-            let why = format!("record {index}: {problem}");
+            let why = format!("{}: {problem}", Place(scope, index, record.offset));
             if *on_invalid == FailureMode::Mark {
                 tally.count(i, Outcome::Failed, Some(&why));
                 if !shadow {
@@ -313,7 +349,7 @@ fn act(
                     Fate::Keep(done && !shadow)
                 }
                 Err(e) => {
-                    let why = format!("record {index}: {e}");
+                    let why = format!("{}: {e}", Place(scope, index, record.offset));
                     fail(policy, i, &why, tally).unwrap_or(Fate::Keep(false))
                 }
             }
@@ -340,7 +376,7 @@ fn act(
                     Fate::Keep(done && !shadow)
                 }
                 Err(e) => {
-                    let why = format!("record {index}: {e}");
+                    let why = format!("{}: {e}", Place(scope, index, record.offset));
                     fail(policy, i, &why, tally).unwrap_or(Fate::Keep(false))
                 }
             }
@@ -367,7 +403,7 @@ fn encrypt(key: &Key, target: &Target, record: &mut Record) -> Result<bool, Stri
             }
             record.headers.insert(
                 StrBytes::from_static_str(crypto::KEY_ID_HEADER),
-                Some(Bytes::from(key.id.clone())),
+                Some(key.id_header.clone()),
             );
             record.headers.insert(
                 StrBytes::from_static_str(crypto::PARTS_HEADER),
@@ -484,11 +520,7 @@ fn decrypt(
 /// The value as a JSON document (`None` for a tombstone); an error when
 /// it is not JSON.
 fn value_json(record: &Record) -> Result<Option<serde_json::Value>, String> {
-    record
-        .value
-        .as_deref()
-        .map(|v| serde_json::from_slice(v).map_err(|e| format!("value is not JSON: {e}")))
-        .transpose()
+    record.value.as_deref().map(json::parse).transpose()
 }
 
 /// The path as written (`$.card.number`), the associated data of its

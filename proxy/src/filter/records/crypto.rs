@@ -1,8 +1,10 @@
 //! AES-256-GCM for record parts and JSON fields: a random 96-bit nonce per
-//! encryption, the part or field path as associated data (a ciphertext
-//! moved to another part or field does not decrypt), the static key's id
-//! carried with the record so decryption picks the right key from those a
-//! policy lists (keys rotate by adding a new one to `key_sources`).
+//! encryption (so one key should seal at most about 2^32 records: rotate),
+//! the format, key id and part or field path as associated data (a
+//! ciphertext moved to another part or field, or relabelled with another
+//! key id, does not decrypt), the static key's id carried with the record
+//! so decryption picks the right key from those a policy lists (keys
+//! rotate by adding a new one to `key_sources`).
 //!
 //! Whole parts: the part becomes `nonce ‖ ciphertext ‖ tag`, and the
 //! headers `sluice-key-id` (the key) and `sluice-encrypted` (`key`,
@@ -11,7 +13,7 @@
 //! `sluice:v1:<key id>:<base64 of nonce ‖ ciphertext ‖ tag>`.
 
 use aes_gcm::{
-    Aes256Gcm, KeyInit, Nonce,
+    AeadInPlace, Aes256Gcm, KeyInit, Nonce,
     aead::{Aead, Payload},
 };
 use base64::Engine;
@@ -24,11 +26,14 @@ pub(super) const PARTS_HEADER: &str = "sluice-encrypted";
 /// How an encrypted field's envelope starts.
 const ENVELOPE: &str = "sluice:v1:";
 const NONCE: usize = 12;
+const TAG: usize = 16;
 
 /// A static key, ready to use.
 pub(crate) struct Key {
     /// The static_key's id.
     pub(super) id: String,
+    /// The id as a header value (shared, not copied per record).
+    pub(super) id_header: bytes::Bytes,
     cipher: Aes256Gcm,
 }
 
@@ -43,42 +48,41 @@ impl Key {
     pub(super) fn new(id: &str, bytes: &[u8]) -> Key {
         Key {
             id: id.to_string(),
+            id_header: bytes::Bytes::copy_from_slice(id.as_bytes()),
             cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(bytes)),
         }
     }
 
-    /// `plaintext` sealed, bound to `label` (a part or a field path).
+    /// `plaintext` sealed, bound to `label` (a part or a field path):
+    /// `nonce ‖ ciphertext ‖ tag` in one buffer, encrypted in place.
     pub(super) fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, String> {
-        let mut nonce = [0u8; NONCE];
-        rand::rng().fill_bytes(&mut nonce);
-        let sealed = self
+        let mut out = Vec::with_capacity(NONCE + plaintext.len() + TAG);
+        out.resize(NONCE, 0);
+        rand::rng().fill_bytes(&mut out[..NONCE]);
+        out.extend_from_slice(plaintext);
+        let (nonce, body) = out.split_at_mut(NONCE);
+        let aad = self.associated(label);
+        let tag = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: label.as_bytes(),
-                },
-            )
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad.as_bytes(), body)
             .map_err(|_| "cannot encrypt".to_string())?;
-        let mut out = Vec::with_capacity(NONCE + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
+        out.extend_from_slice(&tag);
         Ok(out)
     }
 
     /// What `sealed` (from [`Key::seal`] with the same `label`) holds.
     pub(super) fn open(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
-        if sealed.len() < NONCE + 16 {
+        if sealed.len() < NONCE + TAG {
             return Err(format!("{label}: too short to be a ciphertext"));
         }
         let (nonce, body) = sealed.split_at(NONCE);
+        let aad = self.associated(label);
         self.cipher
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
                     msg: body,
-                    aad: label.as_bytes(),
+                    aad: aad.as_bytes(),
                 },
             )
             .map_err(|_| {
@@ -87,6 +91,13 @@ impl Key {
                     self.id
                 )
             })
+    }
+
+    /// What a ciphertext is bound to: the format, this key and the part or
+    /// field path (moved to another part, or relabelled with another key
+    /// id, it does not decrypt).
+    fn associated(&self, label: &str) -> String {
+        format!("{ENVELOPE}{}:{label}", self.id)
     }
 
     /// The envelope of a JSON field's `text`.

@@ -17,6 +17,7 @@
 
 mod apply;
 mod crypto;
+mod json;
 mod outcomes;
 mod policies;
 mod walk;
@@ -40,7 +41,7 @@ use crate::{
 use apply::Scope;
 use outcomes::Tally;
 use policies::{Phase, Phases};
-use walk::Refusal;
+use walk::{Refusal, Walked};
 
 /// Kafka's UNKNOWN_TOPIC_ID: a topic id this node has not seen named yet
 /// (the client's Metadata refresh teaches it).
@@ -147,6 +148,7 @@ impl Filter for RecordPolicies {
                 let policies = &self.phases.produce;
                 let mut tally = Tally::default();
                 let mut refused = Refused::default();
+                let mut budget = walk::MAX_INFLATED_PER_MESSAGE;
                 for topic in &mut r.topic_data {
                     let client_name = self.client_topic(&topic.name, topic.topic_id);
                     let (name, id) = (topic.name.clone(), topic.topic_id);
@@ -155,6 +157,11 @@ impl Filter for RecordPolicies {
                             return true;
                         };
                         let Some(client_name) = &client_name else {
+                            // Whether a policy applies cannot be told: only
+                            // shadow policies let it through.
+                            if all_shadow(policies) {
+                                return true;
+                            }
                             refused.0.push((name.clone(), id, p.index, unknown_id(id)));
                             return false;
                         };
@@ -168,13 +175,13 @@ impl Filter for RecordPolicies {
                             partition: p.index,
                             phase: Phase::Produce,
                         };
-                        match walk::partition(policies, &scope, set, &mut tally) {
-                            Ok(None) => true,
-                            Ok(Some(changed)) => {
+                        match walk::partition(policies, &scope, set, &mut budget, &mut tally) {
+                            Walked::Unchanged => true,
+                            Walked::Changed(changed) => {
                                 p.records = Some(changed);
                                 true
                             }
-                            Err(refusal) => {
+                            Walked::Refused(_, refusal) => {
                                 refused.0.push((name.clone(), id, p.index, refusal));
                                 false
                             }
@@ -222,14 +229,16 @@ impl Filter for RecordPolicies {
                 });
                 let policies = &self.phases.consume;
                 let mut tally = Tally::default();
+                let mut budget = walk::MAX_INFLATED_PER_MESSAGE;
                 for topic in &mut answer.responses {
                     let client_name = self.client_topic(&topic.topic, topic.topic_id);
                     for p in &mut topic.partitions {
                         let Some(set) = &p.records else {
                             continue;
                         };
-                        let refusal = match &client_name {
-                            None => Err(unknown_id(topic.topic_id)),
+                        let walked = match &client_name {
+                            None if all_shadow(policies) => Walked::Unchanged,
+                            None => Walked::Refused(None, unknown_id(topic.topic_id)),
                             Some(client_name) => {
                                 let scope = Scope {
                                     api: "Fetch",
@@ -241,13 +250,17 @@ impl Filter for RecordPolicies {
                                     partition: p.partition_index,
                                     phase: Phase::Consume,
                                 };
-                                walk::partition(policies, &scope, set, &mut tally)
+                                walk::partition(policies, &scope, set, &mut budget, &mut tally)
                             }
                         };
-                        match refusal {
-                            Ok(None) => {}
-                            Ok(Some(changed)) => p.records = Some(changed),
-                            Err(refusal) => {
+                        match walked {
+                            Walked::Unchanged => {}
+                            Walked::Changed(changed) => p.records = Some(changed),
+                            // The records before the refused one are
+                            // answered; the next fetch (from its offset)
+                            // gets the error.
+                            Walked::Refused(Some(before), _) => p.records = Some(before),
+                            Walked::Refused(None, refusal) => {
                                 p.error_code = refusal.code;
                                 p.records = None;
                             }
@@ -260,6 +273,11 @@ impl Filter for RecordPolicies {
         }
         Verdict::Forward
     }
+}
+
+/// Whether every policy of a phase only reports (shadow).
+fn all_shadow(policies: &[policies::Policy]) -> bool {
+    policies.iter().all(|p| p.shadow)
 }
 
 fn unknown_id(id: Uuid) -> Refusal {

@@ -1,5 +1,5 @@
 //! A virtual cluster's produce and consume policies, compiled once per
-//! revision: per phase, oldest first, each with its enforcement, the
+//! revision: per phase in a fixed order of kinds (then oldest first), each with its enforcement, the
 //! conditions it runs under (parents first) and what it does. Anything a
 //! node cannot enforce as written (an unknown failure mode, a schema that
 //! does not compile, a key that is not on the node) is an error: the
@@ -107,6 +107,17 @@ const KINDS: [(Kind, Phase); 7] = [
     (Kind::ConsumePolicySkipRecord, Phase::Consume),
 ];
 
+/// The order policies of a phase run in, by kind.
+const RANK: [Kind; 7] = [
+    Kind::ProducePolicyModifyHeaders,
+    Kind::ProducePolicySchemaValidation,
+    Kind::ProducePolicyEncrypt,
+    Kind::ConsumePolicyDecrypt,
+    Kind::ConsumePolicySkipRecord,
+    Kind::ConsumePolicySchemaValidation,
+    Kind::ConsumePolicyModifyHeaders,
+];
+
 impl Phases {
     /// The record policies of virtual cluster `vc` in `config`, or why
     /// they cannot be enforced.
@@ -121,9 +132,18 @@ impl Phases {
                     .is_some_and(|p| p.virtual_cluster_id == vc)
             })
             .collect();
+        // A fixed order of kinds per phase (Terraform creates resources in
+        // parallel, so creation order is no order): on produce headers,
+        // then validation (of the plaintext), then encryption; on consume
+        // decryption first (the rest sees plaintext), then skip, then
+        // validation, then headers. Within a kind, oldest first.
         entities.sort_by_key(|(e, _)| {
+            let rank = RANK
+                .iter()
+                .position(|k| *k == e.kind())
+                .unwrap_or(RANK.len());
             let created = e.created_at.as_ref().map(|t| (t.seconds, t.nanos));
-            (created, e.id.as_str())
+            (rank, created, e.id.as_str())
         });
         let mut compiled = conditions::Compiled::new();
         let mut phases = Phases::default();

@@ -4,19 +4,29 @@
 //! batch is decoded, its records run through the policies, and it is
 //! encoded again only when a record changed or was left out (control
 //! batches and unchanged batches go on as they came).
+//!
+//! A record a policy refuses: on produce the partition's batch is refused
+//! (the broker never has it); on consume the records before it are
+//! answered and the partition fails at its offset, so the consumer gets
+//! everything up to it and then the error. What cannot be read when only
+//! shadow policies would read it goes on unchanged (counted as failed).
 
 use bytes::{Bytes, BytesMut};
 
 use super::{
     apply::{self, Fate, Held, Scope},
     outcomes::{Outcome, Tally},
-    policies::Policy,
+    policies::{Phase, Policy},
 };
 use crate::kafka::records;
 
 /// The most one batch's records may inflate to (a broker's default
 /// `message.max.bytes` is 1 MiB; this leaves room for raised limits).
-pub(super) const MAX_INFLATED: usize = 32 << 20;
+const MAX_INFLATED: usize = 32 << 20;
+
+/// The most all batches of one request or answer may inflate to, so a
+/// request of many small compressed batches cannot ask for gigabytes.
+pub(super) const MAX_INFLATED_PER_MESSAGE: usize = 128 << 20;
 
 /// Why a partition's records are refused, with the per-record errors
 /// (batch index, message) a Produce answer carries (KIP-467).
@@ -30,70 +40,121 @@ pub(super) struct Refusal {
     pub(super) records: Vec<(i32, String)>,
 }
 
-/// Kafka's error codes used here.
-pub(super) const CORRUPT_MESSAGE: i16 = 2;
-pub(super) const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
-pub(super) const INVALID_RECORD: i16 = 87;
+/// What becomes of a partition's records.
+#[derive(Debug)]
+pub(super) enum Walked {
+    /// They go on as they came.
+    Unchanged,
+    /// They go on as these bytes.
+    Changed(Bytes),
+    /// Refused: on produce the whole partition; on consume, the records
+    /// before the refused one (if any) are answered and the partition
+    /// fails at it.
+    Refused(Option<Bytes>, Refusal),
+}
 
-/// Runs `policies` over `set`; `Ok(None)` when it goes on unchanged.
+/// Kafka's error codes used here.
+const CORRUPT_MESSAGE: i16 = 2;
+const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+const INVALID_RECORD: i16 = 87;
+
+/// Runs `policies` over `set`, inflating at most `budget` more bytes.
 pub(super) fn partition(
     policies: &[Policy],
     scope: &Scope<'_>,
     set: &Bytes,
+    budget: &mut usize,
     tally: &mut Tally,
-) -> Result<Option<Bytes>, Refusal> {
+) -> Walked {
     if set.is_empty() || policies.is_empty() {
-        return Ok(None);
+        return Walked::Unchanged;
     }
-    let refuse = |code: i16, message: String| Refusal {
-        code,
-        message,
-        records: Vec::new(),
-    };
-    let split = records::split(set).map_err(|e| {
-        refuse(
-            UNSUPPORTED_FOR_MESSAGE_FORMAT,
-            format!("record policies cannot read these records: {e:#}"),
-        )
-    })?;
     let held: Vec<Option<Held>> = policies
         .iter()
         .map(|p| p.by_partition.then(|| scope.holds(&p.conditions)))
         .collect();
-    let live = held.iter().any(|h| !matches!(h, Some(Ok(false))));
-    if !live {
-        // None can apply: counted as skipped without decoding a record.
+    let live: Vec<usize> = (0..policies.len())
+        .filter(|&i| !matches!(held[i], Some(Ok(false))))
+        .collect();
+    let split = records::split(set);
+    if live.is_empty() {
+        // None can apply: counted as skipped from the batch headers,
+        // without decoding a record (what cannot be read goes on as it
+        // came: no policy is concerned).
         let n: u64 = split
-            .batches
             .iter()
+            .flat_map(|s| &s.batches)
             .filter(|b| !b.is_control())
             .map(|b| b.record_count())
             .sum();
         for i in 0..policies.len() {
             tally.count_many(i, Outcome::Skipped, n, None);
         }
-        return Ok(None);
+        return Walked::Unchanged;
     }
-    let mut out = BytesMut::new();
+    // What cannot be read fails the policies that would read it; only
+    // enforced ones refuse it.
+    let enforced = live.iter().any(|&i| !policies[i].shadow);
+    let unreadable = |code: i16, message: String, tally: &mut Tally| {
+        for &i in &live {
+            tally.count(i, Outcome::Failed, Some(&message));
+        }
+        let refusal = Refusal {
+            code: match scope.phase {
+                Phase::Produce => code,
+                Phase::Consume => CORRUPT_MESSAGE,
+            },
+            message,
+            records: Vec::new(),
+        };
+        (enforced, refusal)
+    };
+    let split = match split {
+        Ok(split) => split,
+        Err(e) => {
+            let message = format!("record policies cannot read these records: {e:#}");
+            let (refuse, refusal) = unreadable(UNSUPPORTED_FOR_MESSAGE_FORMAT, message, tally);
+            return if refuse {
+                Walked::Refused(None, refusal)
+            } else {
+                Walked::Unchanged
+            };
+        }
+    };
+    // Re-encoded batches are about as long as they came (a header more).
+    let mut out = BytesMut::with_capacity(set.len() + set.len() / 8);
     let mut changed_any = false;
     for batch in &split.batches {
         if batch.is_control() {
             out.extend_from_slice(batch.raw());
             continue;
         }
-        let mut decoded = batch.decode(MAX_INFLATED).map_err(|e| {
-            refuse(
-                CORRUPT_MESSAGE,
-                format!(
+        let before = |out: &BytesMut| (!out.is_empty()).then(|| Bytes::copy_from_slice(out));
+        let decoded = batch
+            .decode(MAX_INFLATED.min(*budget))
+            .map(|(records, inflated)| {
+                *budget = budget.saturating_sub(inflated);
+                records
+            });
+        let mut decoded = match decoded {
+            Ok(records) => records,
+            Err(e) => {
+                let message = format!(
                     "record batch at offset {} ({}): {e:#}",
                     batch.base_offset(),
                     batch.codec()
-                ),
-            )
-        })?;
+                );
+                let (refuse, refusal) = unreadable(INVALID_RECORD, message, tally);
+                if !refuse {
+                    return Walked::Unchanged;
+                }
+                return Walked::Refused(before(&out), refusal);
+            }
+        };
         let mut changed = false;
         let mut kept = Vec::with_capacity(decoded.len());
         for (index, mut record) in decoded.drain(..).enumerate() {
+            let offset = record.offset;
             match apply::run(policies, &held, scope, &mut record, index, tally) {
                 Fate::Keep(c) => {
                     changed |= c;
@@ -101,29 +162,44 @@ pub(super) fn partition(
                 }
                 Fate::Drop => changed = true,
                 Fate::Refuse(why) => {
-                    return Err(Refusal {
-                        code: INVALID_RECORD,
+                    let refusal = Refusal {
+                        code: match scope.phase {
+                            Phase::Produce => INVALID_RECORD,
+                            Phase::Consume => CORRUPT_MESSAGE,
+                        },
                         message: why.clone(),
                         records: vec![(index as i32, why)],
-                    });
+                    };
+                    if scope.phase == Phase::Produce {
+                        return Walked::Refused(None, refusal);
+                    }
+                    // Consume: everything before this record is answered,
+                    // ending just before it.
+                    if index > 0 {
+                        let mark = out.len();
+                        let last = offset.saturating_sub(1);
+                        if batch.encode_ending(&kept, last, &mut out).is_err() {
+                            out.truncate(mark);
+                        }
+                    }
+                    return Walked::Refused(before(&out), refusal);
                 }
             }
         }
         if changed {
             changed_any = true;
-            batch.encode(&kept, &mut out).map_err(|e| {
-                refuse(
-                    CORRUPT_MESSAGE,
-                    format!("record batch at offset {}: {e:#}", batch.base_offset()),
-                )
-            })?;
+            if let Err(e) = batch.encode(&kept, &mut out) {
+                let message = format!("record batch at offset {}: {e:#}", batch.base_offset());
+                let (_, refusal) = unreadable(INVALID_RECORD, message, tally);
+                return Walked::Refused(None, refusal);
+            }
         } else {
             out.extend_from_slice(batch.raw());
         }
     }
     if !changed_any {
-        return Ok(None);
+        return Walked::Unchanged;
     }
     out.extend_from_slice(&split.tail);
-    Ok(Some(out.freeze()))
+    Walked::Changed(out.freeze())
 }

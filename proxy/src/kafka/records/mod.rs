@@ -158,31 +158,41 @@ impl Batch {
     /// The offset after which a consumer resumes: its last record's, or
     /// the last one it held before records were left out.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
     /// Its records (CRC checked), decompressed to at most `max_inflated`
-    /// bytes.
-    pub fn decode(&self, max_inflated: usize) -> Result<Vec<Record>> {
+    /// bytes, and how many bytes they took decompressed.
+    pub fn decode(&self, max_inflated: usize) -> Result<(Vec<Record>, usize)> {
         let mut buf = self.raw.clone();
+        let inflated = std::cell::Cell::new(self.raw.len().saturating_sub(at::RECORDS));
         let set = RecordBatchDecoder::decode_with_custom_compression(
             &mut buf,
             Some(|compressed: &mut Bytes, codec: Compression| {
-                inflate::inflate(compressed, codec, max_inflated)
+                let out = inflate::inflate(compressed, codec, max_inflated)?;
+                inflated.set(out.len());
+                Ok(out)
             }),
         )?;
         if !buf.is_empty() {
             bail!("record batch longer than its records");
         }
-        Ok(set.records)
+        Ok((set.records, inflated.get()))
     }
 
     /// Appends this batch to `out` holding `records` instead (some of its
     /// own, changed or fewer), with its codec, spanning the same offsets.
     pub fn encode(&self, records: &[Record], out: &mut BytesMut) -> Result<()> {
+        self.encode_ending(records, self.last_offset(), out)
+    }
+
+    /// Like [`Batch::encode`], the batch ending at offset `last` (at or
+    /// before its own last offset: a consumer resumes after it).
+    pub fn encode_ending(&self, records: &[Record], last: i64, out: &mut BytesMut) -> Result<()> {
         let start = out.len();
         if records.is_empty() {
-            self.encode_empty(out);
+            self.encode_empty(last, out)?;
             return Ok(());
         }
         let compression = match self.attributes & CODEC_BITS {
@@ -206,9 +216,11 @@ impl Batch {
         // keeps its last offset, so a consumer resumes after every record
         // it held, and its timestamp type.
         let base = i64_at(batch, 0);
-        let last = self.base_offset + i64::from(self.last_offset_delta);
-        let delta =
-            i32::try_from(last - base).context("record offsets out of the batch's range")?;
+        let delta = last
+            .checked_sub(base)
+            .and_then(|d| i32::try_from(d).ok())
+            .filter(|d| *d >= 0)
+            .context("record offsets out of the batch's range")?;
         batch[at::LAST_OFFSET_DELTA..at::LAST_OFFSET_DELTA + 4]
             .copy_from_slice(&delta.to_be_bytes());
         let attributes = i16_at(batch, at::ATTRIBUTES) | (self.attributes & LOG_APPEND_TIME);
@@ -225,9 +237,15 @@ impl Batch {
         Ok(())
     }
 
-    /// The header alone with no records: what log compaction leaves of a
-    /// batch whose records are all gone (consumers move past it).
-    fn encode_empty(&self, out: &mut BytesMut) {
+    /// The header alone with no records, ending at offset `last`: what
+    /// log compaction leaves of a batch whose records are all gone
+    /// (consumers move past it).
+    fn encode_empty(&self, last: i64, out: &mut BytesMut) -> Result<()> {
+        let delta = last
+            .checked_sub(self.base_offset)
+            .and_then(|d| i32::try_from(d).ok())
+            .filter(|d| *d >= 0)
+            .context("record offsets out of the batch's range")?;
         let start = out.len();
         out.extend_from_slice(&self.raw[..at::RECORDS]);
         let batch = &mut out[start..];
@@ -236,10 +254,13 @@ impl Batch {
         // Uncompressed: there is nothing to compress.
         let attributes = self.attributes & !CODEC_BITS;
         batch[at::ATTRIBUTES..at::ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        batch[at::LAST_OFFSET_DELTA..at::LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&delta.to_be_bytes());
         batch[at::RECORD_COUNT..at::RECORD_COUNT + 4].copy_from_slice(&0i32.to_be_bytes());
         // Its timestamps and producer fields stay as they were.
         let crc = crc32c::crc32c(&batch[at::ATTRIBUTES..]);
         batch[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        Ok(())
     }
 }
 

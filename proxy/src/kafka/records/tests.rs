@@ -68,7 +68,8 @@ fn every_codec_round_trips_keeping_its_codec_and_producer_fields() {
         let batch = &split.batches[0];
         let got = batch
             .decode(1 << 20)
-            .unwrap_or_else(|e| panic!("{codec:?}: {e:#}"));
+            .unwrap_or_else(|e| panic!("{codec:?}: {e:#}"))
+            .0;
         assert_eq!(got.len(), 3);
         assert_eq!(
             (got[1].producer_id, got[1].producer_epoch, got[1].sequence),
@@ -95,7 +96,7 @@ fn a_batch_keeps_its_last_offset_when_records_are_left_out() {
         let records: Vec<Record> = (0..5).map(|i| record(i, b"v", -1, false)).collect();
         let wire = encoded(&records, codec);
         let batch = &split(&wire).unwrap().batches[0];
-        let all = batch.decode(1 << 20).unwrap();
+        let all = batch.decode(1 << 20).unwrap().0;
         // The first and the last record left out.
         let mut out = BytesMut::new();
         batch.encode(&all[1..4], &mut out).unwrap();
@@ -112,6 +113,7 @@ fn a_batch_keeps_its_last_offset_when_records_are_left_out() {
         let offsets: Vec<i64> = kept
             .decode(1 << 20)
             .unwrap()
+            .0
             .iter()
             .map(|r| r.offset)
             .collect();
@@ -126,7 +128,7 @@ fn a_batch_keeps_its_last_offset_when_records_are_left_out() {
             (100, 4),
             "{codec:?}"
         );
-        assert!(empty.decode(1 << 20).unwrap().is_empty());
+        assert!(empty.decode(1 << 20).unwrap().0.is_empty());
         assert!(read_back(&out)[0].records.is_empty(), "a client reads it");
     }
 }
@@ -143,7 +145,7 @@ fn log_append_time_is_kept() {
     wire[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_be_bytes());
     let wire = wire.freeze();
     let batch = &split(&wire).unwrap().batches[0];
-    let mut got = batch.decode(1 << 20).unwrap();
+    let mut got = batch.decode(1 << 20).unwrap().0;
     got[0].value = Some(Bytes::from_static(b"changed"));
     let mut out = BytesMut::new();
     batch.encode(&got, &mut out).unwrap();
