@@ -171,8 +171,8 @@ impl Condition {
         }
         match self.program.execute(&context) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("evaluates to {other:?}, not a boolean")),
-            Err(e) => Err(e.to_string()),
+            Ok(other) => Err(not_boolean(&other)),
+            Err(e) => Err(describe(&e)),
         }
     }
 
@@ -188,9 +188,42 @@ impl Condition {
         }
         match self.program.execute(&context) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("evaluates to {other:?}, not a boolean")),
-            Err(e) => Err(e.to_string()),
+            Ok(other) => Err(not_boolean(&other)),
+            Err(e) => Err(describe(&e)),
         }
+    }
+}
+
+fn not_boolean(value: &Value) -> String {
+    format!("evaluates to a {:?}, not a boolean", value.type_of())
+}
+
+/// What went wrong evaluating a condition, without the values involved
+/// (they are the request's or the record's content, and errors go into
+/// logs, counts and events).
+fn describe(e: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match e {
+        E::NoSuchKey(key) => format!(
+            "no member {:?} (test it with has() first)",
+            key.chars().take(64).collect::<String>()
+        ),
+        E::UnexpectedType { got, want } => format!("a {got} where a {want} is needed"),
+        E::NoSuchOverload
+        | E::UnsupportedBinaryOperator(..)
+        | E::UnsupportedUnaryOperator(..)
+        | E::ValuesNotComparable(..) => "an operator applied to values of the wrong types".into(),
+        E::UnsupportedIndex(..)
+        | E::UnsupportedMapIndex(..)
+        | E::UnsupportedListIndex(..)
+        | E::IndexOutOfBounds(..) => "an index that does not apply to the value".into(),
+        E::DivisionByZero(..) | E::RemainderByZero(..) => "a division by zero".into(),
+        E::Overflow(..) => "an arithmetic overflow".into(),
+        E::FunctionError { function, .. } => format!("function {function} failed"),
+        E::InvalidArgumentCount { expected, actual } => {
+            format!("a function called with {actual} arguments instead of {expected}")
+        }
+        _ => "cannot be evaluated for this input".into(),
     }
 }
 

@@ -146,6 +146,25 @@ impl Scope<'_> {
     }
 }
 
+/// Why `record`'s value fails `schema`, if it does. The reason names
+/// where and which schema rule, never the record's content (it goes into
+/// headers, counts and events).
+fn invalid(schema: &jsonschema::Validator, record: &Record) -> Option<String> {
+    let value = record.value.as_deref()?;
+    match json::parse(value) {
+        Err(e) => Some(cut(&e, 120)),
+        Ok(json) => schema.validate(&json).err().map(|e| {
+            let path = e.instance_path().to_string();
+            let path = if path.is_empty() { "/".into() } else { path };
+            format!(
+                "{}: fails the schema at {}",
+                cut(&path, 120),
+                cut(e.schema_path().as_str(), 120)
+            )
+        }),
+    }
+}
+
 /// A header name as the record's header map keys it.
 fn header_name(name: &str) -> StrBytes {
     StrBytes::from_string(name.to_string())
@@ -193,11 +212,20 @@ pub(super) fn run(
                 // others do not (no record is dropped or refused for it).
                 let why = format!("{}: condition: {e}", Place(scope, index, record.offset));
                 tally.count(i, Outcome::Failed, Some(&why));
-                if !matches!(
-                    policy.action,
-                    Action::Encrypt { .. } | Action::Validate { .. }
-                ) {
-                    continue;
+                match &policy.action {
+                    // Encrypted all the same (what it would protect never
+                    // goes out in plaintext for a condition's mistake).
+                    Action::Encrypt { .. } => {}
+                    // Validated all the same, but an invalid record is only
+                    // counted: never refused or dropped for it.
+                    Action::Validate { schema, .. } => {
+                        if let Some(problem) = invalid(schema, record) {
+                            let why = format!("{}: {problem}", Place(scope, index, record.offset));
+                            tally.count(i, Outcome::Failed, Some(&why));
+                        }
+                        continue;
+                    }
+                    _ => continue,
                 }
             }
         }
@@ -293,23 +321,11 @@ fn act(
             }
         },
         Action::Validate { schema, on_invalid } => {
-            let Some(value) = record.value.as_deref() else {
+            if record.value.is_none() {
                 tally.count(i, Outcome::Skipped, None); // a tombstone
                 return Fate::Keep(false);
-            };
-            // The reason names where and which schema rule, never the
-            // record's content (it goes into headers, counts and events).
-            let problem = match json::parse(value) {
-                Err(e) => Some(cut(&e, 200)),
-                Ok(json) => schema.validate(&json).err().map(|e| {
-                    let path = e.instance_path().to_string();
-                    let path = if path.is_empty() { "/".into() } else { path };
-                    format!(
-                        "{path}: fails the schema at {}",
-                        cut(e.schema_path().as_str(), 200)
-                    )
-                }),
-            };
+            }
+            let problem = invalid(schema, record);
             let Some(problem) = problem else {
                 tally.count(i, Outcome::Applied, None);
                 return Fate::Keep(false);
@@ -442,6 +458,7 @@ fn decrypt(
 ) -> Result<bool, String> {
     let find = |id: &str| {
         keys.iter().find(|k| k.id == id).ok_or_else(|| {
+            let id: String = id.chars().take(64).collect();
             format!("encrypted with static_key {id}, which is not among this policy's key_sources")
         })
     };

@@ -138,6 +138,12 @@ mod tests {
         assert_eq!(key.open("value", &sealed).unwrap(), b"secret");
         assert!(key.open("key", &sealed).is_err(), "bound to its part");
         assert!(other.open("value", &sealed).unwrap_err().contains("k2"));
+        // The same key bytes under another id: bound to the id too.
+        let renamed = Key::new("k9", &[7; 32]);
+        assert!(
+            renamed.open("value", &sealed).is_err(),
+            "bound to its key id"
+        );
         assert_ne!(
             key.seal("value", b"secret").unwrap(),
             sealed,

@@ -12,7 +12,21 @@ use serde_json::{Map, Value};
 pub(super) fn parse(bytes: &[u8]) -> Result<Value, String> {
     serde_json::from_slice::<Strict>(bytes)
         .map(|s| s.0)
-        .map_err(|e| format!("value is not JSON: {e}"))
+        .map_err(|e| format!("value is not JSON: {}", what(&e)))
+}
+
+/// What is wrong with a document and where, without its content (serde
+/// errors quote what they read, e.g. an unknown variant).
+fn what(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "a syntax error",
+        Category::Data if e.to_string().contains("repeated") => "an object member repeated",
+        Category::Data => "an unexpected value",
+        Category::Eof => "cut short",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
 /// A JSON value whose objects never repeat a member.
@@ -74,7 +88,8 @@ impl<'de> Visitor<'de> for StrictVisitor {
         while let Some(key) = map.next_key::<String>()? {
             let Strict(value) = map.next_value()?;
             if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("member {key:?} repeated")));
+                // Not named: it is the record's content.
+                return Err(de::Error::custom("an object member repeated"));
             }
             out.insert(key, value);
         }

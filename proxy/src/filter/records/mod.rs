@@ -24,7 +24,7 @@ mod walk;
 
 pub use outcomes::{Outcome, PolicyOutcome};
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use kafka_protocol::messages::{
     ApiKey, RequestHeader, RequestKind, ResponseKind, TopicName,
@@ -43,6 +43,9 @@ use outcomes::Tally;
 use policies::{Phase, Phases};
 use walk::{Refusal, Walked};
 
+/// The most partitions of one Fetch whose offsets are kept for its answer.
+const MAX_PARTITIONS: usize = 100_000;
+
 /// Kafka's UNKNOWN_TOPIC_ID: a topic id this node has not seen named yet
 /// (the client's Metadata refresh teaches it).
 const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -55,10 +58,14 @@ pub struct RecordPolicies {
     ids: Arc<TopicIds>,
 }
 
-/// Who sent a Fetch, kept for its answer (responses carry no principal).
+/// Who sent a Fetch and from which offsets, kept for its answer
+/// (responses carry no principal).
 struct Asker {
     principal: String,
     client_id: String,
+    /// Fetch offsets by (topic name, topic id, partition), as asked of the
+    /// broker (a fetch session may leave partitions out: unknown).
+    from: HashMap<(String, Uuid, i32), i64>,
 }
 
 /// Produce partitions refused by a policy, answered with the broker's.
@@ -137,10 +144,24 @@ impl Filter for RecordPolicies {
             .map(|c| c.to_string())
             .unwrap_or_default();
         match body {
-            RequestKind::Fetch(_) => {
+            RequestKind::Fetch(r) => {
+                let from = r
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(move |p| {
+                            (
+                                (t.topic.0.to_string(), t.topic_id, p.partition),
+                                p.fetch_offset,
+                            )
+                        })
+                    })
+                    .take(MAX_PARTITIONS)
+                    .collect();
                 cx.notes.put(Asker {
                     principal,
                     client_id,
+                    from,
                 });
                 Verdict::Forward
             }
@@ -175,8 +196,20 @@ impl Filter for RecordPolicies {
                             partition: p.index,
                             phase: Phase::Produce,
                         };
-                        match walk::partition(policies, &scope, set, &mut budget, &mut tally) {
+                        match walk::partition(policies, &scope, set, None, &mut budget, &mut tally)
+                        {
                             Walked::Unchanged => true,
+                            // Only consume defers; refused here all the same.
+                            Walked::Deferred(_) => {
+                                let refusal = Refusal {
+                                    code: 87,
+                                    message: "the request's records inflate beyond the budget"
+                                        .into(),
+                                    records: Vec::new(),
+                                };
+                                refused.0.push((name.clone(), id, p.index, refusal));
+                                false
+                            }
                             Walked::Changed(changed) => {
                                 p.records = Some(changed);
                                 true
@@ -226,6 +259,7 @@ impl Filter for RecordPolicies {
                 let asker = cx.notes.take::<Asker>().unwrap_or(Asker {
                     principal: "User:ANONYMOUS".into(),
                     client_id: String::new(),
+                    from: HashMap::new(),
                 });
                 let policies = &self.phases.consume;
                 let mut tally = Tally::default();
@@ -250,12 +284,23 @@ impl Filter for RecordPolicies {
                                     partition: p.partition_index,
                                     phase: Phase::Consume,
                                 };
-                                walk::partition(policies, &scope, set, &mut budget, &mut tally)
+                                let key =
+                                    (topic.topic.0.to_string(), topic.topic_id, p.partition_index);
+                                let from = asker.from.get(&key).copied();
+                                walk::partition(
+                                    policies,
+                                    &scope,
+                                    set,
+                                    from,
+                                    &mut budget,
+                                    &mut tally,
+                                )
                             }
                         };
                         match walked {
                             Walked::Unchanged => {}
                             Walked::Changed(changed) => p.records = Some(changed),
+                            Walked::Deferred(before) => p.records = before,
                             // The records before the refused one are
                             // answered; the next fetch (from its offset)
                             // gets the error.

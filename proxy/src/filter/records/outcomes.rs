@@ -5,6 +5,9 @@
 
 use sluice_proto::dataplane::v1::DataPlaneEvent;
 
+/// The longest reason kept, in characters.
+const MAX_REASON: usize = 300;
+
 /// What one policy did to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -90,6 +93,11 @@ impl Tally {
         if n == 0 {
             return;
         }
+        // Reasons are bounded (they go to node status and events).
+        let why = why.map(|w| match w.char_indices().nth(MAX_REASON) {
+            Some((at, _)) => &w[..at],
+            None => w,
+        });
         match self
             .counts
             .iter_mut()

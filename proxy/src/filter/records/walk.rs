@@ -48,9 +48,24 @@ pub(super) enum Walked {
     /// They go on as these bytes.
     Changed(Bytes),
     /// Refused: on produce the whole partition; on consume, the records
-    /// before the refused one (if any) are answered and the partition
-    /// fails at it.
+    /// from the fetch offset up to the refused one (if any) are answered,
+    /// so the consumer's next fetch starts at it and gets the error.
     Refused(Option<Bytes>, Refusal),
+    /// The message's inflation budget ran out (consume): the records
+    /// before (if any) are answered without an error, the rest on the
+    /// client's next fetch.
+    Deferred(Option<Bytes>),
+}
+
+/// Marks an inflation budget that ran out (as opposed to data that
+/// cannot be read).
+#[derive(Debug)]
+struct Budget;
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("inflation budget")
+    }
 }
 
 /// Kafka's error codes used here.
@@ -58,11 +73,15 @@ const CORRUPT_MESSAGE: i16 = 2;
 const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 const INVALID_RECORD: i16 = 87;
 
-/// Runs `policies` over `set`, inflating at most `budget` more bytes.
+/// Runs `policies` over `set`, inflating at most `budget` more bytes. On
+/// consume, `from` is the offset the client fetched from, when known:
+/// records below it (the broker answers from the start of the batch
+/// holding it) are not judged, the client drops them.
 pub(super) fn partition(
     policies: &[Policy],
     scope: &Scope<'_>,
     set: &Bytes,
+    from: Option<i64>,
     budget: &mut usize,
     tally: &mut Tally,
 ) -> Walked {
@@ -96,8 +115,13 @@ pub(super) fn partition(
     // enforced ones refuse it.
     let enforced = live.iter().any(|&i| !policies[i].shadow);
     let unreadable = |code: i16, message: String, tally: &mut Tally| {
+        let outcome = if enforced {
+            Outcome::Rejected
+        } else {
+            Outcome::Failed
+        };
         for &i in &live {
-            tally.count(i, Outcome::Failed, Some(&message));
+            tally.count(i, outcome, Some(&message));
         }
         let refusal = Refusal {
             code: match scope.phase {
@@ -124,20 +148,33 @@ pub(super) fn partition(
     // Re-encoded batches are about as long as they came (a header more).
     let mut out = BytesMut::with_capacity(set.len() + set.len() / 8);
     let mut changed_any = false;
+    let consume = scope.phase == Phase::Consume;
+    let below = |offset: i64| consume && from.is_some_and(|f| offset < f);
     for batch in &split.batches {
-        if batch.is_control() {
+        // Control batches, and batches wholly below the fetch offset (the
+        // client drops them), go on as they came.
+        if batch.is_control() || below(batch.last_offset()) {
             out.extend_from_slice(batch.raw());
             continue;
         }
         let before = |out: &BytesMut| (!out.is_empty()).then(|| Bytes::copy_from_slice(out));
-        let decoded = batch
-            .decode(MAX_INFLATED.min(*budget))
-            .map(|(records, inflated)| {
-                *budget = budget.saturating_sub(inflated);
-                records
-            });
+        let decoded = batch.decode(MAX_INFLATED).and_then(|(records, inflated)| {
+            if inflated > *budget {
+                return Err(anyhow::anyhow!(
+                    "the records of one message inflate beyond {} MiB",
+                    MAX_INFLATED_PER_MESSAGE >> 20
+                )
+                .context(Budget));
+            }
+            *budget -= inflated;
+            Ok(records)
+        });
         let mut decoded = match decoded {
             Ok(records) => records,
+            Err(e) if consume && e.downcast_ref::<Budget>().is_some() => {
+                // Not this time: the client fetches the rest again.
+                return Walked::Deferred(before(&out));
+            }
             Err(e) => {
                 let message = format!(
                     "record batch at offset {} ({}): {e:#}",
@@ -155,6 +192,10 @@ pub(super) fn partition(
         let mut kept = Vec::with_capacity(decoded.len());
         for (index, mut record) in decoded.drain(..).enumerate() {
             let offset = record.offset;
+            if below(offset) {
+                kept.push(record);
+                continue;
+            }
             match apply::run(policies, &held, scope, &mut record, index, tally) {
                 Fate::Keep(c) => {
                     changed |= c;
@@ -173,14 +214,22 @@ pub(super) fn partition(
                     if scope.phase == Phase::Produce {
                         return Walked::Refused(None, refusal);
                     }
-                    // Consume: everything before this record is answered,
-                    // ending just before it.
-                    if index > 0 {
-                        let mark = out.len();
-                        let last = offset.saturating_sub(1);
-                        if batch.encode_ending(&kept, last, &mut out).is_err() {
-                            out.truncate(mark);
-                        }
+                    // Consume: the records from the fetch offset up to this
+                    // one are answered, the batch ending just before it, so
+                    // the client's next fetch starts here and gets the
+                    // error. Without a known fetch offset (or at it), the
+                    // error now: a partial answer could be fetched again
+                    // and again.
+                    if from.is_none_or(|f| offset <= f) {
+                        return Walked::Refused(None, refusal);
+                    }
+                    let mark = out.len();
+                    if batch
+                        .encode_ending(&kept, offset.saturating_sub(1), &mut out)
+                        .is_err()
+                    {
+                        out.truncate(mark);
+                        return Walked::Refused(None, refusal);
                     }
                     return Walked::Refused(before(&out), refusal);
                 }

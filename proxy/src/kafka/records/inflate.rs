@@ -33,7 +33,15 @@ pub(super) fn inflate(compressed: &mut Bytes, codec: Compression, max: usize) ->
     match codec {
         Compression::None => Ok(input),
         Compression::Gzip => bounded(&mut flate2::read::GzDecoder::new(&input[..]), "gzip"),
-        Compression::Zstd => bounded(&mut zstd::stream::read::Decoder::new(&input[..])?, "zstd"),
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(&input[..])?;
+            // A frame may ask for a window of up to 2^27 bytes (or more with
+            // a raised limit); what it may fill is bounded anyway, so the
+            // window is too: at most the larger of 8 MiB and `max`.
+            let log = (max.max(1 << 23).next_power_of_two().trailing_zeros()).min(27);
+            decoder.window_log_max(log)?;
+            bounded(&mut decoder, "zstd")
+        }
         Compression::Lz4 => bounded(&mut lz4::Decoder::new(&input[..])?, "lz4"),
         Compression::Snappy => snappy(&input, max),
     }

@@ -5,20 +5,32 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
-    messages::{ProduceResponse, RequestKind, ResponseKind},
+    messages::{
+        FetchRequest, ProduceResponse, RequestKind, ResponseKind, TopicName,
+        fetch_request::{FetchPartition, FetchTopic},
+    },
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions},
 };
 use sluice_proto::admin::v1::{
-    ConsumePolicySchemaValidation, FailureMode, PolicyEnforcement, ProducePolicyEncrypt,
-    ProducePolicyModifyHeaders, ProducePolicySchemaValidation, entity::Spec,
+    ConsumePolicyModifyHeaders, ConsumePolicySchemaValidation, FailureMode, PolicyEnforcement,
+    ProducePolicyEncrypt, ProducePolicyModifyHeaders, ProducePolicySchemaValidation, entity::Spec,
 };
 
 use super::*;
 
 const OBJECT: &str = r#"{"type":"object","required":["n"]}"#;
 
+/// A Fetch of partition 0 of `orders` from `offset`.
+fn fetch_from(offset: i64) -> RequestKind {
+    RequestKind::Fetch(FetchRequest::default().with_topics(vec![
+        FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("orders")))
+            .with_partitions(vec![FetchPartition::default().with_fetch_offset(offset)]),
+    ]))
+}
+
 #[test]
-fn a_consumer_gets_the_records_before_a_refused_one() {
+fn a_consumer_gets_the_records_before_a_refused_one_then_the_error() {
     let f = policies(vec![at(
         "v",
         1,
@@ -29,16 +41,23 @@ fn a_consumer_gets_the_records_before_a_refused_one() {
             ..Default::default()
         }),
     )]);
-    let set = batch(
-        &[r#"{"n":1}"#, r#"{"n":2}"#, "bad", r#"{"n":4}"#],
-        10,
-        Compression::Zstd,
-    );
-    let (_, answer, findings) = exchange(&f, RequestKind::Fetch(Default::default()), fetched(set));
-    let ResponseKind::Fetch(answer) = answer else {
-        panic!()
+    // The broker answers from the start of the batch holding the offset
+    // asked for, whatever that offset.
+    let answer = || {
+        fetched(batch(
+            &[r#"{"n":1}"#, r#"{"n":2}"#, "bad", r#"{"n":4}"#],
+            10,
+            Compression::Zstd,
+        ))
     };
-    let p = &answer.responses[0].partitions[0];
+    let partition = |answer: ResponseKind| {
+        let ResponseKind::Fetch(answer) = answer else {
+            panic!()
+        };
+        answer.responses[0].partitions[0].clone()
+    };
+    let (_, first, findings) = exchange(&f, fetch_from(10), answer());
+    let p = partition(first);
     assert_eq!(p.error_code, 0, "the good records first");
     let out = p.records.clone().unwrap();
     let got: Vec<i64> = read(&out).iter().map(|r| r.offset).collect();
@@ -61,18 +80,24 @@ fn a_consumer_gets_the_records_before_a_refused_one() {
             .starts_with("offset 12:"),
         "{rejected:?}"
     );
-    // Fetching from the bad record: the error, no records.
-    let from_bad = batch(&["bad", r#"{"n":4}"#], 12, Compression::None);
-    let (_, answer, _) = exchange(
-        &f,
-        RequestKind::Fetch(Default::default()),
-        fetched(from_bad),
-    );
-    let ResponseKind::Fetch(answer) = answer else {
-        panic!()
-    };
-    let p = &answer.responses[0].partitions[0];
+    // Fetching from the bad record (the same batch comes back): the
+    // error, never the same good records again.
+    let (_, second, _) = exchange(&f, fetch_from(12), answer());
+    let p = partition(second);
     assert_eq!((p.error_code, p.records.is_none()), (2, true));
+    // Without a known fetch offset (a fetch session left the partition
+    // out): the error at once, never a partial answer that could repeat.
+    let (_, unknown, _) = exchange(&f, RequestKind::Fetch(Default::default()), answer());
+    assert_eq!(partition(unknown).error_code, 2);
+    // A client past the bad record (it seeked) reads on.
+    let (_, past, _) = exchange(&f, fetch_from(13), answer());
+    let p = partition(past);
+    assert_eq!(p.error_code, 0);
+    let got: Vec<i64> = read(p.records.as_ref().unwrap())
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert!(got.contains(&13), "{got:?}");
 }
 
 #[test]
@@ -236,4 +261,161 @@ fn shadow_policies_never_refuse_what_they_cannot_read() {
         panic!()
     };
     assert_eq!(answer.responses[0].partition_responses[0].error_code, 43);
+}
+
+#[test]
+fn a_condition_that_cannot_be_evaluated_never_drops_refuses_or_leaks() {
+    // `value.kind` of a record without `kind` cannot be evaluated.
+    let condition = "value.kind == 'card'";
+    let f = policies(vec![
+        key("k", 5),
+        at(
+            "h",
+            1,
+            Spec::ProducePolicyModifyHeaders(ProducePolicyModifyHeaders {
+                virtual_cluster_id: "vc".into(),
+                condition: condition.into(),
+                actions: vec![super::set("via", "sluice")],
+                ..Default::default()
+            }),
+        ),
+        at(
+            "v",
+            2,
+            Spec::ProducePolicySchemaValidation(ProducePolicySchemaValidation {
+                virtual_cluster_id: "vc".into(),
+                condition: condition.into(),
+                schema: r#"{"required":["kind"]}"#.into(),
+                ..Default::default()
+            }),
+        ),
+        at(
+            "e",
+            3,
+            Spec::ProducePolicyEncrypt(ProducePolicyEncrypt {
+                virtual_cluster_id: "vc".into(),
+                condition: condition.into(),
+                static_key_id: "k".into(),
+                ..Default::default()
+            }),
+        ),
+    ]);
+    let (request, _, findings) = exchange(
+        &f,
+        produce(batch(&[r#"{"pan":"4111"}"#], 0, Compression::None)),
+        ResponseKind::Produce(ProduceResponse::default()),
+    );
+    let stored = read(&produced(&request).expect("not refused"));
+    let r = &stored[0];
+    assert!(
+        !r.headers.contains_key(&StrBytes::from_static_str("via")),
+        "headers: not applied"
+    );
+    assert!(
+        r.headers
+            .contains_key(&StrBytes::from_static_str("sluice-key-id")),
+        "encrypt: applied all the same"
+    );
+    assert!(!r.value.as_ref().unwrap().windows(4).any(|w| w == b"4111"));
+    assert_eq!(
+        count(&findings, "v", Outcome::Rejected),
+        0,
+        "validate: only counted"
+    );
+    assert_eq!(count(&findings, "v", Outcome::Failed), 2);
+    let reason = findings
+        .outcomes
+        .iter()
+        .find(|o| o.policy_id == "h")
+        .and_then(|o| o.message.clone())
+        .unwrap();
+    assert!(reason.contains("no member \"kind\""), "{reason}");
+    assert!(
+        !reason.contains("4111"),
+        "no record content in reasons: {reason}"
+    );
+}
+
+#[test]
+fn an_unreadable_produce_batch_is_an_invalid_record_and_counted_rejected() {
+    let f = policies(vec![at(
+        "h",
+        1,
+        Spec::ProducePolicyModifyHeaders(ProducePolicyModifyHeaders {
+            virtual_cluster_id: "vc".into(),
+            actions: vec![super::set("via", "sluice")],
+            ..Default::default()
+        }),
+    )]);
+    let mut bad = BytesMut::from(&batch(&["x"], 0, Compression::None)[..]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff; // the CRC no longer holds
+    let (request, response, findings) = exchange(
+        &f,
+        produce(bad.freeze()),
+        ResponseKind::Produce(ProduceResponse::default()),
+    );
+    assert!(produced(&request).is_none());
+    let ResponseKind::Produce(answer) = response else {
+        panic!()
+    };
+    assert_eq!(answer.responses[0].partition_responses[0].error_code, 87);
+    assert_eq!(count(&findings, "h", Outcome::Rejected), 1);
+}
+
+#[test]
+fn a_fetch_answer_past_the_inflation_budget_is_deferred_not_failed() {
+    use super::super::{apply::Scope, outcomes::Tally, policies::Phase, walk};
+    let f = policies(vec![at(
+        "h",
+        1,
+        Spec::ConsumePolicyModifyHeaders(ConsumePolicyModifyHeaders {
+            virtual_cluster_id: "vc".into(),
+            actions: vec![super::remove("drop-me")],
+            ..Default::default()
+        }),
+    )]);
+    let scope = Scope {
+        api: "Fetch",
+        principal: "User:a",
+        client_id: "c",
+        virtual_cluster: "vc",
+        listener: "l",
+        topic: "orders",
+        partition: 0,
+        phase: Phase::Consume,
+    };
+    let mut two = BytesMut::from(&batch(&["a"], 0, Compression::Gzip)[..]);
+    two.extend_from_slice(&batch(&["b"], 1, Compression::Gzip));
+    let two = two.freeze();
+    let first = batch(&["a"], 0, Compression::Gzip);
+    let one = records::split(&first).unwrap().batches[0]
+        .decode(1 << 20)
+        .unwrap()
+        .1;
+    // Budget for the first batch only: it is answered, the second waits.
+    let mut budget = one;
+    let mut tally = Tally::default();
+    let walked = walk::partition(
+        &f.phases.consume,
+        &scope,
+        &two,
+        Some(0),
+        &mut budget,
+        &mut tally,
+    );
+    let walk::Walked::Deferred(Some(before)) = walked else {
+        panic!("{walked:?}")
+    };
+    assert_eq!(read(&before).len(), 1);
+    let mut none = 0;
+    let walked = walk::partition(
+        &f.phases.consume,
+        &scope,
+        &two,
+        Some(0),
+        &mut none,
+        &mut tally,
+    );
+    assert!(matches!(walked, walk::Walked::Deferred(None)), "{walked:?}");
 }
