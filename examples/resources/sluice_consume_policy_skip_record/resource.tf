@@ -2,5 +2,5 @@ resource "sluice_consume_policy_skip_record" "example" {
   gateway_id         = sluice_gateway.example.id
   name               = "skip-flagged"
   virtual_cluster_id = sluice_virtual_cluster.example.id
-  skip_condition     = "record.headers['x-skip'] == 'true'"
+  skip_condition     = "headers['x-skip'] == 'true'"
 }

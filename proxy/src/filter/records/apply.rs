@@ -404,26 +404,29 @@ fn act(
 fn encrypt(key: &Key, target: &Target, record: &mut Record) -> Result<bool, String> {
     match target {
         Target::Parts { key: k, value: v } => {
-            let mut parts = Vec::new();
-            for (wanted, label, slot) in [
+            let mut sealed = [false; 2];
+            for (done, (wanted, label, slot)) in sealed.iter_mut().zip([
                 (*k, "key", &mut record.key),
                 (*v, "value", &mut record.value),
-            ] {
+            ]) {
                 if let (true, Some(plain)) = (wanted, slot.as_ref()) {
                     *slot = Some(Bytes::from(key.seal(label, plain)?));
-                    parts.push(label);
+                    *done = true;
                 }
             }
-            if parts.is_empty() {
-                return Ok(false);
-            }
+            let parts: &'static [u8] = match sealed {
+                [true, true] => b"key,value",
+                [true, false] => b"key",
+                [false, true] => b"value",
+                [false, false] => return Ok(false),
+            };
             record.headers.insert(
                 StrBytes::from_static_str(crypto::KEY_ID_HEADER),
                 Some(key.id_header.clone()),
             );
             record.headers.insert(
                 StrBytes::from_static_str(crypto::PARTS_HEADER),
-                Some(Bytes::from(parts.join(","))),
+                Some(Bytes::from_static(parts)),
             );
             Ok(true)
         }
