@@ -12,12 +12,9 @@
 //! encrypted and the member replaced by the envelope string
 //! `sluice:v1:<key id>:<base64 of nonce ‖ ciphertext ‖ tag>`.
 
-use aes_gcm::{
-    AeadInPlace, Aes256Gcm, KeyInit, Nonce,
-    aead::{Aead, Payload},
-};
 use base64::Engine;
 use rand::RngCore;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
 /// The header naming the key a record's parts were encrypted with.
 pub(super) const KEY_ID_HEADER: &str = "sluice-key-id";
@@ -34,7 +31,9 @@ pub(crate) struct Key {
     pub(super) id: String,
     /// The id as a header value (shared, not copied per record).
     pub(super) id_header: bytes::Bytes,
-    cipher: Aes256Gcm,
+    /// ring's AES-256-GCM (the one rustls uses: hardware AES and carry-less
+    /// multiplication, stitched).
+    cipher: LessSafeKey,
 }
 
 impl std::fmt::Debug for Key {
@@ -44,53 +43,61 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// The key `id` with its 32 bytes.
-    pub(super) fn new(id: &str, bytes: &[u8]) -> Key {
-        Key {
+    /// The key `id` with its 32 bytes; an error for any other length.
+    pub(super) fn new(id: &str, bytes: &[u8]) -> Result<Key, String> {
+        let key = UnboundKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| format!("static_key {id}: not a 32-byte key"))?;
+        Ok(Key {
             id: id.to_string(),
             id_header: bytes::Bytes::copy_from_slice(id.as_bytes()),
-            cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(bytes)),
-        }
+            cipher: LessSafeKey::new(key),
+        })
     }
 
     /// `plaintext` sealed, bound to `label` (a part or a field path):
-    /// `nonce ‖ ciphertext ‖ tag` in one buffer, encrypted in place.
+    /// `nonce ‖ ciphertext ‖ tag` in one buffer, encrypted in place. The
+    /// nonce is random (a fresh one per record, from the thread's CSPRNG).
     pub(super) fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+        let mut nonce = [0u8; NONCE];
+        rand::rng().fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(NONCE + plaintext.len() + TAG);
-        out.resize(NONCE, 0);
-        rand::rng().fill_bytes(&mut out[..NONCE]);
+        out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
-        let (nonce, body) = out.split_at_mut(NONCE);
         let aad = self.associated(label);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad.as_bytes(), body)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_bytes()),
+                &mut out[NONCE..],
+            )
             .map_err(|_| "cannot encrypt".to_string())?;
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
     /// What `sealed` (from [`Key::seal`] with the same `label`) holds.
     pub(super) fn open(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        let refused = || {
+            format!(
+                "{label}: does not decrypt with static_key {} (another key, or altered)",
+                self.id
+            )
+        };
         if sealed.len() < NONCE + TAG {
             return Err(format!("{label}: too short to be a ciphertext"));
         }
         let (nonce, body) = sealed.split_at(NONCE);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| refused())?;
         let aad = self.associated(label);
-        self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| {
-                format!(
-                    "{label}: does not decrypt with static_key {} (another key, or altered)",
-                    self.id
-                )
-            })
+        let mut buf = body.to_vec();
+        let plain = self
+            .cipher
+            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
+            .map_err(|_| refused())?
+            .len();
+        buf.truncate(plain);
+        Ok(buf)
     }
 
     /// What a ciphertext is bound to: the format, this key and the part or
@@ -131,15 +138,15 @@ mod tests {
 
     #[test]
     fn sealed_parts_and_fields_open_only_with_their_key_and_label() {
-        let key = Key::new("k1", &[7; 32]);
-        let other = Key::new("k2", &[8; 32]);
+        let key = Key::new("k1", &[7; 32]).unwrap();
+        let other = Key::new("k2", &[8; 32]).unwrap();
         let sealed = key.seal("value", b"secret").unwrap();
         assert_ne!(&sealed[NONCE..NONCE + 6], b"secret");
         assert_eq!(key.open("value", &sealed).unwrap(), b"secret");
         assert!(key.open("key", &sealed).is_err(), "bound to its part");
         assert!(other.open("value", &sealed).unwrap_err().contains("k2"));
         // The same key bytes under another id: bound to the id too.
-        let renamed = Key::new("k9", &[7; 32]);
+        let renamed = Key::new("k9", &[7; 32]).unwrap();
         assert!(
             renamed.open("value", &sealed).is_err(),
             "bound to its key id"

@@ -293,7 +293,9 @@ fn key(config: &Config, id: &str, at: &str) -> Result<Arc<Key>, String> {
     let text = k.value.as_ref().map(|s| s.value.as_str()).unwrap_or("");
     let bytes = record_policy::decode_key(text)
         .ok_or_else(|| format!("{at}: static_key {id} has no usable 32-byte value on this node"))?;
-    Ok(Arc::new(Key::new(id, &bytes)))
+    Key::new(id, &bytes)
+        .map(Arc::new)
+        .map_err(|e| format!("{at}: {e}"))
 }
 
 fn target(parts: &[i32], fields: &[String], at: &dyn Fn(&str) -> String) -> Result<Target, String> {
