@@ -6,7 +6,9 @@ usage: records.py COMMAND BOOTSTRAP ARGS...
                            each is its own batch) or, with "batch": true, all
                            at once; optional "headers" {k: v} on every
                            record, "compression" (none, gzip, snappy, lz4,
-                           zstd), "idempotent" (with retries)
+                           zstd), "idempotent" (with retries),
+                           "transactional_id" (begins a transaction and
+                           leaves it open: tansu has no EndTxn)
   consume TOPIC GROUP      confluent-kafka: read partition 0 from GROUP's
                            committed offset (or the start) to its end, then
                            commit the position; the committed offset
@@ -45,6 +47,8 @@ if command == "produce":
     }
     if spec.get("idempotent"):
         config.update({"enable.idempotence": True, "retries": 5})
+    if spec.get("transactional_id"):
+        config["transactional.id"] = spec["transactional_id"]
     results = []
 
     def delivered(err, msg):
@@ -56,6 +60,9 @@ if command == "produce":
         })
 
     p = Producer(config)
+    if spec.get("transactional_id"):
+        p.init_transactions(WAIT)
+        p.begin_transaction()
     headers = list(spec.get("headers", {}).items())
     for value in spec["values"]:
         p.produce(topic, value=value.encode(), headers=headers, on_delivery=delivered)

@@ -4,7 +4,8 @@
 //! through the gateway and straight from tansu) show what a user would
 //! notice: headers set on produce and removed on consume, every codec
 //! passing a header policy intact, an idempotent producer's records
-//! exactly once, skipped records that consumers still move past and
+//! exactly once, a transactional producer's batches still transactional,
+//! skipped records that consumers still move past and
 //! commit, invalid JSON refused naming the record and the path,
 //! ciphertext at rest and plaintext through the gateway across a key
 //! rotation, one JSON field encrypted, and each policy's outcomes counted
@@ -15,11 +16,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use kafka_protocol::{
     messages::{
-        ApiKey, ProduceRequest, ProduceResponse, TopicName,
+        ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
+        fetch_request::{FetchPartition, FetchTopic},
         produce_request::{PartitionProduceData, TopicProduceData},
     },
     protocol::StrBytes,
-    records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
+    records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    },
 };
 use serde_json::{Value, json};
 use sluice_acceptance::{
@@ -92,6 +97,40 @@ fn batch(values: &[&str]) -> bytes::Bytes {
     buf.freeze()
 }
 
+/// Every record of partition 0 of `topic`, read straight from the broker
+/// at `address` with a raw Fetch (read uncommitted), batch flags and all.
+async fn fetch_raw(address: &str, topic: &str) -> Vec<Record> {
+    let mut raw = TcpStream::connect(address).await.unwrap();
+    let request = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let answer: FetchResponse = raw_client::request(&mut raw, ApiKey::Fetch, 11, &request)
+        .await
+        .unwrap();
+    let mut records = answer.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    RecordBatchDecoder::decode_all(&mut records)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .filter(|r| !r.control)
+        .collect()
+}
+
 /// Waits until the node has applied the gateway's newest revision.
 async fn wait_applied(example: &Example) {
     let mut admin = example.server.client(Some(&example.token)).await;
@@ -124,6 +163,7 @@ async fn record_policies_change_check_hide_and_encrypt_records() {
         "stamped",
         "stamped-codecs",
         "stamped-idem",
+        "stamped-txn",
         "events",
         "payments",
         "secrets",
@@ -208,6 +248,30 @@ async fn record_policies_change_check_hide_and_encrypt_records() {
     assert!(sent.iter().all(|r| r["error"].is_null()), "{sent:?}");
     let got = records(&["consume", &boot, "stamped-idem", "idem"]);
     assert_eq!(values(&got), many, "exactly once, in order");
+
+    // A transactional producer through a policy: its batches reach the
+    // broker still transactional, with its producer id and epoch and the
+    // policy's header (tansu has no EndTxn, so the transaction stays open;
+    // what is checked is what the gateway forwarded).
+    let sent = produce(
+        &boot,
+        "stamped-txn",
+        json!({"values": ["t-0", "t-1", "t-2"], "batch": true, "transactional_id": "txn-1"}),
+    );
+    assert!(sent.iter().all(|r| r["error"].is_null()), "{sent:?}");
+    let stored = fetch_raw(&direct, "stamped-txn").await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    for r in &stored {
+        assert!(r.transactional && !r.control, "{r:?}");
+        assert!(r.producer_id >= 0 && r.producer_epoch >= 0, "{r:?}");
+        assert_eq!(
+            r.headers.get(&StrBytes::from_static_str("via")),
+            Some(&Some(bytes::Bytes::from_static(b"sluice"))),
+            "{r:?}"
+        );
+    }
+    let sequences: Vec<i32> = stored.iter().map(|r| r.sequence).collect();
+    assert_eq!(sequences, [0, 1, 2], "sequence numbers kept");
 
     // Skipped records are left out, and the consumer moves past them and
     // commits: no stuck consumer, no rewind.
