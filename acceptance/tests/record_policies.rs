@@ -272,6 +272,8 @@ async fn record_policies_change_check_hide_and_encrypt_records() {
     }
     let sequences: Vec<i32> = stored.iter().map(|r| r.sequence).collect();
     assert_eq!(sequences, [0, 1, 2], "sequence numbers kept");
+    let payloads: Vec<&[u8]> = stored.iter().filter_map(|r| r.value.as_deref()).collect();
+    assert_eq!(payloads, [&b"t-0"[..], b"t-1", b"t-2"]);
 
     // Skipped records are left out, and the consumer moves past them and
     // commits: no stuck consumer, no rewind.

@@ -226,7 +226,7 @@ pub(crate) fn of_kind(kind: Kind, ids: &Ids) -> Entity {
         }),
         Kind::ConsumePolicySkipRecord => Spec::ConsumePolicySkipRecord(ConsumePolicySkipRecord {
             virtual_cluster_id: vc,
-            skip_condition: "record.headers['x-skip'] == 'true'".into(),
+            skip_condition: "headers['x-skip'] == 'true'".into(),
             ..Default::default()
         }),
         Kind::StaticKey => Spec::StaticKey(StaticKey {
