@@ -5,6 +5,7 @@ pub mod declared;
 pub mod defaults;
 pub mod enforced;
 pub mod known;
+mod policies;
 pub mod references;
 pub mod risky;
 pub mod rules;
