@@ -17,7 +17,7 @@
 //! Prints rates, the proxy's CPU per GB moved, and the ratios.
 
 use sluice_acceptance::{
-    bench::{median, spread, usage, workload},
+    bench::{measure, summarize},
     stack::{Stack, create, expose_virtual_cluster, two_ports},
 };
 use sluice_proto::admin::v1::{
@@ -26,7 +26,6 @@ use sluice_proto::admin::v1::{
 };
 
 const NAMES: [&str; 3] = ["passthrough", "hide_prefix", "gateway_acls"];
-const WARM_UP: usize = 5_000;
 
 #[tokio::main]
 async fn main() {
@@ -103,50 +102,12 @@ async fn main() {
         let pid = stack.proxy.pid();
         for step in 0..3 {
             let i = (round + step) % 3;
-            workload(&bootstraps[i], "warm-up", WARM_UP, 50, None);
-            let before = usage(pid);
-            let v = workload(&bootstraps[i], "bench", records, 500, None);
-            let after = usage(pid);
-            let f = |k: &str| {
-                v[k].as_f64()
-                    .unwrap_or_else(|| panic!("workload printed no {k}: {v}"))
-            };
-            let sample = [
-                f("produce_rps"),
-                f("consume_rps"),
-                f("p50_ms"),
-                (after.0 - before.0) / gigabytes,
-            ];
-            println!(
-                "round {} {:<11} produce {:>9.0} r/s  consume {:>9.0} r/s  p50 {:.3} ms  CPU {:.2} s/GB",
-                round + 1,
-                NAMES[i],
-                sample[0],
-                sample[1],
-                sample[2],
-                sample[3]
-            );
+            let sample = measure(round, NAMES[i], &bootstraps[i], pid, records, gigabytes);
             samples[i].push(sample);
         }
     }
-    println!(
-        "\n{:<11} {:>24} {:>24} {:>8} {:>9}",
-        "target", "produce r/s (min-max)", "consume r/s (min-max)", "p50 ms", "CPU s/GB"
-    );
-    let mut medians = [[0.0f64; 4]; 3];
-    for (i, name) in NAMES.iter().enumerate() {
-        let column = |k: usize| samples[i].iter().map(|s| s[k]).collect::<Vec<f64>>();
-        for (k, m) in medians[i].iter_mut().enumerate() {
-            *m = median(column(k));
-        }
-        let (pl, ph) = spread(&column(0));
-        let (cl, ch) = spread(&column(1));
-        println!(
-            "{:<11} {:>9.0} ({:.0}-{:.0}) {:>9.0} ({:.0}-{:.0}) {:>8.3} {:>9.2}",
-            name, medians[i][0], pl, ph, medians[i][1], cl, ch, medians[i][2], medians[i][3]
-        );
-    }
-    let [pass, ns, acls] = medians;
+    let medians = summarize(&NAMES, &samples);
+    let [pass, ns, acls] = [medians[0], medians[1], medians[2]];
     for (name, m, what) in [
         ("hide_prefix", ns, "the renaming"),
         ("gateway_acls", acls, "the ACL decisions"),

@@ -93,3 +93,68 @@ pub fn spread(v: &[f64]) -> (f64, f64) {
     let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     (min, max)
 }
+
+/// One sample of the throughput workload against one target: produce
+/// r/s, consume r/s, p50 ms and the proxy's CPU seconds per GB moved.
+pub type Sample = [f64; 4];
+
+/// Warms up, then runs `records` records of the workload against
+/// `bootstrap` (topic `bench`), reading the proxy `pid`'s CPU around it;
+/// prints and returns the sample (`gigabytes`: what the run moves).
+pub fn measure(
+    round: usize,
+    name: &str,
+    bootstrap: &str,
+    pid: u32,
+    records: usize,
+    gigabytes: f64,
+) -> Sample {
+    workload(bootstrap, "warm-up", 5_000, 50, None);
+    let before = usage(pid);
+    let v = workload(bootstrap, "bench", records, 500, None);
+    let after = usage(pid);
+    let f = |k: &str| {
+        v[k].as_f64()
+            .unwrap_or_else(|| panic!("workload printed no {k}: {v}"))
+    };
+    let sample = [
+        f("produce_rps"),
+        f("consume_rps"),
+        f("p50_ms"),
+        (after.0 - before.0) / gigabytes,
+    ];
+    println!(
+        "round {} {:<11} produce {:>9.0} r/s  consume {:>9.0} r/s  p50 {:.3} ms  CPU {:.2} s/GB",
+        round + 1,
+        name,
+        sample[0],
+        sample[1],
+        sample[2],
+        sample[3]
+    );
+    sample
+}
+
+/// Prints each target's medians (with the produce and consume spreads)
+/// and returns them, in the order of `names`.
+pub fn summarize(names: &[&str], samples: &[Vec<Sample>]) -> Vec<Sample> {
+    println!(
+        "\n{:<11} {:>24} {:>24} {:>8} {:>9}",
+        "target", "produce r/s (min-max)", "consume r/s (min-max)", "p50 ms", "CPU s/GB"
+    );
+    names
+        .iter()
+        .zip(samples)
+        .map(|(name, samples)| {
+            let column = |k: usize| samples.iter().map(|s| s[k]).collect::<Vec<f64>>();
+            let m = [0, 1, 2, 3].map(|k| median(column(k)));
+            let (pl, ph) = spread(&column(0));
+            let (cl, ch) = spread(&column(1));
+            println!(
+                "{:<11} {:>9.0} ({:.0}-{:.0}) {:>9.0} ({:.0}-{:.0}) {:>8.3} {:>9.2}",
+                name, m[0], pl, ph, m[1], cl, ch, m[2], m[3]
+            );
+            m
+        })
+        .collect()
+}

@@ -344,58 +344,47 @@ fn act(
             fail(policy, i, &why, tally).unwrap_or(Fate::Keep(false))
         }
         Action::Encrypt { key, target, .. } => {
-            let mut copy;
-            let subject = if shadow {
-                copy = record.clone();
-                &mut copy
-            } else {
-                &mut *record
-            };
-            match encrypt(key, target, subject) {
-                Ok(done) => {
-                    tally.count(
-                        i,
-                        if done {
-                            Outcome::Applied
-                        } else {
-                            Outcome::Skipped
-                        },
-                        None,
-                    );
-                    Fate::Keep(done && !shadow)
-                }
-                Err(e) => {
-                    let why = format!("{}: {e}", Place(scope, index, record.offset));
-                    fail(policy, i, &why, tally).unwrap_or(Fate::Keep(false))
-                }
-            }
+            let change = |r: &mut Record| encrypt(key, target, r);
+            transform(policy, i, scope, record, index, tally, change)
         }
         Action::Decrypt { keys, target, .. } => {
-            let mut copy;
-            let subject = if shadow {
-                copy = record.clone();
-                &mut copy
+            let change = |r: &mut Record| decrypt(keys, target, r);
+            transform(policy, i, scope, record, index, tally, change)
+        }
+    }
+}
+
+/// Runs an encrypt or decrypt `change` on `record` (on a copy for a shadow
+/// policy, which changes nothing): counted applied, or skipped when there
+/// was nothing to do; a failure goes by the policy's failure mode.
+fn transform(
+    policy: &Policy,
+    i: usize,
+    scope: &Scope<'_>,
+    record: &mut Record,
+    index: usize,
+    tally: &mut Tally,
+    change: impl FnOnce(&mut Record) -> Result<bool, String>,
+) -> Fate {
+    let offset = record.offset;
+    let outcome = if policy.shadow {
+        change(&mut record.clone())
+    } else {
+        change(record)
+    };
+    match outcome {
+        Ok(done) => {
+            let counted = if done {
+                Outcome::Applied
             } else {
-                &mut *record
+                Outcome::Skipped
             };
-            match decrypt(keys, target, subject) {
-                Ok(done) => {
-                    tally.count(
-                        i,
-                        if done {
-                            Outcome::Applied
-                        } else {
-                            Outcome::Skipped
-                        },
-                        None,
-                    );
-                    Fate::Keep(done && !shadow)
-                }
-                Err(e) => {
-                    let why = format!("{}: {e}", Place(scope, index, record.offset));
-                    fail(policy, i, &why, tally).unwrap_or(Fate::Keep(false))
-                }
-            }
+            tally.count(i, counted, None);
+            Fate::Keep(done && !policy.shadow)
+        }
+        Err(e) => {
+            let why = format!("{}: {e}", Place(scope, index, offset));
+            fail(policy, i, &why, tally).unwrap_or(Fate::Keep(false))
         }
     }
 }
