@@ -474,5 +474,13 @@ async fn record_policies_change_check_hide_and_encrypt_records() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Terraform reads the same counts (the sluice_data_plane_nodes data
+    // source, summed by the example's output).
+    example.ok(&["apply", "-auto-approve", "-no-color", "-input=false"]);
+    let outputs = example.tf.ok(&["output", "-json", "-no-color"]);
+    let outputs: Value =
+        serde_json::from_str(&outputs).unwrap_or_else(|e| panic!("{e}: {outputs}"));
+    let rejected = outputs["records_rejected"]["value"].as_f64();
+    assert!(rejected.is_some_and(|r| r >= 3.0), "{outputs}");
     drop(proxy);
 }

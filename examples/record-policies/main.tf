@@ -159,3 +159,17 @@ resource "sluice_consume_policy_decrypt" "cards" {
 output "bootstrap" {
   value = module.records.bootstrap
 }
+
+# What the policies did, per policy and outcome, as the nodes report it.
+data "sluice_data_plane_nodes" "nodes" {
+  gateway_id = sluice_gateway.edge.id
+}
+
+output "records_rejected" {
+  description = "Records refused or left out by a policy, on every node since it started."
+  value = sum(concat([0], flatten([
+    for n in data.sluice_data_plane_nodes.nodes.nodes : [
+      for o in n.policy_outcomes : o.count if o.outcome == "rejected" && !o.shadow
+    ]
+  ])))
+}

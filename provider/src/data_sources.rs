@@ -68,6 +68,20 @@ fn simple(name: &str, ty: Type) -> Attr {
     a
 }
 
+/// A list-nested attribute `name` of objects with `fields`.
+fn nested_list(name: &str, fields: &[(&str, Type)]) -> Attr {
+    let inner: Vec<Attr> = fields.iter().map(|(n, t)| simple(n, t.clone())).collect();
+    let object = Type::Object(
+        inner
+            .iter()
+            .map(|a| (a.name.clone(), a.ty.clone()))
+            .collect(),
+    );
+    let mut list = simple(name, Type::List(Box::new(object)));
+    list.nested = Some((Nesting::List, inner));
+    list
+}
+
 fn nodes() -> DataSource {
     let fields = [
         ("id", Type::String),
@@ -80,7 +94,17 @@ fn nodes() -> DataSource {
         ("rejected_revision", Type::Number),
         ("rejected_reason", Type::String),
     ];
-    let inner: Vec<Attr> = fields.iter().map(|(n, t)| simple(n, t.clone())).collect();
+    let mut inner: Vec<Attr> = fields.iter().map(|(n, t)| simple(n, t.clone())).collect();
+    inner.push(nested_list(
+        "policy_outcomes",
+        &[
+            ("policy_id", Type::String),
+            ("outcome", Type::String),
+            ("shadow", Type::Bool),
+            ("count", Type::Number),
+            ("last_message", Type::String),
+        ],
+    ));
     let object = Type::Object(
         inner
             .iter()
@@ -211,6 +235,23 @@ pub async fn read(
                         Value::Number(rejected.revision as f64),
                     ),
                     ("rejected_reason".into(), s(&rejected.reason)),
+                    (
+                        "policy_outcomes".into(),
+                        Value::List(
+                            n.policy_outcomes
+                                .iter()
+                                .map(|o| {
+                                    Value::Map(BTreeMap::from([
+                                        ("policy_id".into(), s(&o.policy_id)),
+                                        ("outcome".into(), s(&o.outcome)),
+                                        ("shadow".into(), Value::Bool(o.shadow)),
+                                        ("count".into(), Value::Number(o.count as f64)),
+                                        ("last_message".into(), s(&o.last_message)),
+                                    ]))
+                                })
+                                .collect(),
+                        ),
+                    ),
                 ]))
             })
             .collect();

@@ -64,6 +64,18 @@ pub fn data_plane_node_attr(name: &str) -> &'static str {
         "applied_at" => "When the node acknowledged that revision (RFC 3339).",
         "rejected_revision" => "The last revision the node refused to apply; 0 if none.",
         "rejected_reason" => "Why the node refused that revision.",
+        "policy_outcomes" => {
+            "What the node's record policies did since it started, per policy and outcome."
+        }
+        "policy_id" => "The record policy's id.",
+        "outcome" => {
+            "applied (it acted on the record), skipped (its condition did not hold), rejected \
+             (the record was refused or left out for failing it) or failed (it could not \
+             process the record, which went on)."
+        }
+        "shadow" => "Outcomes of the policy in shadow mode (decided, nothing changed).",
+        "count" => "How many records.",
+        "last_message" => "The last reason given for a rejected or failed record.",
         _ => "",
     }
 }
