@@ -104,15 +104,21 @@ impl Node {
         }
     }
 
-    /// The next server message: an update, the end of the stream, or its error.
+    /// The next server message: an update, the end of the stream, or its
+    /// error (quota shares, sent every second when they change, are passed
+    /// over).
     pub async fn next(&mut self) -> Result<Option<ConfigUpdate>, Status> {
-        let message = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-            .await
-            .expect("no message from the server within 10 s")?;
-        Ok(message.map(|m| match m.message {
-            Some(server_message::Message::Update(u)) => u,
-            None => panic!("empty server message"),
-        }))
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
+                .await
+                .expect("no message from the server within 10 s")?;
+            match message.map(|m| m.message) {
+                None => return Ok(None),
+                Some(Some(server_message::Message::Update(u))) => return Ok(Some(u)),
+                Some(Some(server_message::Message::QuotaShares(_))) => continue,
+                Some(None) => panic!("empty server message"),
+            }
+        }
     }
 
     /// ACKs an update.

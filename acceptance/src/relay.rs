@@ -16,6 +16,7 @@ pub struct Relay {
     /// Where clients connect (`127.0.0.1:PORT`).
     pub addr: String,
     stalled: watch::Receiver<bool>,
+    stall: watch::Sender<bool>,
     release: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -29,6 +30,7 @@ impl Relay {
         let (stall_tx, stalled) = watch::channel(false);
         let (release, released) = watch::channel(false);
         let upstream = upstream.to_string();
+        let stall = stall_tx.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
@@ -49,6 +51,7 @@ impl Relay {
         Relay {
             addr,
             stalled,
+            stall,
             release,
             task,
         }
@@ -59,6 +62,11 @@ impl Relay {
         tokio::time::timeout(timeout, self.stalled.wait_for(|s| *s))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stalls it now: the next bytes from either side are held.
+    pub fn stall_now(&self) {
+        let _ = self.stall.send(true);
     }
 
     /// Lets bytes flow again, for good.

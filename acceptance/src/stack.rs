@@ -143,7 +143,19 @@ pub fn start_proxy_via(
     gateway: &str,
     extra: &[&str],
 ) -> Process {
-    let certs = dir.join("node");
+    start_node(control_plane, dir, gateway, "node", extra)
+}
+
+/// One of several nodes of a gateway: [`start_proxy_via`] with its own
+/// certificate, cache and node id under `dir/<name>`.
+pub fn start_node(
+    control_plane: &str,
+    dir: &std::path::Path,
+    gateway: &str,
+    name: &str,
+    extra: &[&str],
+) -> Process {
+    let certs = dir.join(name);
     server::run_cli(
         &workspace_bin("sluice-server"),
         &[
@@ -167,7 +179,11 @@ pub fn start_proxy_via(
         .arg("--ca")
         .arg(certs.join("ca.crt"))
         .arg("--cache-dir")
-        .arg(dir.join("cache"))
+        .arg(if name == "node" {
+            dir.join("cache")
+        } else {
+            certs.join("cache")
+        })
         .args(extra);
     Process::spawn(command, "proxy")
 }

@@ -6,7 +6,7 @@ use crate::{
 };
 
 /// Every kind, in dependency order (a kind only refers to kinds before it).
-pub const ALL_KINDS: [Kind; 18] = [
+pub const ALL_KINDS: [Kind; 19] = [
     Kind::Gateway,
     Kind::BackendCluster,
     Kind::StaticKey,
@@ -23,6 +23,7 @@ pub const ALL_KINDS: [Kind; 18] = [
     Kind::ConsumePolicySchemaValidation,
     Kind::ConsumePolicyDecrypt,
     Kind::ConsumePolicySkipRecord,
+    Kind::ClusterPolicyQuota,
     Kind::DataPlaneCertificate,
     Kind::EventHook,
 ];
@@ -53,6 +54,7 @@ impl Kind {
             Kind::TlsTrustBundle => "tls_trust_bundle",
             Kind::DataPlaneCertificate => "data_plane_certificate",
             Kind::EventHook => "event_hook",
+            Kind::ClusterPolicyQuota => "cluster_policy_quota",
         }
     }
 
@@ -74,6 +76,7 @@ impl Kind {
                 | Kind::ConsumePolicySchemaValidation
                 | Kind::ConsumePolicyDecrypt
                 | Kind::ConsumePolicySkipRecord
+                | Kind::ClusterPolicyQuota
         )
     }
 
@@ -120,6 +123,7 @@ impl Spec {
             Spec::TlsTrustBundle(_) => Kind::TlsTrustBundle,
             Spec::DataPlaneCertificate(_) => Kind::DataPlaneCertificate,
             Spec::EventHook(_) => Kind::EventHook,
+            Spec::ClusterPolicyQuota(_) => Kind::ClusterPolicyQuota,
         }
     }
 
@@ -145,6 +149,7 @@ impl Spec {
             Spec::ConsumePolicySchemaValidation(p) => fields!(p),
             Spec::ConsumePolicyDecrypt(p) => fields!(p),
             Spec::ConsumePolicySkipRecord(p) => fields!(p),
+            Spec::ClusterPolicyQuota(p) => fields!(p),
             _ => None,
         }
     }
@@ -169,6 +174,7 @@ impl Spec {
             Spec::ConsumePolicySchemaValidation(p) => default!(p),
             Spec::ConsumePolicyDecrypt(p) => default!(p),
             Spec::ConsumePolicySkipRecord(p) => default!(p),
+            Spec::ClusterPolicyQuota(p) => default!(p),
             _ => {}
         }
     }

@@ -101,6 +101,8 @@ pub enum Kind {
     AclDenied,
     /// A policy's condition could not be evaluated for a request.
     ConditionFailed,
+    /// A quota's max_connections refused a connection.
+    QuotaExceeded,
 }
 
 impl Kind {
@@ -136,6 +138,7 @@ impl Kind {
             Kind::OutsideNamespace => "outside_namespace",
             Kind::AclDenied => "acl_denied",
             Kind::ConditionFailed => "condition_failed",
+            Kind::QuotaExceeded => "quota_exceeded",
         }
     }
 }

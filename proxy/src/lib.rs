@@ -4,7 +4,8 @@
 //! chain of policies) ▸ `backend` (broker connections with TLS and SASL,
 //! and metadata). `config` holds what the sync client applies, compiled
 //! for the request path; `tls` compiles both sides' TLS; `io` is the
-//! plain-or-TLS stream; `hop` names where things fail.
+//! plain-or-TLS stream; `hop` names where things fail; `quota` holds the
+//! buckets quota policies count against.
 
 pub mod auth;
 pub mod backend;
@@ -16,6 +17,7 @@ pub mod io;
 pub mod kafka;
 pub mod listener;
 pub mod node;
+pub mod quota;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;

@@ -8,6 +8,7 @@ use sluice_proxy::{
     config::{Config, ConfigStore, cache::Cache},
     listener,
     node::{Limits, Node},
+    quota::Quotas,
     sync::{self, SyncOptions},
     telemetry::Telemetry,
 };
@@ -66,6 +67,11 @@ struct RunArgs {
     #[arg(long, env = "SLUICE_IDLE_TIMEOUT", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Serve only these listeners (ids or names, comma-separated): a pool
+    /// of nodes per listener, or several nodes on one host. Default: every
+    /// listener of the gateway.
+    #[arg(long, env = "SLUICE_LISTENERS", value_delimiter = ',')]
+    listeners: Vec<String>,
 }
 
 #[tokio::main]
@@ -134,18 +140,30 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "sluice-proxy started"
     );
     let telemetry = Arc::new(Telemetry::default());
+    let quotas = Arc::new(Quotas::default());
     let sync = tokio::spawn(sync::run(
         options,
         store.clone(),
         Some(cache),
         telemetry.clone(),
+        quotas.clone(),
     ));
     let limits = Limits {
         max_connections_per_listener: args.max_connections_per_listener as usize,
         handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
     };
-    let node = Arc::new(Node::with_limits(store.clone(), telemetry, limits));
+    let mut node = Node::with_limits(store.clone(), telemetry, limits);
+    node.quotas = quotas;
+    if !args.listeners.is_empty() {
+        node.listeners = Some(
+            args.listeners
+                .iter()
+                .map(|l| l.trim().to_string())
+                .collect(),
+        );
+    }
+    let node = Arc::new(node);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listeners = tokio::spawn(listener::run(node.clone(), stopped));
     let refresh = tokio::spawn(sluice_proxy::backend::refresh_loop(node.clone()));

@@ -3,7 +3,7 @@
 //! open client connections.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -16,6 +16,7 @@ use crate::{
     config::ConfigStore,
     filter::Findings,
     hop::{Hop, HopError, Kind},
+    quota::Quotas,
     telemetry::Telemetry,
 };
 
@@ -64,6 +65,10 @@ pub struct Node {
     pub telemetry: Arc<Telemetry>,
     /// Open client connections (for a bounded drain on shutdown).
     pub connections: TaskTracker,
+    /// Quota buckets.
+    pub quotas: Arc<Quotas>,
+    /// The listeners this node serves (ids or names); `None`: all.
+    pub listeners: Option<HashSet<String>>,
 }
 
 impl Node {
@@ -86,6 +91,8 @@ impl Node {
             directory: Directory::default(),
             telemetry,
             connections: TaskTracker::new(),
+            quotas: Arc::default(),
+            listeners: None,
         }
     }
 

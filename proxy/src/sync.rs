@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sluice_proto::dataplane::v1::{
-    Ack, ConfigUpdate, DataPlaneEvents, Hello, Nack, NodeMessage, NodeStatus,
+    Ack, ConfigUpdate, DataPlaneEvents, Hello, Nack, NodeMessage, NodeStatus, QuotaUsage,
     data_plane_sync_client::DataPlaneSyncClient, node_message, server_message,
 };
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{
     config::{ConfigStore, cache::Cache},
+    quota::Quotas,
     telemetry::Telemetry,
 };
 
@@ -30,6 +31,9 @@ const STATUS_EVERY: Duration = Duration::from_secs(30);
 /// from a long absence) is one message and may be larger than tonic's
 /// 4 MiB default, so the cap is deliberate and bounded.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// How often quota usage is reported (the control plane splits limits
+/// among the nodes by it).
+const QUOTA_USAGE_EVERY: Duration = Duration::from_secs(1);
 /// How often sampled event counts are sent.
 const EVENTS_EVERY: Duration = Duration::from_secs(5);
 
@@ -72,11 +76,18 @@ pub async fn run(
     store: Arc<ConfigStore>,
     cache: Option<Cache>,
     telemetry: Arc<Telemetry>,
+    quotas: Arc<Quotas>,
 ) {
     let mut backoff = Backoff { attempt: 0 };
     loop {
         let mut connected = false;
-        match session(&options, &store, cache.as_ref(), &telemetry, &mut connected).await {
+        let parts = Parts {
+            store: &store,
+            cache: cache.as_ref(),
+            telemetry: &telemetry,
+            quotas: &quotas,
+        };
+        match session(&options, parts, &mut connected).await {
             Ok(()) => tracing::info!("control plane closed the sync stream; reconnecting"),
             Err(e) => tracing::warn!(
                 hop = "control_plane",
@@ -107,13 +118,25 @@ fn endpoint(options: &SyncOptions) -> anyhow::Result<Endpoint> {
         .tls_config(tls)?)
 }
 
+/// What a sync session works on.
+struct Parts<'a> {
+    store: &'a ConfigStore,
+    cache: Option<&'a Cache>,
+    telemetry: &'a Telemetry,
+    quotas: &'a Quotas,
+}
+
 async fn session(
     options: &SyncOptions,
-    store: &ConfigStore,
-    cache: Option<&Cache>,
-    telemetry: &Telemetry,
+    parts: Parts<'_>,
     connected: &mut bool,
 ) -> anyhow::Result<()> {
+    let Parts {
+        store,
+        cache,
+        telemetry,
+        quotas,
+    } = parts;
     let channel = endpoint(options)?
         .connect()
         .await
@@ -144,16 +167,27 @@ async fn session(
     let mut status = tokio::time::interval(STATUS_EVERY);
     let mut events = tokio::time::interval(EVENTS_EVERY);
     let mut chunks = Chunks::default();
+    let mut usage = tokio::time::interval(QUOTA_USAGE_EVERY);
+    usage.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             message = inbound.message() => {
                 let Some(message) = message.context("sync stream")? else { return Ok(()) };
-                if let Some(server_message::Message::Update(update)) = message.message {
-                    match chunks.add(update) {
+                match message.message {
+                    Some(server_message::Message::Update(update)) => match chunks.add(update) {
                         Ok(Some(update)) => apply(update, store, cache, &tx).await?,
                         Ok(None) => {}
                         Err(nack) => send(&tx, node_message::Message::Nack(nack)).await?,
-                    }
+                    },
+                    Some(server_message::Message::QuotaShares(shares)) => quotas.apply(&shares),
+                    None => {}
+                }
+            }
+            _ = usage.tick() => {
+                let (uses, period) = quotas.usage();
+                if !uses.is_empty() {
+                    let period_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+                    send(&tx, node_message::Message::QuotaUsage(QuotaUsage { uses, period_ms })).await?;
                 }
             }
             _ = status.tick() => {

@@ -294,9 +294,9 @@ mod tests {
                 }
             }
         }
-        // gateway_id, 8 policies x 2, 2 listener_ids, 2 destination_ids,
+        // gateway_id, 9 policies x 2, 2 listener_ids, 2 destination_ids,
         // trust_bundle_ids and 2 static_key_ids.
-        assert_eq!(checked, 24);
+        assert_eq!(checked, 26);
     }
 
     #[test]

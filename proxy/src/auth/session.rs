@@ -371,6 +371,7 @@ mod tests {
             backend: Arc::new(Backend::compile("kafka", &Default::default())),
             chain: Chain::new(Vec::new()),
             auth,
+            quotas: None,
             refused: None,
         }
     }

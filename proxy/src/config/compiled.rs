@@ -18,6 +18,7 @@ use crate::{
     },
     hop::{Hop, HopError, Kind as ErrorKind},
     listener::routes::{self, Key, Port},
+    quota::QuotaPolicies,
 };
 
 /// One revision, compiled.
@@ -47,6 +48,8 @@ pub struct VirtualCluster {
     pub chain: Chain,
     /// Its client authentication rules.
     pub auth: Rules,
+    /// Its quota policies, if it has any.
+    pub quotas: Option<Arc<QuotaPolicies>>,
     /// Set when it (or its backend) is configured with something this
     /// node cannot enforce or use: its connections are refused.
     pub refused: Option<HopError>,
@@ -104,9 +107,32 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
         if let (None, None, Some(problem)) = (&not_enforced, &auth_refused, &chain_refused) {
             problems.push(problem.clone());
         }
+        // Quotas that cannot be enforced as written refuse the virtual
+        // cluster's connections too.
+        let (quotas, quotas_refused) = match QuotaPolicies::compile(config, &entity.id) {
+            Ok(quotas) => (quotas.map(Arc::new), None),
+            Err(e) => (
+                None,
+                Some(HopError::new(
+                    Hop::Policy,
+                    entity.id.clone(),
+                    ErrorKind::InvalidConfig,
+                    format!("{e}; connections to this virtual cluster are refused"),
+                )),
+            ),
+        };
+        if let (None, None, None, Some(problem)) = (
+            &not_enforced,
+            &auth_refused,
+            &chain_refused,
+            &quotas_refused,
+        ) {
+            problems.push(problem.clone());
+        }
         let refused = not_enforced
             .or(auth_refused)
             .or(chain_refused)
+            .or(quotas_refused)
             .or_else(|| backend.refused.clone());
         virtual_clusters.insert(
             entity.id.clone(),
@@ -115,6 +141,7 @@ pub(crate) fn compile(config: &Config) -> Result<Compiled, String> {
                 dns_label: vc.dns_label.clone(),
                 chain,
                 auth,
+                quotas,
                 backend,
                 refused,
             }),
@@ -225,6 +252,7 @@ pub(crate) fn test_route(
             backend,
             chain,
             auth: Rules::default(),
+            quotas: None,
             refused: None,
         }),
     }

@@ -54,8 +54,9 @@ impl NotEnforced {
 }
 
 /// The policy kinds this node enforces.
-const ENFORCED: [Kind; 8] = [
+const ENFORCED: [Kind; 9] = [
     Kind::ClusterPolicyAcls,
+    Kind::ClusterPolicyQuota,
     Kind::ProducePolicyModifyHeaders,
     Kind::ProducePolicySchemaValidation,
     Kind::ProducePolicyEncrypt,

@@ -35,12 +35,13 @@ use crate::{
     auth, backend,
     filter::{InFlight, Notes},
     hop::{Hop, HopError, Kind},
-    kafka::frame::{FrameReader, MAX_FRAME, PRE_AUTH_MAX_FRAME},
+    kafka::frame::{self, FrameReader, MAX_FRAME, PRE_AUTH_MAX_FRAME},
     listener::{
         handshake, proxy_protocol,
         routes::{Key, Route},
     },
     node::Node,
+    quota::{Meter, Who},
 };
 
 /// How long a connection on a removed port may finish its in-flight requests.
@@ -48,6 +49,11 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// Requests one connection may have awaiting answers; a client that
 /// pipelines more waits (its requests stay in its socket).
 const MAX_IN_FLIGHT: usize = 256;
+
+/// A note on a request whose quota throttled it: its answer carries the
+/// throttle.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Throttled(pub(crate) Duration);
 
 /// One entry of the in-flight FIFO.
 #[derive(Debug)]
@@ -145,7 +151,13 @@ async fn connect(
         MAX_FRAME
     };
     let mut requests = FrameReader::new(client_read, cap);
-    match tokio::time::timeout(left(), requests.fill()).await {
+    let filled = tokio::time::timeout(left(), requests.fill()).await;
+    // The client id quotas by client id count a connection under.
+    let client_id = requests
+        .peek_body()
+        .map(|b| String::from_utf8_lossy(frame::request_client_id(b)).into_owned())
+        .unwrap_or_default();
+    match filled {
         Ok(Ok(true)) => {}
         // Closed before a request, or broken: the request pump reports it.
         Ok(Ok(false)) | Ok(Err(_)) => {}
@@ -198,6 +210,20 @@ async fn connect(
         certificate = hello.certificate.as_ref().map_or("", |c| c.subject.as_str()),
         "client connected"
     );
+    let meter = Meter::new(
+        node.quotas.clone(),
+        node.telemetry.clone(),
+        Who {
+            principal: session.principal.to_string(),
+            listener: route.listener_id.clone(),
+            virtual_cluster: vc.id.clone(),
+        },
+    );
+    // The policy hop's max_connections: counted until the connection ends.
+    let _slots = match &vc.quotas {
+        Some(quotas) => meter.admit(quotas, &client_id)?,
+        None => Vec::new(),
+    };
     let binding = Binding::new(
         node.config.clone(),
         config,
@@ -210,6 +236,7 @@ async fn connect(
     run(
         node,
         binding,
+        &meter,
         (requests, client_write),
         (upstream_read, upstream_write),
     )
@@ -221,6 +248,7 @@ async fn connect(
 pub(crate) async fn run<CR, CW, UR, UW>(
     node: &Node,
     binding: Binding,
+    meter: &Meter,
     (client_read, client_write): (FrameReader<CR>, CW),
     (upstream_read, upstream_write): (UR, UW),
 ) -> Result<(), HopError>
@@ -232,9 +260,10 @@ where
 {
     let (queue, in_flight) = mpsc::channel(MAX_IN_FLIGHT);
     let backend_id = binding.dialled_backend().to_string();
-    let requests = requests::pump(node, binding, client_read, upstream_write, queue);
+    let requests = requests::pump(node, binding, meter, client_read, upstream_write, queue);
     let responses = responses::pump(
         node,
+        meter,
         FrameReader::new(upstream_read, MAX_FRAME),
         client_write,
         in_flight,

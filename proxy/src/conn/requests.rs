@@ -10,7 +10,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::{Pending, binding::Binding};
+use super::{Pending, Throttled, binding::Binding};
 use crate::{
     auth,
     filter::{Context, Findings, InFlight, LifetimeCap, Notes, RequestOutcome},
@@ -21,6 +21,7 @@ use crate::{
         request,
     },
     node::Node,
+    quota::Meter,
 };
 
 /// How the request side ended without an error.
@@ -38,6 +39,7 @@ pub(crate) enum End {
 pub(crate) async fn pump<R, W>(
     node: &Node,
     mut binding: Binding,
+    meter: &Meter,
     mut client: FrameReader<R>,
     mut upstream: W,
     in_flight: mpsc::Sender<Pending>,
@@ -57,6 +59,11 @@ where
         } else {
             (node.limits.idle_timeout, "another")
         };
+        // A throttled connection is not read until its throttle has
+        // passed (KIP-219's muted channel): its requests wait in its socket.
+        if let Some(until) = meter.muted_until() {
+            tokio::time::sleep_until(until.into()).await;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         let read = loop {
             tokio::select! {
@@ -191,6 +198,15 @@ where
         };
         let chain = &route.virtual_cluster.chain;
         let mut notes = Notes::default();
+        // The policy hop's quotas: every request counts, its bytes too if
+        // it is a Produce; the throttle it earns goes into its answer.
+        if let Some(quotas) = &route.virtual_cluster.quotas {
+            let client_id = frame::request_client_id(&body);
+            let throttle = meter.on_request(quotas, api_key, client_id, frame.wire().len());
+            if !throttle.is_zero() {
+                notes.put(Throttled(throttle));
+            }
+        }
         if let Some(cap) = lifetime_cap {
             notes.put(LifetimeCap(cap));
         }

@@ -9,7 +9,9 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::Pending;
+use std::time::Duration;
+
+use super::{Pending, Throttled};
 use crate::{
     filter::{Context, Findings},
     hop::{Hop, HopError, Kind},
@@ -18,12 +20,14 @@ use crate::{
         frame::{self, FrameReader},
     },
     node::Node,
+    quota::{Meter, throttle},
 };
 
 /// Answers every in-flight request in order until the request side is
 /// done and the FIFO is empty, the broker closes, or a hop fails.
 pub(crate) async fn pump<R, W>(
     node: &Node,
+    meter: &Meter,
     mut upstream: FrameReader<R>,
     mut client: W,
     mut in_flight: mpsc::Receiver<Pending>,
@@ -65,7 +69,48 @@ where
                 ));
             }
         }
+        // The policy hop's quotas: a Fetch answer's bytes count, and a
+        // throttle earned by it or its request goes into it.
+        let mut throttle = notes.take::<Throttled>().map_or(Duration::ZERO, |t| t.0);
+        if let Some(quotas) = &route.virtual_cluster.quotas {
+            throttle = throttle.max(meter.on_response(quotas, entry.api_key, frame.wire().len()));
+        }
         let chain = &route.virtual_cluster.chain;
+        if !throttle.is_zero() {
+            let body = if chain.wants_response(entry.api_key, entry.version) {
+                let mut findings = Findings::default();
+                let mut cx = Context {
+                    route: &route,
+                    principal: None,
+                    notes: &mut notes,
+                    findings: &mut findings,
+                };
+                let out = chain.on_response(&mut cx, &entry, body);
+                if !findings.is_empty() {
+                    node.act_on(backend, findings);
+                }
+                out?.to_bytes()
+            } else {
+                body
+            };
+            let ms = throttle::millis(throttle);
+            let stamped = throttle::stamp(entry.api_key, entry.version, body.clone(), ms)
+                .unwrap_or_else(|e| {
+                    node.report(&fail(
+                        Kind::UndecodableResponse,
+                        format!("throttle_time_ms not set: {e}"),
+                    ));
+                    body
+                });
+            if !throttle::client_waits(entry.api_key, entry.version) {
+                // Before KIP-219 a client expects the answer itself late.
+                tokio::time::sleep(throttle).await;
+            }
+            if frame::write_frame(&mut client, &stamped).await.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
         let sent = if chain.wants_response(entry.api_key, entry.version) {
             let mut findings = Findings::default();
             let mut cx = Context {

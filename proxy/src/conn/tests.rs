@@ -84,9 +84,19 @@ fn start(filters: Vec<Arc<dyn Filter>>) -> Harness {
     let running = node.clone();
     let done = tokio::spawn(async move {
         let (client_read, client_write) = tokio::io::split(proxy_client);
+        let meter = crate::quota::Meter::new(
+            running.quotas.clone(),
+            running.telemetry.clone(),
+            crate::quota::Who {
+                principal: "User:ANONYMOUS".into(),
+                listener: "listener".into(),
+                virtual_cluster: "vc".into(),
+            },
+        );
         run(
             &running,
             binding,
+            &meter,
             (FrameReader::new(client_read, MAX_FRAME), client_write),
             tokio::io::split(proxy_upstream),
         )
@@ -450,6 +460,7 @@ async fn a_port_that_now_leads_to_another_backend_drains_the_connection() {
         dns_label: "vc".into(),
         chain: Chain::new(base_filters()),
         auth: Default::default(),
+        quotas: None,
         refused: None,
     };
     let mut other = (*vc.backend).clone();
@@ -508,6 +519,7 @@ fn route_over(backend: sluice_proto::admin::v1::BackendCluster) -> crate::listen
         dns_label: "vc".into(),
         chain: Chain::new(base_filters()),
         auth: Default::default(),
+        quotas: None,
         refused: None,
     };
     route.virtual_cluster = Arc::new(vc);

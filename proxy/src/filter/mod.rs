@@ -15,7 +15,7 @@ pub mod acl;
 mod addresses;
 mod api_versions;
 mod chain;
-mod conditions;
+pub(crate) mod conditions;
 mod interest;
 pub mod namespace;
 pub mod records;

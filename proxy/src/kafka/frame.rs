@@ -202,6 +202,18 @@ pub fn request_key(frame: &[u8]) -> Option<(i16, i16, i32)> {
     ))
 }
 
+/// The client id of a request (header v1 and v2 carry it as a nullable
+/// string after the correlation id); empty when null or absent.
+pub fn request_client_id(frame: &[u8]) -> &[u8] {
+    let Some(len) = frame.get(8..10) else {
+        return &[];
+    };
+    match usize::try_from(i16::from_be_bytes([len[0], len[1]])) {
+        Ok(n) => frame.get(10..10 + n).unwrap_or(&[]),
+        Err(_) => &[],
+    }
+}
+
 /// The correlation id at the start of a response.
 pub fn response_correlation(frame: &[u8]) -> Option<i32> {
     let b = frame.get(..4)?;

@@ -77,7 +77,21 @@ async fn sleep_or_forever(wait: Option<Duration>) {
 async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) -> bool {
     let mut all_bound = true;
     let config = node.config.current();
-    let wanted = &config.compiled().ports;
+    // The ports of the listeners this node serves.
+    let serves = |listener_id: &str| {
+        node.listeners.as_ref().is_none_or(|only| {
+            only.contains(listener_id)
+                || config
+                    .get(listener_id)
+                    .is_some_and(|l| only.contains(&l.name))
+        })
+    };
+    let wanted: std::collections::BTreeMap<_, _> = config
+        .compiled()
+        .ports
+        .iter()
+        .filter(|(_, port)| serves(&port.listener_id))
+        .collect();
     bound.retain(|key, task| {
         let keep = wanted.contains_key(key);
         if !keep {

@@ -4,6 +4,7 @@
 pub mod chunks;
 pub mod emitter;
 mod plan;
+pub mod quotas;
 pub mod registry;
 pub mod session;
 pub mod tls;
@@ -35,12 +36,17 @@ const OUTBOUND_BUFFER: usize = 4;
 pub struct SyncService {
     store: Store,
     registry: Registry,
+    quotas: quotas::Quotas,
 }
 
 impl SyncService {
     /// Serves sync streams from `store`, recording nodes in `registry`.
     pub fn new(store: Store, registry: Registry) -> Self {
-        Self { store, registry }
+        Self {
+            store,
+            registry,
+            quotas: quotas::Quotas::default(),
+        }
     }
 
     /// The node's gateway and certificate, from the client certificate the
@@ -98,7 +104,14 @@ impl DataPlaneSync for SyncService {
             )));
         }
         let (out, rx) = mpsc::channel(OUTBOUND_BUFFER);
-        let session = Session::new(self.store.clone(), self.registry.clone(), peer, hello, out);
+        let session = Session::new(
+            self.store.clone(),
+            self.registry.clone(),
+            self.quotas.clone(),
+            peer,
+            hello,
+            out,
+        );
         tokio::spawn(session.run(inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
     }

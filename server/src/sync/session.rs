@@ -17,6 +17,7 @@ use super::{
     chunks,
     emitter::Emitter,
     plan::{FromLog, Log, Next, Plan},
+    quotas::{Quotas, Sent},
     registry::{Ending, Registry, Stop},
 };
 use crate::{
@@ -24,6 +25,9 @@ use crate::{
     hub::{Change, ChangeOp},
     store::{NodeRecord, Store},
 };
+
+/// How often a node's quota shares are recomputed (and sent if changed).
+const SHARES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Who the stream belongs to.
 pub struct Peer {
@@ -44,6 +48,9 @@ pub struct Session {
     plan: Plan,
     /// Data-plane events for the emitter task (bounded, drops counted).
     events: Emitter,
+    /// Quota usage of every node, and the shares this node was sent.
+    quotas: Quotas,
+    sent_shares: Sent,
 }
 
 /// Why a stream ended.
@@ -59,6 +66,7 @@ impl Session {
     pub fn new(
         store: Store,
         registry: Registry,
+        quotas: Quotas,
         peer: Peer,
         hello: Hello,
         out: mpsc::Sender<Result<ServerMessage, Status>>,
@@ -73,6 +81,8 @@ impl Session {
             out,
             plan,
             events,
+            quotas,
+            sent_shares: Sent::default(),
         }
     }
 
@@ -99,6 +109,7 @@ impl Session {
             }
         };
         let revision = self.plan.acked();
+        self.quotas.join(&gateway, &node);
         tracing::info!(gateway, node, revision, "data plane connected");
         self.emit("node_connected", "", serde_json::json!({"hostname": self.hello.hostname, "version": self.hello.version, "revision": revision}));
         let end = match self.send_next().await {
@@ -115,6 +126,7 @@ impl Session {
             let _ = self.out.send(Err(status)).await;
         }
         self.registry.disconnected(&gateway, &node, generation);
+        self.quotas.leave(&gateway, &node);
         self.emit(
             "node_disconnected",
             "",
@@ -129,9 +141,16 @@ impl Session {
         feed: &mut broadcast::Receiver<Arc<Change>>,
         stop: &Stop,
     ) -> End {
+        let mut shares = tokio::time::interval(SHARES_EVERY);
+        shares.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 why = stop.ended() => return End::Refused(self.stopped(why)),
+                _ = shares.tick() => {
+                    if let Err(status) = self.send_shares().await {
+                        return End::Refused(status);
+                    }
+                }
                 message = inbound.message() => match message {
                     Ok(Some(m)) => {
                         if let Err(status) = self.on_node_message(m) {
@@ -206,6 +225,9 @@ impl Session {
                     self.emit(&e.event, &e.key, details);
                 }
             }
+            Some(node_message::Message::QuotaUsage(usage)) => {
+                self.quotas.report(&gateway, &node, usage)
+            }
             Some(node_message::Message::Hello(_)) => {
                 return Err(Status::invalid_argument(
                     "hello is only valid as the first message",
@@ -224,6 +246,22 @@ impl Session {
         }
         self.plan.on_change(change);
         Ok(())
+    }
+
+    /// Sends the node the quota shares that changed, if any.
+    async fn send_shares(&mut self) -> Result<(), Status> {
+        let (shares, default) = self
+            .quotas
+            .shares(&self.peer.gateway_id, &self.hello.node_id);
+        let Some(message) = self.sent_shares.changes(shares, default) else {
+            return Ok(());
+        };
+        self.out
+            .send(Ok(ServerMessage {
+                message: Some(server_message::Message::QuotaShares(message)),
+            }))
+            .await
+            .map_err(|_| Status::cancelled("the node went away"))
     }
 
     /// Sends what the plan says is next, if anything.

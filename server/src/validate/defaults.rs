@@ -4,9 +4,10 @@
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use sluice_proto::admin::v1::{
     AclMode, Anonymous, BackendAuthentication, BootstrapPort, BrokerHostFormat,
-    ClientAuthenticationMode, Entity, FailureMode, Mediation, RecordPart, SchemaType, TlsVersion,
-    TlsVersionRange, VirtualClusterAuthentication, backend_authentication, entity::Spec,
-    listener_policy_forward_to_virtual_cluster::Config, virtual_cluster_authentication,
+    ClientAuthenticationMode, Entity, FailureMode, Mediation, QuotaPer, RecordPart, SchemaType,
+    TlsVersion, TlsVersionRange, VirtualClusterAuthentication, backend_authentication,
+    entity::Spec, listener_policy_forward_to_virtual_cluster::Config,
+    virtual_cluster_authentication,
 };
 use sluice_proto::facts;
 
@@ -81,6 +82,7 @@ pub fn apply(entity: &mut Entity) {
                 tls.versions = vec![TlsVersion::Tls12 as i32, TlsVersion::Tls13 as i32];
             }
         }
+        Spec::ClusterPolicyQuota(q) => default_enum(&mut q.per, QuotaPer::VirtualCluster as i32),
         Spec::VirtualCluster(vc) => {
             default_enum(&mut vc.acl_mode, AclMode::Passthrough as i32);
             if vc.authentication.is_empty() {

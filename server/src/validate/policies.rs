@@ -4,8 +4,8 @@
 //! schemas compiled as nodes compile them, record parts and field paths).
 
 use sluice_proto::admin::v1::{
-    AclAction, AclOperation, AclResourceType, FailureMode, HeaderAction, PolicyEnforcement,
-    RecordPart, entity::Spec, header_action,
+    AclAction, AclOperation, AclResourceType, ClusterPolicyQuota, FailureMode, HeaderAction,
+    PolicyEnforcement, QuotaPer, RecordPart, entity::Spec, header_action,
 };
 use sluice_proto::condition::{self, Condition};
 
@@ -27,7 +27,9 @@ pub(super) fn check_common(v: &mut Violations, spec: &Spec) {
         // compile with its phase's variables is refused here, with its
         // place.
         let variables = match spec {
-            Spec::ClusterPolicyAcls(_) => condition::CLUSTER_VARIABLES,
+            Spec::ClusterPolicyAcls(_) | Spec::ClusterPolicyQuota(_) => {
+                condition::CLUSTER_VARIABLES
+            }
             _ => condition::RECORD_VARIABLES,
         };
         if !policy.condition.is_empty()
@@ -164,8 +166,44 @@ pub(super) fn check(v: &mut Violations, spec: &Spec) {
                 v.add("skip_condition", e);
             }
         }
+        Spec::ClusterPolicyQuota(p) => quota(v, p),
         _ => {}
     }
+}
+
+/// The largest rate a quota takes (1 TB/s, or a trillion requests a
+/// second): far above anything real, and small enough that a node's
+/// arithmetic in f64 stays exact to the byte.
+const MAX_RATE: u64 = 1_000_000_000_000;
+
+fn quota(v: &mut Violations, p: &ClusterPolicyQuota) {
+    let rates = [
+        ("produce_bytes_per_second", p.produce_bytes_per_second),
+        ("fetch_bytes_per_second", p.fetch_bytes_per_second),
+        ("requests_per_second", p.requests_per_second),
+    ];
+    for (field, rate) in rates {
+        if rate > MAX_RATE {
+            v.add(field, format!("at most {MAX_RATE}"));
+        }
+    }
+    if rates.iter().all(|(_, r)| *r == 0) && p.max_connections == 0 {
+        v.add(
+            "produce_bytes_per_second",
+            "set at least one of produce_bytes_per_second, fetch_bytes_per_second, \
+             requests_per_second, max_connections (a quota without a limit limits nothing)",
+        );
+    }
+    rules::enum_in(
+        v,
+        "per",
+        p.per,
+        &[
+            (QuotaPer::VirtualCluster as i32, "virtual_cluster"),
+            (QuotaPer::Principal as i32, "principal"),
+            (QuotaPer::ClientId as i32, "client_id"),
+        ],
+    );
 }
 
 fn header_actions(v: &mut Violations, actions: &[HeaderAction]) {

@@ -19,6 +19,7 @@ pub const DATAPLANE_EVENTS: &[&str] = &[
     "acl_denied",
     "auth_failed",
     "record_policy",
+    "quota_exceeded",
     "node_connected",
     "node_disconnected",
     "config_rejected",
@@ -44,7 +45,8 @@ pub fn check(v: &mut Violations, spec: &Spec) {
         | Spec::ConsumePolicySchemaValidation(_)
         | Spec::ProducePolicyEncrypt(_)
         | Spec::ConsumePolicyDecrypt(_)
-        | Spec::ConsumePolicySkipRecord(_) => policies::check(v, spec),
+        | Spec::ConsumePolicySkipRecord(_)
+        | Spec::ClusterPolicyQuota(_) => policies::check(v, spec),
         Spec::StaticKey(k) => {
             let value = k.value.as_ref().map(|s| s.value.trim()).unwrap_or_default();
             if !value.is_empty() && decode_key(value).is_none() {

@@ -2,15 +2,15 @@
 
 use sluice_proto::admin::v1::{
     self as pb, AclRule, BackendAuthentication, BackendCluster, BackendSaslPlain,
-    CertificateAndKey, ClientAuthentication, ClusterPolicyAcls, ConsumePolicyDecrypt,
-    ConsumePolicyModifyHeaders, ConsumePolicySchemaValidation, ConsumePolicySkipRecord,
-    DataPlaneCertificate, Entity, EventHook, EventHookConfig, Gateway, HeaderAction, HeaderRemove,
-    HeaderSet, KeySource, Kind, Listener, ListenerPolicyForwardToVirtualCluster,
-    ListenerPolicyTlsServer, PortMapping, Principal, ProducePolicyEncrypt,
-    ProducePolicyModifyHeaders, ProducePolicySchemaValidation, Secret, StaticKey, TlsTrustBundle,
-    VirtualCluster, VirtualClusterAuthentication, VirtualSaslPlain, backend_authentication,
-    entity::Spec, header_action, listener_policy_forward_to_virtual_cluster,
-    virtual_cluster_authentication,
+    CertificateAndKey, ClientAuthentication, ClusterPolicyAcls, ClusterPolicyQuota,
+    ConsumePolicyDecrypt, ConsumePolicyModifyHeaders, ConsumePolicySchemaValidation,
+    ConsumePolicySkipRecord, DataPlaneCertificate, Entity, EventHook, EventHookConfig, Gateway,
+    HeaderAction, HeaderRemove, HeaderSet, KeySource, Kind, Listener,
+    ListenerPolicyForwardToVirtualCluster, ListenerPolicyTlsServer, PortMapping, Principal,
+    ProducePolicyEncrypt, ProducePolicyModifyHeaders, ProducePolicySchemaValidation, Secret,
+    StaticKey, TlsTrustBundle, VirtualCluster, VirtualClusterAuthentication, VirtualSaslPlain,
+    backend_authentication, entity::Spec, header_action,
+    listener_policy_forward_to_virtual_cluster, virtual_cluster_authentication,
 };
 
 /// A self-signed certificate and its key, PEM.
@@ -227,6 +227,12 @@ pub(crate) fn of_kind(kind: Kind, ids: &Ids) -> Entity {
         Kind::ConsumePolicySkipRecord => Spec::ConsumePolicySkipRecord(ConsumePolicySkipRecord {
             virtual_cluster_id: vc,
             skip_condition: "headers['x-skip'] == 'true'".into(),
+            ..Default::default()
+        }),
+        Kind::ClusterPolicyQuota => Spec::ClusterPolicyQuota(ClusterPolicyQuota {
+            virtual_cluster_id: vc,
+            produce_bytes_per_second: 1_000_000,
+            per: 2,
             ..Default::default()
         }),
         Kind::StaticKey => Spec::StaticKey(StaticKey {

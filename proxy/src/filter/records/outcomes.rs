@@ -19,6 +19,10 @@ pub enum Outcome {
     Rejected,
     /// It could not process the record, which went on.
     Failed,
+    /// A quota throttled a request or answer (or would have, in shadow).
+    Throttled,
+    /// A quota refused a connection (or would have, in shadow).
+    Refused,
 }
 
 impl Outcome {
@@ -29,6 +33,8 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Rejected => "rejected",
             Outcome::Failed => "failed",
+            Outcome::Throttled => "throttled",
+            Outcome::Refused => "refused",
         }
     }
 }
@@ -53,12 +59,16 @@ impl PolicyOutcome {
     /// what a shadow policy would have done.
     pub fn event(&self) -> Option<DataPlaneEvent> {
         let worth = match self.outcome {
-            Outcome::Rejected | Outcome::Failed => true,
+            Outcome::Rejected | Outcome::Failed | Outcome::Throttled | Outcome::Refused => true,
             Outcome::Applied => self.shadow,
             Outcome::Skipped => false,
         };
+        let event = match self.outcome {
+            Outcome::Throttled | Outcome::Refused => "quota_exceeded",
+            _ => "record_policy",
+        };
         worth.then(|| DataPlaneEvent {
-            event: "record_policy".into(),
+            event: event.into(),
             key: format!("{}:{}", self.policy_id, self.outcome.as_str()),
             count: self.count,
             hop: "policy".into(),

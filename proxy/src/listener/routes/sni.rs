@@ -261,6 +261,7 @@ mod tests {
                 backend: backend.clone(),
                 chain: crate::filter::Chain::new(Vec::new()),
                 auth: Default::default(),
+                quotas: None,
                 refused: None,
             })
         };

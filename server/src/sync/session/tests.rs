@@ -62,13 +62,23 @@ fn session(
         ..Default::default()
     };
     let registry = Registry::new(store.clone());
-    (Session::new(store.clone(), registry, peer, hello, out), rx)
+    (
+        Session::new(
+            store.clone(),
+            registry,
+            crate::sync::quotas::Quotas::default(),
+            peer,
+            hello,
+            out,
+        ),
+        rx,
+    )
 }
 
 fn update(message: Result<ServerMessage, Status>) -> ConfigUpdate {
     match message.unwrap().message {
         Some(server_message::Message::Update(u)) => u,
-        None => panic!("an empty server message"),
+        other => panic!("expected an update, got {other:?}"),
     }
 }
 

@@ -1,0 +1,274 @@
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{ApiKey, FetchResponse, ProduceResponse, ResponseHeader},
+    protocol::{Decodable, Encodable},
+};
+use sluice_proto::dataplane::v1::{QuotaShare, QuotaShares};
+
+use super::{
+    Metric, Quotas,
+    policies::{Per, Policy},
+    throttle, *,
+};
+use crate::telemetry::Telemetry;
+
+fn policy(per: Per, produce: u64, connections: u64, shadow: bool) -> Policy {
+    Policy {
+        id: "q".into(),
+        shadow,
+        conditions: Vec::new(),
+        per,
+        produce_bytes: produce,
+        fetch_bytes: 0,
+        requests: 0,
+        connections,
+    }
+}
+
+fn policies(p: Policy) -> Arc<QuotaPolicies> {
+    let reads_client_id = p.per == Per::ClientId;
+    Arc::new(QuotaPolicies {
+        policies: vec![p],
+        reads_client_id,
+        reads_api: false,
+    })
+}
+
+fn meter(quotas: &Arc<Quotas>, telemetry: &Arc<Telemetry>, principal: &str) -> Meter {
+    Meter::new(
+        quotas.clone(),
+        telemetry.clone(),
+        Who {
+            principal: principal.into(),
+            listener: "l".into(),
+            virtual_cluster: "vc".into(),
+        },
+    )
+}
+
+#[test]
+fn a_bucket_holds_its_rate_over_time() {
+    let quotas = Quotas::default();
+    let bucket = quotas.bucket(&"q".into(), Metric::ProduceBytes, "");
+    let start = Instant::now();
+    // 1000 B/s; a client that waits out every throttle sends 10 KiB
+    // batches for 20 s of bucket time.
+    let (mut now, mut sent) = (start, 0.0);
+    while now < start + Duration::from_secs(20) {
+        let wait = bucket.charge(1024.0, 1000.0, 1.0, now);
+        sent += 1024.0;
+        now += wait.max(Duration::from_millis(1));
+    }
+    let rate = sent / 20.0;
+    // The first second's burst on top of the rate, nothing more.
+    assert!((1000.0..=1100.0).contains(&rate), "{rate} B/s");
+}
+
+#[test]
+fn the_share_scales_the_rate_and_the_default_applies_until_one_arrives() {
+    let quotas = Quotas::default();
+    let bucket = quotas.bucket(&"q".into(), Metric::Requests, "");
+    let now = Instant::now();
+    // Default 1.0: a 10/s limit allows a burst of 10.
+    for _ in 0..10 {
+        assert!(
+            bucket
+                .charge(1.0, 10.0, quotas.default_share(), now)
+                .is_zero()
+        );
+    }
+    assert!(
+        !bucket
+            .charge(1.0, 10.0, quotas.default_share(), now)
+            .is_zero()
+    );
+    quotas.apply(&QuotaShares {
+        shares: vec![QuotaShare {
+            policy_id: "q".into(),
+            metric: "requests".into(),
+            key: String::new(),
+            share: 0.5,
+        }],
+        default_share: 0.25,
+    });
+    assert_eq!(quotas.default_share(), 0.25);
+    // At half the rate, one more second buys 5 requests, not 10.
+    let later = now + Duration::from_secs(10);
+    let allowed = (0..20)
+        .take_while(|_| {
+            bucket
+                .charge(1.0, 10.0, quotas.default_share(), later)
+                .is_zero()
+        })
+        .count();
+    assert_eq!(allowed, 5);
+    let (uses, _) = quotas.usage();
+    assert_eq!(uses.len(), 1);
+    assert!(uses[0].limited && uses[0].metric == "requests");
+}
+
+#[test]
+fn throttles_are_bounded_and_debt_recovers() {
+    let quotas = Quotas::default();
+    let bucket = quotas.bucket(&"q".into(), Metric::ProduceBytes, "");
+    let now = Instant::now();
+    let wait = bucket.charge(1e12, 1.0, 1.0, now);
+    assert_eq!(wait, buckets::MAX_THROTTLE);
+    // Debt is capped at MAX_THROTTLE's worth: it is paid off in that long.
+    let later = now + buckets::MAX_THROTTLE + Duration::from_secs(2);
+    assert!(bucket.charge(0.5, 1.0, 1.0, later).is_zero());
+}
+
+#[test]
+fn per_principal_buckets_are_apart_and_shadow_never_throttles() {
+    let quotas = Arc::new(Quotas::default());
+    let telemetry = Arc::new(Telemetry::default());
+    let enforced = policies(policy(Per::Principal, 100, 0, false));
+    let alice = meter(&quotas, &telemetry, "User:alice");
+    let bob = meter(&quotas, &telemetry, "User:bob");
+    let produce = ApiKey::Produce as i16;
+    assert!(alice.on_request(&enforced, produce, b"", 100).is_zero());
+    let throttled = alice.on_request(&enforced, produce, b"", 100);
+    assert!(throttled >= Duration::from_millis(900), "{throttled:?}");
+    assert!(alice.muted_until().is_some(), "the connection is muted");
+    assert!(
+        bob.on_request(&enforced, produce, b"", 100).is_zero(),
+        "bob's own bucket"
+    );
+    // Not a Produce: only requests count, and there is no request limit.
+    assert!(
+        alice
+            .on_request(&enforced, ApiKey::Metadata as i16, b"", 1 << 20)
+            .is_zero()
+    );
+
+    let shadow = policies(policy(Per::VirtualCluster, 100, 0, true));
+    let carol = meter(&quotas, &telemetry, "User:carol");
+    for _ in 0..5 {
+        assert!(carol.on_request(&shadow, produce, b"", 100).is_zero());
+    }
+    assert!(carol.muted_until().is_none());
+    let outcomes = telemetry.outcomes();
+    let shadowed = outcomes
+        .iter()
+        .find(|o| o.shadow && o.outcome == "throttled")
+        .expect("shadow throttles are counted");
+    assert_eq!(shadowed.count, 4);
+}
+
+#[test]
+fn per_client_id_keys_follow_the_request() {
+    let quotas = Arc::new(Quotas::default());
+    let telemetry = Arc::new(Telemetry::default());
+    let p = policies(policy(Per::ClientId, 100, 0, false));
+    let m = meter(&quotas, &telemetry, "User:alice");
+    let produce = ApiKey::Produce as i16;
+    assert!(m.on_request(&p, produce, b"one", 100).is_zero());
+    assert!(
+        m.on_request(&p, produce, b"two", 100).is_zero(),
+        "another bucket"
+    );
+    assert!(!m.on_request(&p, produce, b"one", 100).is_zero());
+}
+
+#[test]
+fn max_connections_refuses_past_the_share_and_frees_on_drop() {
+    let quotas = Arc::new(Quotas::default());
+    let telemetry = Arc::new(Telemetry::default());
+    let p = policies(policy(Per::Principal, 0, 2, false));
+    let m = meter(&quotas, &telemetry, "User:alice");
+    let one = m.admit(&p, "").unwrap();
+    let two = m.admit(&p, "").unwrap();
+    let refused = m.admit(&p, "").unwrap_err();
+    assert_eq!(refused.hop, crate::hop::Hop::Policy);
+    assert_eq!(refused.entity, "q");
+    assert!(refused.message.contains("max_connections=2"), "{refused}");
+    assert!(refused.message.contains("User:alice"), "{refused}");
+    drop(one);
+    let three = m.admit(&p, "").unwrap();
+    drop((two, three));
+    // Shadow: admitted, counted as refused.
+    let shadow = policies(policy(Per::Principal, 0, 1, true));
+    let kept: Vec<_> = (0..3).map(|_| m.admit(&shadow, "").unwrap()).collect();
+    assert_eq!(kept.len(), 3);
+    assert!(
+        telemetry
+            .outcomes()
+            .iter()
+            .any(|o| o.shadow && o.outcome == "refused" && o.count == 2)
+    );
+}
+
+fn produce_answer(version: i16, throttle: i32) -> Bytes {
+    let mut out = BytesMut::new();
+    let api = ApiKey::Produce;
+    ResponseHeader::default()
+        .with_correlation_id(7)
+        .encode(&mut out, api.response_header_version(version))
+        .unwrap();
+    ProduceResponse::default()
+        .with_throttle_time_ms(throttle)
+        .encode(&mut out, version)
+        .unwrap();
+    out.freeze()
+}
+
+#[test]
+fn throttle_time_is_written_into_produce_and_fetch_answers() {
+    for version in [3, 9, 11] {
+        let stamped = throttle::stamp(
+            ApiKey::Produce as i16,
+            version,
+            produce_answer(version, 5),
+            250,
+        )
+        .unwrap();
+        let mut rest = stamped.clone();
+        let api = ApiKey::Produce;
+        let header =
+            ResponseHeader::decode(&mut rest, api.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, 7);
+        let answer = ProduceResponse::decode(&mut rest, version).unwrap();
+        assert_eq!(answer.throttle_time_ms, 250, "v{version}");
+        // The broker's own longer throttle stays.
+        let kept = throttle::stamp(
+            ApiKey::Produce as i16,
+            version,
+            produce_answer(version, 900),
+            250,
+        )
+        .unwrap();
+        assert_eq!(kept, produce_answer(version, 900));
+    }
+    for version in [4, 12, 16] {
+        let api = ApiKey::Fetch;
+        let mut out = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(9)
+            .encode(&mut out, api.response_header_version(version))
+            .unwrap();
+        FetchResponse::default()
+            .with_throttle_time_ms(1)
+            .encode(&mut out, version)
+            .unwrap();
+        let stamped = throttle::stamp(api as i16, version, out.freeze(), 4321).unwrap();
+        let mut rest = stamped;
+        ResponseHeader::decode(&mut rest, api.response_header_version(version)).unwrap();
+        let answer = FetchResponse::decode(&mut rest, version).unwrap();
+        assert_eq!(answer.throttle_time_ms, 4321, "v{version}");
+    }
+    // Answers without the field pass unchanged.
+    let v0 = Bytes::from_static(&[0, 0, 0, 7, 0, 0, 0, 0]);
+    assert_eq!(
+        throttle::stamp(ApiKey::Produce as i16, 0, v0.clone(), 5).unwrap(),
+        v0
+    );
+    assert!(throttle::client_waits(ApiKey::Produce as i16, 9));
+    assert!(!throttle::client_waits(ApiKey::Produce as i16, 5));
+    assert_eq!(throttle::millis(Duration::from_micros(1001)), 2);
+}
