@@ -158,3 +158,12 @@ pub fn summarize(names: &[&str], samples: &[Vec<Sample>]) -> Vec<Sample> {
         })
         .collect()
 }
+
+/// A benchmark setting from the environment (`SLUICE_BENCH_RECORDS`,
+/// say), or `default` when unset or not a number.
+pub fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

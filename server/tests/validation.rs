@@ -5,11 +5,12 @@ mod common;
 
 use common::fixtures;
 use sluice_proto::admin::v1::{
-    BackendAuthentication, BackendSaslPlain, CreateEntityRequest, Entity, Jwks, JwtValidation,
-    Kind, ListEntitiesRequest, ListRevisionsRequest, Mediation, OauthBearer, Principal, Secret,
-    UpdateEntityRequest, ValidateRequest, VirtualClusterAuthentication, VirtualSaslPlain,
-    backend_authentication, entity::Spec, listener_policy_forward_to_virtual_cluster::Config,
-    validate_request::Operation, virtual_cluster_authentication,
+    BackendAuthentication, BackendSaslPlain, ClusterPolicyQuota, CreateEntityRequest, Entity, Jwks,
+    JwtValidation, Kind, ListEntitiesRequest, ListRevisionsRequest, Mediation, OauthBearer,
+    PolicyEnforcement, Principal, QuotaPer, Secret, UpdateEntityRequest, ValidateRequest,
+    VirtualClusterAuthentication, VirtualSaslPlain, backend_authentication, entity::Spec,
+    listener_policy_forward_to_virtual_cluster::Config, validate_request::Operation,
+    virtual_cluster_authentication,
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -506,4 +507,74 @@ async fn aliases_that_would_mislead_are_refused() {
             "topic_aliases[3].alias"
         ]
     );
+}
+
+#[tokio::test]
+async fn quotas_name_the_field_that_is_wrong() {
+    let (_dir, _server, mut c, _) = common::start().await;
+    let gw = create(&mut c, fixtures::gateway("quotas")).await;
+    let backend = create(&mut c, fixtures::backend(&gw.id, "kafka", "pw-123456")).await;
+    let vc = create(
+        &mut c,
+        fixtures::virtual_cluster(&gw.id, "vc", &backend.id, "team-q"),
+    )
+    .await;
+    let quota = |name: &str, q: ClusterPolicyQuota| Entity {
+        gateway_id: gw.id.clone(),
+        name: name.into(),
+        spec: Some(Spec::ClusterPolicyQuota(ClusterPolicyQuota {
+            virtual_cluster_id: vc.id.clone(),
+            ..q
+        })),
+        ..Default::default()
+    };
+    // A quota without a limit limits nothing.
+    let none = quota("none", ClusterPolicyQuota::default());
+    assert_eq!(create_err(&mut c, none).await, ["produce_bytes_per_second"]);
+    let unknown_per = quota(
+        "per",
+        ClusterPolicyQuota {
+            requests_per_second: 10,
+            per: 99,
+            ..Default::default()
+        },
+    );
+    assert_eq!(create_err(&mut c, unknown_per).await, ["per"]);
+    let huge = quota(
+        "huge",
+        ClusterPolicyQuota {
+            fetch_bytes_per_second: u64::MAX,
+            ..Default::default()
+        },
+    );
+    assert_eq!(create_err(&mut c, huge).await, ["fetch_bytes_per_second"]);
+    // Conditions compile with the cluster phase's variables (no records).
+    let record_variable = quota(
+        "cond",
+        ClusterPolicyQuota {
+            max_connections: 5,
+            condition: "topic == 'x'".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(create_err(&mut c, record_variable).await, ["condition"]);
+    // A good one reads back with its defaults.
+    let ok = create(
+        &mut c,
+        quota(
+            "ok",
+            ClusterPolicyQuota {
+                produce_bytes_per_second: 1_000_000,
+                condition: "client_id == 'tenant-a'".into(),
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    let Some(Spec::ClusterPolicyQuota(q)) = ok.spec else {
+        panic!("not a quota")
+    };
+    assert_eq!(q.per, QuotaPer::VirtualCluster as i32);
+    assert_eq!(q.enforcement, PolicyEnforcement::Enforce as i32);
+    assert_eq!(q.enabled, Some(true));
 }
