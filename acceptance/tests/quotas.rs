@@ -56,6 +56,13 @@ fn producer(
     })
 }
 
+/// Prints a phase's reports (the figures behind the assertions).
+fn show(phase: &str, reports: &[&Value]) {
+    for r in reports {
+        eprintln!("quotas: {phase}: {r}");
+    }
+}
+
 fn rate(report: &Value, field: &str) -> f64 {
     report[field].as_f64().unwrap_or(-1.0)
 }
@@ -115,6 +122,7 @@ async fn quotas_hold_a_tenant_to_its_rate_across_nodes() {
     let b = producer(&boot_a, "quota-b", "tenant-b", 20, 2 * LIMIT as u32, 0);
     let s = producer(&boot_a, "quota-s", "tenant-s", 20, 2 * LIMIT as u32, 0);
     let (a, b, s) = (a.await.unwrap(), b.await.unwrap(), s.await.unwrap());
+    show("one node (tenant-a, tenant-b, tenant-s)", &[&a, &b, &s]);
     assert!(within(rate(&a, "rate"), LIMIT, 0.10), "tenant-a: {a}");
     assert!(
         a["throttle_events"].as_u64() > Some(0),
@@ -131,6 +139,7 @@ async fn quotas_hold_a_tenant_to_its_rate_across_nodes() {
     let a1 = producer(&boot_a, "quota-a", "tenant-a", 24, 0, 8);
     let a2 = producer(&boot_b, "quota-a", "tenant-a", 24, 0, 8);
     let (a1, a2) = (a1.await.unwrap(), a2.await.unwrap());
+    show("two nodes", &[&a1, &a2]);
     let total = rate(&a1, "window_rate") + rate(&a2, "window_rate");
     assert!(
         within(total, LIMIT, 0.15),
@@ -151,6 +160,7 @@ async fn quotas_hold_a_tenant_to_its_rate_across_nodes() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     relay.stall_now();
     let (light, heavy) = (light.await.unwrap(), heavy.await.unwrap());
+    show("uneven (light on a, heavy on b)", &[&light, &heavy]);
     let total = rate(&light, "window_rate") + rate(&heavy, "window_rate");
     assert!(
         within(total, LIMIT, 0.15),
@@ -164,6 +174,7 @@ async fn quotas_hold_a_tenant_to_its_rate_across_nodes() {
     let alone = producer(&boot_b, "quota-a", "tenant-a", 12, 0, 3)
         .await
         .unwrap();
+    show("b cut off, alone", &[&alone]);
     let kept = rate(&alone, "window_rate");
     assert!(
         within(kept, share * LIMIT, 0.15),

@@ -156,12 +156,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut node = Node::with_limits(store.clone(), telemetry, limits);
     node.quotas = quotas;
     if !args.listeners.is_empty() {
-        node.listeners = Some(
-            args.listeners
-                .iter()
-                .map(|l| l.trim().to_string())
-                .collect(),
+        let names: std::collections::HashSet<String> = args
+            .listeners
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        anyhow::ensure!(
+            !names.is_empty(),
+            "--listeners: name at least one listener (id or name)"
         );
+        node.listeners = Some(names);
     }
     let node = Arc::new(node);
     let (stop, stopped) = tokio::sync::watch::channel(false);

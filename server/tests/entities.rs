@@ -157,7 +157,7 @@ async fn every_kind_round_trips_through_the_api() {
     }
     assert!(list(&mut c, Kind::Gateway, "").await.is_empty());
 
-    // The log recorded every change in order: 18 creates, 18 updates, 18 deletes.
+    // The log recorded every change in order: 19 creates, 19 updates, 19 deletes.
     let log = c
         .list_revisions(ListRevisionsRequest {
             gateway_id: ids.gateway.clone(),
@@ -168,10 +168,10 @@ async fn every_kind_round_trips_through_the_api() {
         .unwrap()
         .into_inner();
     let ops: Vec<i32> = log.revisions.iter().map(|r| r.operation).collect();
-    assert_eq!(ops.len(), 54);
-    assert!(ops[..18].iter().all(|o| *o == Operation::Create as i32));
-    assert!(ops[18..36].iter().all(|o| *o == Operation::Update as i32));
-    assert!(ops[36..].iter().all(|o| *o == Operation::Delete as i32));
+    assert_eq!(ops.len(), 57);
+    assert!(ops[..19].iter().all(|o| *o == Operation::Create as i32));
+    assert!(ops[19..38].iter().all(|o| *o == Operation::Update as i32));
+    assert!(ops[38..].iter().all(|o| *o == Operation::Delete as i32));
     assert!(
         log.revisions
             .windows(2)

@@ -558,6 +558,15 @@ async fn quotas_name_the_field_that_is_wrong() {
         },
     );
     assert_eq!(create_err(&mut c, record_variable).await, ["condition"]);
+    let api_for_connections = quota(
+        "api",
+        ClusterPolicyQuota {
+            max_connections: 5,
+            condition: "api == 'Produce'".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(create_err(&mut c, api_for_connections).await, ["condition"]);
     // A good one reads back with its defaults.
     let ok = create(
         &mut c,

@@ -61,7 +61,7 @@ where
         };
         // A throttled connection is not read until its throttle has
         // passed (KIP-219's muted channel): its requests wait in its socket.
-        if let Some(until) = meter.muted_until() {
+        while let Some(until) = meter.muted_until() {
             tokio::time::sleep_until(until.into()).await;
         }
         let deadline = tokio::time::Instant::now() + wait;
@@ -202,9 +202,16 @@ where
         // it is a Produce; the throttle it earns goes into its answer.
         if let Some(quotas) = &route.virtual_cluster.quotas {
             let client_id = frame::request_client_id(&body);
-            let throttle = meter.on_request(quotas, api_key, client_id, frame.wire().len());
+            let charge = meter.on_request(quotas, api_key, client_id, frame.wire().len());
+            // What it is held for here is not asked of the client again.
+            let throttle = charge.throttle.saturating_sub(charge.wait);
             if !throttle.is_zero() {
                 notes.put(Throttled(throttle));
+            }
+            // Its buckets were in debt already (other connections, or a
+            // client that does not wait out throttles): it waits here.
+            if !charge.wait.is_zero() {
+                tokio::time::sleep(charge.wait).await;
             }
         }
         if let Some(cap) = lifetime_cap {

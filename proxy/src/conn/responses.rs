@@ -102,10 +102,6 @@ where
                     ));
                     body
                 });
-            if !throttle::client_waits(entry.api_key, entry.version) {
-                // Before KIP-219 a client expects the answer itself late.
-                tokio::time::sleep(throttle).await;
-            }
             if frame::write_frame(&mut client, &stamped).await.is_err() {
                 return Ok(());
             }

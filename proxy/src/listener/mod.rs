@@ -86,6 +86,26 @@ async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) -
                     .is_some_and(|l| only.contains(&l.name))
         })
     };
+    // A name that is no listener of the gateway is a typo, not a choice
+    // to serve nothing: it is reported (each revision, rate-limited).
+    if let Some(only) = &node.listeners {
+        for name in only {
+            let known = config
+                .of_kind(sluice_proto::admin::v1::Kind::Listener)
+                .any(|l| l.id == *name || l.name == *name);
+            if !known {
+                node.report(&HopError::new(
+                    Hop::Listener,
+                    name.clone(),
+                    Kind::InvalidConfig,
+                    format!(
+                        "--listeners names {name:?}, which is not a listener of this gateway: \
+                         this node does not serve it"
+                    ),
+                ));
+            }
+        }
+    }
     let wanted: std::collections::BTreeMap<_, _> = config
         .compiled()
         .ports

@@ -24,16 +24,21 @@ use sluice_proto::dataplane::v1::{QuotaShares, QuotaUse};
 
 use super::Metric;
 
-/// The most buckets a node keeps; past it (after dropping idle ones) new
-/// keys of a policy share one overflow bucket — stricter, never looser.
-const MAX_BUCKETS: usize = 50_000;
+/// The most buckets a node keeps per policy; past it, new keys of that
+/// policy share its overflow bucket (stricter, never looser) until idle
+/// ones are dropped. Per policy, so one tenant's keys cannot crowd out
+/// another's.
+const MAX_BUCKETS: usize = 10_000;
 /// A bucket nobody uses for this long is dropped, with its share.
 const IDLE: Duration = Duration::from_secs(60);
 /// Bucket depth: a burst of this long at the bucket's rate.
 const BURST: f64 = 1.0;
-/// The longest one throttle lasts; debt beyond it is throttled again on
-/// the next request.
+/// The longest throttle one answer carries; debt beyond it is waited for
+/// by the next requests.
 pub(crate) const MAX_THROTTLE: Duration = Duration::from_secs(10);
+/// The longest one request is held before it goes on (a client's request
+/// timeout is 30 s by default); what is left of the debt holds the next.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(20);
 /// The smallest share a bucket runs at (a share of 0 would stop it for good).
 const MIN_SHARE: f64 = 0.001;
 /// The most uses one report carries (the largest, when there are more).
@@ -97,9 +102,21 @@ impl Bucket {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts `cost` against a rate `limit` (per second, gateway-wide);
-    /// returns how long the client is to wait: zero within the share.
-    pub fn charge(&self, cost: f64, limit: f64, default: f64, now: Instant) -> Duration {
+    /// Counts `cost` against a rate `limit` (per second, gateway-wide).
+    /// Returns how long the request is to wait before it goes on (the
+    /// debt the bucket was already in: other connections' requests) and
+    /// the throttle its answer carries (the debt it leaves, at most
+    /// [`MAX_THROTTLE`]; the rest is waited for by the next requests).
+    /// Zero for both within the share. A shadow bucket's debt is bounded
+    /// (nothing pays it off but time).
+    pub fn charge(
+        &self,
+        cost: f64,
+        limit: f64,
+        default: f64,
+        shadow: bool,
+        now: Instant,
+    ) -> Charge {
         let mut s = self.lock();
         let rate =
             (limit * s.share.unwrap_or(default).clamp(MIN_SHARE, 1.0)).max(f64::MIN_POSITIVE);
@@ -114,14 +131,25 @@ impl Bucket {
         s.touched = now;
         s.limit = limit;
         s.used += cost;
-        // Debt is bounded, so a bucket that is not throttled (shadow)
-        // recovers once traffic drops.
-        s.tokens = (s.tokens - cost).max(-rate * MAX_THROTTLE.as_secs_f64());
+        let before = s.tokens;
+        s.tokens -= cost;
+        if shadow {
+            s.tokens = s.tokens.max(-rate * MAX_THROTTLE.as_secs_f64());
+        }
         if s.tokens >= 0.0 {
-            return Duration::ZERO;
+            return Charge::default();
         }
         s.limited = true;
-        Duration::from_secs_f64((-s.tokens / rate).min(MAX_THROTTLE.as_secs_f64()))
+        let wait =
+            |debt: f64| Duration::from_secs_f64((debt / rate).clamp(0.0, MAX_WAIT.as_secs_f64()));
+        Charge {
+            wait: if before < 0.0 {
+                wait(-before)
+            } else {
+                Duration::ZERO
+            },
+            throttle: wait(-s.tokens).min(MAX_THROTTLE),
+        }
     }
 
     /// Opens a connection against a connections `limit`: whether it is
@@ -160,13 +188,17 @@ impl Bucket {
         if s.limit <= 0.0 {
             return None;
         }
+        // A bucket holding a share is reported even idle, so the control
+        // plane keeps it in the split (shrinking its share) rather than
+        // giving the whole limit to others while it could still use it.
+        let held = s.share.is_some();
         let fraction = if self.id.metric.is_rate() {
-            if used == 0.0 && !limited {
+            if used == 0.0 && !limited && !held {
                 return None;
             }
             used / period.as_secs_f64().max(0.001) / s.limit
         } else {
-            if s.open == 0 && !limited {
+            if s.open == 0 && !limited && !held {
                 return None;
             }
             s.open as f64 / s.limit
@@ -187,6 +219,15 @@ impl Bucket {
     }
 }
 
+/// What one charge costs the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Charge {
+    /// Hold the request this long before it goes on.
+    pub wait: Duration,
+    /// The throttle its answer carries.
+    pub throttle: Duration,
+}
+
 /// A connection counted against a connections bucket, until dropped.
 #[derive(Debug)]
 pub struct ConnectionSlot(Arc<Bucket>);
@@ -204,10 +245,18 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// The buckets, by id, and how many each policy has.
+#[derive(Debug, Default)]
+struct Map {
+    buckets: HashMap<Id, Arc<Bucket>>,
+    /// Buckets per policy.
+    per_policy: HashMap<Arc<str>, usize>,
+}
+
 /// Every bucket of the node.
 #[derive(Debug)]
 pub struct Quotas {
-    buckets: Mutex<HashMap<Id, Arc<Bucket>>>,
+    buckets: Mutex<Map>,
     /// The default share, as f64 bits.
     default_share: AtomicU64,
     /// When usage was last taken.
@@ -225,7 +274,7 @@ impl Default for Quotas {
 }
 
 impl Quotas {
-    fn map(&self) -> MutexGuard<'_, HashMap<Id, Arc<Bucket>>> {
+    fn map(&self) -> MutexGuard<'_, Map> {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -242,19 +291,19 @@ impl Quotas {
             metric,
             key: key.into(),
         };
-        if let Some(b) = map.get(&id) {
+        if let Some(b) = map.buckets.get(&id) {
             return b.clone();
         }
-        if map.len() >= MAX_BUCKETS {
-            let now = Instant::now();
-            map.retain(|_, b| Arc::strong_count(b) > 1 || !b.idle(now));
-            if map.len() >= MAX_BUCKETS {
-                id.key = OVERFLOW.into();
+        if map.per_policy.get(policy).copied().unwrap_or(0) >= MAX_BUCKETS {
+            id.key = OVERFLOW.into();
+            if let Some(b) = map.buckets.get(&id) {
+                return b.clone();
             }
         }
-        map.entry(id.clone())
-            .or_insert_with(|| Arc::new(Bucket::new(id)))
-            .clone()
+        *map.per_policy.entry(policy.clone()).or_default() += 1;
+        let bucket = Arc::new(Bucket::new(id.clone()));
+        map.buckets.insert(id, bucket.clone());
+        bucket
     }
 
     /// What the buckets used since the last call (about a second), for
@@ -268,8 +317,23 @@ impl Quotas {
             period
         };
         let mut map = self.map();
-        let mut uses: Vec<QuotaUse> = map.values().filter_map(|b| b.take_use(period)).collect();
-        map.retain(|_, b| Arc::strong_count(b) > 1 || !b.idle(now));
+        let mut uses: Vec<QuotaUse> = map
+            .buckets
+            .values()
+            .filter_map(|b| b.take_use(period))
+            .collect();
+        let Map {
+            buckets,
+            per_policy,
+        } = &mut *map;
+        buckets.retain(|id, b| {
+            let keep = Arc::strong_count(b) > 1 || !b.idle(now);
+            if !keep && let Some(n) = per_policy.get_mut(&id.policy) {
+                *n = n.saturating_sub(1);
+            }
+            keep
+        });
+        per_policy.retain(|_, n| *n > 0);
         drop(map);
         if uses.len() > MAX_REPORT {
             uses.sort_by(|a, b| b.used.total_cmp(&a.used));
@@ -300,7 +364,7 @@ impl Quotas {
                 metric,
                 key: s.key.as_str().into(),
             };
-            if let Some(b) = map.get(&id) {
+            if let Some(b) = map.buckets.get(&id) {
                 b.lock().share = Some(s.share);
             }
         }

@@ -16,7 +16,7 @@ use kafka_protocol::messages::ApiKey;
 
 use super::{
     Metric, QuotaPolicies,
-    buckets::{Bucket, ConnectionSlot, Quotas},
+    buckets::{Bucket, Charge, ConnectionSlot, Quotas},
     policies::{Per, Policy},
 };
 use crate::{
@@ -87,25 +87,30 @@ impl Meter {
     }
 
     /// Counts a request of `bytes` (frame size) under `policies`: one
-    /// request, and its bytes if it is a Produce. Returns the throttle it
-    /// earned (zero when within every share); the connection is muted
-    /// for it.
+    /// request, and its bytes if it is a Produce. Returns how long to hold
+    /// it before it goes on (the debt its buckets are already in, run up
+    /// by this or other connections: a client that ignores throttles, or
+    /// spreads over connections, is held to the rate all the same) and
+    /// the throttle its answer carries; the connection is muted for that.
     pub fn on_request(
         &self,
         policies: &Arc<QuotaPolicies>,
         api_key: i16,
         client_id: &[u8],
         bytes: usize,
-    ) -> Duration {
+    ) -> Charge {
         let now = Instant::now();
         let applied = self.applied(policies, api_key, client_id);
-        let throttle = self.charge(&applied, now, |metric| match metric {
+        let charge = self.charge(&applied, now, |metric| match metric {
             Metric::Requests => Some(1.0),
             Metric::ProduceBytes if api_key == ApiKey::Produce as i16 => Some(bytes as f64),
+            // A Fetch's bytes are counted on its answer; its request
+            // waits out the debt earlier answers left.
+            Metric::FetchBytes if api_key == ApiKey::Fetch as i16 => Some(0.0),
             _ => None,
         });
-        self.mute(now, throttle);
-        throttle
+        self.mute(now, charge.throttle);
+        charge
     }
 
     /// Counts an answer of `bytes` (frame size): its bytes if it answers
@@ -135,11 +140,11 @@ impl Meter {
                 }
             }
         };
-        let throttle = self.charge(&applied, now, |metric| {
+        let charge = self.charge(&applied, now, |metric| {
             (metric == Metric::FetchBytes).then_some(bytes as f64)
         });
-        self.mute(now, throttle);
-        throttle
+        self.mute(now, charge.throttle);
+        charge.throttle
     }
 
     /// Until when the connection is not to be read, if it is muted.
@@ -162,27 +167,31 @@ impl Meter {
     }
 
     /// Charges each applied bucket what `cost` says of its metric; the
-    /// longest throttle of an enforced one.
+    /// longest wait and throttle of an enforced one (shadow ones are
+    /// counted only).
     fn charge(
         &self,
         applied: &[Applied],
         now: Instant,
         cost: impl Fn(Metric) -> Option<f64>,
-    ) -> Duration {
+    ) -> Charge {
         let default = self.quotas.default_share();
-        let mut throttle = Duration::ZERO;
+        let mut total = Charge::default();
         for a in applied {
             let Some(cost) = cost(a.metric) else { continue };
-            let wait = a.bucket.charge(cost, a.limit, default, now);
-            if wait.is_zero() {
+            let charge = a.bucket.charge(cost, a.limit, default, a.shadow, now);
+            if charge == Charge::default() {
                 continue;
             }
-            self.count(&a.policy_id, Outcome::Throttled, a.shadow);
+            if cost > 0.0 {
+                self.count(&a.policy_id, Outcome::Throttled, a.shadow);
+            }
             if !a.shadow {
-                throttle = throttle.max(wait);
+                total.wait = total.wait.max(charge.wait);
+                total.throttle = total.throttle.max(charge.throttle);
             }
         }
-        throttle
+        total
     }
 
     /// Counts a throttle or refusal in node status, and as a (sampled)

@@ -60,9 +60,10 @@ fn a_bucket_holds_its_rate_over_time() {
     // batches for 20 s of bucket time.
     let (mut now, mut sent) = (start, 0.0);
     while now < start + Duration::from_secs(20) {
-        let wait = bucket.charge(1024.0, 1000.0, 1.0, now);
+        let charge = bucket.charge(1024.0, 1000.0, 1.0, false, now);
+        assert!(charge.wait.is_zero(), "it waited out every throttle");
         sent += 1024.0;
-        now += wait.max(Duration::from_millis(1));
+        now += charge.throttle.max(Duration::from_millis(1));
     }
     let rate = sent / 20.0;
     // The first second's burst on top of the rate, nothing more.
@@ -70,23 +71,38 @@ fn a_bucket_holds_its_rate_over_time() {
 }
 
 #[test]
+fn requests_into_debt_wait_however_many_connections_send_them() {
+    let quotas = Quotas::default();
+    let bucket = quotas.bucket(&"q".into(), Metric::ProduceBytes, "");
+    let now = Instant::now();
+    // A client ignoring throttles over many connections: the bucket is
+    // shared, so every request after the burst waits for the debt before
+    // it — the rate holds.
+    let charges: Vec<_> = (0..5)
+        .map(|_| bucket.charge(1000.0, 1000.0, 1.0, false, now))
+        .collect();
+    assert_eq!(charges[0].wait, Duration::ZERO, "within the burst");
+    assert_eq!(
+        charges[1].wait,
+        Duration::ZERO,
+        "the bucket was not in debt yet"
+    );
+    assert_eq!(charges[2].wait, Duration::from_secs(1));
+    assert_eq!(charges[4].wait, Duration::from_secs(3));
+    assert_eq!(charges[4].throttle, Duration::from_secs(4));
+}
+
+#[test]
 fn the_share_scales_the_rate_and_the_default_applies_until_one_arrives() {
     let quotas = Quotas::default();
     let bucket = quotas.bucket(&"q".into(), Metric::Requests, "");
     let now = Instant::now();
+    let charge = |at| bucket.charge(1.0, 10.0, quotas.default_share(), false, at);
     // Default 1.0: a 10/s limit allows a burst of 10.
     for _ in 0..10 {
-        assert!(
-            bucket
-                .charge(1.0, 10.0, quotas.default_share(), now)
-                .is_zero()
-        );
+        assert_eq!(charge(now), Charge::default());
     }
-    assert!(
-        !bucket
-            .charge(1.0, 10.0, quotas.default_share(), now)
-            .is_zero()
-    );
+    assert!(!charge(now).throttle.is_zero());
     quotas.apply(&QuotaShares {
         shares: vec![QuotaShare {
             policy_id: "q".into(),
@@ -100,28 +116,34 @@ fn the_share_scales_the_rate_and_the_default_applies_until_one_arrives() {
     // At half the rate, one more second buys 5 requests, not 10.
     let later = now + Duration::from_secs(10);
     let allowed = (0..20)
-        .take_while(|_| {
-            bucket
-                .charge(1.0, 10.0, quotas.default_share(), later)
-                .is_zero()
-        })
+        .take_while(|_| charge(later) == Charge::default())
         .count();
     assert_eq!(allowed, 5);
     let (uses, _) = quotas.usage();
     assert_eq!(uses.len(), 1);
     assert!(uses[0].limited && uses[0].metric == "requests");
+    // Idle, it is still reported (it holds a share), as not held back.
+    let (uses, _) = quotas.usage();
+    assert_eq!((uses.len(), uses[0].used, uses[0].limited), (1, 0.0, false));
 }
 
 #[test]
-fn throttles_are_bounded_and_debt_recovers() {
+fn debt_is_kept_past_one_throttle_and_shadow_debt_is_bounded() {
     let quotas = Quotas::default();
     let bucket = quotas.bucket(&"q".into(), Metric::ProduceBytes, "");
     let now = Instant::now();
-    let wait = bucket.charge(1e12, 1.0, 1.0, now);
-    assert_eq!(wait, buckets::MAX_THROTTLE);
-    // Debt is capped at MAX_THROTTLE's worth: it is paid off in that long.
-    let later = now + buckets::MAX_THROTTLE + Duration::from_secs(2);
-    assert!(bucket.charge(0.5, 1.0, 1.0, later).is_zero());
+    // 100 s of debt at once: one throttle says at most MAX_THROTTLE, and
+    // the rest is still owed by the next request.
+    let first = bucket.charge(101.0, 1.0, 1.0, false, now);
+    assert_eq!(first.throttle, buckets::MAX_THROTTLE);
+    let later = now + buckets::MAX_THROTTLE;
+    let next = bucket.charge(0.0, 1.0, 1.0, false, later);
+    assert_eq!(next.wait, buckets::MAX_WAIT, "90 s still owed");
+    // A shadow bucket never makes anyone pay, so its debt is bounded.
+    let shadow = quotas.bucket(&"s".into(), Metric::ProduceBytes, "");
+    shadow.charge(1e12, 1.0, 1.0, true, now);
+    let after = now + buckets::MAX_THROTTLE + Duration::from_secs(2);
+    assert_eq!(shadow.charge(0.5, 1.0, 1.0, true, after), Charge::default());
 }
 
 #[test]
@@ -132,25 +154,31 @@ fn per_principal_buckets_are_apart_and_shadow_never_throttles() {
     let alice = meter(&quotas, &telemetry, "User:alice");
     let bob = meter(&quotas, &telemetry, "User:bob");
     let produce = ApiKey::Produce as i16;
-    assert!(alice.on_request(&enforced, produce, b"", 100).is_zero());
-    let throttled = alice.on_request(&enforced, produce, b"", 100);
+    assert_eq!(
+        alice.on_request(&enforced, produce, b"", 100),
+        Charge::default()
+    );
+    let throttled = alice.on_request(&enforced, produce, b"", 100).throttle;
     assert!(throttled >= Duration::from_millis(900), "{throttled:?}");
     assert!(alice.muted_until().is_some(), "the connection is muted");
-    assert!(
-        bob.on_request(&enforced, produce, b"", 100).is_zero(),
-        "bob's own bucket"
-    );
+    // Alice's other connections share her bucket: their next request
+    // waits for her debt.
+    let alice_again = meter(&quotas, &telemetry, "User:alice");
+    let held = alice_again.on_request(&enforced, produce, b"", 100).wait;
+    assert!(held >= Duration::from_millis(900), "{held:?}");
+    let bobs = bob.on_request(&enforced, produce, b"", 100);
+    assert_eq!(bobs, Charge::default(), "bob's own bucket");
     // Not a Produce: only requests count, and there is no request limit.
-    assert!(
-        alice
-            .on_request(&enforced, ApiKey::Metadata as i16, b"", 1 << 20)
-            .is_zero()
-    );
+    let metadata = alice.on_request(&enforced, ApiKey::Metadata as i16, b"", 1 << 20);
+    assert_eq!(metadata, Charge::default());
 
     let shadow = policies(policy(Per::VirtualCluster, 100, 0, true));
     let carol = meter(&quotas, &telemetry, "User:carol");
     for _ in 0..5 {
-        assert!(carol.on_request(&shadow, produce, b"", 100).is_zero());
+        assert_eq!(
+            carol.on_request(&shadow, produce, b"", 100),
+            Charge::default()
+        );
     }
     assert!(carol.muted_until().is_none());
     let outcomes = telemetry.outcomes();
@@ -168,12 +196,10 @@ fn per_client_id_keys_follow_the_request() {
     let p = policies(policy(Per::ClientId, 100, 0, false));
     let m = meter(&quotas, &telemetry, "User:alice");
     let produce = ApiKey::Produce as i16;
-    assert!(m.on_request(&p, produce, b"one", 100).is_zero());
-    assert!(
-        m.on_request(&p, produce, b"two", 100).is_zero(),
-        "another bucket"
-    );
-    assert!(!m.on_request(&p, produce, b"one", 100).is_zero());
+    assert_eq!(m.on_request(&p, produce, b"one", 100), Charge::default());
+    let two = m.on_request(&p, produce, b"two", 100);
+    assert_eq!(two, Charge::default(), "another bucket");
+    assert!(!m.on_request(&p, produce, b"one", 100).throttle.is_zero());
 }
 
 #[test]
@@ -268,7 +294,5 @@ fn throttle_time_is_written_into_produce_and_fetch_answers() {
         throttle::stamp(ApiKey::Produce as i16, 0, v0.clone(), 5).unwrap(),
         v0
     );
-    assert!(throttle::client_waits(ApiKey::Produce as i16, 9));
-    assert!(!throttle::client_waits(ApiKey::Produce as i16, 5));
     assert_eq!(throttle::millis(Duration::from_micros(1001)), 2);
 }

@@ -1,21 +1,16 @@
 //! Telling a client it is throttled, as brokers do: `throttle_time_ms`
 //! in the Produce or Fetch answer (the larger of the broker's and the
-//! gateway's). Since KIP-219 (Produce v6, Fetch v8) a client waits that
-//! long itself and the answer goes out at once; an older client expects
-//! the answer itself to be late.
+//! gateway's); since KIP-219 a client waits that long itself. Answers are
+//! never held back (a late Heartbeat answer would cost a rebalance): the
+//! connection is muted instead, and its next requests wait out any debt
+//! left, which holds clients older than KIP-219 (and those that ignore
+//! the field) to the rate too.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
     messages::{ApiKey, ProduceResponse, ResponseHeader},
     protocol::{Decodable, Encodable},
 };
-
-/// Whether a client of `api_key` at `version` waits out a throttle
-/// itself (KIP-219); else the answer is delayed by it.
-pub fn client_waits(api_key: i16, version: i16) -> bool {
-    (api_key == ApiKey::Produce as i16 && version >= 6)
-        || (api_key == ApiKey::Fetch as i16 && version >= 8)
-}
 
 /// `body` (an answer to `api_key` at `version`) with `throttle_time_ms`
 /// at least `ms`; unchanged for answers without the field. A Fetch

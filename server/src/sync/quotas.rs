@@ -5,10 +5,11 @@
 //! limit among the nodes that use it and sends each node its shares.
 //!
 //! The split, per bucket (policy, metric, key), over the nodes that
-//! reported it in the last [`STALE`]:
+//! reported it in the last [`STALE`] (a node that went away: in the last
+//! [`GRACE`], since it may be serving still at its last shares):
 //! - a node that was not held back wants what it used plus headroom
-//!   ([`HEADROOM`] × used + [`FLOOR`]); one that was held back wants more
-//!   than there is;
+//!   (`1.25 × used + 0.02`; `1.1 × used + 0.01` while another node is
+//!   held back); one that was held back wants more than there is;
 //! - the limit is filled max-min fair: the smallest wants are met first,
 //!   what is left is split equally among the rest (the nodes held back);
 //! - if every want is met, what is left is spread in proportion to the
@@ -17,8 +18,9 @@
 //! Shares always add up to the whole limit, so the gateway-wide rate
 //! stays within it once shares arrive (about a second). A bucket a node
 //! has no share for yet runs at the default share, 1 / the connected
-//! nodes: all of them together stay within the limit too. Nodes keep
-//! their last shares when the control plane is away.
+//! nodes. Nodes keep their last shares when the control plane is away,
+//! and report buckets that hold a share even while idle, so an idle
+//! node's share shrinks instead of being given away twice.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -31,10 +33,22 @@ use sluice_proto::dataplane::v1::{QuotaShare, QuotaShares, QuotaUsage};
 
 /// Reports older than this no longer count.
 pub const STALE: Duration = Duration::from_secs(3);
-/// How much more than it used a node that was not held back gets.
+/// How long a node that went away keeps its part of the split: it may
+/// still be serving at its last shares, cut off from the control plane
+/// (its idle buckets drop their shares after a minute).
+pub const GRACE: Duration = Duration::from_secs(60);
+/// How much more than it used a node that was not held back gets, while
+/// no node is held back.
 const HEADROOM: f64 = 1.25;
+/// ... and while others are held back (less idle headroom).
+const HEADROOM_CONTENDED: f64 = 1.1;
 /// What a node that was not held back gets beyond that (of the limit).
 const FLOOR: f64 = 0.02;
+/// ... while others are held back.
+const FLOOR_CONTENDED: f64 = 0.01;
+/// Splits are computed at most this often per gateway; every session in
+/// between reads the last one.
+const RECOMPUTE: Duration = Duration::from_millis(900);
 /// The most uses taken from one report.
 const MAX_USES: usize = 4096;
 /// The most buckets tracked per gateway; uses of others are ignored
@@ -54,6 +68,17 @@ struct Use {
     used: f64,
     limited: bool,
     at: Instant,
+    /// Set when its node went away: the use counts until [`GRACE`] after.
+    departed: Option<Instant>,
+}
+
+impl Use {
+    fn stale(&self, now: Instant) -> bool {
+        match self.departed {
+            Some(gone) => now.saturating_duration_since(gone) >= GRACE,
+            None => now.saturating_duration_since(self.at) >= STALE,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +88,8 @@ struct Gateway {
     nodes: HashMap<String, u32>,
     /// Each bucket's latest use per node.
     buckets: HashMap<Bucket, HashMap<String, Use>>,
+    /// The last split: each node's shares, and when it was computed.
+    split: Option<(Instant, HashMap<String, Vec<QuotaShare>>)>,
 }
 
 /// The quota state of every gateway.
@@ -87,8 +114,10 @@ impl Quotas {
             .add_assign(1);
     }
 
-    /// A node of `gateway` went away: its uses no longer count.
+    /// A node of `gateway` went away. Its uses count for [`GRACE`] more
+    /// (it may be serving still, at its last shares, cut off from us).
     pub fn leave(&self, gateway: &str, node: &str) {
+        let now = Instant::now();
         let mut all = self.lock();
         if let Some(g) = all.get_mut(gateway) {
             match g.nodes.get_mut(node) {
@@ -100,9 +129,10 @@ impl Quotas {
             }
             g.nodes.remove(node);
             for uses in g.buckets.values_mut() {
-                uses.remove(node);
+                if let Some(u) = uses.get_mut(node) {
+                    u.departed = Some(now);
+                }
             }
-            g.buckets.retain(|_, uses| !uses.is_empty());
             if g.nodes.is_empty() {
                 all.remove(gateway);
             }
@@ -135,13 +165,15 @@ impl Quotas {
                     used: u.used.min(1e6),
                     limited: u.limited,
                     at: now,
+                    departed: None,
                 },
             );
         }
     }
 
     /// The shares `node` is to run at now: one per bucket it reported
-    /// lately, and the default for the rest. Forgets stale reports.
+    /// lately, and the default for the rest. The split of every node is
+    /// computed at once, at most every [`RECOMPUTE`] per gateway.
     pub fn shares(&self, gateway: &str, node: &str) -> (Vec<QuotaShare>, f64) {
         let now = Instant::now();
         let mut all = self.lock();
@@ -149,41 +181,63 @@ impl Quotas {
             return (Vec::new(), 1.0);
         };
         let default = 1.0 / g.nodes.len().max(1) as f64;
-        let mut shares = Vec::new();
-        for ((policy_id, metric, key), uses) in &mut g.buckets {
-            uses.retain(|_, u| now.saturating_duration_since(u.at) < STALE);
-            if !uses.contains_key(node) {
-                continue;
-            }
-            let mut nodes: Vec<(&String, &Use)> = uses.iter().collect();
-            nodes.sort_by(|a, b| a.0.cmp(b.0));
-            let wants: Vec<(f64, bool)> = nodes.iter().map(|(_, u)| (u.used, u.limited)).collect();
-            let split = split(&wants);
-            if let Some(i) = nodes.iter().position(|(n, _)| *n == node) {
-                shares.push(QuotaShare {
-                    policy_id: policy_id.clone(),
-                    metric: metric.clone(),
-                    key: key.clone(),
-                    share: split[i],
-                });
-            }
+        let fresh = g
+            .split
+            .as_ref()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) < RECOMPUTE);
+        if !fresh {
+            g.split = Some((now, split_all(&mut g.buckets, now)));
         }
-        g.buckets.retain(|_, uses| !uses.is_empty());
+        let shares = g
+            .split
+            .as_ref()
+            .and_then(|(_, by_node)| by_node.get(node).cloned())
+            .unwrap_or_default();
         (shares, default)
     }
+}
+
+/// Every node's shares of every bucket; forgets stale reports.
+fn split_all(
+    buckets: &mut HashMap<Bucket, HashMap<String, Use>>,
+    now: Instant,
+) -> HashMap<String, Vec<QuotaShare>> {
+    let mut by_node: HashMap<String, Vec<QuotaShare>> = HashMap::new();
+    buckets.retain(|(policy_id, metric, key), uses| {
+        uses.retain(|_, u| !u.stale(now));
+        let wants: Vec<(f64, bool)> = uses.values().map(|u| (u.used, u.limited)).collect();
+        for ((node, u), share) in uses.iter().zip(split(&wants)) {
+            if u.departed.is_some() {
+                continue;
+            }
+            by_node.entry(node.clone()).or_default().push(QuotaShare {
+                policy_id: policy_id.clone(),
+                metric: metric.clone(),
+                key: key.clone(),
+                share,
+            });
+        }
+        !uses.is_empty()
+    });
+    by_node
 }
 
 /// Splits a limit (1.0) among nodes that used `used` of it, `limited`
 /// when they were held back: max-min fair on their wants, the rest in
 /// proportion to the wants. The shares add up to 1.
 pub fn split(nodes: &[(f64, bool)]) -> Vec<f64> {
+    let contended = nodes.iter().any(|(_, limited)| *limited);
+    let (headroom, floor) = match contended {
+        true => (HEADROOM_CONTENDED, FLOOR_CONTENDED),
+        false => (HEADROOM, FLOOR),
+    };
     let wants: Vec<f64> = nodes
         .iter()
         .map(|&(used, limited)| {
             if limited {
                 f64::INFINITY
             } else {
-                used * HEADROOM + FLOOR
+                used * headroom + floor
             }
         })
         .collect();
@@ -271,7 +325,7 @@ mod tests {
     #[test]
     fn a_light_user_keeps_its_use_and_the_rest_goes_to_the_busy_one() {
         let s = split(&[(0.2, false), (0.8, true)]);
-        let light = 0.2 * HEADROOM + FLOOR;
+        let light = 0.2 * HEADROOM_CONTENDED + FLOOR_CONTENDED;
         assert!(close(&s, &[light, 1.0 - light]), "{s:?}");
     }
 
@@ -322,14 +376,22 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert!((a[0].share - 0.5).abs() < 1e-9);
         q.leave("g", "b");
+        q.lock().get_mut("g").unwrap().split = None; // computed afresh
         let (a, default) = q.shares("g", "a");
         assert_eq!(default, 1.0);
-        assert!((a[0].share - 1.0).abs() < 1e-9, "b's use no longer counts");
+        assert!(
+            (a[0].share - 0.5).abs() < 1e-9,
+            "b may still serve at its share, cut off: it keeps it for a while"
+        );
         let (c, _) = q.shares("g", "c");
         assert!(
             c.is_empty(),
             "a node that reported nothing gets only the default"
         );
+        let mut gateways = q.lock();
+        let g = gateways.get_mut("g").unwrap();
+        let by_node = split_all(&mut g.buckets, Instant::now() + GRACE);
+        assert!(by_node.is_empty(), "every report is stale by then");
     }
 
     #[test]

@@ -194,6 +194,19 @@ fn quota(v: &mut Violations, p: &ClusterPolicyQuota) {
              requests_per_second, max_connections (a quota without a limit limits nothing)",
         );
     }
+    // Connections are counted when a client connects, before any
+    // request: `api` is empty then, and such a condition never holds.
+    if p.max_connections > 0
+        && let Ok(c) = Condition::compile(&p.condition, condition::CLUSTER_VARIABLES)
+        && !p.condition.is_empty()
+        && c.reads("api")
+    {
+        v.add(
+            "condition",
+            "reads `api`, but max_connections is counted when a client connects, before any \
+             request (`api` is empty then): put max_connections in a quota of its own",
+        );
+    }
     rules::enum_in(
         v,
         "per",
