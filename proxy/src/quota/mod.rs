@@ -18,7 +18,7 @@
 
 mod buckets;
 mod meter;
-mod policies;
+pub(crate) mod policies;
 #[cfg(test)]
 mod tests;
 pub mod throttle;

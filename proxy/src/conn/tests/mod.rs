@@ -70,7 +70,12 @@ struct Harness {
 }
 
 fn start(filters: Vec<Arc<dyn Filter>>) -> Harness {
-    let store = Arc::new(ConfigStore::new(config_with(Chain::new(filters))));
+    start_over(config_with(Chain::new(filters)))
+}
+
+/// A connection over `config`, routed by its port [`key`].
+fn start_over(config: Config) -> Harness {
+    let store = Arc::new(ConfigStore::new(config));
     let node = Arc::new(Node::new(store.clone(), Arc::new(Telemetry::default())));
     let hello = crate::listener::handshake::Hello::plaintext("127.0.0.1:1".parse().unwrap());
     let seen = store.current();
@@ -576,3 +581,5 @@ async fn new_backend_credentials_drain_a_connection_new_bootstrap_servers_do_not
     );
     assert!(h.result().await.is_ok(), "drained and closed");
 }
+
+mod quotas;
