@@ -296,3 +296,4 @@ fn throttle_time_is_written_into_produce_and_fetch_answers() {
     );
     assert_eq!(throttle::millis(Duration::from_micros(1001)), 2);
 }
+
