@@ -24,6 +24,24 @@ use crate::{
     quota::Meter,
 };
 
+/// The longest a request waits for its quota buckets to be out of debt
+/// (a client's request timeout is 30 s by default); it then goes on, and
+/// the debt holds the next one.
+const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(20);
+/// How often a held request looks at its buckets again (shares change).
+const HOLD_STEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a configuration change means for a waiting connection: `Some`
+/// ends it (its port is gone, or its path is refused now).
+fn changed_path(binding: &mut Binding) -> Option<Result<End, HopError>> {
+    match binding.current() {
+        None => Some(Ok(End::Drain)),
+        // Configuration this node cannot enforce now applies to open
+        // connections too.
+        Some(route) => route.refused.clone().map(Err),
+    }
+}
+
 /// How the request side ended without an error.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum End {
@@ -62,7 +80,15 @@ where
         // A throttled connection is not read until its throttle has
         // passed (KIP-219's muted channel): its requests wait in its socket.
         while let Some(until) = meter.muted_until() {
-            tokio::time::sleep_until(until.into()).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(until.into()) => {}
+                changed = changes.changed(), if watching => match changed {
+                    Err(_) => watching = false,
+                    Ok(()) => if let Some(end) = changed_path(&mut binding) {
+                        return end;
+                    },
+                },
+            }
         }
         let deadline = tokio::time::Instant::now() + wait;
         let read = loop {
@@ -70,17 +96,42 @@ where
                 read = tokio::time::timeout_at(deadline, client.next()) => break read,
                 changed = changes.changed(), if watching => match changed {
                     Err(_) => watching = false,
-                    Ok(()) => match binding.current() {
-                        None => return Ok(End::Drain),
-                        // Configuration this node cannot enforce now
-                        // applies to open connections too.
-                        Some(route) => if let Some(refusal) = &route.refused {
-                            return Err(refusal.clone());
-                        },
+                    Ok(()) => if let Some(end) = changed_path(&mut binding) {
+                        return end;
                     },
                 },
             }
         };
+        // The policy hop's quotas, before anything else is decided for the
+        // request: while its buckets are in debt it waits (at most
+        // MAX_HOLD, looking again every second as shares change), and
+        // configuration that changes meanwhile applies to it.
+        if let Ok(Ok(Some(frame))) = &read
+            && let Some(quotas) = binding
+                .current()
+                .and_then(|r| r.virtual_cluster.quotas.clone())
+            && let Some((api_key, _, _)) = frame::request_key(frame.body_slice())
+        {
+            let client_id = frame::request_client_id(frame.body_slice());
+            let held = tokio::time::Instant::now();
+            let mut first_look = true;
+            loop {
+                let wait = meter.hold(&quotas, api_key, client_id, first_look);
+                first_look = false;
+                if wait.is_zero() || held.elapsed() >= MAX_HOLD {
+                    break;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(wait.min(HOLD_STEP)) => {}
+                    changed = changes.changed(), if watching => match changed {
+                        Err(_) => watching = false,
+                        Ok(()) => if let Some(end) = changed_path(&mut binding) {
+                            return end;
+                        },
+                    },
+                }
+            }
+        }
         let Some(route) = binding.current().cloned() else {
             return Ok(End::Drain);
         };
@@ -202,16 +253,9 @@ where
         // it is a Produce; the throttle it earns goes into its answer.
         if let Some(quotas) = &route.virtual_cluster.quotas {
             let client_id = frame::request_client_id(&body);
-            let charge = meter.on_request(quotas, api_key, client_id, frame.wire().len());
-            // What it is held for here is not asked of the client again.
-            let throttle = charge.throttle.saturating_sub(charge.wait);
+            let throttle = meter.on_request(quotas, api_key, client_id, frame.wire().len());
             if !throttle.is_zero() {
                 notes.put(Throttled(throttle));
-            }
-            // Its buckets were in debt already (other connections, or a
-            // client that does not wait out throttles): it waits here.
-            if !charge.wait.is_zero() {
-                tokio::time::sleep(charge.wait).await;
             }
         }
         if let Some(cap) = lifetime_cap {

@@ -55,6 +55,11 @@ impl Frame {
     pub fn body(&self) -> Bytes {
         self.0.slice(4..)
     }
+
+    /// The body, borrowed.
+    pub fn body_slice(&self) -> &[u8] {
+        self.0.get(4..).unwrap_or_default()
+    }
 }
 
 /// Reads frames from one peer, keeping what arrived between calls.

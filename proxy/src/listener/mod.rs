@@ -88,7 +88,7 @@ async fn reconcile(node: &Arc<Node>, bound: &mut HashMap<Key, JoinHandle<()>>) -
     };
     // A name that is no listener of the gateway is a typo, not a choice
     // to serve nothing: it is reported (each revision, rate-limited).
-    if let Some(only) = &node.listeners {
+    if let Some(only) = node.listeners.as_ref().filter(|_| config.revision > 0) {
         for name in only {
             let known = config
                 .of_kind(sluice_proto::admin::v1::Kind::Listener)

@@ -1,15 +1,17 @@
 //! The node's quota buckets: one per (policy, metric, key), shared by
 //! every connection that counts against it. A rate bucket is a token
 //! bucket filling at its share of the limit, one second deep, that may go
-//! into debt: a request is never held back before it is forwarded; the
-//! debt becomes the throttle its answer carries. A connections bucket
-//! counts open connections against its share of the limit (rounded up,
-//! at least one).
+//! into debt: a request goes on once its buckets are out of debt (it is
+//! held until then), and the debt it leaves becomes the throttle its
+//! answer carries. Debt is capped at [`MAX_DEBT`] of the rate: one request
+//! or answer costing more is counted as that much (as a broker's quota
+//! window forgets). A connections bucket counts open connections against
+//! its share of the limit (rounded up, at least one).
 //!
 //! Shares come from the control plane as fractions of each limit; a
 //! bucket it has not given one runs at the node's default share (1 / the
-//! nodes of the gateway, so that nodes together never exceed a limit),
-//! and keeps its last share when the control plane is away.
+//! nodes of the gateway), and keeps its last share when the control
+//! plane is away.
 
 use std::{
     collections::HashMap,
@@ -33,18 +35,24 @@ const MAX_BUCKETS: usize = 10_000;
 const IDLE: Duration = Duration::from_secs(60);
 /// Bucket depth: a burst of this long at the bucket's rate.
 const BURST: f64 = 1.0;
-/// The longest throttle one answer carries; debt beyond it is waited for
-/// by the next requests.
+/// The longest throttle one answer carries; debt beyond it holds the
+/// next requests.
 pub(crate) const MAX_THROTTLE: Duration = Duration::from_secs(10);
-/// The longest one request is held before it goes on (a client's request
-/// timeout is 30 s by default); what is left of the debt holds the next.
-pub(crate) const MAX_WAIT: Duration = Duration::from_secs(20);
+/// The most debt a bucket keeps, in seconds of its rate.
+pub(crate) const MAX_DEBT: Duration = Duration::from_secs(30);
+/// How long an idle bucket that holds a share is still reported (so the
+/// control plane shrinks its share rather than giving it away twice);
+/// after that its share is dropped and it runs at the default again.
+const IDLE_REPORT: Duration = Duration::from_secs(10);
 /// The smallest share a bucket runs at (a share of 0 would stop it for good).
 const MIN_SHARE: f64 = 0.001;
 /// The most uses one report carries (the largest, when there are more).
 const MAX_REPORT: usize = 2048;
-/// The key of a policy's overflow bucket.
-const OVERFLOW: &str = "(overflow)";
+/// The key of a policy's overflow bucket: longer than any key a client
+/// can bring (those are cut to 256 bytes), so none is mistaken for it.
+fn overflow_key() -> String {
+    format!("(overflow){}", "-".repeat(300))
+}
 
 /// What a bucket is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -102,22 +110,8 @@ impl Bucket {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts `cost` against a rate `limit` (per second, gateway-wide).
-    /// Returns how long the request is to wait before it goes on (the
-    /// debt the bucket was already in: other connections' requests) and
-    /// the throttle its answer carries (the debt it leaves, at most
-    /// [`MAX_THROTTLE`]; the rest is waited for by the next requests).
-    /// Zero for both within the share. A shadow bucket's debt is bounded
-    /// (nothing pays it off but time).
-    pub fn charge(
-        &self,
-        cost: f64,
-        limit: f64,
-        default: f64,
-        shadow: bool,
-        now: Instant,
-    ) -> Charge {
-        let mut s = self.lock();
+    /// The rate it runs at under `limit`, and its tokens brought up to `now`.
+    fn refill(s: &mut State, limit: f64, default: f64, now: Instant) -> f64 {
         let rate =
             (limit * s.share.unwrap_or(default).clamp(MIN_SHARE, 1.0)).max(f64::MIN_POSITIVE);
         let depth = rate * BURST;
@@ -128,28 +122,38 @@ impl Bucket {
             }
         };
         s.last = Some(now);
-        s.touched = now;
         s.limit = limit;
-        s.used += cost;
-        let before = s.tokens;
-        s.tokens -= cost;
-        if shadow {
-            s.tokens = s.tokens.max(-rate * MAX_THROTTLE.as_secs_f64());
-        }
+        rate
+    }
+
+    /// How long until the bucket is out of debt (zero when it is not in
+    /// debt): a request counted against it waits that long first.
+    pub fn debt(&self, limit: f64, default: f64, now: Instant) -> Duration {
+        let mut s = self.lock();
+        let rate = Self::refill(&mut s, limit, default, now);
         if s.tokens >= 0.0 {
-            return Charge::default();
+            return Duration::ZERO;
         }
         s.limited = true;
-        let wait =
-            |debt: f64| Duration::from_secs_f64((debt / rate).clamp(0.0, MAX_WAIT.as_secs_f64()));
-        Charge {
-            wait: if before < 0.0 {
-                wait(-before)
-            } else {
-                Duration::ZERO
-            },
-            throttle: wait(-s.tokens).min(MAX_THROTTLE),
+        s.touched = now;
+        Duration::from_secs_f64((-s.tokens / rate).clamp(0.0, MAX_DEBT.as_secs_f64()))
+    }
+
+    /// Counts `cost` against a rate `limit` (per second, gateway-wide);
+    /// returns the throttle the request's answer carries: the debt it
+    /// leaves, at most [`MAX_THROTTLE`] (the rest holds the next
+    /// requests). Zero within the share.
+    pub fn charge(&self, cost: f64, limit: f64, default: f64, now: Instant) -> Duration {
+        let mut s = self.lock();
+        let rate = Self::refill(&mut s, limit, default, now);
+        s.touched = now;
+        s.used += cost;
+        s.tokens = (s.tokens - cost).max(-rate * MAX_DEBT.as_secs_f64());
+        if s.tokens >= 0.0 {
+            return Duration::ZERO;
         }
+        s.limited = true;
+        Duration::from_secs_f64((-s.tokens / rate).clamp(0.0, MAX_THROTTLE.as_secs_f64()))
     }
 
     /// Opens a connection against a connections `limit`: whether it is
@@ -188,9 +192,13 @@ impl Bucket {
         if s.limit <= 0.0 {
             return None;
         }
-        // A bucket holding a share is reported even idle, so the control
-        // plane keeps it in the split (shrinking its share) rather than
-        // giving the whole limit to others while it could still use it.
+        // A bucket holding a share is reported while idle for a while, so
+        // the control plane shrinks its share rather than giving the whole
+        // limit to others while it could still use it; then it lets go.
+        let idle_for = Instant::now().saturating_duration_since(s.touched);
+        if s.share.is_some() && s.open == 0 && idle_for >= IDLE_REPORT {
+            s.share = None;
+        }
         let held = s.share.is_some();
         let fraction = if self.id.metric.is_rate() {
             if used == 0.0 && !limited && !held {
@@ -217,15 +225,6 @@ impl Bucket {
         let s = self.lock();
         s.open == 0 && now.saturating_duration_since(s.touched) >= IDLE
     }
-}
-
-/// What one charge costs the request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Charge {
-    /// Hold the request this long before it goes on.
-    pub wait: Duration,
-    /// The throttle its answer carries.
-    pub throttle: Duration,
 }
 
 /// A connection counted against a connections bucket, until dropped.
@@ -295,7 +294,7 @@ impl Quotas {
             return b.clone();
         }
         if map.per_policy.get(policy).copied().unwrap_or(0) >= MAX_BUCKETS {
-            id.key = OVERFLOW.into();
+            id.key = overflow_key().into();
             if let Some(b) = map.buckets.get(&id) {
                 return b.clone();
             }
@@ -317,10 +316,10 @@ impl Quotas {
             period
         };
         let mut map = self.map();
-        let mut uses: Vec<QuotaUse> = map
+        let mut uses: Vec<(Arc<Bucket>, QuotaUse)> = map
             .buckets
             .values()
-            .filter_map(|b| b.take_use(period))
+            .filter_map(|b| Some((b.clone(), b.take_use(period)?)))
             .collect();
         let Map {
             buckets,
@@ -336,10 +335,14 @@ impl Quotas {
         per_policy.retain(|_, n| *n > 0);
         drop(map);
         if uses.len() > MAX_REPORT {
-            uses.sort_by(|a, b| b.used.total_cmp(&a.used));
-            uses.truncate(MAX_REPORT);
+            uses.sort_by(|a, b| b.1.used.total_cmp(&a.1.used));
+            // What is not reported lets go of its share: the control
+            // plane, not hearing of it, gives that part to others.
+            for (bucket, _) in uses.drain(MAX_REPORT..) {
+                bucket.lock().share = None;
+            }
         }
-        (uses, period)
+        (uses.into_iter().map(|(_, u)| u).collect(), period)
     }
 
     /// Takes the shares the control plane sent. Values that are not a

@@ -16,7 +16,7 @@ use kafka_protocol::messages::ApiKey;
 
 use super::{
     Metric, QuotaPolicies,
-    buckets::{Bucket, Charge, ConnectionSlot, Quotas},
+    buckets::{Bucket, ConnectionSlot, Quotas},
     policies::{Per, Policy},
 };
 use crate::{
@@ -86,31 +86,60 @@ impl Meter {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How long a request of `api_key` is to wait before it goes on: until
+    /// the buckets it counts against are out of debt (run up by this or
+    /// other connections: a client that ignores throttles, or spreads over
+    /// connections, is held to the rate all the same). Group membership
+    /// requests are never held (a late Heartbeat costs a rebalance); they
+    /// still count. `first`: the request's first look (a hold is counted
+    /// once).
+    pub fn hold(
+        &self,
+        policies: &Arc<QuotaPolicies>,
+        api_key: i16,
+        client_id: &[u8],
+        first: bool,
+    ) -> Duration {
+        if is_membership(api_key) {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let default = self.quotas.default_share();
+        let applied = self.applied(policies, api_key, client_id);
+        let mut hold = Duration::ZERO;
+        for a in applied
+            .iter()
+            .filter(|a| !a.shadow && counts(a.metric, api_key))
+        {
+            let wait = a.bucket.debt(a.limit, default, now);
+            if !wait.is_zero() && first {
+                self.count(&a.policy_id, Outcome::Throttled, false);
+            }
+            hold = hold.max(wait);
+        }
+        hold
+    }
+
     /// Counts a request of `bytes` (frame size) under `policies`: one
-    /// request, and its bytes if it is a Produce. Returns how long to hold
-    /// it before it goes on (the debt its buckets are already in, run up
-    /// by this or other connections: a client that ignores throttles, or
-    /// spreads over connections, is held to the rate all the same) and
-    /// the throttle its answer carries; the connection is muted for that.
+    /// request, and its bytes if it is a Produce. Returns the throttle its
+    /// answer carries (zero within every share); the connection is muted
+    /// for it.
     pub fn on_request(
         &self,
         policies: &Arc<QuotaPolicies>,
         api_key: i16,
         client_id: &[u8],
         bytes: usize,
-    ) -> Charge {
+    ) -> Duration {
         let now = Instant::now();
         let applied = self.applied(policies, api_key, client_id);
-        let charge = self.charge(&applied, now, |metric| match metric {
+        let throttle = self.charge(&applied, now, |metric| match metric {
             Metric::Requests => Some(1.0),
             Metric::ProduceBytes if api_key == ApiKey::Produce as i16 => Some(bytes as f64),
-            // A Fetch's bytes are counted on its answer; its request
-            // waits out the debt earlier answers left.
-            Metric::FetchBytes if api_key == ApiKey::Fetch as i16 => Some(0.0),
             _ => None,
         });
-        self.mute(now, charge.throttle);
-        charge
+        self.mute(now, throttle);
+        throttle
     }
 
     /// Counts an answer of `bytes` (frame size): its bytes if it answers
@@ -140,11 +169,11 @@ impl Meter {
                 }
             }
         };
-        let charge = self.charge(&applied, now, |metric| {
+        let throttle = self.charge(&applied, now, |metric| {
             (metric == Metric::FetchBytes).then_some(bytes as f64)
         });
-        self.mute(now, charge.throttle);
-        charge.throttle
+        self.mute(now, throttle);
+        throttle
     }
 
     /// Until when the connection is not to be read, if it is muted.
@@ -167,31 +196,27 @@ impl Meter {
     }
 
     /// Charges each applied bucket what `cost` says of its metric; the
-    /// longest wait and throttle of an enforced one (shadow ones are
-    /// counted only).
+    /// longest throttle of an enforced one (shadow ones are counted only).
     fn charge(
         &self,
         applied: &[Applied],
         now: Instant,
         cost: impl Fn(Metric) -> Option<f64>,
-    ) -> Charge {
+    ) -> Duration {
         let default = self.quotas.default_share();
-        let mut total = Charge::default();
+        let mut throttle = Duration::ZERO;
         for a in applied {
             let Some(cost) = cost(a.metric) else { continue };
-            let charge = a.bucket.charge(cost, a.limit, default, a.shadow, now);
-            if charge == Charge::default() {
+            let wait = a.bucket.charge(cost, a.limit, default, now);
+            if wait.is_zero() {
                 continue;
             }
-            if cost > 0.0 {
-                self.count(&a.policy_id, Outcome::Throttled, a.shadow);
-            }
+            self.count(&a.policy_id, Outcome::Throttled, a.shadow);
             if !a.shadow {
-                total.wait = total.wait.max(charge.wait);
-                total.throttle = total.throttle.max(charge.throttle);
+                throttle = throttle.max(wait);
             }
         }
-        total
+        throttle
     }
 
     /// Counts a throttle or refusal in node status, and as a (sampled)
@@ -300,7 +325,11 @@ impl Meter {
             let Some(limit) = p.limit(Metric::Connections) else {
                 continue;
             };
-            if !self.holds(p, client_id, "") {
+            // `api` is empty when a client connects: a condition (of the
+            // policy or a parent) reading it is taken to hold — the limit
+            // applies rather than silently not.
+            let reads_api = p.conditions.iter().any(|c| c.reads("api"));
+            if !reads_api && !self.holds(p, client_id, "") {
                 continue;
             }
             let key = key_of(p, &self.who, client_id);
@@ -349,3 +378,27 @@ fn key_of(policy: &Policy, who: &Who, client_id: &str) -> String {
 
 /// The longest bucket key kept, in bytes.
 const MAX_KEY: usize = 256;
+
+/// Whether `metric` counts requests of `api_key` (a Fetch's bytes are
+/// counted on its answer, but its request waits out their debt).
+fn counts(metric: Metric, api_key: i16) -> bool {
+    match metric {
+        Metric::Requests => true,
+        Metric::ProduceBytes => api_key == ApiKey::Produce as i16,
+        Metric::FetchBytes => api_key == ApiKey::Fetch as i16,
+        Metric::Connections => false,
+    }
+}
+
+/// Group membership requests: held, they would cost a rebalance.
+fn is_membership(api_key: i16) -> bool {
+    [
+        ApiKey::Heartbeat,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::LeaveGroup,
+        ApiKey::ConsumerGroupHeartbeat,
+    ]
+    .iter()
+    .any(|k| *k as i16 == api_key)
+}

@@ -23,7 +23,7 @@ pub(crate) mod policies;
 mod tests;
 pub mod throttle;
 
-pub use buckets::{Charge, ConnectionSlot, Quotas};
+pub use buckets::{ConnectionSlot, Quotas};
 pub use meter::{Meter, Who};
 pub use policies::QuotaPolicies;
 

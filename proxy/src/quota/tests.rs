@@ -60,10 +60,13 @@ fn a_bucket_holds_its_rate_over_time() {
     // batches for 20 s of bucket time.
     let (mut now, mut sent) = (start, 0.0);
     while now < start + Duration::from_secs(20) {
-        let charge = bucket.charge(1024.0, 1000.0, 1.0, false, now);
-        assert!(charge.wait.is_zero(), "it waited out every throttle");
+        assert!(
+            bucket.debt(1000.0, 1.0, now).is_zero(),
+            "it waited out every throttle"
+        );
+        let throttle = bucket.charge(1024.0, 1000.0, 1.0, now);
         sent += 1024.0;
-        now += charge.throttle.max(Duration::from_millis(1));
+        now += throttle.max(Duration::from_millis(1));
     }
     let rate = sent / 20.0;
     // The first second's burst on top of the rate, nothing more.
@@ -71,25 +74,29 @@ fn a_bucket_holds_its_rate_over_time() {
 }
 
 #[test]
-fn requests_into_debt_wait_however_many_connections_send_them() {
+fn requests_wait_for_debt_however_many_connections_send_them() {
     let quotas = Quotas::default();
     let bucket = quotas.bucket(&"q".into(), Metric::ProduceBytes, "");
-    let now = Instant::now();
-    // A client ignoring throttles over many connections: the bucket is
-    // shared, so every request after the burst waits for the debt before
-    // it — the rate holds.
-    let charges: Vec<_> = (0..5)
-        .map(|_| bucket.charge(1000.0, 1000.0, 1.0, false, now))
-        .collect();
-    assert_eq!(charges[0].wait, Duration::ZERO, "within the burst");
-    assert_eq!(
-        charges[1].wait,
-        Duration::ZERO,
-        "the bucket was not in debt yet"
+    let start = Instant::now();
+    // A client ignoring throttles over many connections: each request
+    // goes on once the shared bucket is out of debt, whichever
+    // connection sends it — 10 s of such traffic moves 10 s of the rate
+    // (plus the burst and the last request).
+    let (mut now, mut sent) = (start, 0.0);
+    while now < start + Duration::from_secs(10) {
+        let hold = bucket.debt(1000.0, 1.0, now);
+        if !hold.is_zero() {
+            now += hold;
+            continue;
+        }
+        bucket.charge(3000.0, 1000.0, 1.0, now);
+        sent += 3000.0;
+    }
+    assert!(
+        sent <= 1000.0 * (10.0 + 1.0) + 3000.0,
+        "{sent} bytes in 10 s"
     );
-    assert_eq!(charges[2].wait, Duration::from_secs(1));
-    assert_eq!(charges[4].wait, Duration::from_secs(3));
-    assert_eq!(charges[4].throttle, Duration::from_secs(4));
+    assert!(sent >= 1000.0 * 10.0, "{sent} bytes in 10 s");
 }
 
 #[test]
@@ -97,12 +104,12 @@ fn the_share_scales_the_rate_and_the_default_applies_until_one_arrives() {
     let quotas = Quotas::default();
     let bucket = quotas.bucket(&"q".into(), Metric::Requests, "");
     let now = Instant::now();
-    let charge = |at| bucket.charge(1.0, 10.0, quotas.default_share(), false, at);
+    let charge = |at| bucket.charge(1.0, 10.0, quotas.default_share(), at);
     // Default 1.0: a 10/s limit allows a burst of 10.
     for _ in 0..10 {
-        assert_eq!(charge(now), Charge::default());
+        assert!(charge(now).is_zero());
     }
-    assert!(!charge(now).throttle.is_zero());
+    assert!(!charge(now).is_zero());
     quotas.apply(&QuotaShares {
         shares: vec![QuotaShare {
             policy_id: "q".into(),
@@ -115,35 +122,30 @@ fn the_share_scales_the_rate_and_the_default_applies_until_one_arrives() {
     assert_eq!(quotas.default_share(), 0.25);
     // At half the rate, one more second buys 5 requests, not 10.
     let later = now + Duration::from_secs(10);
-    let allowed = (0..20)
-        .take_while(|_| charge(later) == Charge::default())
-        .count();
+    let allowed = (0..20).take_while(|_| charge(later).is_zero()).count();
     assert_eq!(allowed, 5);
     let (uses, _) = quotas.usage();
     assert_eq!(uses.len(), 1);
     assert!(uses[0].limited && uses[0].metric == "requests");
-    // Idle, it is still reported (it holds a share), as not held back.
+    // Idle, it is still reported for a while (it holds a share), as not
+    // held back.
     let (uses, _) = quotas.usage();
     assert_eq!((uses.len(), uses[0].used, uses[0].limited), (1, 0.0, false));
 }
 
 #[test]
-fn debt_is_kept_past_one_throttle_and_shadow_debt_is_bounded() {
+fn debt_is_bounded_and_kept_past_one_throttle() {
     let quotas = Quotas::default();
     let bucket = quotas.bucket(&"q".into(), Metric::ProduceBytes, "");
     let now = Instant::now();
-    // 100 s of debt at once: one throttle says at most MAX_THROTTLE, and
-    // the rest is still owed by the next request.
-    let first = bucket.charge(101.0, 1.0, 1.0, false, now);
-    assert_eq!(first.throttle, buckets::MAX_THROTTLE);
+    // 100 s of cost at once: the answer says at most MAX_THROTTLE; the
+    // bucket keeps MAX_DEBT of it, which holds the next request.
+    let throttle = bucket.charge(101.0, 1.0, 1.0, now);
+    assert_eq!(throttle, buckets::MAX_THROTTLE);
     let later = now + buckets::MAX_THROTTLE;
-    let next = bucket.charge(0.0, 1.0, 1.0, false, later);
-    assert_eq!(next.wait, buckets::MAX_WAIT, "90 s still owed");
-    // A shadow bucket never makes anyone pay, so its debt is bounded.
-    let shadow = quotas.bucket(&"s".into(), Metric::ProduceBytes, "");
-    shadow.charge(1e12, 1.0, 1.0, true, now);
-    let after = now + buckets::MAX_THROTTLE + Duration::from_secs(2);
-    assert_eq!(shadow.charge(0.5, 1.0, 1.0, true, after), Charge::default());
+    let hold = bucket.debt(1.0, 1.0, later);
+    assert_eq!(hold, buckets::MAX_DEBT - buckets::MAX_THROTTLE);
+    assert!(bucket.debt(1.0, 1.0, now + buckets::MAX_DEBT).is_zero());
 }
 
 #[test]
@@ -154,31 +156,31 @@ fn per_principal_buckets_are_apart_and_shadow_never_throttles() {
     let alice = meter(&quotas, &telemetry, "User:alice");
     let bob = meter(&quotas, &telemetry, "User:bob");
     let produce = ApiKey::Produce as i16;
-    assert_eq!(
-        alice.on_request(&enforced, produce, b"", 100),
-        Charge::default()
-    );
-    let throttled = alice.on_request(&enforced, produce, b"", 100).throttle;
+    assert!(alice.on_request(&enforced, produce, b"", 100).is_zero());
+    let throttled = alice.on_request(&enforced, produce, b"", 100);
     assert!(throttled >= Duration::from_millis(900), "{throttled:?}");
     assert!(alice.muted_until().is_some(), "the connection is muted");
-    // Alice's other connections share her bucket: their next request
-    // waits for her debt.
+    // Alice's other connections share her bucket: their next Produce
+    // waits for her debt (a Heartbeat never does).
     let alice_again = meter(&quotas, &telemetry, "User:alice");
-    let held = alice_again.on_request(&enforced, produce, b"", 100).wait;
+    let held = alice_again.hold(&enforced, produce, b"", true);
     assert!(held >= Duration::from_millis(900), "{held:?}");
-    let bobs = bob.on_request(&enforced, produce, b"", 100);
-    assert_eq!(bobs, Charge::default(), "bob's own bucket");
+    let heartbeat = ApiKey::Heartbeat as i16;
+    assert!(alice_again.hold(&enforced, heartbeat, b"", true).is_zero());
+    assert!(
+        bob.hold(&enforced, produce, b"", true).is_zero(),
+        "bob's own bucket"
+    );
+    assert!(bob.on_request(&enforced, produce, b"", 100).is_zero());
     // Not a Produce: only requests count, and there is no request limit.
     let metadata = alice.on_request(&enforced, ApiKey::Metadata as i16, b"", 1 << 20);
-    assert_eq!(metadata, Charge::default());
+    assert!(metadata.is_zero());
 
     let shadow = policies(policy(Per::VirtualCluster, 100, 0, true));
     let carol = meter(&quotas, &telemetry, "User:carol");
     for _ in 0..5 {
-        assert_eq!(
-            carol.on_request(&shadow, produce, b"", 100),
-            Charge::default()
-        );
+        assert!(carol.on_request(&shadow, produce, b"", 100).is_zero());
+        assert!(carol.hold(&shadow, produce, b"", true).is_zero());
     }
     assert!(carol.muted_until().is_none());
     let outcomes = telemetry.outcomes();
@@ -196,10 +198,10 @@ fn per_client_id_keys_follow_the_request() {
     let p = policies(policy(Per::ClientId, 100, 0, false));
     let m = meter(&quotas, &telemetry, "User:alice");
     let produce = ApiKey::Produce as i16;
-    assert_eq!(m.on_request(&p, produce, b"one", 100), Charge::default());
+    assert!(m.on_request(&p, produce, b"one", 100).is_zero());
     let two = m.on_request(&p, produce, b"two", 100);
-    assert_eq!(two, Charge::default(), "another bucket");
-    assert!(!m.on_request(&p, produce, b"one", 100).throttle.is_zero());
+    assert!(two.is_zero(), "another bucket");
+    assert!(!m.on_request(&p, produce, b"one", 100).is_zero());
 }
 
 #[test]
@@ -296,4 +298,3 @@ fn throttle_time_is_written_into_produce_and_fetch_answers() {
     );
     assert_eq!(throttle::millis(Duration::from_micros(1001)), 2);
 }
-

@@ -5,8 +5,8 @@
 //! limit among the nodes that use it and sends each node its shares.
 //!
 //! The split, per bucket (policy, metric, key), over the nodes that
-//! reported it in the last [`STALE`] (a node that went away: in the last
-//! [`GRACE`], since it may be serving still at its last shares):
+//! reported it in the last [`STALE`] (a minute: a node that stops
+//! reporting may be cut off and still serving at its last shares):
 //! - a node that was not held back wants what it used plus headroom
 //!   (`1.25 × used + 0.02`; `1.1 × used + 0.01` while another node is
 //!   held back); one that was held back wants more than there is;
@@ -31,12 +31,11 @@ use std::{
 
 use sluice_proto::dataplane::v1::{QuotaShare, QuotaShares, QuotaUsage};
 
-/// Reports older than this no longer count.
-pub const STALE: Duration = Duration::from_secs(3);
-/// How long a node that went away keeps its part of the split: it may
-/// still be serving at its last shares, cut off from the control plane
-/// (its idle buckets drop their shares after a minute).
-pub const GRACE: Duration = Duration::from_secs(60);
+/// How long a node's last report of a bucket counts. Long, on purpose: a
+/// node that stops reporting may be cut off and still serving at its last
+/// shares (a node that merely stopped using a bucket reports it idle for
+/// ten seconds first, so what is kept of it is a small want).
+pub const STALE: Duration = Duration::from_secs(60);
 /// How much more than it used a node that was not held back gets, while
 /// no node is held back.
 const HEADROOM: f64 = 1.25;
@@ -68,17 +67,6 @@ struct Use {
     used: f64,
     limited: bool,
     at: Instant,
-    /// Set when its node went away: the use counts until [`GRACE`] after.
-    departed: Option<Instant>,
-}
-
-impl Use {
-    fn stale(&self, now: Instant) -> bool {
-        match self.departed {
-            Some(gone) => now.saturating_duration_since(gone) >= GRACE,
-            None => now.saturating_duration_since(self.at) >= STALE,
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -114,28 +102,22 @@ impl Quotas {
             .add_assign(1);
     }
 
-    /// A node of `gateway` went away. Its uses count for [`GRACE`] more
-    /// (it may be serving still, at its last shares, cut off from us).
+    /// A node of `gateway` went away: the default share grows; its
+    /// reports count until they are [`STALE`] (it may be serving still,
+    /// cut off from us).
     pub fn leave(&self, gateway: &str, node: &str) {
-        let now = Instant::now();
         let mut all = self.lock();
-        if let Some(g) = all.get_mut(gateway) {
-            match g.nodes.get_mut(node) {
-                Some(streams) if *streams > 1 => {
-                    *streams -= 1;
-                    return;
-                }
-                _ => {}
+        let Some(g) = all.get_mut(gateway) else {
+            return;
+        };
+        match g.nodes.get_mut(node) {
+            Some(streams) if *streams > 1 => *streams -= 1,
+            _ => {
+                g.nodes.remove(node);
             }
-            g.nodes.remove(node);
-            for uses in g.buckets.values_mut() {
-                if let Some(u) = uses.get_mut(node) {
-                    u.departed = Some(now);
-                }
-            }
-            if g.nodes.is_empty() {
-                all.remove(gateway);
-            }
+        }
+        if g.nodes.is_empty() && g.buckets.is_empty() {
+            all.remove(gateway);
         }
     }
 
@@ -165,7 +147,6 @@ impl Quotas {
                     used: u.used.min(1e6),
                     limited: u.limited,
                     at: now,
-                    departed: None,
                 },
             );
         }
@@ -204,12 +185,9 @@ fn split_all(
 ) -> HashMap<String, Vec<QuotaShare>> {
     let mut by_node: HashMap<String, Vec<QuotaShare>> = HashMap::new();
     buckets.retain(|(policy_id, metric, key), uses| {
-        uses.retain(|_, u| !u.stale(now));
+        uses.retain(|_, u| now.saturating_duration_since(u.at) < STALE);
         let wants: Vec<(f64, bool)> = uses.values().map(|u| (u.used, u.limited)).collect();
-        for ((node, u), share) in uses.iter().zip(split(&wants)) {
-            if u.departed.is_some() {
-                continue;
-            }
+        for (node, share) in uses.keys().zip(split(&wants)) {
             by_node.entry(node.clone()).or_default().push(QuotaShare {
                 policy_id: policy_id.clone(),
                 metric: metric.clone(),
@@ -390,7 +368,7 @@ mod tests {
         );
         let mut gateways = q.lock();
         let g = gateways.get_mut("g").unwrap();
-        let by_node = split_all(&mut g.buckets, Instant::now() + GRACE);
+        let by_node = split_all(&mut g.buckets, Instant::now() + STALE);
         assert!(by_node.is_empty(), "every report is stale by then");
     }
 
