@@ -25,8 +25,8 @@ use crate::{
 };
 
 /// The longest a request waits for its quota buckets to be out of debt
-/// (a client's request timeout is 30 s by default); it then goes on, and
-/// the debt holds the next one.
+/// (a client's request timeout is 30 s by default): a client still
+/// waiting then keeps sending over its quota, and is closed.
 const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(20);
 /// How often a held request looks at its buckets again (shares change).
 const HOLD_STEP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -103,31 +103,62 @@ where
             }
         };
         // The policy hop's quotas, before anything else is decided for the
-        // request: while its buckets are in debt it waits (at most
-        // MAX_HOLD, looking again every second as shares change), and
-        // configuration that changes meanwhile applies to it.
+        // request: it is counted once its buckets are out of debt, and
+        // waits until then (looking again every second, as shares change;
+        // configuration that changes meanwhile applies to it). A client
+        // that leaves while its request waits gets it dropped, not sent;
+        // one still waiting after MAX_HOLD keeps sending over its quota
+        // and is closed.
+        let mut throttle = std::time::Duration::ZERO;
         if let Ok(Ok(Some(frame))) = &read
-            && let Some(quotas) = binding
-                .current()
-                .and_then(|r| r.virtual_cluster.quotas.clone())
             && let Some((api_key, _, _)) = frame::request_key(frame.body_slice())
         {
             let client_id = frame::request_client_id(frame.body_slice());
             let held = tokio::time::Instant::now();
-            let mut first_look = true;
-            loop {
-                let wait = meter.hold(&quotas, api_key, client_id, first_look);
-                first_look = false;
-                if wait.is_zero() || held.elapsed() >= MAX_HOLD {
-                    break;
+            let mut first_try = true;
+            while let Some(route) = binding.current().cloned()
+                && let Some(quotas) = &route.virtual_cluster.quotas
+            {
+                let wait = match meter.try_request(
+                    quotas,
+                    api_key,
+                    client_id,
+                    frame.wire().len(),
+                    first_try,
+                ) {
+                    Ok(earned) => {
+                        throttle = earned;
+                        break;
+                    }
+                    Err(wait) => wait,
+                };
+                first_try = false;
+                let left = MAX_HOLD.saturating_sub(held.elapsed());
+                if left.is_zero() {
+                    return Err(HopError::new(
+                        Hop::Policy,
+                        route.virtual_cluster.id.clone(),
+                        Kind::QuotaExceeded,
+                        format!(
+                            "a request waited {MAX_HOLD:?} for its quota (the client keeps sending \
+                             over it, on this connection or others): the connection is closed"
+                        ),
+                    ));
                 }
+                let watch_client = client.peek_body().is_none();
                 tokio::select! {
-                    () = tokio::time::sleep(wait.min(HOLD_STEP)) => {}
+                    () = tokio::time::sleep(wait.min(HOLD_STEP).min(left)) => {}
                     changed = changes.changed(), if watching => match changed {
                         Err(_) => watching = false,
                         Ok(()) => if let Some(end) = changed_path(&mut binding) {
                             return end;
                         },
+                    },
+                    filled = client.fill(), if watch_client => match filled {
+                        Ok(true) => {}
+                        // Gone (or broken) while its request waited: the
+                        // request is dropped, never sent late.
+                        Ok(false) | Err(_) => return Ok(End::ClientClosed),
                     },
                 }
             }
@@ -249,14 +280,10 @@ where
         };
         let chain = &route.virtual_cluster.chain;
         let mut notes = Notes::default();
-        // The policy hop's quotas: every request counts, its bytes too if
-        // it is a Produce; the throttle it earns goes into its answer.
-        if let Some(quotas) = &route.virtual_cluster.quotas {
-            let client_id = frame::request_client_id(&body);
-            let throttle = meter.on_request(quotas, api_key, client_id, frame.wire().len());
-            if !throttle.is_zero() {
-                notes.put(Throttled(throttle));
-            }
+        // The throttle the request earned at the policy hop goes into its
+        // answer.
+        if !throttle.is_zero() {
+            notes.put(Throttled(throttle));
         }
         if let Some(cap) = lifetime_cap {
             notes.put(LifetimeCap(cap));

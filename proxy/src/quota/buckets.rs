@@ -85,6 +85,8 @@ struct State {
     limit: f64,
     /// Open connections (connections buckets).
     open: u64,
+    /// Whether it last ran for a shadow policy.
+    shadow: bool,
     /// Last used.
     touched: Instant,
 }
@@ -101,6 +103,7 @@ impl Bucket {
                 limited: false,
                 limit: 0.0,
                 open: 0,
+                shadow: false,
                 touched: Instant::now(),
             }),
         }
@@ -126,23 +129,55 @@ impl Bucket {
         rate
     }
 
-    /// How long until the bucket is out of debt (zero when it is not in
-    /// debt): a request counted against it waits that long first.
-    pub fn debt(&self, limit: f64, default: f64, now: Instant) -> Duration {
+    /// Takes `cost` if the bucket is out of debt (checked and charged
+    /// under one lock, so requests released together cannot all pass):
+    /// `Ok` with the throttle the request's answer carries (the debt it
+    /// leaves, at most [`MAX_THROTTLE`]; zero within the share), or `Err`
+    /// with how long until the bucket is out of debt, nothing taken. A
+    /// shadow bucket always takes. A bucket switching between shadow and
+    /// enforce starts afresh (shadow debt is not made anyone's).
+    pub fn try_charge(
+        &self,
+        cost: f64,
+        limit: f64,
+        default: f64,
+        shadow: bool,
+        now: Instant,
+    ) -> Result<Duration, Duration> {
         let mut s = self.lock();
+        if s.shadow != shadow {
+            s.shadow = shadow;
+            s.last = None;
+        }
         let rate = Self::refill(&mut s, limit, default, now);
+        s.touched = now;
+        if s.tokens < 0.0 && !shadow {
+            s.limited = true;
+            return Err(Duration::from_secs_f64(
+                (-s.tokens / rate).clamp(0.0, MAX_DEBT.as_secs_f64()),
+            ));
+        }
+        s.used += cost;
+        s.tokens = (s.tokens - cost).max(-rate * MAX_DEBT.as_secs_f64());
         if s.tokens >= 0.0 {
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         }
         s.limited = true;
-        s.touched = now;
-        Duration::from_secs_f64((-s.tokens / rate).clamp(0.0, MAX_DEBT.as_secs_f64()))
+        Ok(Duration::from_secs_f64(
+            (-s.tokens / rate).clamp(0.0, MAX_THROTTLE.as_secs_f64()),
+        ))
     }
 
-    /// Counts `cost` against a rate `limit` (per second, gateway-wide);
-    /// returns the throttle the request's answer carries: the debt it
-    /// leaves, at most [`MAX_THROTTLE`] (the rest holds the next
-    /// requests). Zero within the share.
+    /// Gives back what [`Bucket::try_charge`] took, when another bucket
+    /// of the same request held it back.
+    pub fn refund(&self, cost: f64) {
+        let mut s = self.lock();
+        s.used = (s.used - cost).max(0.0);
+        s.tokens += cost;
+    }
+
+    /// Counts `cost` whatever the debt (an answer's bytes, known only
+    /// once the broker answered); returns the throttle it carries.
     pub fn charge(&self, cost: f64, limit: f64, default: f64, now: Instant) -> Duration {
         let mut s = self.lock();
         let rate = Self::refill(&mut s, limit, default, now);

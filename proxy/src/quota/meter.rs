@@ -13,6 +13,7 @@ use std::{
 };
 
 use kafka_protocol::messages::ApiKey;
+use sluice_proto::condition::Condition;
 
 use super::{
     Metric, QuotaPolicies,
@@ -86,60 +87,64 @@ impl Meter {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How long a request of `api_key` is to wait before it goes on: until
-    /// the buckets it counts against are out of debt (run up by this or
-    /// other connections: a client that ignores throttles, or spreads over
-    /// connections, is held to the rate all the same). Group membership
-    /// requests are never held (a late Heartbeat costs a rebalance); they
-    /// still count. `first`: the request's first look (a hold is counted
+    /// Counts a request of `bytes` (frame size) under `policies` — one
+    /// request, and its bytes if it is a Produce — if its buckets are out
+    /// of debt: `Ok` with the throttle its answer carries (zero within
+    /// every share; the connection is muted for it), or `Err` with how
+    /// long until they are, nothing counted. Debt run up by any
+    /// connection holds it, so a client that ignores throttles or
+    /// spreads over connections is held to the rate all the same. Group
+    /// membership, SASL and ApiVersions requests are never held (a late
+    /// Heartbeat costs a rebalance) and never mute the connection; they
+    /// still count. `first`: the request's first try (a hold is counted
     /// once).
-    pub fn hold(
-        &self,
-        policies: &Arc<QuotaPolicies>,
-        api_key: i16,
-        client_id: &[u8],
-        first: bool,
-    ) -> Duration {
-        if is_membership(api_key) {
-            return Duration::ZERO;
-        }
-        let now = Instant::now();
-        let default = self.quotas.default_share();
-        let applied = self.applied(policies, api_key, client_id);
-        let mut hold = Duration::ZERO;
-        for a in applied
-            .iter()
-            .filter(|a| !a.shadow && counts(a.metric, api_key))
-        {
-            let wait = a.bucket.debt(a.limit, default, now);
-            if !wait.is_zero() && first {
-                self.count(&a.policy_id, Outcome::Throttled, false);
-            }
-            hold = hold.max(wait);
-        }
-        hold
-    }
-
-    /// Counts a request of `bytes` (frame size) under `policies`: one
-    /// request, and its bytes if it is a Produce. Returns the throttle its
-    /// answer carries (zero within every share); the connection is muted
-    /// for it.
-    pub fn on_request(
+    pub fn try_request(
         &self,
         policies: &Arc<QuotaPolicies>,
         api_key: i16,
         client_id: &[u8],
         bytes: usize,
-    ) -> Duration {
+        first: bool,
+    ) -> Result<Duration, Duration> {
         let now = Instant::now();
+        let default = self.quotas.default_share();
         let applied = self.applied(policies, api_key, client_id);
-        let throttle = self.charge(&applied, now, |metric| match metric {
-            Metric::Requests => Some(1.0),
-            Metric::ProduceBytes if api_key == ApiKey::Produce as i16 => Some(bytes as f64),
-            _ => None,
-        });
+        let exempt = never_held(api_key);
+        let mut taken: Vec<(&Applied, f64)> = Vec::new();
+        let mut throttle = Duration::ZERO;
+        for a in applied.iter() {
+            let cost = match a.metric {
+                Metric::Requests => 1.0,
+                Metric::ProduceBytes if api_key == ApiKey::Produce as i16 => bytes as f64,
+                // A Fetch's bytes count on its answer; its request waits
+                // out their debt.
+                Metric::FetchBytes if api_key == ApiKey::Fetch as i16 => 0.0,
+                _ => continue,
+            };
+            let shadow = a.shadow || exempt;
+            match a.bucket.try_charge(cost, a.limit, default, shadow, now) {
+                Ok(wait) => {
+                    if !wait.is_zero() && (a.shadow || !exempt) && cost > 0.0 {
+                        self.count(&a.policy_id, Outcome::Throttled, a.shadow);
+                    }
+                    if !a.shadow && !exempt {
+                        throttle = throttle.max(wait);
+                    }
+                    taken.push((a, cost));
+                }
+                Err(wait) => {
+                    for (b, cost) in taken {
+                        b.bucket.refund(cost);
+                    }
+                    if first {
+                        self.count(&a.policy_id, Outcome::Throttled, false);
+                    }
+                    return Err(wait);
+                }
+            }
+        }
         self.mute(now, throttle);
-        throttle
+        Ok(throttle)
     }
 
     /// Counts an answer of `bytes` (frame size): its bytes if it answers
@@ -289,6 +294,18 @@ impl Meter {
     /// Whether `policy`'s conditions hold; one that cannot be evaluated
     /// counts as holding (a quota fails closed) and is reported.
     fn holds(&self, policy: &Policy, client_id: &str, api: &str) -> bool {
+        self.holds_where(policy, client_id, api, |_| true)
+    }
+
+    /// [`Meter::holds`] over the conditions `which` picks (the others are
+    /// taken to hold).
+    fn holds_where(
+        &self,
+        policy: &Policy,
+        client_id: &str,
+        api: &str,
+        which: impl Fn(&Condition) -> bool,
+    ) -> bool {
         let values = [
             ("principal", self.who.principal.as_str()),
             ("client_id", client_id),
@@ -296,18 +313,22 @@ impl Meter {
             ("listener", self.who.listener.as_str()),
             ("api", api),
         ];
-        policy.conditions.iter().all(|c| match c.holds(&values) {
-            Ok(holds) => holds,
-            Err(e) => {
-                self.telemetry.error(&HopError::new(
-                    Hop::Policy,
-                    policy.id.to_string(),
-                    Kind::ConditionFailed,
-                    format!("condition: {e}; the quota applies"),
-                ));
-                true
-            }
-        })
+        policy
+            .conditions
+            .iter()
+            .filter(|c| which(c))
+            .all(|c| match c.holds(&values) {
+                Ok(holds) => holds,
+                Err(e) => {
+                    self.telemetry.error(&HopError::new(
+                        Hop::Policy,
+                        policy.id.to_string(),
+                        Kind::ConditionFailed,
+                        format!("condition: {e}; the quota applies"),
+                    ));
+                    true
+                }
+            })
     }
 
     /// Counts a new connection against every `max_connections` quota
@@ -328,8 +349,7 @@ impl Meter {
             // `api` is empty when a client connects: a condition (of the
             // policy or a parent) reading it is taken to hold — the limit
             // applies rather than silently not.
-            let reads_api = p.conditions.iter().any(|c| c.reads("api"));
-            if !reads_api && !self.holds(p, client_id, "") {
+            if !self.holds_where(p, client_id, "", |c| !c.reads("api")) {
                 continue;
             }
             let key = key_of(p, &self.who, client_id);
@@ -379,25 +399,19 @@ fn key_of(policy: &Policy, who: &Who, client_id: &str) -> String {
 /// The longest bucket key kept, in bytes.
 const MAX_KEY: usize = 256;
 
-/// Whether `metric` counts requests of `api_key` (a Fetch's bytes are
-/// counted on its answer, but its request waits out their debt).
-fn counts(metric: Metric, api_key: i16) -> bool {
-    match metric {
-        Metric::Requests => true,
-        Metric::ProduceBytes => api_key == ApiKey::Produce as i16,
-        Metric::FetchBytes => api_key == ApiKey::Fetch as i16,
-        Metric::Connections => false,
-    }
-}
-
-/// Group membership requests: held, they would cost a rebalance.
-fn is_membership(api_key: i16) -> bool {
+/// Requests never held or muted for: group membership (held, they would
+/// cost a rebalance), SASL and ApiVersions (a held login can outlive the
+/// session it renews).
+fn never_held(api_key: i16) -> bool {
     [
         ApiKey::Heartbeat,
         ApiKey::JoinGroup,
         ApiKey::SyncGroup,
         ApiKey::LeaveGroup,
         ApiKey::ConsumerGroupHeartbeat,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
+        ApiKey::ApiVersions,
     ]
     .iter()
     .any(|k| *k as i16 == api_key)

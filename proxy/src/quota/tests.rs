@@ -51,6 +51,33 @@ fn meter(quotas: &Arc<Quotas>, telemetry: &Arc<Telemetry>, principal: &str) -> M
     )
 }
 
+/// How long until `bucket` is out of debt (zero: it is not).
+fn debt(bucket: &buckets::Bucket, limit: f64, now: Instant) -> Duration {
+    match bucket.try_charge(0.0, limit, 1.0, false, now) {
+        Ok(_) => Duration::ZERO,
+        Err(wait) => wait,
+    }
+}
+
+/// A request that goes through (it must): the throttle it earned.
+fn request(
+    m: &Meter,
+    p: &Arc<QuotaPolicies>,
+    api: i16,
+    client_id: &[u8],
+    bytes: usize,
+) -> Duration {
+    m.try_request(p, api, client_id, bytes, true)
+        .unwrap_or_else(|wait| panic!("held for {wait:?}"))
+}
+
+/// How long a request of no bytes would be held (zero: it went through).
+fn held(m: &Meter, p: &Arc<QuotaPolicies>, api: i16, client_id: &[u8]) -> Duration {
+    m.try_request(p, api, client_id, 0, true)
+        .err()
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_bucket_holds_its_rate_over_time() {
     let quotas = Quotas::default();
@@ -61,7 +88,7 @@ fn a_bucket_holds_its_rate_over_time() {
     let (mut now, mut sent) = (start, 0.0);
     while now < start + Duration::from_secs(20) {
         assert!(
-            bucket.debt(1000.0, 1.0, now).is_zero(),
+            debt(&bucket, 1000.0, now).is_zero(),
             "it waited out every throttle"
         );
         let throttle = bucket.charge(1024.0, 1000.0, 1.0, now);
@@ -84,12 +111,14 @@ fn requests_wait_for_debt_however_many_connections_send_them() {
     // (plus the burst and the last request).
     let (mut now, mut sent) = (start, 0.0);
     while now < start + Duration::from_secs(10) {
-        let hold = bucket.debt(1000.0, 1.0, now);
+        let hold = debt(&bucket, 1000.0, now);
         if !hold.is_zero() {
             now += hold;
             continue;
         }
-        bucket.charge(3000.0, 1000.0, 1.0, now);
+        bucket
+            .try_charge(3000.0, 1000.0, 1.0, false, now)
+            .expect("out of debt");
         sent += 3000.0;
     }
     assert!(
@@ -143,9 +172,9 @@ fn debt_is_bounded_and_kept_past_one_throttle() {
     let throttle = bucket.charge(101.0, 1.0, 1.0, now);
     assert_eq!(throttle, buckets::MAX_THROTTLE);
     let later = now + buckets::MAX_THROTTLE;
-    let hold = bucket.debt(1.0, 1.0, later);
+    let hold = debt(&bucket, 1.0, later);
     assert_eq!(hold, buckets::MAX_DEBT - buckets::MAX_THROTTLE);
-    assert!(bucket.debt(1.0, 1.0, now + buckets::MAX_DEBT).is_zero());
+    assert!(debt(&bucket, 1.0, now + buckets::MAX_DEBT).is_zero());
 }
 
 #[test]
@@ -156,31 +185,31 @@ fn per_principal_buckets_are_apart_and_shadow_never_throttles() {
     let alice = meter(&quotas, &telemetry, "User:alice");
     let bob = meter(&quotas, &telemetry, "User:bob");
     let produce = ApiKey::Produce as i16;
-    assert!(alice.on_request(&enforced, produce, b"", 100).is_zero());
-    let throttled = alice.on_request(&enforced, produce, b"", 100);
+    assert!(request(&alice, &enforced, produce, b"", 100).is_zero());
+    let throttled = request(&alice, &enforced, produce, b"", 100);
     assert!(throttled >= Duration::from_millis(900), "{throttled:?}");
     assert!(alice.muted_until().is_some(), "the connection is muted");
     // Alice's other connections share her bucket: their next Produce
     // waits for her debt (a Heartbeat never does).
     let alice_again = meter(&quotas, &telemetry, "User:alice");
-    let held = alice_again.hold(&enforced, produce, b"", true);
-    assert!(held >= Duration::from_millis(900), "{held:?}");
+    let wait = held(&alice_again, &enforced, produce, b"");
+    assert!(wait >= Duration::from_millis(900), "{wait:?}");
     let heartbeat = ApiKey::Heartbeat as i16;
-    assert!(alice_again.hold(&enforced, heartbeat, b"", true).is_zero());
+    assert!(held(&alice_again, &enforced, heartbeat, b"").is_zero());
     assert!(
-        bob.hold(&enforced, produce, b"", true).is_zero(),
+        held(&bob, &enforced, produce, b"").is_zero(),
         "bob's own bucket"
     );
-    assert!(bob.on_request(&enforced, produce, b"", 100).is_zero());
+    assert!(request(&bob, &enforced, produce, b"", 100).is_zero());
     // Not a Produce: only requests count, and there is no request limit.
-    let metadata = alice.on_request(&enforced, ApiKey::Metadata as i16, b"", 1 << 20);
+    let metadata = request(&alice, &enforced, ApiKey::Metadata as i16, b"", 1 << 20);
     assert!(metadata.is_zero());
 
     let shadow = policies(policy(Per::VirtualCluster, 100, 0, true));
     let carol = meter(&quotas, &telemetry, "User:carol");
     for _ in 0..5 {
-        assert!(carol.on_request(&shadow, produce, b"", 100).is_zero());
-        assert!(carol.hold(&shadow, produce, b"", true).is_zero());
+        assert!(request(&carol, &shadow, produce, b"", 100).is_zero());
+        assert!(held(&carol, &shadow, produce, b"").is_zero());
     }
     assert!(carol.muted_until().is_none());
     let outcomes = telemetry.outcomes();
@@ -198,10 +227,10 @@ fn per_client_id_keys_follow_the_request() {
     let p = policies(policy(Per::ClientId, 100, 0, false));
     let m = meter(&quotas, &telemetry, "User:alice");
     let produce = ApiKey::Produce as i16;
-    assert!(m.on_request(&p, produce, b"one", 100).is_zero());
-    let two = m.on_request(&p, produce, b"two", 100);
+    assert!(request(&m, &p, produce, b"one", 100).is_zero());
+    let two = request(&m, &p, produce, b"two", 100);
     assert!(two.is_zero(), "another bucket");
-    assert!(!m.on_request(&p, produce, b"one", 100).is_zero());
+    assert!(!request(&m, &p, produce, b"one", 100).is_zero());
 }
 
 #[test]
@@ -297,4 +326,25 @@ fn throttle_time_is_written_into_produce_and_fetch_answers() {
         v0
     );
     assert_eq!(throttle::millis(Duration::from_micros(1001)), 2);
+}
+
+#[test]
+fn requests_released_together_pass_one_at_a_time() {
+    let quotas = Quotas::default();
+    let bucket = quotas.bucket(&"q".into(), Metric::ProduceBytes, "");
+    let now = Instant::now();
+    bucket.try_charge(3000.0, 1000.0, 1.0, false, now).unwrap();
+    // Five connections waiting for the same debt wake at the same moment:
+    // checked and charged under one lock, only one goes on.
+    let later = now + Duration::from_secs(2);
+    let passed = (0..5)
+        .filter(|_| bucket.try_charge(3000.0, 1000.0, 1.0, false, later).is_ok())
+        .count();
+    assert_eq!(passed, 1);
+    // A request another bucket holds back is refunded, not charged.
+    let other = quotas.bucket(&"q".into(), Metric::Requests, "");
+    let before = debt(&other, 1.0, later);
+    other.try_charge(1.0, 1.0, 1.0, false, later).unwrap();
+    other.refund(1.0);
+    assert_eq!(debt(&other, 1.0, later), before);
 }

@@ -36,6 +36,8 @@ use sluice_proto::dataplane::v1::{QuotaShare, QuotaShares, QuotaUsage};
 /// shares (a node that merely stopped using a bucket reports it idle for
 /// ten seconds first, so what is kept of it is a small want).
 pub const STALE: Duration = Duration::from_secs(60);
+/// How long a report of an idle bucket counts.
+const IDLE_STALE: Duration = Duration::from_secs(3);
 /// How much more than it used a node that was not held back gets, while
 /// no node is held back.
 const HEADROOM: f64 = 1.25;
@@ -116,7 +118,9 @@ impl Quotas {
                 g.nodes.remove(node);
             }
         }
-        if g.nodes.is_empty() && g.buckets.is_empty() {
+        // With no node left nobody asks for shares: the reports go (a node
+        // cut off and still serving keeps its shares all the same).
+        if g.nodes.is_empty() {
             all.remove(gateway);
         }
     }
@@ -185,7 +189,17 @@ fn split_all(
 ) -> HashMap<String, Vec<QuotaShare>> {
     let mut by_node: HashMap<String, Vec<QuotaShare>> = HashMap::new();
     buckets.retain(|(policy_id, metric, key), uses| {
-        uses.retain(|_, u| now.saturating_duration_since(u.at) < STALE);
+        // An idle report (nothing used, nothing held back) is kept only
+        // briefly: its node is alive and said so; a busy one is kept for
+        // STALE, in case its node is cut off and still serving.
+        uses.retain(|_, u| {
+            let keep = if u.used == 0.0 && !u.limited {
+                IDLE_STALE
+            } else {
+                STALE
+            };
+            now.saturating_duration_since(u.at) < keep
+        });
         let wants: Vec<(f64, bool)> = uses.values().map(|u| (u.used, u.limited)).collect();
         for (node, share) in uses.keys().zip(split(&wants)) {
             by_node.entry(node.clone()).or_default().push(QuotaShare {
