@@ -17,12 +17,14 @@ from confluent_kafka import Consumer
 bootstrap, topic, group, ca = sys.argv[1:5]
 errors = []
 connects = {}
+disconnects = {}
 
 
 def on_stats(text):
     for name, broker in json.loads(text).get("brokers", {}).items():
         if broker.get("nodeid", -1) >= 0 or broker.get("connects", 0) > 0:
             connects[name] = max(connects.get(name, 0), broker.get("connects", 0))
+            disconnects[name] = max(disconnects.get(name, 0), broker.get("disconnects", 0))
 
 
 def say(line):
@@ -56,4 +58,5 @@ end = time.monotonic() + 0.3
 while time.monotonic() < end:
     consumer.poll(0.1)
 consumer.close()
-say("done " + json.dumps({"seen": seen, "errors": errors, "connects": connects}))
+say("done " + json.dumps({"seen": seen, "errors": errors, "connects": connects,
+                          "disconnects": disconnects}))

@@ -3,8 +3,9 @@
 usage: steady_consumer.py BOOTSTRAP TOPIC GROUP
 Prints "ready" once it has its first record, then consumes until it reads
 the record "last"; prints one JSON line with the records, every client
-error librdkafka reported, and how many connections librdkafka made to
-each broker (its statistics; a silent reconnect shows up there).
+error librdkafka reported, and per broker how many connections librdkafka
+attempted and how many were closed under it (its statistics; a silent
+reconnect shows up as a disconnect).
 """
 import json
 import sys
@@ -15,12 +16,14 @@ from confluent_kafka import Consumer
 bootstrap, topic, group = sys.argv[1:4]
 errors = []
 connects = {}
+disconnects = {}
 
 
 def on_stats(text):
     for name, broker in json.loads(text).get("brokers", {}).items():
         if broker.get("nodeid", -1) >= 0 or broker.get("connects", 0) > 0:
             connects[name] = max(connects.get(name, 0), broker.get("connects", 0))
+            disconnects[name] = max(disconnects.get(name, 0), broker.get("disconnects", 0))
 
 
 consumer = Consumer({
@@ -49,5 +52,6 @@ end = time.monotonic() + 0.3
 while time.monotonic() < end:
     consumer.poll(0.1)
 consumer.close()
-print(json.dumps({"seen": seen, "errors": errors, "connects": connects}), flush=True)
+print(json.dumps({"seen": seen, "errors": errors, "connects": connects,
+                  "disconnects": disconnects}), flush=True)
 sys.exit(0 if seen and seen[-1] == "last" else 1)
