@@ -114,10 +114,10 @@ async fn every_resource_round_trips_through_terraform() {
     let (dir, server, token) = server::start_fresh();
     let tf = Terraform::new(&dir.path().join("tf"), &server.addr, &token);
     let names = write_examples(&tf.dir);
-    assert_eq!(names.len(), 18, "an example per resource");
+    assert_eq!(names.len(), 19, "an example per resource");
 
     let applied = tf.apply();
-    assert!(applied.contains("18 added"), "{applied}");
+    assert!(applied.contains("19 added"), "{applied}");
     let again = tf.plan();
     assert_eq!(
         again.code, 0,
@@ -191,7 +191,7 @@ output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
     assert_eq!(plan.code, 2, "{}", plan.output);
     assert_eq!(
         plan_summary(&plan.output),
-        "Plan: 0 to add, 18 to change, 0 to destroy."
+        "Plan: 0 to add, 19 to change, 0 to destroy."
     );
     tf.apply();
     assert_eq!(tf.plan().code, 0, "empty after the in-place update");
@@ -206,7 +206,7 @@ output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
     let plan = tf.plan();
     assert_eq!(
         plan_summary(&plan.output),
-        "Plan: 0 to add, 18 to change, 0 to destroy.",
+        "Plan: 0 to add, 19 to change, 0 to destroy.",
         "{}",
         plan.output
     );
@@ -240,7 +240,7 @@ output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
     // Import every resource into a fresh state: the same attributes (the
     // secrets' fingerprints included), and a plan with nothing to do.
     let state = tf.state();
-    assert_eq!(state.len(), 19, "{:?}", state.keys());
+    assert_eq!(state.len(), 20, "{:?}", state.keys());
     let fresh = Terraform::new(&dir.path().join("fresh"), &server.addr, &token);
     write_examples(&fresh.dir);
     std::fs::write(fresh.dir.join("main.tf"), &moved).unwrap();
