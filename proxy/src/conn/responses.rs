@@ -76,38 +76,7 @@ where
             throttle = throttle.max(meter.on_response(quotas, entry.api_key, frame.wire().len()));
         }
         let chain = &route.virtual_cluster.chain;
-        if !throttle.is_zero() {
-            let body = if chain.wants_response(entry.api_key, entry.version) {
-                let mut findings = Findings::default();
-                let mut cx = Context {
-                    route: &route,
-                    principal: None,
-                    notes: &mut notes,
-                    findings: &mut findings,
-                };
-                let out = chain.on_response(&mut cx, &entry, body);
-                if !findings.is_empty() {
-                    node.act_on(backend, findings);
-                }
-                out?.to_bytes()
-            } else {
-                body
-            };
-            let ms = throttle::millis(throttle);
-            let stamped = throttle::stamp(entry.api_key, entry.version, body.clone(), ms)
-                .unwrap_or_else(|e| {
-                    node.report(&fail(
-                        Kind::UndecodableResponse,
-                        format!("throttle_time_ms not set: {e}"),
-                    ));
-                    body
-                });
-            if frame::write_frame(&mut client, &stamped).await.is_err() {
-                return Ok(());
-            }
-            continue;
-        }
-        let sent = if chain.wants_response(entry.api_key, entry.version) {
+        let filtered = if chain.wants_response(entry.api_key, entry.version) {
             let mut findings = Findings::default();
             let mut cx = Context {
                 route: &route,
@@ -115,13 +84,30 @@ where
                 notes: &mut notes,
                 findings: &mut findings,
             };
-            let out = chain.on_response(&mut cx, &entry, body);
+            let out = chain.on_response(&mut cx, &entry, body.clone());
             if !findings.is_empty() {
                 node.act_on(backend, findings);
             }
-            encoded::write_frame(&mut client, &out?).await
+            Some(out?)
         } else {
-            client.write_all(frame.wire()).await
+            None
+        };
+        let sent = match (filtered, throttle.is_zero()) {
+            (Some(out), true) => encoded::write_frame(&mut client, &out).await,
+            (None, true) => client.write_all(frame.wire()).await,
+            (filtered, false) => {
+                let body = filtered.map_or(body, |out| out.to_bytes());
+                let ms = throttle::millis(throttle);
+                let stamped = throttle::stamp(entry.api_key, entry.version, body.clone(), ms)
+                    .unwrap_or_else(|e| {
+                        node.report(&fail(
+                            Kind::UndecodableResponse,
+                            format!("throttle_time_ms not set: {e}"),
+                        ));
+                        body
+                    });
+                frame::write_frame(&mut client, &stamped).await
+            }
         };
         if sent.is_err() {
             return Ok(());
