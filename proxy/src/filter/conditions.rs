@@ -32,6 +32,20 @@ pub(crate) fn variables_of(kind: Kind) -> &'static [&'static str] {
     }
 }
 
+/// Whether `entity` is a policy of virtual cluster `vc`.
+pub(crate) fn belongs_to(entity: &Entity, vc: &str) -> bool {
+    entity
+        .spec
+        .as_ref()
+        .and_then(|s| s.policy())
+        .is_some_and(|p| p.virtual_cluster_id == vc)
+}
+
+/// The policies of `kind` of virtual cluster `vc`, in no order.
+pub(crate) fn policies_of<'a>(config: &'a Config, kind: Kind, vc: &str) -> Vec<&'a Entity> {
+    config.of_kind(kind).filter(|e| belongs_to(e, vc)).collect()
+}
+
 /// The conditions `entity` runs under, its own first then its parents';
 /// `None` when it or a parent is disabled.
 pub(crate) fn of(

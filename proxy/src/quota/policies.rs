@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sluice_proto::{
-    admin::v1::{Entity, Kind, PolicyEnforcement, QuotaPer, entity::Spec},
+    admin::v1::{Kind, PolicyEnforcement, QuotaPer, entity::Spec},
     condition::Condition,
 };
 
@@ -72,15 +72,7 @@ impl QuotaPolicies {
     /// has none, or why they cannot be enforced (an enforcement or `per`
     /// unknown to this node, a condition that does not compile).
     pub fn compile(config: &Config, vc: &str) -> Result<Option<QuotaPolicies>, String> {
-        let mut entities: Vec<&Entity> = config
-            .of_kind(Kind::ClusterPolicyQuota)
-            .filter(|e| {
-                e.spec
-                    .as_ref()
-                    .and_then(|s| s.policy())
-                    .is_some_and(|p| p.virtual_cluster_id == vc)
-            })
-            .collect();
+        let mut entities = conditions::policies_of(config, Kind::ClusterPolicyQuota, vc);
         entities.sort_by(|a, b| a.id.cmp(&b.id));
         let mut compiled = conditions::Compiled::new();
         let mut policies = Vec::new();

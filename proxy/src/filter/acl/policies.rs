@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use sluice_proto::{
-    admin::v1::{Entity, Kind, PolicyEnforcement, entity::Spec},
+    admin::v1::{Kind, PolicyEnforcement, entity::Spec},
     condition::Condition,
 };
 
@@ -48,15 +48,7 @@ impl AclPolicies {
     /// cannot be enforced (an unknown enforcement, a condition that does
     /// not compile, a parent that is missing or nested too deeply).
     pub fn compile(config: &Config, vc: &str, report_only: bool) -> Result<AclPolicies, String> {
-        let mut entities: Vec<&Entity> = config
-            .of_kind(Kind::ClusterPolicyAcls)
-            .filter(|e| {
-                e.spec
-                    .as_ref()
-                    .and_then(|s| s.policy())
-                    .is_some_and(|p| p.virtual_cluster_id == vc)
-            })
-            .collect();
+        let mut entities = conditions::policies_of(config, Kind::ClusterPolicyAcls, vc);
         entities.sort_by_key(|e| {
             let created = e.created_at.as_ref().map(|t| (t.seconds, t.nanos));
             (created, e.id.as_str())

@@ -125,12 +125,7 @@ impl Phases {
         let mut entities: Vec<(&Entity, Phase)> = KINDS
             .iter()
             .flat_map(|&(kind, phase)| config.of_kind(kind).map(move |e| (e, phase)))
-            .filter(|(e, _)| {
-                e.spec
-                    .as_ref()
-                    .and_then(|s| s.policy())
-                    .is_some_and(|p| p.virtual_cluster_id == vc)
-            })
+            .filter(|(e, _)| conditions::belongs_to(e, vc))
             .collect();
         // A fixed order of kinds per phase (Terraform creates resources in
         // parallel, so creation order is no order): on produce headers,
