@@ -105,8 +105,8 @@ impl Node {
     }
 
     /// The next server message: an update, the end of the stream, or its
-    /// error (quota shares, sent every second when they change, are passed
-    /// over).
+    /// error (quota shares, sent every second when they change, and probe
+    /// requests are passed over).
     pub async fn next(&mut self) -> Result<Option<ConfigUpdate>, Status> {
         loop {
             let message = tokio::time::timeout(Duration::from_secs(10), self.rx.message())
@@ -116,6 +116,7 @@ impl Node {
                 None => return Ok(None),
                 Some(Some(server_message::Message::Update(u))) => return Ok(Some(u)),
                 Some(Some(server_message::Message::QuotaShares(_))) => continue,
+                Some(Some(server_message::Message::Probe(_))) => continue,
                 Some(None) => panic!("empty server message"),
             }
         }

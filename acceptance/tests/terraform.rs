@@ -163,6 +163,20 @@ output "gateway_id" { value = data.sluice_gateway.by_name.id }
 output "virtual_clusters" { value = data.sluice_gateway.by_name.virtual_clusters_total }
 output "dns_label" { value = data.sluice_virtual_cluster.team_a.dns_label }
 output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
+data "sluice_diagnosis" "team_a" {
+  gateway         = data.sluice_gateway.by_name.id
+  virtual_cluster = "team-a"
+}
+output "diagnosis" {
+  value = {
+    domain   = data.sluice_diagnosis.team_a.domain
+    hop      = data.sluice_diagnosis.team_a.failed_hop
+    healthy  = data.sluice_diagnosis.team_a.healthy
+    fix      = data.sluice_diagnosis.team_a.fix.resource
+    vc       = data.sluice_diagnosis.team_a.path.virtual_cluster_name
+    statuses = [for c in data.sluice_diagnosis.team_a.checks : "${c.hop}=${c.status}"]
+  }
+}
 "#,
     )
     .unwrap();
@@ -175,6 +189,16 @@ output "nodes" { value = length(data.sluice_data_plane_nodes.all.nodes) }
     assert_eq!(outputs["virtual_clusters"]["value"], 1);
     assert_eq!(outputs["dns_label"]["value"], "team-a");
     assert_eq!(outputs["nodes"]["value"], 0);
+    // No node runs this gateway: the diagnosis says so, as data.
+    assert_eq!(
+        outputs["diagnosis"]["value"],
+        serde_json::json!({
+            "domain": "environment", "hop": "gateway", "healthy": false,
+            "fix": "sluice_data_plane_certificate", "vc": "team-a",
+            "statuses": ["gateway=fail", "listener=unknown", "virtual_cluster=pass",
+                         "backend_cluster=pass", "auth=pass", "policy=pass"],
+        })
+    );
     std::fs::remove_file(tf.dir.join("data.tf")).unwrap();
 
     // Change one attribute of every resource: all in place, and the

@@ -1,5 +1,6 @@
 //! Data sources: `sluice_gateway` (by id or name), `sluice_virtual_cluster`
-//! (by gateway and name) and `sluice_data_plane_nodes` (a gateway's nodes).
+//! (by gateway and name), `sluice_data_plane_nodes` (a gateway's nodes)
+//! and `sluice_diagnosis` (a client's path checked, in `diagnosis`).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use sluice_proto::admin::v1::{Kind, ListDataPlaneNodesRequest, ListEntitiesReque
 use crate::{
     client::Admin,
     convert::to_value,
+    diagnosis,
     diagnostics::{attribute_path, diagnostic, status_diagnostics},
     plugin::value::{Type, Value},
     schema::{self, Attr, Nesting, ResourceSchema, Source},
@@ -143,6 +145,7 @@ pub fn all() -> BTreeMap<String, DataSource> {
             &[("gateway_id", true), ("name", true)],
         ),
         nodes(),
+        diagnosis::data_source(),
     ]
     .into_iter()
     .map(|d| (d.type_name.clone(), d))
@@ -152,7 +155,8 @@ pub fn all() -> BTreeMap<String, DataSource> {
 /// What a data source's configuration must hold beyond what its schema
 /// says, each error at its attribute: `sluice_gateway` needs `id` or
 /// `name` (with neither it would match every gateway), and no required
-/// key may be empty. Values not known yet pass.
+/// key may be empty; `sluice_diagnosis` checks its own (see
+/// [`diagnosis::validate`]). Values not known yet pass.
 pub fn validate(source: &DataSource, config: &Value) -> Vec<Diagnostic> {
     let given = |name: &str| match config.get(name) {
         Value::Unknown => true,
@@ -185,6 +189,9 @@ pub fn validate(source: &DataSource, config: &Value) -> Vec<Diagnostic> {
             ));
         }
     }
+    if source.type_name == diagnosis::TYPE_NAME {
+        out.extend(diagnosis::validate(config));
+    }
     out
 }
 
@@ -203,6 +210,9 @@ pub async fn read(
     source: &DataSource,
     config: &Value,
 ) -> Result<Value, Vec<Diagnostic>> {
+    if source.type_name == diagnosis::TYPE_NAME {
+        return diagnosis::read(admin, config).await;
+    }
     let text = |n: &str| config.get(n).as_str().unwrap_or_default().to_string();
     let Some(entity) = &source.entity else {
         let gateway_id = text("gateway_id");

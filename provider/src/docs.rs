@@ -279,6 +279,9 @@ pub fn render(root: &Path) -> BTreeMap<String, String> {
                 ),
                 subcategory(entity.kind),
             ),
+            None if name == crate::diagnosis::TYPE_NAME => {
+                (crate::diagnosis::DESCRIPTION.to_string(), "Data Plane")
+            }
             None => (
                 "Lists a gateway's data-plane nodes as they last reported: whether each is connected, the revision it applied and the last one it rejected.".to_string(),
                 "Data Plane",

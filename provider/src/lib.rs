@@ -5,6 +5,7 @@
 pub mod client;
 pub mod convert;
 pub mod data_sources;
+pub mod diagnosis;
 pub mod diagnostics;
 pub mod docs;
 pub mod plan;

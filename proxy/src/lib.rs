@@ -17,6 +17,7 @@ pub mod io;
 pub mod kafka;
 pub mod listener;
 pub mod node;
+pub mod probe;
 pub mod quota;
 pub mod sync;
 pub mod telemetry;

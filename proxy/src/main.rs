@@ -141,20 +141,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let telemetry = Arc::new(Telemetry::default());
     let quotas = Arc::new(Quotas::default());
-    let sync = tokio::spawn(sync::run(
-        options,
-        store.clone(),
-        Some(cache),
-        telemetry.clone(),
-        quotas.clone(),
-    ));
     let limits = Limits {
         max_connections_per_listener: args.max_connections_per_listener as usize,
         handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
     };
-    let mut node = Node::with_limits(store.clone(), telemetry, limits);
-    node.quotas = quotas;
+    let mut node = Node::with_limits(store.clone(), telemetry.clone(), limits);
+    node.quotas = quotas.clone();
     if !args.listeners.is_empty() {
         let names: std::collections::HashSet<String> = args
             .listeners
@@ -169,6 +162,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         node.listeners = Some(names);
     }
     let node = Arc::new(node);
+    let sync = tokio::spawn(sync::run(
+        options,
+        store.clone(),
+        Some(cache),
+        telemetry,
+        quotas,
+        sluice_proxy::probe::Prober::new(node.clone()),
+    ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listeners = tokio::spawn(listener::run(node.clone(), stopped));
     let refresh = tokio::spawn(sluice_proxy::backend::refresh_loop(node.clone()));

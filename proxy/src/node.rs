@@ -16,6 +16,7 @@ use crate::{
     config::ConfigStore,
     filter::Findings,
     hop::{Hop, HopError, Kind},
+    listener::routes::Key,
     quota::Quotas,
     telemetry::Telemetry,
 };
@@ -69,6 +70,8 @@ pub struct Node {
     pub quotas: Arc<Quotas>,
     /// The listeners this node serves (ids or names); `None`: all.
     pub listeners: Option<HashSet<String>>,
+    /// The (address, port) pairs bound now (for probes).
+    bound: Mutex<HashSet<Key>>,
 }
 
 impl Node {
@@ -93,7 +96,21 @@ impl Node {
             connections: TaskTracker::new(),
             quotas: Arc::default(),
             listeners: None,
+            bound: Mutex::default(),
         }
+    }
+
+    /// Records the ports bound now.
+    pub(crate) fn set_bound(&self, keys: impl Iterator<Item = Key>) {
+        *self.bound.lock().unwrap_or_else(|p| p.into_inner()) = keys.collect();
+    }
+
+    /// Whether this node has `key` bound now.
+    pub fn is_bound(&self, key: &Key) -> bool {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
     }
 
     /// A connection slot on `listener_id`, or `None` when it is full.

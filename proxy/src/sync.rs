@@ -16,6 +16,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{
     config::{ConfigStore, cache::Cache},
+    probe::Prober,
     quota::Quotas,
     telemetry::Telemetry,
 };
@@ -77,6 +78,7 @@ pub async fn run(
     cache: Option<Cache>,
     telemetry: Arc<Telemetry>,
     quotas: Arc<Quotas>,
+    prober: Arc<Prober>,
 ) {
     let mut backoff = Backoff { attempt: 0 };
     loop {
@@ -86,6 +88,7 @@ pub async fn run(
             cache: cache.as_ref(),
             telemetry: &telemetry,
             quotas: &quotas,
+            prober: &prober,
         };
         match session(&options, parts, &mut connected).await {
             Ok(()) => tracing::info!("control plane closed the sync stream; reconnecting"),
@@ -124,6 +127,7 @@ struct Parts<'a> {
     cache: Option<&'a Cache>,
     telemetry: &'a Telemetry,
     quotas: &'a Quotas,
+    prober: &'a Arc<Prober>,
 }
 
 async fn session(
@@ -136,6 +140,7 @@ async fn session(
         cache,
         telemetry,
         quotas,
+        prober,
     } = parts;
     let channel = endpoint(options)?
         .connect()
@@ -180,6 +185,15 @@ async fn session(
                         Err(nack) => send(&tx, node_message::Message::Nack(nack)).await?,
                     },
                     Some(server_message::Message::QuotaShares(shares)) => quotas.apply(&shares),
+                    Some(server_message::Message::Probe(request)) => {
+                        // Run beside the stream: updates keep flowing
+                        // while the probe dials (it has its own deadline).
+                        let (prober, tx) = (prober.clone(), tx.clone());
+                        tokio::spawn(async move {
+                            let result = prober.run(request).await;
+                            let _ = send(&tx, node_message::Message::ProbeResult(result)).await;
+                        });
+                    }
                     None => {}
                 }
             }

@@ -136,6 +136,7 @@ impl Telemetry {
                 });
             slot.count += error.count.max(1);
             slot.last_message.clone_from(&error.message);
+            slot.last_at_ms = unix_ms();
         }
         self.errors_changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -222,6 +223,14 @@ impl Telemetry {
         }
         out
     }
+}
+
+/// Now, in Unix milliseconds (when an error last happened).
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

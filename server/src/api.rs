@@ -3,12 +3,13 @@
 
 use sluice_proto::admin::v1::{
     CreateEntityRequest, DeleteDataPlaneNodeRequest, DeleteDataPlaneNodeResponse,
-    DeleteEntityRequest, DeleteEntityResponse, Entity, EventDelivery, GetEntityRequest, Kind,
-    ListDataPlaneNodesRequest, ListDataPlaneNodesResponse, ListEntitiesRequest,
-    ListEntitiesResponse, ListEventDeliveriesRequest, ListEventDeliveriesResponse,
-    ListEventSourcesRequest, ListEventSourcesResponse, ListRevisionsRequest, ListRevisionsResponse,
-    PingEventHookRequest, TestEventHookRequest, UpdateEntityRequest, ValidateRequest,
-    ValidateResponse, admin_service_server::AdminService, validate_request::Operation,
+    DeleteEntityRequest, DeleteEntityResponse, DiagnoseRequest, DiagnoseResponse, Entity,
+    EventDelivery, GetEntityRequest, Kind, ListDataPlaneNodesRequest, ListDataPlaneNodesResponse,
+    ListEntitiesRequest, ListEntitiesResponse, ListEventDeliveriesRequest,
+    ListEventDeliveriesResponse, ListEventSourcesRequest, ListEventSourcesResponse,
+    ListRevisionsRequest, ListRevisionsResponse, PingEventHookRequest, TestEventHookRequest,
+    UpdateEntityRequest, ValidateRequest, ValidateResponse, admin_service_server::AdminService,
+    validate_request::Operation,
 };
 use tonic::{Request, Response, Status};
 
@@ -325,5 +326,12 @@ impl AdminService for AdminApi {
             .deliveries(&r.gateway_id, &r.hook_id, &r.status, r.page_size)
             .await?;
         Ok(Response::new(ListEventDeliveriesResponse { deliveries }))
+    }
+
+    async fn diagnose(&self, request: Request<DiagnoseRequest>) -> Reply<DiagnoseResponse> {
+        self.authorize(&request).await?;
+        let response =
+            crate::diagnose::diagnose(&self.store, &self.nodes, request.into_inner()).await?;
+        Ok(Response::new(response))
     }
 }

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// Missing or unknown admin token.
     #[error("{0}")]
     Unauthenticated(String),
+    /// Asked again too soon (probes are rate-limited).
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A server-side failure; details go to the log, not the client.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -66,6 +69,7 @@ impl From<ApiError> for Status {
             ApiError::Aborted(m) => Status::aborted(m),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::Unauthenticated(m) => Status::unauthenticated(m),
+            ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
                 Status::internal("internal error; the server log has the details")

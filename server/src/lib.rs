@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod diagnose;
 pub mod duration;
 pub mod error;
 pub mod events;

@@ -32,6 +32,9 @@ enum Command {
     /// Manage data-plane node certificates.
     #[command(subcommand, name = "dataplane-cert")]
     DataplaneCert(DataplaneCertCommand),
+    /// Diagnose a client's path through a gateway ("which hop failed?")
+    /// over the admin API: exit 0 no fault found, 3 a fault found, 1 error.
+    Diagnose(sluice_server::diagnose::command::DiagnoseArgs),
 }
 
 #[derive(Subcommand)]
@@ -195,6 +198,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
+        Command::Diagnose(args) => return sluice_server::diagnose::command::run(args).await,
         Command::Serve(args) => {
             serve::run(ServeConfig {
                 master_key_file: args.data.key_file(),

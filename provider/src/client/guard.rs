@@ -22,7 +22,7 @@ use super::Stop;
 
 /// The calls that only read, retried on UNAVAILABLE (the last segment of
 /// the gRPC path).
-const IDEMPOTENT: [&str; 8] = [
+const IDEMPOTENT: [&str; 9] = [
     "GetEntity",
     "ListEntities",
     "Validate",
@@ -30,6 +30,8 @@ const IDEMPOTENT: [&str; 8] = [
     "ListDataPlaneNodes",
     "ListEventSources",
     "ListEventDeliveries",
+    // Changes nothing; its live probes send no records.
+    "Diagnose",
     // grpc.health.v1.Health
     "Check",
 ];

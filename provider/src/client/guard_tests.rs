@@ -213,6 +213,7 @@ fn backoff_doubles_up_to_its_bound() {
     );
     assert!(is_idempotent("/sluice.admin.v1.AdminService/ListEntities"));
     assert!(is_idempotent("/grpc.health.v1.Health/Check"));
+    assert!(is_idempotent("/sluice.admin.v1.AdminService/Diagnose"));
     for write in [
         "CreateEntity",
         "UpdateEntity",

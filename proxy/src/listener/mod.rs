@@ -35,6 +35,7 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
             reported = Some(config.revision);
         }
         let all_bound = reconcile(&node, &mut bound).await;
+        node.set_bound(bound.keys().cloned());
         // A port that could not be bound (in use, say) is tried again
         // with backoff, not only at the next configuration change.
         let again = if all_bound {
@@ -54,6 +55,7 @@ pub async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     for (_, task) in bound {
         task.abort();
     }
+    node.set_bound(std::iter::empty());
 }
 
 /// First pause after a failed accept.

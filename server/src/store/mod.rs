@@ -4,7 +4,7 @@
 mod checks;
 mod dataplane;
 mod delete;
-mod nodes;
+pub mod nodes;
 mod outbox;
 mod ports;
 mod read;

@@ -35,7 +35,15 @@ pub struct NodeRecord {
     pub policy_outcomes: Vec<NodePolicyOutcomes>,
 }
 
-fn ts(millis: i64) -> Option<prost_types::Timestamp> {
+/// Unix milliseconds of a timestamp (0 when unset).
+pub fn millis(at: Option<&prost_types::Timestamp>) -> i64 {
+    at.map_or(0, |t| {
+        t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000)
+    })
+}
+
+/// A timestamp from Unix milliseconds (unset for 0 or less).
+pub fn ts(millis: i64) -> Option<prost_types::Timestamp> {
     (millis > 0).then(|| prost_types::Timestamp {
         seconds: millis.div_euclid(1000),
         nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
@@ -83,7 +91,7 @@ impl Store {
                 .map(|e| {
                     serde_json::json!({"hop": e.hop, "entity": e.entity, "kind": e.kind,
                                        "count": e.count, "last_message": e.last_message,
-                                       "detail": e.detail})
+                                       "detail": e.detail, "last_at_ms": millis(e.last_at.as_ref())})
                 })
                 .collect();
             let outcomes: Vec<serde_json::Value> = n
@@ -215,6 +223,7 @@ fn records(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<NodeRecord> {
                         count: e["count"].as_u64().unwrap_or_default(),
                         last_message: e["last_message"].as_str().unwrap_or_default().into(),
                         detail: e["detail"].as_str().unwrap_or_default().into(),
+                        last_at: ts(e["last_at_ms"].as_i64().unwrap_or_default()),
                     })
                     .collect(),
                 policy_outcomes: outcomes

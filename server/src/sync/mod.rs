@@ -4,6 +4,7 @@
 pub mod chunks;
 pub mod emitter;
 mod plan;
+pub mod probes;
 pub mod quotas;
 pub mod registry;
 pub mod session;

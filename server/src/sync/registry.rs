@@ -125,6 +125,8 @@ pub struct Registry {
     /// One flush at a time: two overlapping flushes could commit in the
     /// wrong order and leave an older "connected" record last.
     flushing: Arc<tokio::sync::Mutex<()>>,
+    /// Live probes through the nodes' streams.
+    pub probes: super::probes::Probes,
 }
 
 fn now() -> i64 {
@@ -144,6 +146,7 @@ impl Registry {
             state: Arc::default(),
             generations: Arc::default(),
             flushing: Arc::default(),
+            probes: super::probes::Probes::default(),
         };
         let flusher = registry.clone();
         tokio::spawn(async move {
@@ -292,6 +295,7 @@ impl Registry {
                     count: h.count,
                     last_message: h.last_message,
                     detail: h.detail,
+                    last_at: crate::store::nodes::ts(h.last_at_ms),
                 })
                 .collect();
             // A node's report is bounded before it is kept: so many

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use sluice_proto::{
     admin::v1::{Entity, Kind},
     dataplane::v1::{
-        ConfigUpdate, Hello, NodeMessage, Removed, ServerMessage, node_message, server_message,
+        ConfigUpdate, Hello, NodeMessage, ProbeRequest, Removed, ServerMessage, node_message,
+        server_message,
     },
 };
 use tokio::sync::{broadcast, mpsc};
@@ -112,8 +113,12 @@ impl Session {
         self.quotas.join(&gateway, &node);
         tracing::info!(gateway, node, revision, "data plane connected");
         self.emit("node_connected", "", serde_json::json!({"hostname": self.hello.hostname, "version": self.hello.version, "revision": revision}));
+        let mut probes = self.registry.probes.attach(&gateway, &node, generation);
         let end = match self.send_next().await {
-            Ok(()) => self.serve(&mut inbound, &mut feed, &stop).await,
+            Ok(()) => {
+                self.serve(&mut inbound, &mut feed, &stop, &mut probes)
+                    .await
+            }
             Err(status) => End::Refused(status),
         };
         if let End::Refused(status) = end {
@@ -125,6 +130,7 @@ impl Session {
             );
             let _ = self.out.send(Err(status)).await;
         }
+        self.registry.probes.detach(&gateway, &node, generation);
         self.registry.disconnected(&gateway, &node, generation);
         self.quotas.leave(&gateway, &node);
         self.emit(
@@ -140,12 +146,19 @@ impl Session {
         inbound: &mut Streaming<NodeMessage>,
         feed: &mut broadcast::Receiver<Arc<Change>>,
         stop: &Stop,
+        probes: &mut mpsc::Receiver<ProbeRequest>,
     ) -> End {
         let mut shares = tokio::time::interval(SHARES_EVERY);
         shares.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 why = stop.ended() => return End::Refused(self.stopped(why)),
+                Some(request) = probes.recv() => {
+                    let message = ServerMessage { message: Some(server_message::Message::Probe(request)) };
+                    if self.out.send(Ok(message)).await.is_err() {
+                        return End::Closed;
+                    }
+                }
                 _ = shares.tick() => {
                     if let Err(status) = self.send_shares().await {
                         return End::Refused(status);
@@ -227,6 +240,12 @@ impl Session {
             }
             Some(node_message::Message::QuotaUsage(usage)) => {
                 self.quotas.report(&gateway, &node, usage)
+            }
+            Some(node_message::Message::ProbeResult(mut result)) => {
+                if let Some(status) = result.status.take() {
+                    self.registry.status(&gateway, &node, status);
+                }
+                self.registry.probes.answer(&gateway, &node, result);
             }
             Some(node_message::Message::Hello(_)) => {
                 return Err(Status::invalid_argument(

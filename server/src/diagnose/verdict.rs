@@ -1,0 +1,135 @@
+//! From checks to one answer: the first hop that fails, in path order, is
+//! the failure domain (what fails upstream hides what is downstream);
+//! the hops that passed are what rules out its neighbours.
+
+use sluice_proto::admin::v1::DiagnoseResponse;
+
+use super::{facts::Facts, hops::Check, path::Resolution};
+
+/// Which hop a client's words point at, when they clearly point at one.
+fn symptom_hop(symptom: &str) -> Option<&'static str> {
+    let s = symptom.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| s.contains(w));
+    if has(&[
+        "authorization",
+        "not authorized",
+        "authorizationfailed",
+        "acl",
+        "quota",
+        "throttl",
+    ]) {
+        Some("policy")
+    } else if has(&["authentication", "sasl", "credentials", "login", "password"]) {
+        Some("auth")
+    } else if has(&[
+        "unknown_topic",
+        "unknown topic",
+        "unknowntopic",
+        "does not exist",
+    ]) {
+        Some("backend_cluster")
+    } else if has(&[
+        "timed out",
+        "timeout",
+        "connection refused",
+        "disconnected",
+        "transport",
+        "ssl",
+        "handshake",
+        "resolve",
+    ]) {
+        Some("listener")
+    } else {
+        None
+    }
+}
+
+/// The answer from the checks.
+pub(super) fn judge(facts: &Facts, resolution: Resolution, checks: Vec<Check>) -> DiagnoseResponse {
+    let failed = checks.iter().position(Check::failed);
+    let mut response = DiagnoseResponse {
+        path: Some(resolution.path),
+        checks: checks.iter().map(Check::to_proto).collect(),
+        probes: facts.probes.clone(),
+        gateway_revision: facts.revision,
+        ..Default::default()
+    };
+    match failed.and_then(|i| Some((i, checks[i].finding.clone()?))) {
+        Some((i, finding)) => {
+            let check = &checks[i];
+            response.domain = finding.domain.as_str().into();
+            response.domain_title = finding.domain.title().into();
+            response.summary = check.summary.clone();
+            response.failed_hop = check.hop.into();
+            response.fix = Some(finding.fix);
+            response.ruled_out = checks[..i]
+                .iter()
+                .filter(|c| c.status == "pass")
+                .map(|c| format!("{}: {}", c.hop, c.summary))
+                .collect();
+            let after: Vec<&str> = checks[i + 1..].iter().map(|c| c.hop).collect();
+            if !after.is_empty() {
+                response.ruled_out.push(format!(
+                    "{}: not judged: a client that fails at the {} hop never gets there",
+                    after.join(", "),
+                    check.hop
+                ));
+            }
+            if let Some(said) = symptom_hop(&facts.request.symptom)
+                && said != check.hop
+            {
+                response.symptom_note = format!(
+                    "the client's words point at the {said} hop, but the path fails earlier or elsewhere, at the {} hop: {}",
+                    check.hop,
+                    match (said, check.hop) {
+                        ("auth", "listener" | "gateway") =>
+                            "a listener or host name mismatch can look like an authentication failure from the client",
+                        ("policy", _) => "an authorization error is not always an ACL",
+                        _ => "clients report the symptom, not the hop",
+                    }
+                );
+            }
+        }
+        None => {
+            response.domain = "none".into();
+            response.domain_title = "no fault found".into();
+            let unknown: Vec<&str> = checks
+                .iter()
+                .filter(|c| c.status == "unknown")
+                .map(|c| c.hop)
+                .collect();
+            response.summary = match unknown.is_empty() {
+                true => "no fault found: every hop checked out".into(),
+                false => format!(
+                    "no fault found in what could be checked (not checked: {})",
+                    unknown.join(", ")
+                ),
+            };
+            response.ruled_out = checks
+                .iter()
+                .filter(|c| c.status == "pass")
+                .map(|c| format!("{}: {}", c.hop, c.summary))
+                .collect();
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::symptom_hop;
+
+    #[test]
+    fn symptoms_point_at_hops() {
+        assert_eq!(
+            symptom_hop("SASL authentication error: Authentication failed"),
+            Some("auth")
+        );
+        assert_eq!(
+            symptom_hop("Broker: Topic authorization failed"),
+            Some("policy")
+        );
+        assert_eq!(symptom_hop("Connection refused"), Some("listener"));
+        assert_eq!(symptom_hop("it is slow"), None);
+    }
+}
