@@ -196,7 +196,7 @@ output "diagnosis" {
             "domain": "environment", "hop": "gateway", "healthy": false,
             "fix": "sluice_data_plane_certificate", "vc": "team-a",
             "statuses": ["gateway=fail", "listener=unknown", "virtual_cluster=pass",
-                         "backend_cluster=pass", "auth=pass", "policy=pass"],
+                         "backend_cluster=unknown", "auth=unknown", "policy=unknown"],
         })
     );
     std::fs::remove_file(tf.dir.join("data.tf")).unwrap();

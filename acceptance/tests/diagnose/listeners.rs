@@ -51,18 +51,16 @@ pub(crate) async fn healthy_port_mapping(world: Arc<World>) {
     let bootstrap = format!("127.0.0.1:{}", ports.0);
     ok_client(bootstrap.clone(), vec![]).await;
     let d = case
-        .diagnose(
-            DiagnoseRequest {
-                address: bootstrap,
-                virtual_cluster: "team-a".into(),
-                topic: "orders".into(),
-                probe: true,
-                ..Default::default()
-            },
-            "none",
-        )
+        .diagnose_once(DiagnoseRequest {
+            address: bootstrap,
+            virtual_cluster: "team-a".into(),
+            topic: "orders".into(),
+            probe: true,
+            ..Default::default()
+        })
         .await;
     let text = super::show(&d);
+    assert_eq!(d.domain, "none", "{text}");
     assert!(d.checks.iter().all(|c| c.status == "pass"), "{text}");
     assert!(d.fix.is_none(), "{text}");
     for needle in [
@@ -136,16 +134,15 @@ pub(crate) async fn healthy_sni(world: Arc<World>) {
     )
     .await;
     let d = case
-        .diagnose(
-            DiagnoseRequest {
-                sni_host: name.into(),
-                probe: true,
-                ..Default::default()
-            },
-            "none",
-        )
+        .diagnose_once(DiagnoseRequest {
+            sni_host: name.into(),
+            probe: true,
+            ..Default::default()
+        })
         .await;
     let text = super::show(&d);
+    assert_eq!(d.domain, "none", "{text}");
+    assert!(d.checks.iter().all(|c| c.status == "pass"), "{text}");
     for needle in [
         "sni",
         "TLS handshake done",

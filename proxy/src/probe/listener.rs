@@ -81,7 +81,32 @@ pub(super) async fn probe(node: &Node, config: &Config, request: &ProbeRequest, 
         certificate: None,
         chain: Vec::new(),
     };
-    let bound = node.is_bound(&key);
+    // A node run with --listeners serves only some listeners: the others
+    // are not its to probe, and not bound on purpose.
+    let serves = node.listeners.as_ref().is_none_or(|only| {
+        only.contains(&listener)
+            || config
+                .get(&listener)
+                .is_some_and(|l| only.contains(&l.name))
+    });
+    if !serves {
+        steps.skip(
+            TARGET,
+            &listener,
+            "route",
+            "this node does not serve the listener (--listeners)",
+        );
+        return;
+    }
+    // Just applied: the port may be bound a moment later.
+    let mut bound = node.is_bound(&key);
+    for _ in 0..10 {
+        if bound {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        bound = node.is_bound(&key);
+    }
     let route = match (bound, port.resolve(&hello)) {
         (false, _) => Err(format!(
             "{}:{} (listener {listener}) is not bound on this node (see its bind_failed errors)",
@@ -121,6 +146,19 @@ pub(super) async fn probe(node: &Node, config: &Config, request: &ProbeRequest, 
         "::" => "::1".to_string(),
         bound => bound.to_string(),
     };
+    if port.proxy_protocol.is_some() {
+        steps.skip(TARGET, &listener, "tcp", "the listener expects PROXY protocol headers from its load balancers; the probe does not connect as a client");
+        return;
+    }
+    if port
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_trust.as_ref())
+        .is_some_and(|t| t.required)
+    {
+        steps.skip(TARGET, &listener, "tcp", "the listener requires client certificates, which the probe does not have; it does not connect as a client");
+        return;
+    }
     connect(request, &own, number, tls, &listener, steps).await;
 }
 

@@ -118,6 +118,14 @@ impl Prober {
             result.busy = true;
             return result;
         }
+        // Free again however this ends (a panic included).
+        struct Idle<'a>(&'a AtomicBool);
+        impl Drop for Idle<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let idle = Idle(&self.busy);
         let deadline = match request.deadline_ms {
             0 => DEFAULT_DEADLINE,
             ms => Duration::from_millis(u64::from(ms)).min(MAX_DEADLINE),
@@ -140,7 +148,7 @@ impl Prober {
                 &format!("the probe's {deadline:?} deadline passed; later steps were not taken"),
             );
         }
-        self.busy.store(false, Ordering::Release);
+        drop(idle);
         result.steps = steps.0;
         let telemetry = &self.node.telemetry;
         result.status = Some(NodeStatus {

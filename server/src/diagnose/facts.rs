@@ -115,11 +115,7 @@ impl Facts {
         };
         let (revision, entities) = store.snapshot(&gateway.id).await?;
         facts.revision = revision;
-        facts.changed_at_ms = entities
-            .iter()
-            .map(|e| millis(e.updated_at.as_ref()))
-            .max()
-            .unwrap_or_default();
+        facts.changed_at_ms = store.latest_change_at(&gateway.id).await?;
         facts.config = Config::default().apply(&ConfigUpdate {
             revision,
             snapshot: true,
@@ -181,13 +177,28 @@ impl Facts {
             .iter()
             .flat_map(|n| n.errors.iter().map(move |e| (n, e)))
             .filter(|(_, e)| e.hop == hop && entities.contains(&e.entity.as_str()))
-            .filter(|(_, e)| {
+            .filter(|(node, e)| {
+                // Errors from before the node applied its current revision
+                // may be about configuration that has changed since.
                 let at = millis(e.last_at.as_ref());
-                at <= 0 || self.now_ms - at <= RECENT_MS
+                at <= 0 || (self.now_ms - at <= RECENT_MS && at >= node.applied_at)
             })
             .collect();
         found.sort_by_key(|(_, e)| std::cmp::Reverse(millis(e.last_at.as_ref())));
         found
+    }
+
+    /// Whether a node's message is about `principal` (as the proxy names
+    /// principals: `username "alice"`, `User:alice`).
+    pub fn about(message: &str, principal: &str) -> bool {
+        let quoted = format!("\"{principal}\"");
+        let user = format!("User:{principal}");
+        message.contains(&quoted)
+            || message.match_indices(&user).any(|(i, _)| {
+                message[i + user.len()..].chars().next().is_none_or(|c| {
+                    !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '@')
+                })
+            })
     }
 
     /// A node error as a sentence with its age.
@@ -214,5 +225,32 @@ impl Facts {
                     && (entity_id.is_empty() || s.entity_id == entity_id || s.entity_id.is_empty())
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Facts, age};
+
+    #[test]
+    fn a_message_is_about_a_principal_only_by_its_whole_name() {
+        assert!(Facts::about(
+            "PLAIN: wrong username or password (username \"alice\")",
+            "alice"
+        ));
+        assert!(Facts::about("User:alice may not Write topic t", "alice"));
+        assert!(!Facts::about("User:alice2 may not Write topic t", "alice"));
+        assert!(!Facts::about(
+            "PLAIN: wrong password (username \"malice\")",
+            "alice"
+        ));
+        assert!(!Facts::about("User:bob may not Write topic alice", "a"));
+    }
+
+    #[test]
+    fn ages_read_like_an_operator_says_them() {
+        assert_eq!(age(100_000, 97_000), "3 s ago");
+        assert_eq!(age(10_000_000, 9_400_000), "10 min ago");
+        assert_eq!(age(1, 0), "at an unknown time");
     }
 }

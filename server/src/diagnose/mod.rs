@@ -33,8 +33,18 @@ const DEFAULT_PROBE_WAIT: Duration = Duration::from_secs(8);
 const MAX_PROBE_WAIT_MS: u32 = 30_000;
 /// Longest accepted input field.
 const MAX_FIELD: usize = 512;
+/// The most probe steps kept per node (a node sends far fewer).
+const MAX_STEPS: usize = 64;
+/// The longest probe step message kept.
+const MAX_STEP_MESSAGE: usize = 1024;
 /// Longest accepted symptom.
 const MAX_SYMPTOM: usize = 4096;
+
+/// What a node sent, cut to `max` characters, without control characters
+/// (they would reach an operator's terminal).
+fn clean(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
 
 /// Checks the request's fields, naming each one that is wrong.
 fn validate(request: &DiagnoseRequest) -> Result<(), ApiError> {
@@ -130,9 +140,10 @@ async fn probes(
         tls: path.tls,
         backend_cluster_ids: backends,
         topics,
-        deadline_ms: u32::try_from(wait.as_millis())
+        // The node's own budget ends before the server stops waiting.
+        deadline_ms: u32::try_from((wait * 9 / 10).as_millis())
             .unwrap_or(u32::MAX)
-            .saturating_sub(500),
+            .max(1),
         ..Default::default()
     };
     let nodes: Vec<String> = facts.connected().map(|n| n.id.clone()).collect();
@@ -150,13 +161,14 @@ async fn probes(
                 steps: result
                     .steps
                     .into_iter()
+                    .take(MAX_STEPS)
                     .map(|s| DiagnosisProbeStep {
-                        target: s.target,
-                        step: s.step,
-                        status: s.status,
-                        message: s.message,
+                        target: clean(&s.target, 32),
+                        step: clean(&s.step, 32),
+                        status: clean(&s.status, 16),
+                        message: clean(&s.message, MAX_STEP_MESSAGE),
                         elapsed_ms: s.elapsed_ms,
-                        entity_id: s.entity_id,
+                        entity_id: clean(&s.entity_id, 64),
                     })
                     .collect(),
             },

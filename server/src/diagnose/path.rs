@@ -67,7 +67,9 @@ pub struct Resolution {
     pub path: DiagnosedPath,
     /// The listener hop.
     pub listening: Listening,
-    /// The address a probe connects to.
+    /// The address a probe connects to: the bound address of the port the
+    /// client's address resolved to (loopback for a wildcard); empty when
+    /// it resolved to none (nodes never dial what a caller names).
     pub probe_address: String,
 }
 
@@ -120,7 +122,7 @@ pub async fn resolve(facts: &Facts) -> Resolution {
             ..Default::default()
         },
         listening: Listening::NotAsked,
-        probe_address: facts.request.address.clone(),
+        probe_address: String::new(),
     };
     let Ok(config) = &facts.config else {
         return resolution;
@@ -164,7 +166,7 @@ pub async fn resolve(facts: &Facts) -> Resolution {
         }
         return finish(facts, resolution);
     };
-    if resolution.probe_address.is_empty() {
+    {
         let host = if wildcard(&key.0) {
             "127.0.0.1"
         } else {

@@ -147,7 +147,11 @@ pub fn text(d: &DiagnoseResponse) -> String {
             }
         }
     }
-    out
+    // Messages come from nodes, brokers and clients: no escape sequences
+    // reach the terminal.
+    out.chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect()
 }
 
 fn or_dash(s: &str) -> &str {

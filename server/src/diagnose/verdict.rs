@@ -110,6 +110,21 @@ pub(super) fn judge(facts: &Facts, resolution: Resolution, checks: Vec<Check>) -
                 .filter(|c| c.status == "pass")
                 .map(|c| format!("{}: {}", c.hop, c.summary))
                 .collect();
+            // The client says something fails that no check could see.
+            if let Some(said) = symptom_hop(&facts.request.symptom) {
+                let status = checks
+                    .iter()
+                    .find(|c| c.hop == said)
+                    .map_or("unknown", |c| c.status);
+                response.symptom_note = format!(
+                    "the client's words point at the {said} hop, which is {status} here: nodes may not have seen the failing client yet (run it again, then diagnose with --probe{})",
+                    if facts.request.principal.is_empty() {
+                        " and --principal"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
     response

@@ -131,6 +131,18 @@ impl Store {
         latest_revision(&self.pool, gateway_id).await
     }
 
+    /// When the gateway's newest revision was committed (Unix ms; 0 when
+    /// none): deletes included, unlike entity timestamps.
+    pub async fn latest_change_at(&self, gateway_id: &str) -> Result<i64, ApiError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT created_at FROM revisions WHERE gateway_id = ? ORDER BY revision DESC LIMIT 1",
+        )
+        .bind(gateway_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(at.unwrap_or_default())
+    }
+
     /// Reads the revision log of a gateway after `after`; returns the page
     /// and the newest revision of the gateway. Entities show as stored, with
     /// webhook URLs redacted ([`crate::events::redact`]).

@@ -38,6 +38,26 @@ struct State {
     pending: HashMap<String, (NodeKey, oneshot::Sender<ProbeResult>)>,
     /// When each gateway was last probed.
     last: HashMap<String, Instant>,
+    /// Gateways with a probe under way.
+    running: std::collections::HashSet<String>,
+}
+
+/// Ends a gateway's probe when dropped (answered, timed out, or the
+/// caller went away): its pending results are forgotten.
+struct Running<'a> {
+    probes: &'a Probes,
+    gateway: String,
+    ids: Vec<String>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut state = self.probes.state();
+        state.running.remove(&self.gateway);
+        for id in &self.ids {
+            state.pending.remove(id);
+        }
+    }
 }
 
 /// What one node answered.
@@ -117,9 +137,21 @@ impl Probes {
         wait: Duration,
     ) -> Result<Vec<(String, Answer)>, ApiError> {
         let mut waiting = Vec::new();
+        let mut running = Running {
+            probes: self,
+            gateway: gateway.to_string(),
+            ids: Vec::new(),
+        };
         {
             let mut state = self.state();
             let now = Instant::now();
+            if state.running.contains(gateway) {
+                // Not ours to end: the guard must not clear it.
+                running.gateway.clear();
+                return Err(ApiError::ResourceExhausted(format!(
+                    "gateway {gateway} is being probed by another diagnosis; try again"
+                )));
+            }
             if let Some(at) = state.last.get(gateway)
                 && now.duration_since(*at) < MIN_INTERVAL
             {
@@ -128,6 +160,7 @@ impl Probes {
                 )));
             }
             state.last.insert(gateway.to_string(), now);
+            state.running.insert(gateway.to_string());
             for node in nodes.iter().take(MAX_NODES) {
                 let key = (gateway.to_string(), node.clone());
                 let Some(sender) = state.streams.get(&key).map(|a| a.requests.clone()) else {
@@ -142,6 +175,7 @@ impl Probes {
                 });
                 if sent.is_ok() {
                     state.pending.insert(id.clone(), (key, tx));
+                    running.ids.push(id.clone());
                     waiting.push((node.clone(), Some((id, rx))));
                 } else {
                     waiting.push((node.clone(), None));
@@ -229,6 +263,45 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn one_probe_per_gateway_at_a_time() {
+        let probes = Probes::default();
+        let mut silent = probes.attach("g", "a", 1);
+        let first = {
+            let probes = probes.clone();
+            tokio::spawn(async move {
+                probes
+                    .ask(
+                        "g",
+                        &["a".to_string()],
+                        ProbeRequest::default(),
+                        Duration::from_millis(300),
+                    )
+                    .await
+            })
+        };
+        // The first has sent its request: a second must not run beside it.
+        let _ = silent.recv().await;
+        let second = probes
+            .ask(
+                "g",
+                &["a".to_string()],
+                ProbeRequest::default(),
+                Duration::ZERO,
+            )
+            .await;
+        assert!(
+            matches!(second, Err(ApiError::ResourceExhausted(m)) if m.contains("another diagnosis"))
+        );
+        assert!(matches!(
+            first.await.unwrap().unwrap()[0].1,
+            Answer::Timeout
+        ));
+        // Done: nothing left running or pending.
+        let state = probes.state();
+        assert!(state.running.is_empty() && state.pending.is_empty());
     }
 
     #[test]

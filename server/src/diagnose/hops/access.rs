@@ -107,10 +107,14 @@ pub fn auth(facts: &Facts, resolution: &Resolution) -> Check {
         }
     }
     let errors = facts.recent_errors(HOP, &[vc_id]);
-    let mine = errors
-        .iter()
-        .find(|(_, e)| !principal.is_empty() && e.last_message.contains(principal))
-        .or(errors.first());
+    // Given a principal, only its own failures count: another tenant's
+    // wrong password is not this client's problem.
+    let mine = match principal.is_empty() {
+        true => errors.first(),
+        false => errors
+            .iter()
+            .find(|(_, e)| Facts::about(&e.last_message, principal)),
+    };
     if let Some((node, e)) = mine {
         let message = e.last_message.to_ascii_lowercase();
         let mechanism = e.detail == "UNSUPPORTED"
@@ -142,11 +146,25 @@ pub fn auth(facts: &Facts, resolution: &Resolution) -> Check {
             "",
         );
     }
-    Check::pass(
-        HOP,
-        format!("{label} accepts {offered_text}; no authentication failures reported recently"),
-    )
-    .with(
+    let anonymous = vc
+        .authentication
+        .iter()
+        .all(|r| matches!(r.method, Some(Method::Anonymous(_)) | None));
+    let check = match anonymous {
+        true => Check::pass(HOP, format!("{label} accepts anonymous clients")),
+        false => Check::unknown(
+            HOP,
+            format!(
+                "not verified: {label} accepts {offered_text}; no node reported an authentication failure{} since it applied its revision",
+                if principal.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {principal:?}")
+                }
+            ),
+        ),
+    };
+    check.with(
         "config",
         format!("{label} accepts: {offered_text}"),
         vc_id,
@@ -285,10 +303,12 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
     ids.push(vc_id);
     let errors = facts.recent_errors(HOP, &ids);
     let principal = facts.request.principal.trim();
-    let mine = errors
-        .iter()
-        .find(|(_, e)| !principal.is_empty() && e.last_message.contains(principal))
-        .or(errors.first());
+    let mine = match principal.is_empty() {
+        true => errors.first(),
+        false => errors
+            .iter()
+            .find(|(_, e)| Facts::about(&e.last_message, principal)),
+    };
     if let Some((node, e)) = mine {
         let (resource, attribute, action) = policy_fix(&e.kind);
         let target = facts
@@ -317,13 +337,26 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
         .with("node", facts.describe_error(node, e), &e.entity, &node.id);
     }
     let count = |kind: Kind| policies.iter().filter(|p| p.kind() == kind).count();
+    if !policies.is_empty() || namespace.is_some() {
+        return Check::unknown(
+            HOP,
+            format!(
+                "not verified: {} polic(ies) on {label} ({} ACL, {} quota){}; no node reported a refusal since it applied its revision",
+                policies.len(),
+                count(Kind::ClusterPolicyAcls),
+                count(Kind::ClusterPolicyQuota),
+                if namespace.is_some() {
+                    ", a namespace"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
     Check::pass(
         HOP,
         format!(
-            "{} polic(ies) on {label} ({} ACL, {} quota); no refusals reported recently{}",
-            policies.len(),
-            count(Kind::ClusterPolicyAcls),
-            count(Kind::ClusterPolicyQuota),
+            "no policies and no namespace on {label}: nothing to refuse{}",
             if topic.is_empty() {
                 String::new()
             } else {

@@ -2,7 +2,7 @@
 //! serve it) and the backend cluster hop (do nodes reach it, and is the
 //! client's topic there).
 
-use sluice_proto::admin::v1::{Kind, entity::Spec};
+use sluice_proto::admin::v1::Kind;
 
 use super::{Check, Domain, fix};
 use crate::diagnose::{facts::Facts, path::Resolution};
@@ -239,17 +239,21 @@ pub fn backend(facts: &Facts, resolution: &Resolution) -> Check {
     if let Some(wrong) = wrong_backend(facts, path) {
         return wrong;
     }
-    let mut check = Check::pass(
-        HOP,
-        match reached {
-            true => format!(
+    // Without a probe, no errors is not proof: nothing may have tried.
+    let mut check = match reached {
+        true => Check::pass(
+            HOP,
+            format!(
                 "nodes reached backend cluster {label} (TCP, TLS, SASL as configured, ApiVersions, Metadata)"
             ),
-            false => format!(
-                "no node reported errors reaching backend cluster {label} recently (not probed)"
+        ),
+        false => Check::unknown(
+            HOP,
+            format!(
+                "not verified: no node reported errors reaching backend cluster {label} since it applied its revision, and no probe reached it (ask with --probe)"
             ),
-        },
-    );
+        ),
+    };
     for (node, step) in steps {
         check = check.with(
             "probe",
@@ -261,46 +265,51 @@ pub fn backend(facts: &Facts, resolution: &Resolution) -> Check {
     check
 }
 
-/// A topic missing on the path's backend that another backend of the
-/// gateway has.
+/// The client's topic missing on the path's backend: on another backend
+/// of the gateway, the virtual cluster routes to the wrong backend;
+/// nowhere, the topic is missing. (Its raw name on the path's own
+/// backend is the namespace's business: the policy hop.)
 fn wrong_backend(facts: &Facts, path: &sluice_proto::admin::v1::DiagnosedPath) -> Option<Check> {
     let topic = facts.request.topic.trim();
     if topic.is_empty() || path.backend_topic.is_empty() {
         return None;
     }
-    let missing = |backend: &str, name: &str| {
+    let step = |backend: &str, name: &str, status: &str| {
         facts
             .probe_steps("backend_cluster", backend)
             .iter()
             .any(|(_, s)| {
-                s.step == "topic"
-                    && s.entity_id == backend
-                    && s.status == "fail"
-                    && s.message.contains(&format!("{name:?}"))
-            })
-    };
-    let present = |backend: &str, name: &str| {
-        facts
-            .probe_steps("backend_cluster", backend)
-            .iter()
-            .any(|(_, s)| {
-                s.step == "topic"
-                    && s.entity_id == backend
-                    && s.status == "pass"
-                    && s.message.contains(&format!("{name:?}"))
+                s.step == "topic" && s.status == status && s.message.contains(&format!("{name:?}"))
             })
     };
     let own = path.backend_cluster_id.as_str();
-    if !missing(own, &path.backend_topic) {
+    if !step(own, &path.backend_topic, "fail") || step(own, topic, "pass") {
         return None;
     }
-    let other = facts
+    let vc = facts.entities.get(&path.virtual_cluster_id);
+    let elsewhere = facts
         .of_kind(Kind::BackendCluster)
         .into_iter()
-        .find(|b| b.id != own && (present(&b.id, &path.backend_topic) || present(&b.id, topic)))?;
-    let vc = facts.entities.get(&path.virtual_cluster_id);
-    let Some(Spec::VirtualCluster(_)) = vc.and_then(|v| v.spec.as_ref()) else {
-        return None;
+        .find(|b| b.id != own && step(&b.id, &path.backend_topic, "pass"));
+    let Some(other) = elsewhere else {
+        return Some(
+            Check::fail(
+                "backend_cluster",
+                Domain::MissingObject,
+                format!(
+                    "topic {:?} does not exist on backend cluster {} (nor on the gateway's other backends)",
+                    path.backend_topic,
+                    facts.label(own)
+                ),
+                fix(
+                    "",
+                    "",
+                    None,
+                    format!("create topic {:?} on the backend, or use the name it has there", path.backend_topic),
+                ),
+            )
+            .with("probe", format!("topic {:?} missing on {}", path.backend_topic, facts.label(own)), own, ""),
+        );
     };
     Some(
         Check::fail(
@@ -317,7 +326,7 @@ fn wrong_backend(facts: &Facts, path: &sluice_proto::admin::v1::DiagnosedPath) -
                 "sluice_virtual_cluster",
                 "destination_id",
                 vc,
-                format!("set destination_id to backend cluster {} ({}) if that is where its topics live", other.name, other.id),
+                format!("set destination_id to backend cluster {} ({}) if that is where this virtual cluster's topics live", other.name, other.id),
             ),
         )
         .with("probe", format!("topic {:?} missing on {}, present on {}", path.backend_topic, facts.label(own), facts.label(&other.id)), own, ""),

@@ -122,6 +122,7 @@ pub fn check(facts: &Facts, resolution: &Resolution) -> Check {
         }
         return check;
     }
+    let mut applying = Vec::new();
     let mut check = Check::pass(
         HOP,
         format!(
@@ -184,11 +185,26 @@ pub fn check(facts: &Facts, resolution: &Resolution) -> Check {
             )
             .with("node", format!("node {} applied revision {applied} {}", node.id, age(facts.now_ms, node.applied_at)), "", &node.id);
         }
+        if applied < facts.revision {
+            // Within the grace period: applying it, most likely; not proof
+            // either way.
+            applying.push(format!("{} (at {applied})", node.id));
+        }
         check = check.with(
             "node",
             format!("node {} connected, at revision {applied}", node.id),
             "",
             &node.id,
+        );
+    }
+    if !applying.is_empty() {
+        check.status = "unknown";
+        check.summary = format!(
+            "gateway {} changed {} (revision {}); node(s) {} have not applied it yet: diagnose again in a few seconds",
+            gateway.name,
+            age(facts.now_ms, facts.changed_at_ms),
+            facts.revision,
+            applying.join(", ")
         );
     }
     check
