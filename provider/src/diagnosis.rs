@@ -24,7 +24,7 @@ use crate::{
 pub const TYPE_NAME: &str = "sluice_diagnosis";
 
 /// What the data source does (its docs page and registry description).
-pub const DESCRIPTION: &str = "Diagnoses why a Kafka client cannot get through a gateway: walks the path the client takes (client ▸ listener ▸ virtual cluster ▸ backend cluster ▸ auth ▸ policy) through the configuration and the nodes' reports, and names the one failure domain (`environment`, `missing_object`, `listener_mapping`, `routing`, `auth`, `policy`, or `none` when every hop passes) with its evidence and the Terraform attribute to fix. A failure domain is data, not an error: assert `healthy` in a `check` block. With `probe = true` the gateway's connected nodes also probe the path live (no records are sent); probes are rate-limited to one per gateway per second, so leave `probe` false in plans that run often.";
+pub const DESCRIPTION: &str = "Diagnoses why a Kafka client cannot get through a gateway: walks the path the client takes (client ▸ listener ▸ virtual cluster ▸ backend cluster ▸ auth ▸ policy) through the configuration and the nodes' reports, and names the one failure domain (`environment`, `missing_object`, `listener_mapping`, `routing`, `auth`, `policy`, or `none` when no hop fails) with its evidence and the Terraform attribute to fix. A failure domain is data, not an error: assert `healthy` in a `check` block (and `verified` where every hop must have been proven, which takes `probe = true`). A hop with no positive evidence is `unknown`, never `pass`. With `probe = true` the gateway's connected nodes also probe the path live (no records are sent); probes are rate-limited to one per gateway at a time and per second (the provider waits its turn, up to 20 s), so leave `probe` false in plans that run often.";
 
 /// The longest probe wait the server accepts, in milliseconds.
 pub const MAX_PROBE_TIMEOUT_MS: f64 = 30_000.0;
@@ -293,7 +293,12 @@ pub fn data_source() -> DataSource {
         out(
             "healthy",
             Type::Bool,
-            "Whether `domain` is `none` (every hop passes): what a `check` block asserts.",
+            "Whether `domain` is `none`: no hop fails (hops that could not be verified are `unknown` in `checks`). What a `check` block asserts.",
+        ),
+        out(
+            "verified",
+            Type::Bool,
+            "Whether every hop passed on positive evidence (no `unknown`): stricter than `healthy`.",
         ),
         out(
             "ruled_out",
@@ -472,6 +477,14 @@ pub fn to_value(config: &Value, response: &DiagnoseResponse) -> Value {
         ),
         ("healthy".into(), Value::Bool(r.domain == "none")),
         (
+            "verified".into(),
+            Value::Bool(
+                r.domain == "none"
+                    && !r.checks.is_empty()
+                    && r.checks.iter().all(|c| c.status == "pass"),
+            ),
+        ),
+        (
             "ruled_out".into(),
             Value::List(r.ruled_out.iter().map(|t| s(t)).collect()),
         ),
@@ -496,13 +509,27 @@ pub fn to_value(config: &Value, response: &DiagnoseResponse) -> Value {
 /// invalid input, an unknown token, probes asked too often) is an error
 /// at the attribute the server names; a diagnosis is always a value.
 pub async fn read(admin: &mut Admin, config: &Value) -> Result<Value, Vec<Diagnostic>> {
-    let response = admin
-        .diagnose(request(config))
-        .await
-        .map_err(|s| status_diagnostics(&format!("running {TYPE_NAME}"), &s))?
-        .into_inner();
+    // Probes of one gateway run one at a time, once a second: several
+    // diagnoses in one plan wait their turn (bounded) instead of failing.
+    let mut attempts = 0;
+    let response = loop {
+        match admin.diagnose(request(config)).await {
+            Err(s) if s.code() == tonic::Code::ResourceExhausted && attempts < PROBE_TURNS => {
+                attempts += 1;
+                tokio::time::sleep(PROBE_TURN).await;
+            }
+            Err(s) => return Err(status_diagnostics(&format!("running {TYPE_NAME}"), &s)),
+            Ok(r) => break r.into_inner(),
+        }
+    };
     Ok(to_value(config, &response))
 }
+
+/// How many times a diagnosis waits for another's probe to finish.
+const PROBE_TURNS: u32 = if cfg!(test) { 2 } else { 18 };
+/// How long it waits each time (probes are at most once a second).
+const PROBE_TURN: std::time::Duration =
+    std::time::Duration::from_millis(if cfg!(test) { 10 } else { 1100 });
 
 #[cfg(test)]
 mod tests;

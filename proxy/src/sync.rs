@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sluice_proto::dataplane::v1::{
-    Ack, ConfigUpdate, DataPlaneEvents, Hello, Nack, NodeMessage, NodeStatus, QuotaUsage,
+    Ack, ConfigUpdate, DataPlaneEvents, Hello, Nack, NodeMessage, QuotaUsage,
     data_plane_sync_client::DataPlaneSyncClient, node_message, server_message,
 };
 use tokio::sync::mpsc;
@@ -205,14 +205,14 @@ async fn session(
                 }
             }
             _ = status.tick() => {
-                let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors(), policy_outcomes: telemetry.outcomes() };
+                let report = telemetry.status(store.current().revision);
                 send(&tx, node_message::Message::Status(report)).await?;
             }
             _ = events.tick() => {
                 send_events(&tx, telemetry).await?;
                 // New errors are reported within one tick, not one status period.
                 if telemetry.take_errors_changed() {
-                    let report = NodeStatus { applied_revision: store.current().revision, errors: telemetry.errors(), policy_outcomes: telemetry.outcomes() };
+                    let report = telemetry.status(store.current().revision);
                     send(&tx, node_message::Message::Status(report)).await?;
                 }
             }

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_proto::dataplane::v1::{DataPlaneEvent, HopErrors, PolicyOutcomes};
+use sluice_proto::dataplane::v1::{DataPlaneEvent, HopErrors, NodeStatus, PolicyOutcomes};
 use tokio::sync::Notify;
 
 use crate::{filter::records::PolicyOutcome, hop::HopError};
@@ -174,6 +174,17 @@ impl Telemetry {
             (&a.policy_id, &a.outcome, a.shadow).cmp(&(&b.policy_id, &b.outcome, b.shadow))
         });
         all
+    }
+
+    /// A status report of a node at `applied_revision`: its errors and
+    /// outcomes so far, stamped with this node's clock.
+    pub fn status(&self, applied_revision: i64) -> NodeStatus {
+        NodeStatus {
+            applied_revision,
+            errors: self.errors(),
+            policy_outcomes: self.outcomes(),
+            sent_at_ms: unix_ms(),
+        }
     }
 
     /// Whether error counts changed since the last call.

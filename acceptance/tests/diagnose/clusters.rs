@@ -61,14 +61,8 @@ pub(crate) async fn wrong_backend(world: Arc<World>) {
         },
     )
     .await;
-    // The client lists its topics: "payments" is not among them.
-    let seen = tokio::task::spawn_blocking({
-        let bootstrap = bootstrap.clone();
-        move || sluice_acceptance::clients::tenant(&bootstrap, &["topics"])
-    })
-    .await
-    .unwrap();
-    assert!(!seen.to_string().contains("payments"), "{seen}");
+    // The client consumes "payments": its virtual cluster has none.
+    super::failing_consume(&bootstrap, "payments").await;
     let d = case
         .diagnose(
             DiagnoseRequest {
@@ -278,5 +272,39 @@ pub(crate) async fn unknown_virtual_cluster(world: Arc<World>) {
         "virtual_cluster",
         ("sluice_virtual_cluster", "name"),
         &["no virtual cluster named \"tema-a\"", "team-a"],
+    );
+}
+
+pub(crate) async fn missing_topic(world: Arc<World>) {
+    let mut case = Case::new(&world, "missing-topic").await;
+    let tansu = world.tansu.address.clone();
+    let bootstrap = serve(
+        &mut case,
+        BackendCluster {
+            bootstrap_servers: vec![tansu],
+            ..Default::default()
+        },
+    )
+    .await;
+    super::failing_consume(&bootstrap, "invoices").await;
+    let d = case
+        .diagnose(
+            DiagnoseRequest {
+                address: bootstrap,
+                topic: "invoices".into(),
+                probe: true,
+                ..Default::default()
+            },
+            "missing_object",
+        )
+        .await;
+    expect(
+        &d,
+        "backend_cluster",
+        ("sluice_virtual_cluster", "topic_aliases"),
+        &[
+            "topic \"invoices\" does not exist on backend cluster",
+            "UNKNOWN_TOPIC_OR_PARTITION",
+        ],
     );
 }

@@ -259,6 +259,22 @@ pub(crate) async fn failing_client(script: &'static str, args: Vec<String>) -> S
     .expect("client")
 }
 
+/// A consumer (tenant.py) of `topic` that must fail: nothing consumed,
+/// an error reported (an unknown topic, say).
+pub(crate) async fn failing_consume(bootstrap: &str, topic: &str) -> String {
+    let group = format!(
+        "g-{topic}-{}",
+        bootstrap.rsplit(':').next().unwrap_or_default()
+    );
+    let args = ["consume", bootstrap, topic, &group, "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let out = failing_client("tenant.py", args).await;
+    assert!(out.contains("\"values\": []"), "{out}");
+    out
+}
+
 type CaseFn = fn(Arc<World>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -317,6 +333,9 @@ async fn a_corpus_of_misconfigurations_each_gets_one_failure_domain_with_proof()
         }),
         ("unknown virtual cluster", |w| {
             Box::pin(clusters::unknown_virtual_cluster(w))
+        }),
+        ("topic missing everywhere", |w| {
+            Box::pin(clusters::missing_topic(w))
         }),
         ("client SASL password wrong", |w| {
             Box::pin(access::client_password_wrong(w))

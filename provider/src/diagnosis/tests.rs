@@ -65,11 +65,11 @@ fn the_schema_mirrors_the_diagnose_messages() {
     let attrs = &source.attrs;
     let inputs: Vec<&Attr> = attrs.iter().filter(|a| !a.is_output()).collect();
     mirrors(&inputs, &message("DiagnoseRequest"));
-    // The response's fields in proto order, plus `healthy`.
+    // The response's fields in proto order, plus `healthy` and `verified`.
     let response = message("DiagnoseResponse");
     let mut outputs: Vec<&Attr> = attrs
         .iter()
-        .filter(|a| a.is_output() && a.name != "healthy")
+        .filter(|a| a.is_output() && a.name != "healthy" && a.name != "verified")
         .collect();
     outputs.sort_by_key(|a| response.get_field_by_name(&a.name).map(|f| f.number()));
     mirrors(&outputs, &response);
@@ -94,6 +94,7 @@ fn the_schema_mirrors_the_diagnose_messages() {
         &message("DiagnosisProbeStep"),
     );
     assert_eq!(find(attrs, "healthy").ty, Type::Bool);
+    assert_eq!(find(attrs, "verified").ty, Type::Bool);
 }
 
 #[test]
@@ -137,7 +138,7 @@ fn only_gateway_is_required_and_every_attribute_is_described() {
         "`environment`, `missing_object`, `listener_mapping`, `routing`, `auth`, `policy`, or `none`",
         "probe = true",
         "no records",
-        "one per gateway per second",
+        "one per gateway at a time and per second",
     ] {
         assert!(DESCRIPTION.contains(part), "{part}");
     }
@@ -363,6 +364,8 @@ fn none_is_healthy_with_fix_null() {
     };
     let v = to_value(&cfg, &response);
     assert_eq!(v.get("healthy"), &Value::Bool(true));
+    // No checks at all: nothing was verified.
+    assert_eq!(v.get("verified"), &Value::Bool(false));
     assert_eq!(v.get("probe"), &Value::Bool(false));
     assert_eq!(v.get("fix"), &Value::Null);
     assert_eq!(v.get("checks"), &Value::List(Vec::new()));
@@ -514,18 +517,21 @@ async fn read_calls_diagnose_and_a_refusal_is_a_diagnostic_at_its_attribute() {
     assert_eq!(at(&d[0]), ["address"]);
     assert!(d[0].detail.contains("host:port"), "{d:?}");
 
+    // Another diagnosis's probe: the read waits its turns, then gives up.
+    let waited = Seen::default();
     let mut busy = admin(FakeAdmin {
         reply: Err((
             Code::ResourceExhausted,
             "gateway gw-1 was probed less than 1s ago; try again",
             None,
         )),
-        seen: Seen::default(),
+        seen: waited.clone(),
     })
     .await;
     let d = data_sources::read(&mut busy, &source, &cfg)
         .await
         .unwrap_err();
+    assert_eq!(waited.lock().unwrap().len(), 3, "one call and two turns");
     assert_eq!(d.len(), 1, "{d:?}");
     assert!(d[0].summary.contains(TYPE_NAME), "{d:?}");
     assert!(d[0].detail.contains("probed less than 1s ago"), "{d:?}");

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_proto::dataplane::v1::{NodeStatus, ProbeRequest, ProbeResult, ProbeStep};
+use sluice_proto::dataplane::v1::{ProbeRequest, ProbeResult, ProbeStep};
 
 use crate::node::Node;
 
@@ -150,12 +150,11 @@ impl Prober {
         }
         drop(idle);
         result.steps = steps.0;
-        let telemetry = &self.node.telemetry;
-        result.status = Some(NodeStatus {
-            applied_revision: self.node.config.current().revision,
-            errors: telemetry.errors(),
-            policy_outcomes: telemetry.outcomes(),
-        });
+        result.status = Some(
+            self.node
+                .telemetry
+                .status(self.node.config.current().revision),
+        );
         result
     }
 }

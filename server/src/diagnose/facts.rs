@@ -34,6 +34,9 @@ pub struct Facts {
     pub foreign_listeners: Vec<Entity>,
     /// The gateway's latest revision.
     pub revision: i64,
+    /// The newest revision nodes receive (certificate and hook changes
+    /// are not sent to nodes): what a node must have applied.
+    pub target_revision: i64,
     /// When the gateway's configuration last changed (Unix ms).
     pub changed_at_ms: i64,
     /// Its entities by id (secrets in clear: never echoed).
@@ -84,11 +87,19 @@ impl Facts {
         };
         let (gateways, _) = store.list(&all(Kind::Gateway, "")).await?;
         let wanted = request.gateway.trim();
-        let gateway = gateways
-            .iter()
-            .find(|g| g.id == wanted)
-            .or_else(|| gateways.iter().find(|g| g.name == wanted))
-            .cloned();
+        // Looked up directly (by id, then by name), not in the first page.
+        let gateway = match store.get(Kind::Gateway, wanted).await {
+            Ok(g) => Some(g),
+            Err(ApiError::NotFound(_)) => {
+                let by_name = ListFilter {
+                    kind: Some(Kind::Gateway),
+                    name: wanted.into(),
+                    ..Default::default()
+                };
+                store.list(&by_name).await?.0.into_iter().next()
+            }
+            Err(e) => return Err(e),
+        };
         let mut foreign_listeners = Vec::new();
         for other in gateways
             .iter()
@@ -103,6 +114,7 @@ impl Facts {
             gateways,
             foreign_listeners,
             revision: 0,
+            target_revision: 0,
             changed_at_ms: 0,
             entities: HashMap::new(),
             config: Ok(Config::default()),
@@ -115,7 +127,8 @@ impl Facts {
         };
         let (revision, entities) = store.snapshot(&gateway.id).await?;
         facts.revision = revision;
-        facts.changed_at_ms = store.latest_change_at(&gateway.id).await?;
+        (facts.target_revision, facts.changed_at_ms) =
+            store.latest_data_plane_change(&gateway.id).await?;
         facts.config = Config::default().apply(&ConfigUpdate {
             revision,
             snapshot: true,
@@ -188,17 +201,39 @@ impl Facts {
         found
     }
 
-    /// Whether a node's message is about `principal` (as the proxy names
-    /// principals: `username "alice"`, `User:alice`).
-    pub fn about(message: &str, principal: &str) -> bool {
-        let quoted = format!("\"{principal}\"");
-        let user = format!("User:{principal}");
-        message.contains(&quoted)
-            || message.match_indices(&user).any(|(i, _)| {
-                message[i + user.len()..].chars().next().is_none_or(|c| {
-                    !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.' || c == '@')
-                })
-            })
+    /// The principals a node's message names, as the proxy writes them:
+    /// `(username "alice")`, `User:alice`, `principal alice`.
+    pub fn principals_named(message: &str) -> Vec<String> {
+        let until_end = |rest: &str| -> String {
+            rest.chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | ')' | ':'))
+                .collect::<String>()
+                .trim_matches('"')
+                .to_string()
+        };
+        let mut names = Vec::new();
+        for (i, _) in message.match_indices("username \"") {
+            let rest = &message[i + "username \"".len()..];
+            if let Some(end) = rest.find('"') {
+                names.push(rest[..end].to_string());
+            }
+        }
+        for marker in ["User:", "principal "] {
+            for (i, _) in message.match_indices(marker) {
+                let name = until_end(&message[i + marker.len()..]);
+                if !name.is_empty() {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Whether a node's message may be about `principal`: it names it, or
+    /// names no principal at all (a mechanism mismatch, a timeout).
+    pub fn concerns(message: &str, principal: &str) -> bool {
+        let names = Facts::principals_named(message);
+        names.is_empty() || names.iter().any(|n| n == principal)
     }
 
     /// A node error as a sentence with its age.
@@ -215,15 +250,15 @@ impl Facts {
         )
     }
 
-    /// The probe steps about `entity_id` at `target`, with their node.
+    /// The probe steps about `entity_id` at `target`, with their node:
+    /// only from nodes that probed with the configuration's revision (a
+    /// node still applying a change probes the old one).
     pub fn probe_steps(&self, target: &str, entity_id: &str) -> Vec<(&str, &DiagnosisProbeStep)> {
         self.probes
             .iter()
+            .filter(|p| p.status == "done")
             .flat_map(|p| p.steps.iter().map(move |s| (p.node_id.as_str(), s)))
-            .filter(|(_, s)| {
-                s.target == target
-                    && (entity_id.is_empty() || s.entity_id == entity_id || s.entity_id.is_empty())
-            })
+            .filter(|(_, s)| s.target == target && s.entity_id == entity_id)
             .collect()
     }
 }
@@ -233,18 +268,17 @@ mod tests {
     use super::{Facts, age};
 
     #[test]
-    fn a_message_is_about_a_principal_only_by_its_whole_name() {
-        assert!(Facts::about(
-            "PLAIN: wrong username or password (username \"alice\")",
-            "alice"
-        ));
-        assert!(Facts::about("User:alice may not Write topic t", "alice"));
-        assert!(!Facts::about("User:alice2 may not Write topic t", "alice"));
-        assert!(!Facts::about(
-            "PLAIN: wrong password (username \"malice\")",
-            "alice"
-        ));
-        assert!(!Facts::about("User:bob may not Write topic alice", "a"));
+    fn a_message_concerns_the_principal_it_names_or_none() {
+        // As the proxy writes them (auth/check.rs, namespace/gate.rs, quota/meter.rs).
+        let auth = "client 127.0.0.1:5: PLAIN: wrong username or password (username \"alice\")";
+        let acl = "User:bob Produce: write on topic \"alice\": no rule allows it (denied by default); refused";
+        let quota = "principal alice: 20 s over its quota";
+        let mechanism = "UNSUPPORTED: the client asked for mechanism SCRAM-SHA-256; this virtual cluster offers PLAIN";
+        assert!(Facts::concerns(auth, "alice") && !Facts::concerns(auth, "bob"));
+        assert!(Facts::concerns(acl, "bob") && !Facts::concerns(acl, "alice"));
+        assert!(Facts::concerns(quota, "alice") && !Facts::concerns(quota, "alic"));
+        assert!(Facts::concerns(mechanism, "alice") && Facts::concerns(mechanism, "bob"));
+        assert!(!Facts::concerns("User:alice2 Produce: write", "alice"));
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub async fn diagnose(
     let mut resolution = path::resolve(&facts).await;
     if probe && facts.gateway.is_some() {
         facts.probes = probes(registry, &facts, &resolution).await?;
+        for probe in &mut facts.probes {
+            if probe.status == "done" && probe.revision < facts.target_revision {
+                probe.status = "behind".into();
+            }
+        }
         // Fresh status came with the results.
         facts.nodes = registry.list(facts.gateway_id()).await?;
         resolution = path::resolve(&facts).await;

@@ -127,12 +127,54 @@ pub(super) fn judge(facts: &Facts, resolution: Resolution, checks: Vec<Check>) -
             }
         }
     }
+    sanitize(&mut response);
     response
+}
+
+/// Text from nodes, brokers and clients, made safe to print and store: no
+/// control characters and no bidirectional overrides (which can make a
+/// terminal or a plan show something other than what is there).
+fn clean(text: &mut String) {
+    if text.chars().any(unsafe_char) {
+        *text = text.chars().filter(|c| !unsafe_char(*c)).collect();
+    }
+}
+
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn sanitize(d: &mut DiagnoseResponse) {
+    clean(&mut d.summary);
+    clean(&mut d.symptom_note);
+    d.ruled_out.iter_mut().for_each(clean);
+    for c in &mut d.checks {
+        clean(&mut c.summary);
+        for e in &mut c.evidence {
+            clean(&mut e.fact);
+        }
+    }
+    if let Some(f) = &mut d.fix {
+        clean(&mut f.action);
+    }
+    for p in &mut d.probes {
+        for s in &mut p.steps {
+            clean(&mut s.message);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::symptom_hop;
+
+    #[test]
+    fn node_text_loses_control_and_bidi_characters() {
+        let mut text = "ok\u{1b}[31m red \u{202e}desrever\n".to_string();
+        super::clean(&mut text);
+        assert_eq!(text, "ok[31m red desrever");
+    }
 
     #[test]
     fn symptoms_point_at_hops() {

@@ -131,16 +131,18 @@ impl Store {
         latest_revision(&self.pool, gateway_id).await
     }
 
-    /// When the gateway's newest revision was committed (Unix ms; 0 when
-    /// none): deletes included, unlike entity timestamps.
-    pub async fn latest_change_at(&self, gateway_id: &str) -> Result<i64, ApiError> {
-        let at: Option<i64> = sqlx::query_scalar(
-            "SELECT created_at FROM revisions WHERE gateway_id = ? ORDER BY revision DESC LIMIT 1",
+    /// The newest revision of a gateway that nodes receive (data-plane
+    /// kinds: not certificates or event hooks) and when it was committed
+    /// (Unix ms), deletes included; `(0, 0)` when the log holds none.
+    pub async fn latest_data_plane_change(&self, gateway_id: &str) -> Result<(i64, i64), ApiError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT revision, created_at FROM revisions WHERE gateway_id = ? \
+             AND kind NOT IN ('data_plane_certificate', 'event_hook') ORDER BY revision DESC LIMIT 1",
         )
         .bind(gateway_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(at.unwrap_or_default())
+        Ok(row.unwrap_or_default())
     }
 
     /// Reads the revision log of a gateway after `after`; returns the page

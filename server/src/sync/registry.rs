@@ -283,6 +283,12 @@ impl Registry {
 
     /// The node reported its status.
     pub fn status(&self, gateway: &str, id: &str, status: NodeStatus) {
+        // The node's clock may differ from ours: its error times are moved
+        // onto ours by the difference at sending.
+        let skew = match status.sent_at_ms {
+            0 => 0,
+            sent => now() - sent,
+        };
         self.with(gateway, id, |e| {
             e.record.last_seen_at = now();
             e.record.errors = status
@@ -295,7 +301,10 @@ impl Registry {
                     count: h.count,
                     last_message: h.last_message,
                     detail: h.detail,
-                    last_at: crate::store::nodes::ts(h.last_at_ms),
+                    last_at: crate::store::nodes::ts(match h.last_at_ms {
+                        0 => 0,
+                        at => at.saturating_add(skew),
+                    }),
                 })
                 .collect();
             // A node's report is bounded before it is kept: so many

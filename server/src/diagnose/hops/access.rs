@@ -2,7 +2,8 @@
 //! its policies (namespace, ACLs, quotas, record policies).
 
 use sluice_proto::admin::v1::{
-    Kind, NamespaceMode, VirtualCluster, entity::Spec, virtual_cluster_authentication::Method,
+    AclMode, Kind, NamespaceMode, PolicyEnforcement, VirtualCluster, entity::Spec,
+    virtual_cluster_authentication::Method,
 };
 
 use super::{Check, Domain, fix};
@@ -113,7 +114,7 @@ pub fn auth(facts: &Facts, resolution: &Resolution) -> Check {
         true => errors.first(),
         false => errors
             .iter()
-            .find(|(_, e)| Facts::about(&e.last_message, principal)),
+            .find(|(_, e)| Facts::concerns(&e.last_message, principal)),
     };
     if let Some((node, e)) = mine {
         let message = e.last_message.to_ascii_lowercase();
@@ -173,8 +174,13 @@ pub fn auth(facts: &Facts, resolution: &Resolution) -> Check {
 }
 
 /// The Terraform resource and attribute a policy refusal points at.
-fn policy_fix(kind: &str) -> (&'static str, &'static str, &'static str) {
+fn policy_fix(kind: &str, message: &str) -> (&'static str, &'static str, &'static str) {
     match kind {
+        "quota_exceeded" if !message.contains("max_connections") => (
+            "sluice_cluster_policy_quota",
+            "produce_bytes_per_second",
+            "raise the quota's rates (produce_bytes_per_second, fetch_bytes_per_second, requests_per_second), or send less",
+        ),
         "acl_denied" => (
             "sluice_cluster_policy_acls",
             "rules",
@@ -250,6 +256,29 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
     }
     let topic = facts.request.topic.trim();
     let namespace = vc.namespace.as_ref();
+    let deciding_acls = policies.iter().any(|p| {
+        p.kind() == Kind::ClusterPolicyAcls
+            && p.spec.as_ref().and_then(|s| s.policy()).is_some_and(|f| {
+                f.enabled != Some(false) && f.enforcement != PolicyEnforcement::Shadow as i32
+            })
+    });
+    if vc.acl_mode == AclMode::EnforceOnGateway as i32 && !deciding_acls {
+        return Check::fail(
+            HOP,
+            Domain::Policy,
+            format!(
+                "{label} has acl_mode = enforce_on_gateway and no enabled, enforced cluster_policy_acls: every operation is denied"
+            ),
+            fix(
+                "sluice_cluster_policy_acls",
+                "rules",
+                None,
+                format!(
+                    "create a cluster_policy_acls on {label} allowing what its clients do, or set acl_mode = passthrough"
+                ),
+            ),
+        );
+    }
     if let (false, Some(ns)) = (topic.is_empty(), namespace) {
         let mode = match NamespaceMode::try_from(ns.mode) {
             Ok(NamespaceMode::EnforcePrefix) => "enforce_prefix",
@@ -301,16 +330,21 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
     }
     let mut ids: Vec<&str> = policies.iter().map(|p| p.id.as_str()).collect();
     ids.push(vc_id);
-    let errors = facts.recent_errors(HOP, &ids);
+    // Shadow denials changed nothing: evidence, not a failure.
+    let errors: Vec<_> = facts
+        .recent_errors(HOP, &ids)
+        .into_iter()
+        .filter(|(_, e)| e.detail != "shadow")
+        .collect();
     let principal = facts.request.principal.trim();
     let mine = match principal.is_empty() {
         true => errors.first(),
         false => errors
             .iter()
-            .find(|(_, e)| Facts::about(&e.last_message, principal)),
+            .find(|(_, e)| Facts::concerns(&e.last_message, principal)),
     };
     if let Some((node, e)) = mine {
-        let (resource, attribute, action) = policy_fix(&e.kind);
+        let (resource, attribute, action) = policy_fix(&e.kind, &e.last_message);
         let target = facts
             .entities
             .get(&e.entity)

@@ -279,19 +279,38 @@ fn wrong_backend(facts: &Facts, path: &sluice_proto::admin::v1::DiagnosedPath) -
             .probe_steps("backend_cluster", backend)
             .iter()
             .any(|(_, s)| {
-                s.step == "topic" && s.status == status && s.message.contains(&format!("{name:?}"))
+                s.step == "topic"
+                    && s.status == status
+                    && s.message.contains(&format!("{name:?}"))
+                    // Missing, not merely hidden or leaderless.
+                    && (status == "pass" || s.message.contains("UNKNOWN_TOPIC_OR_PARTITION"))
             })
     };
     let own = path.backend_cluster_id.as_str();
     if !step(own, &path.backend_topic, "fail") || step(own, topic, "pass") {
         return None;
     }
+    let answered = |backend: &str| {
+        facts
+            .probe_steps("backend_cluster", backend)
+            .iter()
+            .any(|(_, s)| {
+                s.step == "topic" && s.message.contains(&format!("{:?}", path.backend_topic))
+            })
+    };
     let vc = facts.entities.get(&path.virtual_cluster_id);
     let elsewhere = facts
         .of_kind(Kind::BackendCluster)
         .into_iter()
         .find(|b| b.id != own && step(&b.id, &path.backend_topic, "pass"));
+    let others_answered = facts
+        .of_kind(Kind::BackendCluster)
+        .iter()
+        .all(|b| b.id == own || answered(&b.id));
     let Some(other) = elsewhere else {
+        if !others_answered {
+            return None;
+        }
         return Some(
             Check::fail(
                 "backend_cluster",
@@ -302,10 +321,10 @@ fn wrong_backend(facts: &Facts, path: &sluice_proto::admin::v1::DiagnosedPath) -
                     facts.label(own)
                 ),
                 fix(
-                    "",
-                    "",
-                    None,
-                    format!("create topic {:?} on the backend, or use the name it has there", path.backend_topic),
+                    "sluice_virtual_cluster",
+                    "topic_aliases",
+                    vc,
+                    format!("create topic {:?} on the backend, or alias the client's name to the topic it means", path.backend_topic),
                 ),
             )
             .with("probe", format!("topic {:?} missing on {}", path.backend_topic, facts.label(own)), own, ""),

@@ -126,7 +126,7 @@ pub fn check(facts: &Facts, resolution: &Resolution) -> Check {
     let mut check = Check::pass(
         HOP,
         format!(
-            "gateway {} at revision {}; {} node(s) connected, all at it",
+            "gateway {} at revision {}; {} node(s) connected, all at its configuration",
             gateway.name,
             facts.revision,
             connected.len()
@@ -160,17 +160,17 @@ pub fn check(facts: &Facts, resolution: &Resolution) -> Check {
                     "change what the node's reason names; until then it serves the older revision",
                 ),
             )
-            .with("node", format!("node {} applied revision {applied}; gateway at {}", node.id, facts.revision), "", &node.id);
+            .with("node", format!("node {} applied revision {applied}; configuration at {}", node.id, facts.target_revision), "", &node.id);
         }
-        if applied < facts.revision && facts.now_ms - facts.changed_at_ms > APPLY_GRACE_MS {
+        if applied < facts.target_revision && facts.now_ms - facts.changed_at_ms > APPLY_GRACE_MS {
             return Check::fail(
                 HOP,
                 Domain::Environment,
                 format!(
-                    "node {} serves revision {applied}, but gateway {} is at revision {} (changed {}): the node has not applied the latest configuration",
+                    "node {} serves revision {applied}, but gateway {}'s configuration is at revision {} (changed {}): the node has not applied the latest configuration",
                     node.id,
                     gateway.name,
-                    facts.revision,
+                    facts.target_revision,
                     age(facts.now_ms, facts.changed_at_ms)
                 ),
                 fix(
@@ -185,7 +185,7 @@ pub fn check(facts: &Facts, resolution: &Resolution) -> Check {
             )
             .with("node", format!("node {} applied revision {applied} {}", node.id, age(facts.now_ms, node.applied_at)), "", &node.id);
         }
-        if applied < facts.revision {
+        if applied < facts.target_revision {
             // Within the grace period: applying it, most likely; not proof
             // either way.
             applying.push(format!("{} (at {applied})", node.id));
@@ -203,7 +203,7 @@ pub fn check(facts: &Facts, resolution: &Resolution) -> Check {
             "gateway {} changed {} (revision {}); node(s) {} have not applied it yet: diagnose again in a few seconds",
             gateway.name,
             age(facts.now_ms, facts.changed_at_ms),
-            facts.revision,
+            facts.target_revision,
             applying.join(", ")
         );
     }
