@@ -56,6 +56,27 @@ pub async fn create(admin: &mut Admin, gateway_id: &str, name: &str, spec: Spec)
         .into_inner()
 }
 
+/// Waits until a node of `gateway_id` has applied `revision`; fails the
+/// test after `timeout`.
+pub async fn wait_applied(admin: &mut Admin, gateway_id: &str, revision: i64, timeout: Duration) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < timeout {
+        let nodes = admin
+            .list_data_plane_nodes(sluice_proto::admin::v1::ListDataPlaneNodesRequest {
+                gateway_id: gateway_id.into(),
+            })
+            .await
+            .expect("list nodes")
+            .into_inner()
+            .nodes;
+        if nodes.iter().any(|n| n.applied_revision >= revision) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no node of gateway {gateway_id} applied revision {revision}");
+}
+
 /// Two distinct free loopback ports, ascending: bootstrap, then broker 111.
 pub fn two_ports() -> (u16, u16) {
     let (a, b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
@@ -272,23 +293,7 @@ impl Stack {
     /// Waits until the node has applied `revision` (an entity's, as a
     /// write returned it); fails the test after `timeout`.
     pub async fn wait_applied(&mut self, revision: i64, timeout: Duration) {
-        let started = std::time::Instant::now();
-        while started.elapsed() < timeout {
-            let nodes = self
-                .admin
-                .list_data_plane_nodes(sluice_proto::admin::v1::ListDataPlaneNodesRequest {
-                    gateway_id: self.gateway.id.clone(),
-                })
-                .await
-                .expect("list nodes")
-                .into_inner()
-                .nodes;
-            if nodes.iter().any(|n| n.applied_revision >= revision) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the node never applied revision {revision}");
+        wait_applied(&mut self.admin, &self.gateway.id, revision, timeout).await
     }
 
     /// The bootstrap address clients use.

@@ -32,24 +32,15 @@ async fn serve(case: &mut Case, vc: VirtualCluster) -> (String, String) {
 }
 
 fn login(bootstrap: &str, mechanism: &str, user: &str, password: &str, topic: &str) -> Vec<String> {
-    let group = format!("g-{}", bootstrap.rsplit(':').next().unwrap_or_default());
-    [
-        "roundtrip",
-        bootstrap,
+    let sasl = [
         "--mechanism",
         mechanism,
         "--username",
         user,
         "--password",
         password,
-        "--topic",
-        topic,
-        "--group",
-        &group,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ];
+    super::roundtrip(bootstrap, topic, &sasl)
 }
 
 pub(crate) async fn client_password_wrong(world: Arc<World>) {

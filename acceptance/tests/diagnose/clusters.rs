@@ -16,18 +16,7 @@ use sluice_proto::admin::v1::{
 use super::{Case, World, expect, failing_client};
 
 fn roundtrip(bootstrap: &str) -> Vec<String> {
-    let group = format!("g-{}", bootstrap.rsplit(':').next().unwrap_or_default());
-    [
-        "roundtrip",
-        bootstrap,
-        "--topic",
-        "orders",
-        "--group",
-        &group,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    super::roundtrip(bootstrap, "orders", &[])
 }
 
 /// A virtual cluster `team-a` on a new backend, port-mapped, with a

@@ -16,18 +16,7 @@ use sluice_proto::admin::v1::{
 use super::{Case, World, expect, failing_client};
 
 fn roundtrip(bootstrap: &str, extra: &[&str]) -> Vec<String> {
-    // Each case its own group: cases run at once on one broker.
-    let group = format!("g-{}", bootstrap.rsplit(':').next().unwrap_or_default());
-    let mut args: Vec<String> = vec![
-        "roundtrip".into(),
-        bootstrap.into(),
-        "--topic".into(),
-        "orders".into(),
-        "--group".into(),
-        group,
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    super::roundtrip(bootstrap, "orders", extra)
 }
 
 async fn ok_client(bootstrap: String, extra: Vec<String>) {

@@ -115,23 +115,8 @@ impl Case {
 
     /// Waits until a node of the gateway applied `revision`.
     async fn wait_applied(&mut self, revision: i64) {
-        let started = std::time::Instant::now();
-        while started.elapsed() < WAIT {
-            let nodes = self
-                .admin
-                .list_data_plane_nodes(sluice_proto::admin::v1::ListDataPlaneNodesRequest {
-                    gateway_id: self.gateway.id.clone(),
-                })
-                .await
-                .expect("list nodes")
-                .into_inner()
-                .nodes;
-            if nodes.iter().any(|n| n.applied_revision >= revision) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{}: no node applied revision {revision}", self.name());
+        let gateway = self.gateway.id.clone();
+        stack::wait_applied(&mut self.admin, &gateway, revision, WAIT).await
     }
 
     /// One diagnosis, no retries (a healthy path must be healthy at once).
@@ -257,6 +242,15 @@ pub(crate) async fn failing_client(script: &'static str, args: Vec<String>) -> S
     })
     .await
     .expect("client")
+}
+
+/// `confluent_sasl.py roundtrip` arguments for `topic` through
+/// `bootstrap`, in a consumer group of the case's own (cases run at once
+/// on one broker), with `extra` flags.
+pub(crate) fn roundtrip(bootstrap: &str, topic: &str, extra: &[&str]) -> Vec<String> {
+    let group = format!("g-{}", bootstrap.rsplit(':').next().unwrap_or_default());
+    let base = ["roundtrip", bootstrap, "--topic", topic, "--group", &group];
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
 }
 
 /// A consumer (tenant.py) of `topic` that must fail: nothing consumed,

@@ -173,6 +173,23 @@ impl Facts {
             .copied()
     }
 
+    /// Why nodes refuse a virtual cluster's connections at `hop`, if they
+    /// do (configuration they cannot enforce or use, as compiled here).
+    pub fn refusal(
+        &self,
+        vc_id: &str,
+        hop: sluice_proxy::hop::Hop,
+    ) -> Option<sluice_proxy::hop::HopError> {
+        let config = self.config.as_ref().ok()?;
+        let refused = config
+            .compiled()
+            .virtual_clusters
+            .get(vc_id)?
+            .refused
+            .clone()?;
+        (refused.hop == hop).then_some(refused)
+    }
+
     /// The connected nodes.
     pub fn connected(&self) -> impl Iterator<Item = &NodeRecord> {
         self.nodes.iter().filter(|n| n.connected)

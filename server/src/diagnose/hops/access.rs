@@ -50,14 +50,7 @@ pub fn auth(facts: &Facts, resolution: &Resolution) -> Check {
         true => "anonymous".to_string(),
         false => offered.join(", "),
     };
-    let compiled = facts
-        .config
-        .as_ref()
-        .ok()
-        .and_then(|c| c.compiled().virtual_clusters.get(vc_id).cloned());
-    if let Some(refused) = compiled.and_then(|v| v.refused.clone())
-        && refused.hop == sluice_proxy::hop::Hop::Auth
-    {
+    if let Some(refused) = facts.refusal(vc_id, sluice_proxy::hop::Hop::Auth) {
         return Check::fail(
             HOP,
             Domain::Auth,
@@ -234,14 +227,7 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
                 .is_some_and(|p| p.virtual_cluster_id == vc_id)
         })
         .collect();
-    let compiled = facts
-        .config
-        .as_ref()
-        .ok()
-        .and_then(|c| c.compiled().virtual_clusters.get(vc_id).cloned());
-    if let Some(refused) = compiled.and_then(|v| v.refused.clone())
-        && refused.hop == sluice_proxy::hop::Hop::Policy
-    {
+    if let Some(refused) = facts.refusal(vc_id, sluice_proxy::hop::Hop::Policy) {
         return Check::fail(
             HOP,
             Domain::Policy,

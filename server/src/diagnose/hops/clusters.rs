@@ -69,14 +69,7 @@ pub fn virtual_cluster(facts: &Facts, resolution: &Resolution) -> Check {
     }
     let vc_id = path.virtual_cluster_id.as_str();
     let label = facts.label(vc_id);
-    let compiled = facts
-        .config
-        .as_ref()
-        .ok()
-        .and_then(|c| c.compiled().virtual_clusters.get(vc_id).cloned());
-    if let Some(refused) = compiled.as_ref().and_then(|v| v.refused.clone())
-        && refused.hop == sluice_proxy::hop::Hop::VirtualCluster
-    {
+    if let Some(refused) = facts.refusal(vc_id, sluice_proxy::hop::Hop::VirtualCluster) {
         return Check::fail(
             HOP,
             Domain::Routing,
