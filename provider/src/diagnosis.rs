@@ -24,7 +24,7 @@ use crate::{
 pub const TYPE_NAME: &str = "sluice_diagnosis";
 
 /// What the data source does (its docs page and registry description).
-pub const DESCRIPTION: &str = "Diagnoses why a Kafka client cannot get through a gateway: walks the path the client takes (client ▸ listener ▸ virtual cluster ▸ backend cluster ▸ auth ▸ policy) through the configuration and the nodes' reports, and names the one failure domain (`environment`, `missing_object`, `listener_mapping`, `routing`, `auth`, `policy`, or `none` when no hop fails) with its evidence and the Terraform attribute to fix. A failure domain is data, not an error: assert `healthy` in a `check` block (and `verified` where every hop must have been proven, which takes `probe = true`). A hop with no positive evidence is `unknown`, never `pass`. With `probe = true` the gateway's connected nodes also probe the path live (no records are sent); probes are rate-limited to one per gateway at a time and per second (the provider waits its turn, up to 20 s), so leave `probe` false in plans that run often.";
+pub const DESCRIPTION: &str = "Diagnoses why a Kafka client cannot get through a gateway: walks the path the client takes (client ▸ listener ▸ virtual cluster ▸ backend cluster ▸ auth ▸ policy) through the configuration and the nodes' reports, and names the one failure domain (`environment`, `missing_object`, `listener_mapping`, `routing`, `auth`, `policy`, or `none` when no hop fails) with its evidence and the Terraform attribute to fix. A failure domain is data, not an error: assert `healthy` in a `check` block (and `verified` where every hop must have been proven, which takes `probe = true`). A hop with no positive evidence is `unknown`, never `pass`. With `probe = true` the gateway's connected nodes also probe the path live (no records are sent); probes are rate-limited to one per gateway at a time and per second (the provider waits its turn, up to 33 s), so leave `probe` false in plans that run often.";
 
 /// The longest probe wait the server accepts, in milliseconds.
 pub const MAX_PROBE_TIMEOUT_MS: f64 = 30_000.0;
@@ -526,7 +526,7 @@ pub async fn read(admin: &mut Admin, config: &Value) -> Result<Value, Vec<Diagno
 }
 
 /// How many times a diagnosis waits for another's probe to finish.
-const PROBE_TURNS: u32 = if cfg!(test) { 2 } else { 18 };
+const PROBE_TURNS: u32 = if cfg!(test) { 2 } else { 30 };
 /// How long it waits each time (probes are at most once a second).
 const PROBE_TURN: std::time::Duration =
     std::time::Duration::from_millis(if cfg!(test) { 10 } else { 1100 });

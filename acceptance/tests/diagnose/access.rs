@@ -243,3 +243,32 @@ pub(crate) async fn namespace_hides_topic(world: Arc<World>) {
         ],
     );
 }
+
+pub(crate) async fn acls_enforced_without_policies(world: Arc<World>) {
+    let mut case = Case::new(&world, "acl-none").await;
+    let vc = VirtualCluster {
+        acl_mode: AclMode::EnforceOnGateway as i32,
+        ..Default::default()
+    };
+    let (_, bootstrap) = serve(&mut case, vc).await;
+    failing_client(
+        "confluent_sasl.py",
+        super::roundtrip(&bootstrap, "orders", &[]),
+    )
+    .await;
+    let d = case
+        .diagnose(
+            DiagnoseRequest {
+                address: bootstrap,
+                ..Default::default()
+            },
+            "policy",
+        )
+        .await;
+    expect(
+        &d,
+        "policy",
+        ("sluice_cluster_policy_acls", "rules"),
+        &["acl_mode = enforce_on_gateway and no enabled, enforced cluster_policy_acls"],
+    );
+}

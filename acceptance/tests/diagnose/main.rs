@@ -331,6 +331,9 @@ async fn a_corpus_of_misconfigurations_each_gets_one_failure_domain_with_proof()
         ("topic missing everywhere", |w| {
             Box::pin(clusters::missing_topic(w))
         }),
+        ("ACLs enforced with no ACL policy", |w| {
+            Box::pin(access::acls_enforced_without_policies(w))
+        }),
         ("client SASL password wrong", |w| {
             Box::pin(access::client_password_wrong(w))
         }),

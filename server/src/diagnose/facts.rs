@@ -15,6 +15,17 @@ use crate::{
     store::{ListFilter, NodeRecord, Store, nodes::millis},
 };
 
+/// How a node's message relates to a principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concern {
+    /// It names the principal.
+    Names,
+    /// It names another principal.
+    Other,
+    /// It names none (a mechanism mismatch, a timeout).
+    Unnamed,
+}
+
 /// Node errors older than this are history, not evidence.
 pub const RECENT_MS: i64 = 10 * 60 * 1000;
 /// A node this far behind the latest change is late, not busy applying it.
@@ -218,39 +229,43 @@ impl Facts {
         found
     }
 
-    /// The principals a node's message names, as the proxy writes them:
-    /// `(username "alice")`, `User:alice`, `principal alice`.
-    pub fn principals_named(message: &str) -> Vec<String> {
-        let until_end = |rest: &str| -> String {
-            rest.chars()
-                .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | ')' | ':'))
-                .collect::<String>()
-                .trim_matches('"')
-                .to_string()
-        };
-        let mut names = Vec::new();
-        for (i, _) in message.match_indices("username \"") {
-            let rest = &message[i + "username \"".len()..];
-            if let Some(end) = rest.find('"') {
-                names.push(rest[..end].to_string());
-            }
+    /// How a node's message relates to `principal`, from the forms the
+    /// proxy writes principals in: `User:alice ` (ACLs, quotas),
+    /// `(username "alice")` (PLAIN), or the name quoted (relayed and
+    /// token failures).
+    pub fn concerns(message: &str, principal: &str) -> Concern {
+        let quoted = format!("{principal:?}");
+        let forms = [format!("User:{principal} "), format!("(username {quoted})")];
+        if forms.iter().any(|f| message.contains(f.as_str()))
+            || message.ends_with(&format!("User:{principal}"))
+        {
+            return Concern::Names;
         }
-        for marker in ["User:", "principal "] {
-            for (i, _) in message.match_indices(marker) {
-                let name = until_end(&message[i + marker.len()..]);
-                if !name.is_empty() {
-                    names.push(name);
-                }
-            }
+        // Another principal in one of those forms: someone else's.
+        if message.contains("User:") || message.contains("(username ") {
+            return Concern::Other;
         }
-        names
+        match message.contains(&quoted) {
+            true => Concern::Names,
+            false => Concern::Unnamed,
+        }
     }
 
-    /// Whether a node's message may be about `principal`: it names it, or
-    /// names no principal at all (a mechanism mismatch, a timeout).
-    pub fn concerns(message: &str, principal: &str) -> bool {
-        let names = Facts::principals_named(message);
-        names.is_empty() || names.iter().any(|n| n == principal)
+    /// Of a hop's errors, the one about `principal`: one naming it, else
+    /// one naming no principal; any when no principal was asked about.
+    pub fn about<'a>(
+        errors: &'a [(&'a NodeRecord, &'a NodeHopErrors)],
+        principal: &str,
+    ) -> Option<&'a (&'a NodeRecord, &'a NodeHopErrors)> {
+        if principal.is_empty() {
+            return errors.first();
+        }
+        let of = |c: Concern| {
+            errors
+                .iter()
+                .find(|(_, e)| Facts::concerns(&e.last_message, principal) == c)
+        };
+        of(Concern::Names).or_else(|| of(Concern::Unnamed))
     }
 
     /// A node error as a sentence with its age.
@@ -275,7 +290,12 @@ impl Facts {
             .iter()
             .filter(|p| p.status == "done")
             .flat_map(|p| p.steps.iter().map(move |s| (p.node_id.as_str(), s)))
-            .filter(|(_, s)| s.target == target && s.entity_id == entity_id)
+            // A listener step before the node found the listener has no id.
+            .filter(|(_, s)| {
+                s.target == target
+                    && (s.entity_id == entity_id
+                        || (target == "listener" && s.entity_id.is_empty()))
+            })
             .collect()
     }
 }
@@ -286,16 +306,26 @@ mod tests {
 
     #[test]
     fn a_message_concerns_the_principal_it_names_or_none() {
-        // As the proxy writes them (auth/check.rs, namespace/gate.rs, quota/meter.rs).
-        let auth = "client 127.0.0.1:5: PLAIN: wrong username or password (username \"alice\")";
+        use super::Concern::{Names, Other, Unnamed};
+        let c = Facts::concerns;
+        // As the proxy writes them (auth/check.rs, auth/gate.rs,
+        // namespace/gate.rs, quota/meter.rs).
+        let plain = "client 127.0.0.1:5: PLAIN: wrong username or password (username \"alice\")";
         let acl = "User:bob Produce: write on topic \"alice\": no rule allows it (denied by default); refused";
-        let quota = "principal alice: 20 s over its quota";
+        let cert = "User:CN=app,O=acme Produce: write on topic \"t\": no rule allows it";
+        let quota = "max_connections=2 (gateway-wide) reached for principal User:alice on virtual cluster v";
+        let relayed = "SCRAM-SHA-256: the broker refused \"alice\" (error 58)";
         let mechanism = "UNSUPPORTED: the client asked for mechanism SCRAM-SHA-256; this virtual cluster offers PLAIN";
-        assert!(Facts::concerns(auth, "alice") && !Facts::concerns(auth, "bob"));
-        assert!(Facts::concerns(acl, "bob") && !Facts::concerns(acl, "alice"));
-        assert!(Facts::concerns(quota, "alice") && !Facts::concerns(quota, "alic"));
-        assert!(Facts::concerns(mechanism, "alice") && Facts::concerns(mechanism, "bob"));
-        assert!(!Facts::concerns("User:alice2 Produce: write", "alice"));
+        assert_eq!((c(plain, "alice"), c(plain, "bob")), (Names, Other));
+        assert_eq!((c(acl, "bob"), c(acl, "alice")), (Names, Other));
+        assert_eq!(
+            (c(cert, "CN=app,O=acme"), c(cert, "CN=app")),
+            (Names, Other)
+        );
+        assert_eq!((c(quota, "alice"), c(quota, "alic")), (Names, Other));
+        assert_eq!((c(relayed, "alice"), c(relayed, "bob")), (Names, Unnamed));
+        assert_eq!(c(mechanism, "alice"), Unnamed);
+        assert_eq!(c("User:alice2 Produce: write", "alice"), Other);
     }
 
     #[test]

@@ -45,8 +45,30 @@ fn symptom_hop(symptom: &str) -> Option<&'static str> {
 }
 
 /// The answer from the checks.
-pub(super) fn judge(facts: &Facts, resolution: Resolution, checks: Vec<Check>) -> DiagnoseResponse {
+pub(super) fn judge(
+    facts: &Facts,
+    resolution: Resolution,
+    mut checks: Vec<Check>,
+) -> DiagnoseResponse {
     let failed = checks.iter().position(Check::failed);
+    // A node that saw the client fail further on saw it come through the
+    // listener and the virtual cluster: that is their proof.
+    if let Some(i) = failed
+        && matches!(checks[i].hop, "backend_cluster" | "auth" | "policy")
+        && checks[i].evidence.iter().any(|e| e.source == "node")
+    {
+        let seen_at = checks[i].hop;
+        for c in checks[..i]
+            .iter_mut()
+            .filter(|c| c.status == "unknown" && matches!(c.hop, "listener" | "virtual_cluster"))
+        {
+            c.status = "pass";
+            c.summary = format!(
+                "{} — the client came through: a node saw it at the {seen_at} hop",
+                c.summary
+            );
+        }
+    }
     let mut response = DiagnoseResponse {
         path: Some(resolution.path),
         checks: checks.iter().map(Check::to_proto).collect(),
@@ -146,6 +168,18 @@ fn unsafe_char(c: char) -> bool {
 }
 
 fn sanitize(d: &mut DiagnoseResponse) {
+    if let Some(p) = &mut d.path {
+        for field in [
+            &mut p.gateway_name,
+            &mut p.listener_name,
+            &mut p.virtual_cluster_name,
+            &mut p.backend_cluster_name,
+            &mut p.backend_topic,
+            &mut p.role,
+        ] {
+            clean(field);
+        }
+    }
     clean(&mut d.summary);
     clean(&mut d.symptom_note);
     d.ruled_out.iter_mut().for_each(clean);
@@ -153,12 +187,15 @@ fn sanitize(d: &mut DiagnoseResponse) {
         clean(&mut c.summary);
         for e in &mut c.evidence {
             clean(&mut e.fact);
+            clean(&mut e.node_id);
         }
     }
     if let Some(f) = &mut d.fix {
         clean(&mut f.action);
+        clean(&mut f.entity_name);
     }
     for p in &mut d.probes {
+        clean(&mut p.node_id);
         for s in &mut p.steps {
             clean(&mut s.message);
         }

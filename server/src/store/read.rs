@@ -135,13 +135,19 @@ impl Store {
     /// kinds: not certificates or event hooks) and when it was committed
     /// (Unix ms), deletes included; `(0, 0)` when the log holds none.
     pub async fn latest_data_plane_change(&self, gateway_id: &str) -> Result<(i64, i64), ApiError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT revision, created_at FROM revisions WHERE gateway_id = ? \
-             AND kind NOT IN ('data_plane_certificate', 'event_hook') ORDER BY revision DESC LIMIT 1",
-        )
-        .bind(gateway_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT revision, created_at FROM revisions WHERE gateway_id = ",
+        );
+        query.push_bind(gateway_id).push(" AND kind IN (");
+        let mut kinds = query.separated(", ");
+        for kind in sluice_proto::entity::ALL_KINDS
+            .into_iter()
+            .filter(|k| k.is_data_plane_config())
+        {
+            kinds.push_bind(kind.slug());
+        }
+        query.push(") ORDER BY revision DESC LIMIT 1");
+        let row: Option<(i64, i64)> = query.build_query_as().fetch_optional(&self.pool).await?;
         Ok(row.unwrap_or_default())
     }
 

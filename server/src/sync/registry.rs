@@ -285,9 +285,10 @@ impl Registry {
     pub fn status(&self, gateway: &str, id: &str, status: NodeStatus) {
         // The node's clock may differ from ours: its error times are moved
         // onto ours by the difference at sending.
+        const DAY_MS: i64 = 86_400_000;
         let skew = match status.sent_at_ms {
             0 => 0,
-            sent => now() - sent,
+            sent => now().saturating_sub(sent).clamp(-DAY_MS, DAY_MS),
         };
         self.with(gateway, id, |e| {
             e.record.last_seen_at = now();

@@ -2,7 +2,7 @@
 //! its policies (namespace, ACLs, quotas, record policies).
 
 use sluice_proto::admin::v1::{
-    AclMode, Kind, NamespaceMode, PolicyEnforcement, VirtualCluster, entity::Spec,
+    AclMode, Kind, NamespaceMode, VirtualCluster, entity::Spec,
     virtual_cluster_authentication::Method,
 };
 
@@ -103,12 +103,7 @@ pub fn auth(facts: &Facts, resolution: &Resolution) -> Check {
     let errors = facts.recent_errors(HOP, &[vc_id]);
     // Given a principal, only its own failures count: another tenant's
     // wrong password is not this client's problem.
-    let mine = match principal.is_empty() {
-        true => errors.first(),
-        false => errors
-            .iter()
-            .find(|(_, e)| Facts::concerns(&e.last_message, principal)),
-    };
+    let mine = Facts::about(&errors, principal);
     if let Some((node, e)) = mine {
         let message = e.last_message.to_ascii_lowercase();
         let mechanism = e.detail == "UNSUPPORTED"
@@ -242,11 +237,11 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
     }
     let topic = facts.request.topic.trim();
     let namespace = vc.namespace.as_ref();
-    let deciding_acls = policies.iter().any(|p| {
-        p.kind() == Kind::ClusterPolicyAcls
-            && p.spec.as_ref().and_then(|s| s.policy()).is_some_and(|f| {
-                f.enabled != Some(false) && f.enforcement != PolicyEnforcement::Shadow as i32
-            })
+    // As the node compiles them (disabled parents included); a set that
+    // does not compile refuses the virtual cluster instead (above).
+    let deciding_acls = facts.config.as_ref().ok().is_none_or(|config| {
+        sluice_proxy::filter::acl::AclPolicies::compile(config, vc_id, false)
+            .map_or(true, |p| !p.is_empty())
     });
     if vc.acl_mode == AclMode::EnforceOnGateway as i32 && !deciding_acls {
         return Check::fail(
@@ -299,6 +294,7 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
                         && s.entity_id == backend
                         && s.status == status
                         && s.message.contains(&format!("{name:?}"))
+                        && (status == "pass" || s.message.contains("UNKNOWN_TOPIC_OR_PARTITION"))
                 })
         };
         if path.backend_topic != topic && step(&path.backend_topic, "fail") && step(topic, "pass") {
@@ -323,12 +319,7 @@ pub fn policy(facts: &Facts, resolution: &Resolution) -> Check {
         .filter(|(_, e)| e.detail != "shadow")
         .collect();
     let principal = facts.request.principal.trim();
-    let mine = match principal.is_empty() {
-        true => errors.first(),
-        false => errors
-            .iter()
-            .find(|(_, e)| Facts::concerns(&e.last_message, principal)),
-    };
+    let mine = Facts::about(&errors, principal);
     if let Some((node, e)) = mine {
         let (resource, attribute, action) = policy_fix(&e.kind, &e.last_message);
         let target = facts

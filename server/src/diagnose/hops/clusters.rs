@@ -86,7 +86,12 @@ pub fn virtual_cluster(facts: &Facts, resolution: &Resolution) -> Check {
             ),
         );
     }
-    if let Some((node, e)) = facts.recent_errors(HOP, &[vc_id]).into_iter().next() {
+    // Requests forwarded unread (`not_evaluated`) are reports, not refusals.
+    let refusals = facts.recent_errors(HOP, &[vc_id]);
+    if let Some((node, e)) = refusals
+        .into_iter()
+        .find(|(_, e)| e.detail != "not_evaluated")
+    {
         return Check::fail(
             HOP,
             Domain::Routing,
@@ -288,7 +293,9 @@ fn wrong_backend(facts: &Facts, path: &sluice_proto::admin::v1::DiagnosedPath) -
             .probe_steps("backend_cluster", backend)
             .iter()
             .any(|(_, s)| {
-                s.step == "topic" && s.message.contains(&format!("{:?}", path.backend_topic))
+                s.step == "topic"
+                    && s.message.contains(&format!("{:?}", path.backend_topic))
+                    && (s.status == "pass" || s.message.contains("UNKNOWN_TOPIC_OR_PARTITION"))
             })
     };
     let vc = facts.entities.get(&path.virtual_cluster_id);

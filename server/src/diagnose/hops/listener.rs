@@ -230,6 +230,13 @@ fn routed(facts: &Facts, resolution: &Resolution, listener_id: &str, what: &str)
         );
     }
     if !probed {
+        // The configuration routes it; whether a node answers there is
+        // not known without a probe (or a client seen further on).
+        check.status = "unknown";
+        check.summary = format!(
+            "{} — routed by the configuration, not probed",
+            check.summary
+        );
         check = check.with("config", "not probed: a configured route is not proof that a node answers there (ask with --probe)", listener_id, "");
     }
     for (node, e) in facts.recent_errors("listener", &[listener_id]) {
