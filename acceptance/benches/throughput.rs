@@ -22,9 +22,7 @@
 use serde_json::Value;
 use sluice_acceptance::{
     bench::{median, spread, usage, workload},
-    broker::{Tansu, free_port},
-    haproxy::Haproxy,
-    stack::Stack,
+    targets::Target,
 };
 
 /// Records each target is warmed up with before it is measured.
@@ -32,74 +30,6 @@ const WARM_UP: usize = 5_000;
 
 fn run(bootstrap: &str, topic: &str, records: usize, samples: usize) -> Value {
     workload(bootstrap, topic, records, samples, None)
-}
-
-/// One target of one round, ready to measure (dropping it stops its
-/// processes).
-enum Target {
-    /// A broker, reached directly.
-    Direct(Tansu),
-    /// HAProxy on this port in front of its own broker (kept running).
-    Haproxy {
-        _broker: Tansu,
-        haproxy: Haproxy,
-        port: u16,
-    },
-    /// A whole Sluice stack with its own broker.
-    Sluice(Box<Stack>),
-}
-
-impl Target {
-    const NAMES: [&'static str; 3] = ["direct", "haproxy", "sluice"];
-
-    /// A fresh broker (and proxy) for target `i`.
-    async fn start(i: usize) -> Target {
-        match i {
-            0 => {
-                let tansu = Tansu::start("127.0.0.4");
-                tansu.create_topic("bench", 3);
-                tansu.create_topic("warm-up", 3);
-                Target::Direct(tansu)
-            }
-            1 => {
-                let port = free_port("127.0.0.1");
-                let tansu =
-                    Tansu::start_advertised("127.0.0.3", Some(&format!("127.0.0.1:{port}")));
-                tansu.create_topic("bench", 3);
-                tansu.create_topic("warm-up", 3);
-                let dir = tempfile::tempdir().expect("tempdir");
-                let haproxy = Haproxy::start(
-                    dir.path(),
-                    "haproxy",
-                    &format!("127.0.0.1:{port}"),
-                    &tansu.address,
-                );
-                Target::Haproxy {
-                    _broker: tansu,
-                    haproxy,
-                    port,
-                }
-            }
-            _ => Target::Sluice(Box::new(Stack::start(&["bench", "warm-up"]).await)),
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        match self {
-            Target::Direct(t) => t.address.clone(),
-            Target::Haproxy { port, .. } => format!("127.0.0.1:{port}"),
-            Target::Sluice(stack) => stack.bootstrap(),
-        }
-    }
-
-    /// The proxy process, if the target has one.
-    fn proxy_pid(&self) -> Option<u32> {
-        match self {
-            Target::Direct(_) => None,
-            Target::Haproxy { haproxy, .. } => Some(haproxy.pid()),
-            Target::Sluice(stack) => Some(stack.proxy.pid()),
-        }
-    }
 }
 
 /// One measurement.

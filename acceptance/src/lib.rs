@@ -17,6 +17,7 @@ pub mod raw_client;
 pub mod relay;
 pub mod server;
 pub mod stack;
+pub mod targets;
 pub mod terraform;
 pub mod webhook;
 
